@@ -11,6 +11,7 @@ The public surface is small: load a classifier and a clip, explain it, attack it
 from .adapters import load_classifier
 from .audio import AudioError, load_audio, save_audio
 from .classifier import Classifier, ClassifierError, QueryEngine
+from .engine import Explanation, FreqReXConfig, explain
 
 __version__ = "0.1.0"
 
@@ -18,7 +19,10 @@ __all__ = [
     "AudioError",
     "Classifier",
     "ClassifierError",
+    "Explanation",
+    "FreqReXConfig",
     "QueryEngine",
+    "explain",
     "load_audio",
     "load_classifier",
     "save_audio",

@@ -1,0 +1,208 @@
+"""``explain``: Algorithm 1 end to end, from a clip to its sufficient, necessary and complete frequencies."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .. import spectrum as spec
+from ..audio import validate_waveform
+from ..classifier import Classifier, QueryEngine
+from ..results import Result
+from .responsibility import compute_responsibility
+from .subsets import PrefixOracle, find_subsets, rank_bins
+
+SIGNAL_KINDS = ("original", "sufficient", "necessary", "complete", "inverse")
+
+
+@dataclass(frozen=True)
+class FreqReXConfig(Result):
+    """Every knob of Algorithm 1, with the defaults this project measured and chose.
+
+    seed: base seed; iteration i uses the generator seeded with (seed, i).
+    parts: p, parts per partition (2^p − 2 mutants per split: 14 for p = 4).
+    partition: "contiguous" random bands, or "interleaved" random non-contiguous parts.
+    iterations: most responsibility iterations; min_iterations: fewest before stopping early.
+    epsilon: stop once the EMD between successive running maps is ≤ this. Measured on band-ratio
+        classifiers (tests/test_engine_ground_truth.py) the running-map EMD falls below 0.005 after
+        4–8 iterations while the ranking no longer changes the sufficient set; 0.005 halves the
+        queries of a full 20-iteration run with the same sufficient sets.
+    max_depth / min_part_size / iteration_budget / refine_top: refinement limits per iteration
+        (levels, smallest part split further in bins, queries, passing mutants refined per level).
+    min_confidence: δ, the sufficient prefix keeps the target with conf ≥ δ·conf(x).
+    chain_length: L, grid points in a row that must all be sufficient.
+    grid_points: size of the geometric grid of prefix sizes; refine_points: linear sub-grid size.
+    decimals: completeness matches the original confidence to this many decimals.
+    batch_size: queries per model call (None: the QueryEngine's).
+    """
+
+    seed: int = 0
+    parts: int = 4
+    partition: str = "contiguous"
+    iterations: int = 20
+    min_iterations: int = 3
+    epsilon: float = 0.005
+    max_depth: int = 8
+    min_part_size: int = 4
+    iteration_budget: int = 200
+    refine_top: int = 1
+    min_confidence: float = 0.5
+    chain_length: int = 5
+    grid_points: int = 64
+    refine_points: int = 16
+    decimals: int = 2
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = {
+            "parts": self.parts >= 2, "iterations": self.iterations >= 1,
+            "min_iterations": 1 <= self.min_iterations, "epsilon": self.epsilon >= 0,
+            "max_depth": self.max_depth >= 1, "min_part_size": self.min_part_size >= 1,
+            "iteration_budget": self.iteration_budget >= 1, "refine_top": self.refine_top >= 1,
+            "min_confidence": 0 <= self.min_confidence <= 1, "chain_length": self.chain_length >= 1,
+            "grid_points": self.grid_points >= 2, "refine_points": self.refine_points >= 1,
+            "decimals": self.decimals >= 0, "batch_size": self.batch_size is None or self.batch_size >= 1,
+            "partition": self.partition in ("contiguous", "interleaved"),
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"FreqReXConfig: invalid {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")
+
+
+@dataclass(frozen=True)
+class Explanation(Result):
+    """What FreqReX found for one clip. Bin sets are prefixes of ``ranking`` (None: not found)."""
+
+    target: int
+    confidence: float
+    labels: tuple[str, ...]
+    sample_rate: int
+    waveform: np.ndarray
+    responsibility: np.ndarray
+    ranking: np.ndarray
+    sufficient: np.ndarray | None
+    necessary: np.ndarray | None
+    complete: np.ndarray | None
+    sufficient_confidence: float | None
+    necessary_confidence: float | None
+    complete_confidence: float | None
+    inverse_label: int | None
+    inverse_confidence: float | None
+    queries_by_phase: dict[str, int]
+    emd_trace: tuple[float, ...]
+    iterations: int
+    config: FreqReXConfig
+    seconds_by_phase: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def queries(self) -> int:
+        """Model queries this explanation spent, all phases."""
+        return int(sum(self.queries_by_phase.values()))
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.responsibility)
+
+    @property
+    def target_label(self) -> str:
+        return self.labels[self.target]
+
+    def fraction(self, kind: str) -> float | None:
+        """Size of a subset as a share of all K bins (the paper's Table 1 unit)."""
+        bins = getattr(self, kind)
+        return None if bins is None else len(bins) / self.n_bins
+
+    def bins(self, kind: str) -> np.ndarray | None:
+        """Bin indices of a subset; ``inverse`` is the complement of necessary (else sufficient)."""
+        if kind == "original":
+            return np.arange(self.n_bins)
+        if kind == "inverse":
+            removed = self.necessary if self.necessary is not None else self.sufficient
+            if removed is None:
+                return None
+            return np.setdiff1d(np.arange(self.n_bins), removed)
+        if kind not in SIGNAL_KINDS:
+            raise ValueError(f"signal kind must be one of {SIGNAL_KINDS}, not {kind!r}")
+        return getattr(self, kind)
+
+    def hz(self, kind: str) -> np.ndarray | None:
+        """Frequencies in Hz of a subset's bins."""
+        bins = self.bins(kind)
+        return None if bins is None else spec.bin_to_hz(bins, len(self.waveform), self.sample_rate)
+
+    def signal(self, kind: str = "sufficient") -> np.ndarray | None:
+        """Time-domain reconstruction of a subset: ``irfft(X * 1_S)`` (None if the subset was not found)."""
+        bins = self.bins(kind)
+        if bins is None:
+            return None
+        x = torch.from_numpy(np.asarray(self.waveform, dtype=np.float32))
+        mask = torch.zeros(1, self.n_bins, dtype=torch.bool)
+        mask[0, torch.from_numpy(np.asarray(bins, dtype=np.int64))] = True
+        return spec.masked_waveforms(spec.rfft(x), mask, len(x))[0].numpy()
+
+
+def as_engine(classifier: Classifier | QueryEngine, batch_size: int | None = None) -> QueryEngine:
+    """Use the caller's QueryEngine (to share its count) or make one for a bare classifier."""
+    if isinstance(classifier, QueryEngine):
+        return classifier
+    return QueryEngine(classifier, batch_size=batch_size or 64)
+
+
+def explain(classifier: Classifier | QueryEngine, x: np.ndarray, config: FreqReXConfig | None = None) -> Explanation:
+    """Run FreqReX (Algorithm 1) on one clip sampled at the classifier's rate."""
+    config = config or FreqReXConfig()
+    engine = as_engine(classifier, config.batch_size)
+    if config.batch_size is not None:
+        engine.batch_size = config.batch_size
+    clf = engine.classifier
+    x = validate_waveform(x)
+    n = len(x)
+    spectrum = spec.rfft(spec.as_tensor(x, engine.device))
+    queries: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+
+    def phase(name: str, began_queries: int, began: float) -> None:
+        queries[name] = engine.queries - began_queries
+        seconds[name] = time.perf_counter() - began
+
+    q0, t0 = engine.queries, time.perf_counter()
+    probs = engine.query(x[None])[0]
+    target, confidence = int(probs.argmax()), float(probs.max())
+    phase("original", q0, t0)
+
+    q0, t0 = engine.queries, time.perf_counter()
+    run = compute_responsibility(
+        engine, spectrum, n, target, seed=config.seed, iterations=config.iterations,
+        min_iterations=config.min_iterations, epsilon=config.epsilon, parts=config.parts,
+        partition=config.partition, max_depth=config.max_depth, min_part_size=config.min_part_size,
+        query_budget=config.iteration_budget, refine_top=config.refine_top)
+    phase("responsibility", q0, t0)
+
+    q0, t0 = engine.queries, time.perf_counter()
+    ranking = rank_bins(run.responsibility, spectrum.abs().cpu().numpy())
+    found = find_subsets(PrefixOracle(engine, spectrum, n, ranking), target, confidence,
+                         min_confidence=config.min_confidence, chain_length=config.chain_length,
+                         grid_points=config.grid_points, refine_points=config.refine_points,
+                         decimals=config.decimals)
+    phase("subsets", q0, t0)
+
+    def prefix(k: int | None) -> np.ndarray | None:
+        return None if k is None else np.sort(ranking[:k])
+
+    def score(probs: np.ndarray | None) -> float | None:
+        return None if probs is None else float(probs[target])
+
+    return Explanation(
+        target=target, confidence=confidence, labels=tuple(clf.labels), sample_rate=clf.sample_rate,
+        waveform=x, responsibility=run.responsibility, ranking=ranking,
+        sufficient=prefix(found.sufficient), necessary=prefix(found.necessary), complete=prefix(found.complete),
+        sufficient_confidence=score(found.sufficient_probs), necessary_confidence=score(found.necessary_probs),
+        complete_confidence=score(found.complete_probs),
+        inverse_label=None if found.inverse_probs is None else int(found.inverse_probs.argmax()),
+        inverse_confidence=None if found.inverse_probs is None else float(found.inverse_probs.max()),
+        queries_by_phase=queries, emd_trace=run.emd_trace, iterations=run.iterations, config=config,
+        seconds_by_phase=seconds,
+    )

@@ -1,0 +1,134 @@
+"""Algorithm 1, lines 1–9: approximate causal responsibility of every rfft bin.
+
+One iteration splits the bins into ``p`` parts, queries every non-empty proper union of them (one
+batch), credits 1/k to each part of a passing k-part mutant, then refines the smallest passing
+mutant by splitting each of its parts into ``p`` children and querying unions of the children while
+the rest of that mutant stays in. Iterations repeat with fresh seeds until the running map settles
+(Earth Mover's Distance, POT).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import ot
+import torch
+
+from ..classifier import QueryEngine
+
+
+@dataclass(frozen=True)
+class _Node:
+    """A set of bins to split, with the bins (``context``) that stay in while its children are tested."""
+
+    bins: np.ndarray
+    context: np.ndarray
+
+
+def partition_bins(bins: np.ndarray, p: int, rng: np.random.Generator, mode: str = "contiguous") -> list[np.ndarray]:
+    """Split ``bins`` into min(p, len(bins)) non-empty parts covering each bin exactly once.
+
+    ``contiguous``: random contiguous bands (random cut points); ``interleaved``: a random assignment
+    into parts of equal size, each part spread over the whole range.
+    """
+    n = len(bins)
+    p = max(1, min(p, n))
+    if mode == "contiguous":
+        cuts = np.sort(rng.choice(np.arange(1, n), size=p - 1, replace=False)) if p > 1 else np.array([], int)
+        return np.split(bins, cuts)
+    if mode == "interleaved":
+        order = rng.permutation(n)
+        return [np.sort(bins[order[i::p]]) for i in range(p)]
+    raise ValueError(f"partition must be 'contiguous' or 'interleaved', not {mode!r}")
+
+
+def proper_unions(p: int) -> list[tuple[int, ...]]:
+    """All non-empty proper subsets of ``range(p)``, smallest first (14 for p = 4)."""
+    return [c for k in range(1, p) for c in itertools.combinations(range(p), k)] or [(0,)]
+
+
+def emd_1d(u: np.ndarray, v: np.ndarray) -> float:
+    """Earth Mover's Distance between two maps over bins, each normalised to sum 1, positions = bin / K."""
+    total_u, total_v = float(u.sum()), float(v.sum())
+    if total_u <= 0 or total_v <= 0:
+        return float("inf")
+    positions = np.arange(len(u), dtype=np.float64) / len(u)
+    return float(ot.wasserstein_1d(positions, positions, u / total_u, v / total_v, p=1))
+
+
+def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, target: int,
+                             rng: np.random.Generator, *, parts: int, partition: str, max_depth: int,
+                             min_part_size: int, query_budget: int, refine_top: int) -> np.ndarray:
+    """One iteration of calculate_responsibility: a responsibility map over the K bins."""
+    n_bins = spectrum.shape[-1]
+    responsibility = np.zeros(n_bins)
+    frontier = [_Node(np.arange(n_bins), np.zeros(0, dtype=np.int64))]
+    spent = 0
+    for _depth in range(max_depth):
+        mutants: list[tuple[_Node, list[np.ndarray]]] = []
+        for node in frontier:
+            if len(node.bins) < 2:
+                continue
+            children = partition_bins(node.bins, parts, rng, partition)
+            mutants += [(node, [children[i] for i in subset]) for subset in proper_unions(len(children))]
+        mutants = mutants[: max(0, query_budget - spent)]
+        if not mutants:
+            break
+        masks = torch.zeros(len(mutants), n_bins, dtype=torch.bool)
+        for row, (node, chosen) in enumerate(mutants):
+            masks[row, node.context] = True
+            masks[row, np.concatenate(chosen)] = True
+        probs = engine.query_spectral(spectrum, masks, n_samples)
+        spent += len(mutants)
+        passing = [m for m, top in zip(mutants, probs.argmax(axis=1)) if top == target]
+        for _node, chosen in passing:
+            for part in chosen:
+                responsibility[part] += 1.0 / len(chosen)
+        if not passing:
+            break
+        passing.sort(key=lambda m: (len(m[1]), sum(len(part) for part in m[1])))
+        frontier = []
+        for node, chosen in passing[:refine_top]:
+            for i, part in enumerate(chosen):
+                if len(part) >= 2 * min_part_size:
+                    rest = [node.context] + [other for j, other in enumerate(chosen) if j != i]
+                    frontier.append(_Node(part, np.concatenate(rest)))
+        if not frontier:
+            break
+    return responsibility
+
+
+@dataclass(frozen=True)
+class ResponsibilityRun:
+    """The merged map, the EMD between successive running maps, and how many iterations ran."""
+
+    responsibility: np.ndarray
+    emd_trace: tuple[float, ...]
+    iterations: int
+
+
+def compute_responsibility(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, target: int, *,
+                           seed: int, iterations: int, min_iterations: int, epsilon: float, **iteration_options
+                           ) -> ResponsibilityRun:
+    """Iterate with fresh seeds; stop once the running map moves by at most ``epsilon`` (EMD).
+
+    The EMD compares the normalised running map before and after merging an iteration. Comparing an
+    iteration's own map with the running map (the literal reading) measured 0.015–0.1 on every
+    iteration of band-ratio classifiers and so never converges; the running map settles as 1/i.
+    """
+    running = np.zeros(spectrum.shape[-1])
+    trace: list[float] = []
+    done = 0
+    for i in range(iterations):
+        rng = np.random.default_rng([seed, i])
+        current = responsibility_iteration(engine, spectrum, n_samples, target, rng, **iteration_options)
+        merged = running + current
+        if running.any():
+            trace.append(emd_1d(running, merged))
+        running = merged
+        done = i + 1
+        if done >= min_iterations and trace and trace[-1] <= epsilon:
+            break
+    return ResponsibilityRun(running, tuple(trace), done)

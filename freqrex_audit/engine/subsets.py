@@ -1,0 +1,141 @@
+"""Algorithm 1, lines 10–21: sufficient, necessary and complete prefixes of the responsibility ranking.
+
+``P_k`` is the first k bins of the ranking. Prefix sizes are searched on a geometric grid (batched),
+then refined on a linear sub-grid just below the grid point that was found. A prefix counts as
+sufficient only if it and the next ``chain_length - 1`` grid points all keep the target with
+confidence ≥ δ·conf(x), so a non-monotone model cannot stop the search at a lucky early hit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..classifier import QueryEngine
+
+
+def rank_bins(responsibility: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
+    """Bins by responsibility, highest first; ties broken by larger |X| first, then lower bin."""
+    return np.lexsort((np.arange(len(responsibility)), -magnitude, -responsibility))
+
+
+def prefix_grid(n_bins: int, points: int) -> np.ndarray:
+    """Geometric grid of prefix sizes from 1 to K (always including K)."""
+    grid = np.unique(np.rint(np.geomspace(1, n_bins, max(2, points))).astype(np.int64))
+    return grid[(grid >= 1) & (grid <= n_bins)]
+
+
+class PrefixOracle:
+    """Queries ``P_k`` (keep the top-k bins) and its complement, caching every answer."""
+
+    def __init__(self, engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, ranking: np.ndarray):
+        self.engine = engine
+        self.spectrum = spectrum
+        self.n_samples = n_samples
+        position = np.empty(len(ranking), dtype=np.int64)
+        position[ranking] = np.arange(len(ranking))
+        self.position = torch.from_numpy(position).to(engine.device)
+        self.kept: dict[int, np.ndarray] = {}
+        self.dropped: dict[int, np.ndarray] = {}
+
+    def keep(self, ks: list[int] | np.ndarray) -> list[np.ndarray]:
+        return self._ask(ks, self.kept, complement=False)
+
+    def drop(self, ks: list[int] | np.ndarray) -> list[np.ndarray]:
+        return self._ask(ks, self.dropped, complement=True)
+
+    def _ask(self, ks, cache: dict[int, np.ndarray], complement: bool) -> list[np.ndarray]:
+        ks = [int(k) for k in ks]
+        missing = sorted({k for k in ks if k not in cache})
+        if missing:
+            sizes = torch.tensor(missing, device=self.engine.device)[:, None]
+            masks = self.position[None, :] < sizes
+            probs = self.engine.query_spectral(self.spectrum, ~masks if complement else masks, self.n_samples)
+            cache.update(zip(missing, probs))
+        return [cache[k] for k in ks]
+
+
+@dataclass(frozen=True)
+class SubsetSearch:
+    """Prefix sizes found (None when not found) and the probabilities that decided them."""
+
+    sufficient: int | None
+    necessary: int | None
+    complete: int | None
+    sufficient_probs: np.ndarray | None
+    necessary_probs: np.ndarray | None
+    complete_probs: np.ndarray | None
+    inverse_probs: np.ndarray | None
+
+
+def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_confidence: float,
+                 chain_length: int, grid_points: int, refine_points: int, decimals: int) -> SubsetSearch:
+    """Smallest stable sufficient, necessary and complete prefixes (DESIGN.md §4)."""
+    n_bins = len(oracle.position)
+    grid = prefix_grid(n_bins, grid_points)
+    floor = min_confidence * confidence
+
+    def keeps(probs: np.ndarray) -> bool:
+        return int(probs.argmax()) == target and probs[target] >= floor
+
+    def loses(probs: np.ndarray) -> bool:
+        return int(probs.argmax()) != target
+
+    def matches(probs: np.ndarray) -> bool:
+        return round(float(probs[target]), decimals) == round(confidence, decimals)
+
+    kept = [keeps(p) for p in oracle.keep(grid)]
+    stable = [all(kept[i:i + chain_length]) for i in range(len(grid))]
+
+    def first_grid_index(start: int, extra: Callable[[int], bool] | None) -> int | None:
+        """First stable grid index ≥ start meeting ``extra`` (complements asked in batches)."""
+        candidates = [i for i in range(start, len(grid)) if stable[i]]
+        chunk = max(1, oracle.engine.batch_size)
+        for at in range(0, len(candidates), chunk):
+            batch = candidates[at:at + chunk]
+            if extra is not None:
+                oracle.drop(grid[batch])
+            for i in batch:
+                if extra is None or extra(i):
+                    return i
+        return None
+
+    def refine(i: int, lower: int, extra: Callable[[int], bool] | None) -> int:
+        """Smallest k in (grid[i-1], grid[i]] keeping the target at every sub-grid point above it."""
+        low = max(lower, int(grid[i - 1]) + 1 if i > 0 else 1)
+        high = int(grid[i])
+        if high - low < 1:
+            return high
+        sub = np.unique(np.rint(np.linspace(low, high - 1, min(refine_points, high - low))).astype(np.int64))
+        ok = [keeps(p) for p in oracle.keep(sub)]
+        if extra is not None:
+            oracle.drop(sub)
+        best = high
+        for j in range(len(sub) - 1, -1, -1):
+            if not ok[j]:
+                break
+            if extra is None or extra(int(sub[j])):
+                best = int(sub[j])
+        return best
+
+    drop_loses = lambda k: loses(oracle.drop([k])[0])  # noqa: E731
+    complete_ok = lambda k: drop_loses(k) and matches(oracle.keep([k])[0])  # noqa: E731
+
+    i_s = first_grid_index(0, None)
+    k_s = refine(i_s, 1, None) if i_s is not None else None
+    i_n = first_grid_index(i_s, lambda i: drop_loses(int(grid[i]))) if i_s is not None else None
+    k_n = refine(i_n, k_s, drop_loses) if i_n is not None else None
+    i_c = first_grid_index(i_n, lambda i: complete_ok(int(grid[i]))) if i_n is not None else None
+    k_c = refine(i_c, k_n, complete_ok) if i_c is not None else None
+
+    inverse_k = k_n if k_n is not None else k_s
+    return SubsetSearch(
+        sufficient=k_s, necessary=k_n, complete=k_c,
+        sufficient_probs=oracle.keep([k_s])[0] if k_s else None,
+        necessary_probs=oracle.keep([k_n])[0] if k_n else None,
+        complete_probs=oracle.keep([k_c])[0] if k_c else None,
+        inverse_probs=oracle.drop([inverse_k])[0] if inverse_k else None,
+    )
