@@ -11,11 +11,20 @@ The public surface is small: load a classifier and a clip, explain it, attack it
 from .adapters import load_classifier
 from .audio import AudioError, load_audio, save_audio
 from .classifier import Classifier, ClassifierError, QueryEngine
-from .engine import Explanation, FreqReXConfig, explain
+from .engine import (AttackConfig, Explanation, FourierAttack, FreqReXConfig, Mutation, STFTAttack, STFTAttackConfig,
+                     explain, fourier_attack, stft_attack, summarize_attacks)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttackConfig",
+    "FourierAttack",
+    "Mutation",
+    "STFTAttack",
+    "STFTAttackConfig",
+    "fourier_attack",
+    "stft_attack",
+    "summarize_attacks",
     "AudioError",
     "Classifier",
     "ClassifierError",
