@@ -17,11 +17,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["Result", "to_jsonable", "atomic_write_bytes"]
+__all__ = ["Result", "to_jsonable", "atomic_write_bytes", "timing_field"]
 
 R = TypeVar("R", bound="Result")
 SIDECAR_MIN_SIZE = 512
 """Arrays with at least this many elements go to the ``.npz`` sidecar when there is one."""
+
+
+def timing_field(default: Any = 0.0) -> Any:
+    """A wall-clock field: not compared, and left out of the canonical (deterministic) JSON."""
+    if isinstance(default, dict):
+        return dataclasses.field(default_factory=dict, compare=False, metadata={"timing": True})
+    return dataclasses.field(default=default, compare=False, metadata={"timing": True})
 
 
 def to_jsonable(value: Any, arrays: dict[str, np.ndarray] | None = None, key: str = "") -> Any:
@@ -111,10 +118,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 class Result:
     """Mixin for frozen dataclasses that round-trip through JSON."""
 
-    def to_dict(self, arrays: dict[str, np.ndarray] | None = None, key: str = "") -> dict[str, Any]:
-        """Plain-JSON dict; arrays are inlined, or collected into ``arrays`` for a sidecar."""
+    def to_dict(self, arrays: dict[str, np.ndarray] | None = None, key: str = "",
+                timings: bool = True) -> dict[str, Any]:
+        """Plain-JSON dict; arrays are inlined, or collected into ``arrays`` for a sidecar.
+
+        ``timings=False`` leaves out wall-clock fields, so equal results give byte-identical JSON.
+        """
         return {f.name: to_jsonable(getattr(self, f.name), arrays, f"{key}.{f.name}")
-                for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+                for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                if timings or not f.metadata.get("timing")}
 
     @classmethod
     def from_dict(cls: type[R], data: dict[str, Any], arrays: Any = None) -> R:
@@ -122,8 +134,9 @@ class Result:
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         return cls(**{k: _from_jsonable(v, hints.get(k, Any), arrays) for k, v in data.items() if k in names})
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+    def to_json(self, timings: bool = False) -> str:
+        """Canonical JSON: sorted keys, and no wall-clock fields unless ``timings``."""
+        return json.dumps(self.to_dict(timings=timings), sort_keys=True)
 
     @classmethod
     def from_json(cls: type[R], text: str) -> R:

@@ -19,7 +19,7 @@ import torch
 from .. import spectrum as spec
 from ..audio import int16_roundtrip, validate_waveform
 from ..classifier import Classifier, QueryEngine
-from ..results import Result
+from ..results import Result, timing_field
 from .explain import Explanation, as_engine
 from .metrics import linf, snr_db
 
@@ -60,10 +60,15 @@ def default_mutations() -> tuple[Mutation, ...]:
 
 @dataclass(frozen=True)
 class AttackConfig(Result):
-    """Algorithm 2's knobs: the mutations (any order; sorted by size) and the budget of frequencies."""
+    """Algorithm 2's knobs: the mutations (any order; sorted by size) and the budget of frequencies.
+
+    ``search_chunk``: candidate counts asked together while searching n (fixed, not the batch size,
+    so query counts do not depend on hardware).
+    """
 
     mutations: tuple[Mutation, ...] = field(default_factory=default_mutations)
     budget: int = 1000
+    search_chunk: int = 32
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
@@ -105,6 +110,7 @@ class STFTAttackConfig(Result):
     frame_sizes: tuple[int, ...] = (256, 512, 1024)
     frame_budget: int | None = None
     neighbours: int = 1
+    search_chunk: int = 32
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
@@ -136,7 +142,7 @@ class FourierAttack(Result):
     queries: int
     budget: int
     sample_rate: int
-    seconds: float = field(default=0.0, compare=False)
+    seconds: float = timing_field()
 
 
 @dataclass(frozen=True)
@@ -162,16 +168,16 @@ class STFTAttack(Result):
     reconstruction_error: float | None
     queries: int
     sample_rate: int
-    seconds: float = field(default=0.0, compare=False)
+    seconds: float = timing_field()
 
     @property
     def frames_changed(self) -> int:
         return len(self.frames)
 
 
-def _first_flip(engine: QueryEngine, count: int, build: callable, original: int) -> tuple[int | None, np.ndarray | None]:
-    """Index of the first candidate (in order, asked one batch at a time) whose top-1 is not ``original``."""
-    chunk = engine.batch_size
+def _first_flip(engine: QueryEngine, count: int, build: callable, original: int,
+                chunk: int) -> tuple[int | None, np.ndarray | None]:
+    """Index of the first candidate (in order, ``chunk`` at a time) whose top-1 is not ``original``."""
     for start in range(0, count, chunk):
         rows = range(start, min(start + chunk, count))
         probs = engine.query(build(rows))
@@ -216,7 +222,7 @@ def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanat
         index = torch.arange(rows.start, rows.stop, device=engine.device)
         return with_mutation(index // len(strongest) + 1, extremes[index % len(strongest)])
 
-    found, _ = _first_flip(engine, limit * len(strongest), top_n, original)
+    found, _ = _first_flip(engine, limit * len(strongest), top_n, original, config.search_chunk)
     if found is None:
         return FourierAttack(False, original, None, None, None, np.zeros(0, np.int64), np.zeros(0), None, None,
                              None, None, None, None, engine.queries - q0, config.budget, rate,
@@ -290,7 +296,7 @@ def stft_attack(classifier: Classifier | QueryEngine, x: np.ndarray, fourier: Fo
             mutated = torch.where(chosen, stft[None] * multiplier, stft[None])
             return spec.istft(mutated, frame, n)
 
-        found, probs = _first_flip(engine, limit, top_m, original)
+        found, probs = _first_flip(engine, limit, top_m, original, config.search_chunk)
         if found is None:
             tried[str(frame)] = f"failed within {limit} frames"
             continue

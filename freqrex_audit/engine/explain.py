@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -11,7 +11,7 @@ import torch
 from .. import spectrum as spec
 from ..audio import validate_waveform
 from ..classifier import Classifier, QueryEngine
-from ..results import Result
+from ..results import Result, timing_field
 from .responsibility import compute_responsibility
 from .subsets import PrefixOracle, find_subsets, rank_bins
 
@@ -36,6 +36,8 @@ class FreqReXConfig(Result):
     chain_length: L, grid points in a row that must all be sufficient.
     grid_points: size of the geometric grid of prefix sizes; refine_points: linear sub-grid size.
     decimals: completeness matches the original confidence to this many decimals.
+    search_chunk: candidates asked together in the necessary/complete search; fixed (not the batch
+        size) so that results and query counts never depend on the hardware's batch size.
     batch_size: queries per model call (None: the QueryEngine's).
     """
 
@@ -54,6 +56,7 @@ class FreqReXConfig(Result):
     grid_points: int = 64
     refine_points: int = 16
     decimals: int = 2
+    search_chunk: int = 8
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
@@ -64,7 +67,7 @@ class FreqReXConfig(Result):
             "iteration_budget": self.iteration_budget >= 1, "refine_top": self.refine_top >= 1,
             "min_confidence": 0 <= self.min_confidence <= 1, "chain_length": self.chain_length >= 1,
             "grid_points": self.grid_points >= 2, "refine_points": self.refine_points >= 1,
-            "decimals": self.decimals >= 0, "batch_size": self.batch_size is None or self.batch_size >= 1,
+            "decimals": self.decimals >= 0, "search_chunk": self.search_chunk >= 1, "batch_size": self.batch_size is None or self.batch_size >= 1,
             "partition": self.partition in ("contiguous", "interleaved"),
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -95,7 +98,7 @@ class Explanation(Result):
     emd_trace: tuple[float, ...]
     iterations: int
     config: FreqReXConfig
-    seconds_by_phase: dict[str, float] = field(default_factory=dict, compare=False)
+    seconds_by_phase: dict[str, float] = timing_field({})
 
     @property
     def queries(self) -> int:
@@ -186,7 +189,7 @@ def explain(classifier: Classifier | QueryEngine, x: np.ndarray, config: FreqReX
     found = find_subsets(PrefixOracle(engine, spectrum, n, ranking), target, confidence,
                          min_confidence=config.min_confidence, chain_length=config.chain_length,
                          grid_points=config.grid_points, refine_points=config.refine_points,
-                         decimals=config.decimals)
+                         decimals=config.decimals, search_chunk=config.search_chunk)
     phase("subsets", q0, t0)
 
     def prefix(k: int | None) -> np.ndarray | None:

@@ -61,7 +61,12 @@ def emd_1d(u: np.ndarray, v: np.ndarray) -> float:
 def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, target: int,
                              rng: np.random.Generator, *, parts: int, partition: str, max_depth: int,
                              min_part_size: int, query_budget: int, refine_top: int) -> np.ndarray:
-    """One iteration of calculate_responsibility: a responsibility map over the K bins."""
+    """One iteration of calculate_responsibility: a responsibility map over the K bins.
+
+    Each node of a level keeps its own smallest passing mutant(s) for the next level, so every part of
+    a passing k-part mutant is refined as deep as the others (one global pick starves the others:
+    with an AND of two bands only one band's neighbourhood would ever be refined).
+    """
     n_bins = spectrum.shape[-1]
     responsibility = np.zeros(n_bins)
     frontier = [_Node(np.arange(n_bins), np.zeros(0, dtype=np.int64))]
@@ -88,13 +93,15 @@ def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samp
                 responsibility[part] += 1.0 / len(chosen)
         if not passing:
             break
-        passing.sort(key=lambda m: (len(m[1]), sum(len(part) for part in m[1])))
         frontier = []
-        for node, chosen in passing[:refine_top]:
-            for i, part in enumerate(chosen):
-                if len(part) >= 2 * min_part_size:
-                    rest = [node.context] + [other for j, other in enumerate(chosen) if j != i]
-                    frontier.append(_Node(part, np.concatenate(rest)))
+        for node in dict.fromkeys(id(m[0]) for m in passing):  # each node refines its own branch
+            own = sorted((m for m in passing if id(m[0]) == node),
+                         key=lambda m: (len(m[1]), sum(len(part) for part in m[1])))
+            for parent, chosen in own[:refine_top]:
+                for i, part in enumerate(chosen):
+                    if len(part) >= 2 * min_part_size:
+                        rest = [parent.context] + [other for j, other in enumerate(chosen) if j != i]
+                        frontier.append(_Node(part, np.concatenate(rest)))
         if not frontier:
             break
     return responsibility

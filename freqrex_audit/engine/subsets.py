@@ -72,7 +72,8 @@ class SubsetSearch:
 
 
 def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_confidence: float,
-                 chain_length: int, grid_points: int, refine_points: int, decimals: int) -> SubsetSearch:
+                 chain_length: int, grid_points: int, refine_points: int, decimals: int,
+                 search_chunk: int = 8) -> SubsetSearch:
     """Smallest stable sufficient, necessary and complete prefixes (DESIGN.md §4)."""
     n_bins = len(oracle.position)
     grid = prefix_grid(n_bins, grid_points)
@@ -93,9 +94,8 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
     def first_grid_index(start: int, extra: Callable[[int], bool] | None) -> int | None:
         """First stable grid index ≥ start meeting ``extra`` (complements asked in batches)."""
         candidates = [i for i in range(start, len(grid)) if stable[i]]
-        chunk = max(1, oracle.engine.batch_size)
-        for at in range(0, len(candidates), chunk):
-            batch = candidates[at:at + chunk]
+        for at in range(0, len(candidates), search_chunk):
+            batch = candidates[at:at + search_chunk]
             if extra is not None:
                 oracle.drop(grid[batch])
             for i in batch:

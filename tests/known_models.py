@@ -1,0 +1,132 @@
+"""Classifiers whose causal frequencies are known by construction, and clips to explain with them.
+
+Each model reads band energies from the batch's rfft, so which bins can change its decision is known
+exactly; the engine is right when it finds those bins and only those.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from freqrex_audit import Classifier
+
+SR = 8000
+HALF_WIDTH = 6.0  # Hz either side of a band's centre
+
+
+def band_energy(x: torch.Tensor, centre: float, sr: int = SR, width: float = HALF_WIDTH) -> torch.Tensor:
+    """Energy per clip in |f − centre| ≤ width, normalised by clip length."""
+    power = torch.fft.rfft(x).abs() ** 2 / x.shape[-1]
+    hz = torch.fft.rfftfreq(x.shape[-1], 1 / sr).to(x.device)
+    return power[:, (hz - centre).abs() <= width].sum(-1)
+
+
+def band_bins(centre: float, n: int, sr: int = SR, width: float = HALF_WIDTH) -> set[int]:
+    """The rfft bins a model reads for the band at ``centre``."""
+    hz = np.fft.rfftfreq(n, 1 / sr)
+    return set(np.flatnonzero(np.abs(hz - centre) <= width).tolist())
+
+
+def two_class(score: torch.Tensor, sharpness: float = 4.0) -> torch.Tensor:
+    """Probabilities of [A, B] from a score that is positive for A."""
+    z = sharpness * score
+    return torch.softmax(torch.stack([z, -z], dim=-1), dim=-1)
+
+
+def log_ratio(a: torch.Tensor, b: torch.Tensor | float) -> torch.Tensor:
+    return torch.log(a + 1e-6) - torch.log(torch.as_tensor(b) + 1e-6)
+
+
+def ratio_model(sr: int = SR) -> Classifier:
+    """A iff the 440 Hz band holds more than e times the energy of the 1000 Hz band."""
+    return Classifier.from_callable(
+        lambda x: two_class(log_ratio(band_energy(x, 440, sr), band_energy(x, 1000, sr)) - 1.0),
+        ["A", "B"], sr, name="ratio-440-vs-1000")
+
+
+def and_model(threshold: float = 0.05) -> Classifier:
+    """A iff both the 300 Hz and the 1200 Hz bands are present."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        low, high = band_energy(x, 300), band_energy(x, 1200)
+        return two_class(torch.minimum(log_ratio(low, threshold), log_ratio(high, threshold)))
+    return Classifier.from_callable(fn, ["A", "B"], SR, name="and-300-1200")
+
+
+def or_model(threshold: float = 0.05) -> Classifier:
+    """A iff the 300 Hz band or the 1200 Hz band is present."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        low, high = band_energy(x, 300), band_energy(x, 1200)
+        return two_class(torch.maximum(log_ratio(low, threshold), log_ratio(high, threshold)))
+    return Classifier.from_callable(fn, ["A", "B"], SR, name="or-300-1200")
+
+
+def parity_model(threshold: float = 0.05) -> Classifier:
+    """A iff an odd number of the 300, 1200 and 2500 Hz bands is present: non-monotone by design."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        present = sum((band_energy(x, f) > threshold).long() for f in (300, 1200, 2500))
+        score = torch.where(present % 2 == 1, 1.0, -1.0)
+        return two_class(score)
+    return Classifier.from_callable(fn, ["A", "B"], SR, name="parity-300-1200-2500")
+
+
+def lowpass_model(sr: int = 16000) -> Classifier:
+    """The 440-vs-1000 ratio model at 16 kHz: nothing above 4 kHz can matter to it."""
+    return ratio_model(sr)
+
+
+def amplitude_threshold_model(hz: float, threshold: float, n: int, sr: int = SR) -> Classifier:
+    """A iff the amplitude of the sinusoid at ``hz`` (one bin) exceeds ``threshold``."""
+    k = int(round(hz * n / sr))
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        amplitude = torch.fft.rfft(x).abs()[:, k] / (x.shape[-1] / 2)
+        return two_class(amplitude - threshold, sharpness=50.0)
+    return Classifier.from_callable(fn, ["A", "B"], sr, name=f"threshold-{hz:g}Hz")
+
+
+def three_bin_model(freqs: tuple[float, float, float], n: int, sr: int = SR) -> Classifier:
+    """A unless the three bins' amplitudes sum below 1.5 (one bin alone can't drop it below 1.5)."""
+    bins = [int(round(f * n / sr)) for f in freqs]
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        amplitude = torch.fft.rfft(x).abs()[:, bins] / (x.shape[-1] / 2)
+        return two_class(amplitude.sum(-1) - 1.5, sharpness=50.0)
+    return Classifier.from_callable(fn, ["A", "B"], sr, name="three-bins")
+
+
+def segment_model(start_s: float, end_s: float, hz: float = 440.0, sr: int = SR) -> Classifier:
+    """A iff the ``hz`` tone is loud inside [start_s, end_s): only that time segment decides."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        segment = x[:, int(start_s * sr):int(end_s * sr)]
+        return two_class(log_ratio(band_energy(segment, hz, sr, width=20.0), torch.tensor(0.02)), sharpness=8.0)
+    return Classifier.from_callable(fn, ["A", "B"], sr, name="segment")
+
+
+def unflippable_model() -> Classifier:
+    """A iff the clip has any energy at all: no frequency mutation within budget can remove it all."""
+    return Classifier.from_callable(
+        lambda x: two_class(log_ratio((x ** 2).mean(-1), torch.tensor(1e-8))), ["A", "B"], SR, name="energy")
+
+
+def tones(freqs_amps: dict[float, float], seconds: float = 0.5, sr: int = SR, noise: float = 0.02,
+          seed: int = 0) -> np.ndarray:
+    """Sum of sinusoids plus a little white noise, float32."""
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    x = sum(a * np.sin(2 * np.pi * f * t) for f, a in freqs_amps.items())
+    x = x + noise * np.random.default_rng(seed).standard_normal(n)
+    return np.asarray(x, dtype=np.float32)
+
+
+class CountingClassifier(Classifier):
+    """Wraps a classifier and counts the waveforms it is really asked about."""
+
+    def __init__(self, inner: Classifier):
+        self.inner = inner
+        self.labels, self.sample_rate, self.device, self.name = inner.labels, inner.sample_rate, inner.device, inner.name
+        self.seen = 0
+
+    def predict(self, waveforms: torch.Tensor) -> torch.Tensor:
+        self.seen += waveforms.shape[0]
+        return self.inner.predict(waveforms)

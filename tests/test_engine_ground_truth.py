@@ -1,0 +1,194 @@
+"""Algorithm 1 on classifiers whose causes are known: the engine must find them, and only them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import freqrex_audit as fa
+from freqrex_audit import spectrum as spec
+from freqrex_audit.engine.responsibility import partition_bins
+
+from . import known_models as km
+
+CONFIG = fa.FreqReXConfig(seed=0)
+
+
+def label_and_confidence(clf: fa.Classifier, x: np.ndarray) -> tuple[int, float]:
+    probs = fa.QueryEngine(clf).query(x[None])[0]
+    return int(probs.argmax()), float(probs.max())
+
+
+def assert_valid(clf: fa.Classifier, exp: fa.Explanation) -> None:
+    """The properties every explanation must have, checked by asking the model again."""
+    delta = exp.config.min_confidence
+    label, conf = label_and_confidence(clf, exp.signal("sufficient"))
+    assert label == exp.target and conf >= delta * exp.confidence
+    if exp.necessary is not None:
+        assert set(exp.sufficient) <= set(exp.necessary)
+        assert label_and_confidence(clf, exp.signal("necessary"))[0] == exp.target
+        assert label_and_confidence(clf, exp.signal("inverse"))[0] != exp.target
+        assert exp.inverse_label != exp.target
+    if exp.complete is not None:
+        assert set(exp.necessary) <= set(exp.complete)
+        label, conf = label_and_confidence(clf, exp.signal("complete"))
+        assert label == exp.target and round(conf, 2) == round(exp.confidence, 2)
+
+
+def precision_recall(found: np.ndarray, causal: set[int]) -> tuple[float, float]:
+    hits = len(set(found.tolist()) & causal)
+    return hits / len(found), hits / len(causal)
+
+
+def test_ratio_model_sufficient_bins_are_all_in_the_440_band():
+    clf, x = km.ratio_model(), km.tones({440: 1.0, 1000: 0.6, 2200: 0.8})
+    exp = fa.explain(clf, x, CONFIG)
+    assert exp.target == 0
+    assert_valid(clf, exp)
+    band = km.band_bins(440, len(x))
+    precision, _ = precision_recall(exp.sufficient, band)
+    assert precision == 1.0, exp.hz("sufficient")
+    # Necessary: removing it must lose 'A', so it must take the 440 Hz tone bin itself.
+    assert km.band_bins(440, len(x), width=0) <= set(exp.necessary.tolist())
+    assert exp.fraction("sufficient") < 0.01
+
+
+def test_and_model_needs_both_bands():
+    clf, x = km.and_model(), km.tones({300: 1.0, 1200: 1.0, 2000: 1.0})
+    exp = fa.explain(clf, x, CONFIG)
+    assert exp.target == 0
+    assert_valid(clf, exp)
+    found = set(exp.sufficient.tolist())
+    low, high = km.band_bins(300, len(x)), km.band_bins(1200, len(x))
+    assert found & low and found & high, "both bands must be in the sufficient set"
+    precision, _ = precision_recall(exp.sufficient, low | high)
+    assert precision == 1.0, exp.hz("sufficient")
+
+
+def test_or_model_one_band_suffices():
+    clf, x = km.or_model(), km.tones({300: 1.0, 1200: 1.0, 2000: 1.0})
+    exp = fa.explain(clf, x, CONFIG)
+    assert_valid(clf, exp)
+    low, high = km.band_bins(300, len(x)), km.band_bins(1200, len(x))
+    found = set(exp.sufficient.tolist())
+    assert found <= low or found <= high, exp.hz("sufficient")
+    # Necessary must take away both bands: either one alone keeps 'A'.
+    kept = set(range(exp.n_bins)) - set(exp.necessary.tolist())
+    assert not (kept & km.band_bins(300, len(x), width=0)) and not (kept & km.band_bins(1200, len(x), width=0))
+
+
+def test_non_monotone_model_chain_does_not_stop_at_first_hit():
+    clf, x = km.parity_model(), km.tones({300: 1.0, 1200: 1.0, 2500: 1.0})
+    exp = fa.explain(clf, x, CONFIG)
+    assert exp.target == 0
+    assert_valid(clf, exp)
+    # The sufficient prefix and the next L-1 grid points all keep 'A' (the chain); with L = 1 the
+    # search accepts a prefix that a few more frequencies would flip.
+    short = fa.explain(clf, x, fa.FreqReXConfig(seed=0, chain_length=1))
+    assert len(short.sufficient) <= len(exp.sufficient)
+    from freqrex_audit.engine.subsets import prefix_grid
+
+    grid = prefix_grid(exp.n_bins, CONFIG.grid_points)
+    later = grid[grid > len(exp.sufficient)][: CONFIG.chain_length - 1]
+    engine = fa.QueryEngine(clf)
+    X = spec.rfft(torch.from_numpy(x))
+    position = np.empty(exp.n_bins, dtype=np.int64)
+    position[exp.ranking] = np.arange(exp.n_bins)
+    masks = torch.from_numpy(position[None, :] < later[:, None])
+    assert (engine.query_spectral(X, masks, len(x)).argmax(1) == 0).all()
+
+
+def test_lowpass_model_never_blames_frequencies_above_4khz():
+    clf = km.lowpass_model()
+    x = km.tones({440: 1.0, 1000: 0.6, 5000: 2.0, 6500: 2.0}, sr=16000)
+    exp = fa.explain(clf, x, CONFIG)
+    assert_valid(clf, exp)
+    assert exp.hz("sufficient").max() < 4000 and exp.hz("necessary").max() < 4000
+    hz = spec.bin_to_hz(np.arange(exp.n_bins), len(x), 16000)
+    assert exp.responsibility[hz < 4000].mean() > exp.responsibility[hz >= 4000].mean()
+
+
+@pytest.mark.parametrize("model,clip", [
+    (km.ratio_model, {440: 1.0, 1000: 0.6}),
+    (km.and_model, {300: 1.0, 1200: 1.0}),
+    (km.or_model, {300: 1.0, 1200: 0.5}),
+])
+def test_same_seed_same_result_and_batch_size_does_not_matter(model, clip):
+    clf, x = model(), km.tones(clip)
+    a = fa.explain(clf, x, fa.FreqReXConfig(seed=3, batch_size=64))
+    b = fa.explain(clf, x, fa.FreqReXConfig(seed=3, batch_size=64))
+    c = fa.explain(clf, x, fa.FreqReXConfig(seed=3, batch_size=1))
+    assert a.to_json() == b.to_json()
+    for kind in ("sufficient", "necessary", "complete"):
+        assert np.array_equal(getattr(a, kind), getattr(c, kind))
+    assert np.allclose(a.responsibility, c.responsibility)
+    assert a.queries == c.queries
+
+
+def test_query_counts_are_exact_and_budgets_hold():
+    counting = km.CountingClassifier(km.ratio_model())
+    config = fa.FreqReXConfig(seed=1, iterations=6, min_iterations=6, iteration_budget=40)
+    exp = fa.explain(counting, km.tones({440: 1.0, 1000: 0.6}), config)
+    assert counting.seen == exp.queries
+    assert exp.iterations == 6
+    assert exp.queries_by_phase["responsibility"] <= 6 * 40
+    assert exp.queries_by_phase["original"] == 1
+
+
+def test_early_stopping_happens_and_keeps_results_valid():
+    clf, x = km.ratio_model(), km.tones({440: 1.0, 1000: 0.6, 2200: 0.8})
+    early = fa.explain(clf, x, CONFIG)
+    full = fa.explain(clf, x, fa.FreqReXConfig(seed=0, epsilon=0.0))
+    assert early.iterations < full.iterations == CONFIG.iterations
+    assert early.emd_trace[-1] <= CONFIG.epsilon
+    assert early.queries < full.queries
+    assert_valid(clf, early)
+    assert precision_recall(early.sufficient, km.band_bins(440, len(x)))[0] == 1.0
+
+
+def test_explanation_round_trips_through_json(tmp_path):
+    exp = fa.explain(km.ratio_model(), km.tones({440: 1.0, 1000: 0.6}), CONFIG)
+    again = fa.Explanation.from_json(exp.to_json())
+    assert again.to_json() == exp.to_json()
+    assert np.array_equal(again.signal("sufficient"), exp.signal("sufficient"))
+    exp.save(tmp_path / "exp.json")
+    loaded = fa.Explanation.load(tmp_path / "exp.json")
+    assert (tmp_path / "exp.npz").exists() and loaded.to_json() == exp.to_json()
+
+
+def test_interleaved_partitions_find_the_band_too():
+    clf, x = km.ratio_model(), km.tones({440: 1.0, 1000: 0.6})
+    exp = fa.explain(clf, x, fa.FreqReXConfig(seed=0, partition="interleaved"))
+    assert_valid(clf, exp)
+    assert precision_recall(exp.sufficient, km.band_bins(440, len(x)))[0] == 1.0
+
+
+def test_config_rejects_nonsense():
+    with pytest.raises(ValueError, match="parts=1"):
+        fa.FreqReXConfig(parts=1)
+    with pytest.raises(ValueError, match="min_confidence"):
+        fa.FreqReXConfig(min_confidence=1.5)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 3000), st.integers(2, 8), st.sampled_from(["contiguous", "interleaved"]), st.integers(0, 10**6))
+def test_partitions_cover_every_bin_exactly_once(n, p, mode, seed):
+    bins = np.arange(n) * 3 + 7
+    parts = partition_bins(bins, p, np.random.default_rng(seed), mode)
+    assert len(parts) == min(p, n) and all(len(part) > 0 for part in parts)
+    assert np.array_equal(np.sort(np.concatenate(parts)), bins)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10**6), st.floats(0.2, 2.0), st.floats(0.2, 2.0))
+def test_responsibility_is_non_negative_and_subsets_are_prefixes(seed, a, b):
+    clf, x = km.ratio_model(), km.tones({440: a, 1000: b}, seconds=0.25, seed=seed % 100)
+    exp = fa.explain(clf, x, fa.FreqReXConfig(seed=seed, iterations=3))
+    assert (exp.responsibility >= 0).all()
+    for kind in ("sufficient", "necessary", "complete"):
+        bins = getattr(exp, kind)
+        if bins is not None:
+            assert set(bins.tolist()) == set(exp.ranking[: len(bins)].tolist())
