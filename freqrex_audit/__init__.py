@@ -11,12 +11,19 @@ The public surface is small: load a classifier and a clip, explain it, attack it
 from .adapters import load_classifier
 from .audio import AudioError, load_audio, save_audio
 from .classifier import Classifier, ClassifierError, QueryEngine
-from .engine import (AttackConfig, Explanation, FourierAttack, FreqReXConfig, Mutation, STFTAttack, STFTAttackConfig,
-                     explain, fourier_attack, stft_attack, summarize_attacks)
+from .engine import (AttackConfig, CompositionResult, Explanation, FourierAttack, FreqReXConfig, Mutation, STFTAttack,
+                     STFTAttackConfig, TransferResult, compose, compose_explanations, explain, fourier_attack,
+                     stft_attack, summarize_attacks, transfer_signals, transferability)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CompositionResult",
+    "TransferResult",
+    "compose",
+    "compose_explanations",
+    "transfer_signals",
+    "transferability",
     "AttackConfig",
     "FourierAttack",
     "Mutation",

@@ -2,9 +2,21 @@
 
 from .attacks import (AttackConfig, FourierAttack, Mutation, STFTAttack, STFTAttackConfig, fourier_attack,
                       stft_attack, summarize_attacks)
+from .composition import CompositionResult, common_length, compose, compose_explanations
 from .explain import Explanation, FreqReXConfig, explain
+from .metrics import (ClassResponsibility, Faithfulness, FrequencyHistogram, InsertionDeletion, InverseHistogram,
+                      MannWhitney, WelchPSD, class_responsibility, explanation_faithfulness, faithfulness,
+                      insertion_deletion, inverse_histogram, linf, mann_whitney, necessary_histogram, snr_db,
+                      spectral_entropy, welch_psd)
+from .transfer import (TransferMatrix, TransferResult, TransferSignal, flat_earthers, transfer_signals,
+                       transferability)
 
 __all__ = [
-    "AttackConfig", "Explanation", "FourierAttack", "FreqReXConfig", "Mutation", "STFTAttack",
-    "STFTAttackConfig", "explain", "fourier_attack", "stft_attack", "summarize_attacks",
+    "AttackConfig", "ClassResponsibility", "CompositionResult", "Explanation", "Faithfulness", "FourierAttack",
+    "FreqReXConfig", "FrequencyHistogram", "InsertionDeletion", "InverseHistogram", "MannWhitney", "Mutation",
+    "STFTAttack", "STFTAttackConfig", "TransferMatrix", "TransferResult", "TransferSignal", "WelchPSD",
+    "class_responsibility", "common_length", "compose", "compose_explanations", "explain",
+    "explanation_faithfulness", "faithfulness", "flat_earthers", "fourier_attack", "insertion_deletion",
+    "inverse_histogram", "linf", "mann_whitney", "necessary_histogram", "snr_db", "spectral_entropy",
+    "stft_attack", "summarize_attacks", "transfer_signals", "transferability", "welch_psd",
 ]

@@ -1,0 +1,278 @@
+"""Transferability of sufficient and complete signals across models (transferability paper, Defs 4–5).
+
+For models that share a label set, each source model f contributes signals (its sufficient and, where
+found, complete signals, each with the class c that f gave the clip). A target model g *accepts* a
+signal when its top-1 is c; it accepts it *confidently* when, in addition, the Shannon entropy (bits)
+of its output is ≤ ε·log2(n), n the number of classes. Then
+
+    α(f→g) = share of f's signals that g accepts,   β(f→g) = share that g accepts confidently,
+
+computed separately for sufficient and for complete signals (NaN when f has no such signals). The
+diagonal is each model on its own signals (≈ 1 for sufficient signals by construction). Rows are
+sources, columns targets. ``out`` / ``in`` are the off-diagonal row / column means: how well a
+model's signals transfer to the others, and how readily it accepts theirs.
+
+**ε default 0.5**: the target's output must be at most half as uncertain as a flat distribution
+(ε = 1 makes β = α; the paper leaves ε open and moves the β discussion to its supplement).
+
+**Labels** are matched by name; ``label_map[model]`` renames a model's labels onto the shared names.
+Signals are resampled (``audio.resample``) to each target's sample rate.
+
+**Flat-earthers** (rule used, on sufficient α): a model m is flagged when, with at least 3 models,
+both its outgoing and its incoming off-diagonal averages lie below the *other* models' mean of the
+same average by more than max(k·std, min_gap) of those other models (population std; defaults k = 2,
+min_gap = 0.25). Leave-one-out because an outlier counted in its own reference inflates the spread:
+among 4 models no single value can lie more than (n−1)/√n = 1.5 std below the mean of all, so a
+"2 std below the group" rule could never fire. ``min_gap`` stops a model being flagged when the
+others agree perfectly (std 0) and it is only slightly lower. Requiring both directions follows the
+paper: a flat-earther's signals are not accepted by the others *and* it does not accept theirs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import scipy.stats
+
+from ..audio import resample
+from ..classifier import Classifier, QueryEngine
+from ..results import Result
+from .explain import Explanation
+
+__all__ = ["TransferMatrix", "TransferResult", "TransferSignal", "flat_earthers", "transfer_signals",
+           "transferability"]
+
+KINDS = ("sufficient", "complete")
+
+
+@dataclass(frozen=True)
+class TransferSignal(Result):
+    """One source signal: the source model's class name for it, its waveforms and their sample rate."""
+
+    label: str
+    sufficient: np.ndarray | None
+    complete: np.ndarray | None
+    sample_rate: int
+
+
+def transfer_signals(explanations: Sequence[Explanation]) -> list[TransferSignal]:
+    """Records for :func:`transferability` from one source model's explanations.
+
+    Explanations without a sufficient set still yield a record (with ``sufficient=None``); it is
+    then not counted for sufficient α, only for complete α if it has a complete set.
+    """
+    return [TransferSignal(label=exp.target_label, sufficient=exp.signal("sufficient"),
+                           complete=exp.signal("complete"), sample_rate=exp.sample_rate)
+            for exp in explanations]
+
+
+@dataclass(frozen=True)
+class TransferMatrix(Result):
+    """α / β for one signal kind: [sources, targets] in ``TransferResult.models`` order.
+
+    n_signals[f]: f's signals of this kind. alpha_out / alpha_in (beta_out / beta_in): off-diagonal
+    row / column means (NaN where nothing to average).
+    """
+
+    kind: str
+    alpha: np.ndarray
+    beta: np.ndarray
+    n_signals: np.ndarray
+    alpha_out: np.ndarray
+    alpha_in: np.ndarray
+    beta_out: np.ndarray
+    beta_in: np.ndarray
+
+
+@dataclass(frozen=True)
+class TransferResult(Result):
+    """Transferability of a group of models (see the module docstring for every definition).
+
+    ttest_*: paired t-test (scipy.stats.ttest_rel) of sufficient vs complete α over the off-diagonal
+    pairs where both are defined; statistic > 0 means sufficient signals transfer better. NaN with
+    fewer than 2 pairs or no variation in the differences.
+    """
+
+    models: tuple[str, ...]
+    labels: tuple[str, ...]
+    epsilon: float
+    entropy_bound: float
+    sufficient: TransferMatrix
+    complete: TransferMatrix
+    ttest_statistic: float
+    ttest_pvalue: float
+    ttest_pairs: int
+    flat_earthers: tuple[str, ...]
+    flat_earther_rule: str
+    queries: dict[str, int]
+
+    def alpha(self, kind: str = "sufficient") -> np.ndarray:
+        return self.matrix(kind).alpha
+
+    def beta(self, kind: str = "sufficient") -> np.ndarray:
+        return self.matrix(kind).beta
+
+    def matrix(self, kind: str) -> TransferMatrix:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        return getattr(self, kind)
+
+
+def _shared_labels(classifiers: Mapping[str, Classifier],
+                   label_map: Mapping[str, Mapping[str, str]]) -> dict[str, list[str]]:
+    """Each model's labels renamed onto the shared names; a clear error when the sets differ."""
+    names: dict[str, list[str]] = {}
+    for model, clf in classifiers.items():
+        mapping = label_map.get(model, {})
+        unknown = sorted(set(mapping) - set(clf.labels))
+        if unknown:
+            raise ValueError(f"label_map for model {model!r} renames labels it does not have: {unknown}")
+        renamed = [mapping.get(label, label) for label in clf.labels]
+        if len(set(renamed)) != len(renamed):
+            raise ValueError(f"model {model!r} has duplicate labels after label_map: {renamed}")
+        names[model] = renamed
+    groups: dict[frozenset[str], list[str]] = {}
+    for model, renamed in names.items():
+        groups.setdefault(frozenset(renamed), []).append(model)
+    if len(groups) > 1:
+        reference = max(groups, key=lambda g: len(groups[g]))
+        odd = [m for g, ms in groups.items() if g != reference for m in ms]
+        details = "; ".join(
+            f"{m!r}: missing {sorted(reference - set(names[m]))}, extra {sorted(set(names[m]) - reference)}"
+            for m in odd)
+        raise ValueError(f"models do not share a label set (use label_map to match names): models "
+                         f"{odd} differ from {groups[reference]} — {details}")
+    return names
+
+
+def _entropy_bits(probs: np.ndarray) -> np.ndarray:
+    p = np.clip(probs, 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, -p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
+    return terms.sum(-1)
+
+
+def _off_diagonal_means(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    m = matrix.shape[0]
+    off = matrix.copy()
+    off[np.eye(m, dtype=bool)] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(off, axis=1), np.nanmean(off, axis=0)
+
+
+def flat_earthers(models: Sequence[str], out: np.ndarray, inc: np.ndarray, k: float = 2.0,
+                  min_gap: float = 0.25) -> tuple[str, ...]:
+    """Models whose outgoing and incoming averages are both far below the others' (module docstring)."""
+    out, inc = np.asarray(out, dtype=np.float64), np.asarray(inc, dtype=np.float64)
+    if len(models) < 3:
+        return ()
+    flagged = []
+    for i, model in enumerate(models):
+        others = np.arange(len(models)) != i
+        far = []
+        for values in (out, inc):
+            rest = values[others & np.isfinite(values)]
+            if not np.isfinite(values[i]) or len(rest) < 2:
+                far.append(False)
+                continue
+            far.append(values[i] < rest.mean() - max(k * rest.std(), min_gap))
+        if all(far):
+            flagged.append(model)
+    return tuple(flagged)
+
+
+def transferability(classifiers: Mapping[str, Classifier], signals_by_model: Mapping[str, Sequence[TransferSignal]],
+                    epsilon: float = 0.5, label_map: Mapping[str, Mapping[str, str]] | None = None,
+                    batch_size: int = 64, flat_earther_k: float = 2.0,
+                    flat_earther_min_gap: float = 0.25) -> TransferResult:
+    """α / β transferability matrices, the paired t-test and flat-earther flags for a group of models.
+
+    classifiers: name → model. signals_by_model: source name → its :class:`TransferSignal` records
+    (see :func:`transfer_signals`); a model without an entry has NaN rows. Every query goes through
+    one QueryEngine per target model; all of a target's signals of one length go in one batched call.
+    """
+    if not 0.0 < epsilon <= 1.0:
+        raise ValueError(f"epsilon must be in (0, 1], got {epsilon}")
+    unknown = sorted(set(signals_by_model) - set(classifiers))
+    if unknown:
+        raise ValueError(f"signals given for models without a classifier: {unknown}")
+    label_map = label_map or {}
+    unknown = sorted(set(label_map) - set(classifiers))
+    if unknown:
+        raise ValueError(f"label_map names models without a classifier: {unknown}")
+    models = list(classifiers)
+    names = _shared_labels(classifiers, label_map)
+    shared = names[models[0]] if models else []
+    n_classes = len(shared)
+    bound = epsilon * float(np.log2(n_classes)) if n_classes > 1 else 0.0
+
+    # Canonical class of every source signal.
+    sources: list[tuple[int, str, int, str, np.ndarray, int]] = []  # (src, kind, idx, class, wave, rate)
+    for s, source in enumerate(models):
+        own = dict(zip(classifiers[source].labels, names[source]))
+        for i, record in enumerate(signals_by_model.get(source, ())):
+            cls = own.get(record.label, record.label)
+            if cls not in shared:
+                raise ValueError(f"signal {i} of model {source!r} has label {record.label!r}, "
+                                 f"not one of its labels {classifiers[source].labels}")
+            for kind in KINDS:
+                wave = getattr(record, kind)
+                if wave is not None:
+                    sources.append((s, kind, i, cls, np.asarray(wave, dtype=np.float32), int(record.sample_rate)))
+
+    m = len(models)
+    hits = {kind: np.zeros((m, m)) for kind in KINDS}
+    sure = {kind: np.zeros((m, m)) for kind in KINDS}
+    counts = {kind: np.zeros(m, dtype=np.int64) for kind in KINDS}
+    for s, kind, *_ in sources:
+        counts[kind][s] += 1
+    queries: dict[str, int] = {}
+    for t, target in enumerate(models):
+        clf = classifiers[target]
+        engine = QueryEngine(clf, batch_size=batch_size)
+        waves = [resample(w, rate, clf.sample_rate) for *_, w, rate in sources]
+        by_length: dict[int, list[int]] = {}
+        for j, w in enumerate(waves):
+            by_length.setdefault(len(w), []).append(j)
+        for idx in by_length.values():
+            probs = engine.query(np.stack([waves[j] for j in idx]))
+            accepted_entropy = _entropy_bits(probs) <= bound + 1e-12
+            for row, j in enumerate(idx):
+                s, kind, _, cls, *_ = sources[j]
+                if names[target][int(probs[row].argmax())] == cls:
+                    hits[kind][s, t] += 1
+                    sure[kind][s, t] += bool(accepted_entropy[row])
+        queries[target] = engine.queries
+
+    matrices = {}
+    for kind in KINDS:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            denominator = np.where(counts[kind] > 0, counts[kind], np.nan)[:, None]
+            alpha, beta = hits[kind] / denominator, sure[kind] / denominator
+        a_out, a_in = _off_diagonal_means(alpha)
+        b_out, b_in = _off_diagonal_means(beta)
+        matrices[kind] = TransferMatrix(kind=kind, alpha=alpha, beta=beta, n_signals=counts[kind].copy(),
+                                        alpha_out=a_out, alpha_in=a_in, beta_out=b_out, beta_in=b_in)
+
+    off = ~np.eye(m, dtype=bool)
+    a, b = matrices["sufficient"].alpha[off], matrices["complete"].alpha[off]
+    both = np.isfinite(a) & np.isfinite(b)
+    statistic = pvalue = float("nan")
+    if both.sum() >= 2 and np.ptp(a[both] - b[both]) > 0:
+        test = scipy.stats.ttest_rel(a[both], b[both])
+        statistic, pvalue = float(test.statistic), float(test.pvalue)
+
+    suff = matrices["sufficient"]
+    rule = (f"flagged when, among >= 3 models, both the outgoing and the incoming off-diagonal mean of "
+            f"sufficient alpha are below the other models' mean by more than "
+            f"max({flat_earther_k:g} * their std, {flat_earther_min_gap:g})")
+    return TransferResult(
+        models=tuple(models), labels=tuple(shared), epsilon=float(epsilon), entropy_bound=bound,
+        sufficient=suff, complete=matrices["complete"], ttest_statistic=statistic, ttest_pvalue=pvalue,
+        ttest_pairs=int(both.sum()),
+        flat_earthers=flat_earthers(models, suff.alpha_out, suff.alpha_in, flat_earther_k, flat_earther_min_gap),
+        flat_earther_rule=rule, queries=queries)
