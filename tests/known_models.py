@@ -95,11 +95,15 @@ def three_bin_model(freqs: tuple[float, float, float], n: int, sr: int = SR) -> 
     return Classifier.from_callable(fn, ["A", "B"], sr, name="three-bins")
 
 
-def segment_model(start_s: float, end_s: float, hz: float = 440.0, sr: int = SR) -> Classifier:
-    """A iff the ``hz`` tone is loud inside [start_s, end_s): only that time segment decides."""
+def segment_model(start_s: float, end_s: float, hz: float = 440.0, sr: int = SR, threshold: float = 100.0
+                  ) -> Classifier:
+    """A iff the ``hz`` tone is loud inside [start_s, end_s): only that time segment decides.
+
+    A unit sinusoid filling the segment has band energy ≈ len/4 (≈ 1000 for 0.5 s at 8 kHz).
+    """
     def fn(x: torch.Tensor) -> torch.Tensor:
         segment = x[:, int(start_s * sr):int(end_s * sr)]
-        return two_class(log_ratio(band_energy(segment, hz, sr, width=20.0), torch.tensor(0.02)), sharpness=8.0)
+        return two_class(log_ratio(band_energy(segment, hz, sr, width=20.0), threshold), sharpness=8.0)
     return Classifier.from_callable(fn, ["A", "B"], sr, name="segment")
 
 

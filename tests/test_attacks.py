@@ -1,0 +1,159 @@
+"""Algorithms 2 and 3 on classifiers with known weaknesses; every success is re-verified by the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import freqrex_audit as fa
+from freqrex_audit.engine.attacks import Mutation
+
+from . import known_models as km
+
+N = 4000  # 0.5 s at 8 kHz: bin spacing 2 Hz
+
+
+def label_of(clf: fa.Classifier, x: np.ndarray) -> int:
+    return int(fa.QueryEngine(clf).query(x[None])[0].argmax())
+
+
+def explained(clf, x):
+    return fa.explain(clf, x, fa.FreqReXConfig(seed=0))
+
+
+def verify(clf, x, atk) -> None:
+    """A reported success must be a real one: the returned clip has another label."""
+    assert atk.success and atk.adversarial is not None
+    assert label_of(clf, atk.adversarial) == atk.new_label != atk.original_label
+    assert np.isfinite(atk.snr_db) and atk.snr_db > 0
+
+
+@pytest.mark.parametrize("threshold", [0.85, 0.6, 0.3])
+def test_single_bin_threshold_needs_one_frequency_and_the_smallest_crossing_mutation(threshold):
+    x = km.tones({440: 1.0, 1000: 0.6}, noise=0.0)
+    clf = km.amplitude_threshold_model(440, threshold, N)
+    exp = explained(clf, x)
+    atk = fa.fourier_attack(clf, x, exp)
+    verify(clf, x, atk)
+    assert atk.n_frequencies == 1 and list(atk.hz) == [440.0]
+    # The 440 Hz amplitude is 1.0: the label flips once it is scaled below the threshold, so the
+    # answer is the smallest-perturbation scaling s < threshold in the default list.
+    crossing = [m for m in fa.AttackConfig().ordered if m.kind == "scale" and m.value < threshold]
+    assert atk.mutation == crossing[0]
+
+
+def test_three_bins_are_needed():
+    freqs = (440.0, 1000.0, 1500.0)
+    x = km.tones({f: 0.6 for f in freqs}, noise=0.0)  # amplitudes sum to 1.8 > 1.5
+    clf = km.three_bin_model(freqs, N)
+    exp = explained(clf, x)
+    config = fa.AttackConfig(mutations=(Mutation("scale", 0.9), Mutation("scale", 0.75), Mutation("scale", 0.5)))
+    atk = fa.fourier_attack(clf, x, exp, config)
+    verify(clf, x, atk)
+    # 0.5 on one tone bin leaves 1.5 (not below); on two, 1.2 — so exactly two tones are cut.
+    # (Silent neighbours that share a tone's responsibility may be ranked, and mutated, in between.)
+    assert len(set(atk.hz) & set(freqs)) == 2 and atk.n_frequencies <= len(exp.sufficient)
+    assert atk.mutation == Mutation("scale", 0.5)
+    # Forbid halving: with 0.75 at most, all three tones must change (1.35 < 1.5; two give 1.5).
+    gentle = fa.AttackConfig(mutations=(Mutation("scale", 0.9), Mutation("scale", 0.75)))
+    atk3 = fa.fourier_attack(clf, x, exp, gentle)
+    verify(clf, x, atk3)
+    assert set(freqs) <= set(atk3.hz) and atk3.mutation == Mutation("scale", 0.75)
+
+
+def test_unflippable_model_reports_failure_not_a_false_success():
+    x = km.tones({440: 1.0, 1000: 0.6})
+    clf = km.unflippable_model()
+    exp = explained(clf, x)
+    atk = fa.fourier_attack(clf, x, exp, fa.AttackConfig(budget=50))
+    assert not atk.success and atk.adversarial is None and atk.new_label is None
+    assert atk.queries <= 50 * len(fa.AttackConfig().extremes)
+    st = fa.stft_attack(clf, x, atk)
+    assert not st.success and st.queries == 0 and "did not succeed" in st.tried["all"]
+
+
+def test_budget_caps_the_frequencies_tried():
+    freqs = (440.0, 1000.0, 1500.0)
+    x = km.tones({f: 0.6 for f in freqs}, noise=0.0)
+    clf = km.three_bin_model(freqs, N)
+    exp = explained(clf, x)
+    gentle = fa.AttackConfig(mutations=(Mutation("scale", 0.75),), budget=2)
+    atk = fa.fourier_attack(clf, x, exp, gentle)
+    assert not atk.success and atk.queries == 2
+
+
+def test_phase_rotations_are_supported_and_ordered_by_size():
+    config = fa.AttackConfig(mutations=(Mutation("phase", 180), Mutation("scale", 0.5), Mutation("phase", 30)))
+    assert [str(m) for m in config.ordered] == ["×0.5", "+30°", "+180°"]  # sizes 0.5, 0.518, 2
+    assert {m.kind for m in config.extremes} == {"phase", "scale"}
+    x = km.tones({440: 1.0, 1000: 0.6}, noise=0.0)
+    clf = km.amplitude_threshold_model(440, 0.8, N)
+    atk = fa.fourier_attack(clf, x, explained(clf, x), config)
+    verify(clf, x, atk)
+    assert atk.mutation == Mutation("scale", 0.5)  # a phase rotation never changes an amplitude
+
+
+def test_stft_attack_changes_only_frames_in_the_deciding_segment():
+    sr, seconds = km.SR, 2.0
+    t = np.arange(int(seconds * sr)) / sr
+    burst = ((t >= 0.8) & (t < 1.2)) * np.sin(2 * np.pi * 440 * t)  # the event the model listens for
+    x = (km.tones({1000: 0.6}, seconds=seconds, noise=0.0) + burst).astype(np.float32)
+    clf = km.segment_model(0.75, 1.25, threshold=400.0)  # about half the burst's band energy (790)
+    exp = explained(clf, x)
+    atk = fa.fourier_attack(clf, x, exp)
+    verify(clf, x, atk)
+    st = fa.stft_attack(clf, x, atk)
+    verify(clf, x, st)
+    assert st.frame_size == 256
+    assert st.reconstruction_error < 1e-5
+    hop = st.frame_size // 4
+    centres = st.frames * hop / sr
+    assert (centres > 0.75 - st.frame_size / sr).all() and (centres < 1.25 + st.frame_size / sr).all()
+    assert 0.6 <= st.start_s and st.end_s <= 1.4
+
+
+def test_stft_tries_the_next_frame_size_only_after_a_failure():
+    x = km.tones({440: 1.0, 1000: 0.6}, noise=0.0)
+    clf = km.amplitude_threshold_model(440, 0.8, N)
+    atk = fa.fourier_attack(clf, x, explained(clf, x))
+    st = fa.stft_attack(clf, x, atk, fa.STFTAttackConfig(frame_sizes=(256, 512), frame_budget=3))
+    assert list(st.tried) == ["256", "512"] and all("failed within 3" in v for v in st.tried.values())
+    assert not st.success
+    ok = fa.stft_attack(clf, x, atk)
+    verify(clf, x, ok)
+    assert list(ok.tried) == ["256"]
+
+
+def test_int16_survival_is_measured_by_asking_the_model():
+    x = km.tones({440: 1.0, 1000: 0.6}, noise=0.0)
+    clf = km.amplitude_threshold_model(440, 0.8, N)
+    atk = fa.fourier_attack(clf, x, explained(clf, x))
+    restored = fa.audio.int16_roundtrip(atk.adversarial, km.SR)
+    assert atk.survives_int16 == (label_of(clf, restored) != atk.original_label)
+
+
+def test_results_round_trip_and_summaries():
+    x = km.tones({440: 1.0, 1000: 0.6}, noise=0.0)
+    clf = km.amplitude_threshold_model(440, 0.8, N)
+    exp = explained(clf, x)
+    atk = fa.fourier_attack(clf, x, exp)
+    st = fa.stft_attack(clf, x, atk)
+    assert fa.FourierAttack.from_json(atk.to_json()).to_json() == atk.to_json()
+    assert fa.STFTAttack.from_json(st.to_json()).to_json() == st.to_json()
+    failed = fa.fourier_attack(km.unflippable_model(), x, exp, fa.AttackConfig(budget=5))
+    summary = fa.summarize_attacks([atk, failed], [st, fa.stft_attack(clf, x, failed)])
+    assert summary["success_rate"] == 0.5 and summary["single_rate"] == 0.5 and summary["five_rate"] == 0.5
+    assert summary["stft"]["attempted"] == 1 and summary["stft"]["success_rate"] == 1.0
+    assert summary["stft"]["per_frame_size"]["256"] == 1.0
+
+
+def test_queries_are_counted_exactly():
+    x = km.tones({440: 1.0, 1000: 0.6}, noise=0.0)
+    counting = km.CountingClassifier(km.amplitude_threshold_model(440, 0.8, N))
+    exp = explained(counting, x)
+    before = counting.seen
+    atk = fa.fourier_attack(counting, x, exp)
+    assert counting.seen - before == atk.queries
+    before = counting.seen
+    st = fa.stft_attack(counting, x, atk)
+    assert counting.seen - before == st.queries
