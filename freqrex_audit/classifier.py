@@ -104,7 +104,29 @@ def _fingerprint_of(fn: object, labels: Sequence[str], sample_rate: int) -> str:
     if code is not None:
         digest.update(code.co_code)
         digest.update(repr(code.co_consts).encode())
+    for cell in getattr(target, "__closure__", None) or ():  # settings a factory captured (bands, thresholds)
+        try:
+            _hash_value(digest, cell.cell_contents)
+        except ValueError:  # an empty cell
+            digest.update(b"<empty>")
     return digest.hexdigest()[:16]
+
+
+def _hash_value(digest: "hashlib._Hash", value: object, depth: int = 0) -> None:
+    """Feed a captured value into the fingerprint: arrays by content, functions by code, else by repr."""
+    if isinstance(value, torch.Tensor):
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    elif isinstance(value, np.ndarray):
+        digest.update(np.ascontiguousarray(value).tobytes())
+    elif callable(value) and hasattr(value, "__code__") and depth < 3:
+        digest.update(value.__code__.co_code)
+        digest.update(repr(value.__code__.co_consts).encode())
+        for cell in value.__closure__ or ():
+            _hash_value(digest, cell.cell_contents, depth + 1)
+    elif isinstance(value, (int, float, str, bytes, bool, tuple, list, dict, type(None))):
+        digest.update(repr(value).encode())
+    else:
+        digest.update(type(value).__qualname__.encode())
 
 
 class QueryEngine:

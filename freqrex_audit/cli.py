@@ -45,6 +45,39 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return status
 
 
+def zoo_model_names() -> list[str]:
+    """Every model the bundled zoo ships, as zoo:// names."""
+    from .zoo import ZOO_ROOT
+
+    return sorted(f"zoo://{d.parent.parent.name}/{d.name}" for d in ZOO_ROOT.glob("*/models/*") if d.is_dir())
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Explanation cost against the model's own forward time, per model and clip length."""
+    import json
+
+    from .bench import bench_model, format_table, rows_as_json
+
+    models = args.models or zoo_model_names()
+    if not models:
+        print("freqrex-audit bench: no models given and the zoo is empty", file=sys.stderr)
+        return 2
+    rows = []
+    for name in models:
+        clf = classifier_from_arg(name, args.device)
+        for seconds in args.seconds:
+            row = bench_model(name, clf, seconds, batch_size=args.batch_size,
+                              with_batch1=seconds <= args.batch1_max_seconds)
+            rows.append(row)
+            print(f"{name} {seconds:g}s: {row.queries} queries in {row.explain_s:.2f} s "
+                  f"(overhead ×{row.overhead_ratio:.2f})", file=sys.stderr)
+    print(format_table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows_as_json(rows), indent=1))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="freqrex-audit", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -55,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, mp3…)")
     classify.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     classify.set_defaults(run=cmd_classify)
+
+    bench = commands.add_parser("bench", help="explanation cost vs the model's own forward time")
+    bench.add_argument("models", nargs="*", help=f"models to measure (default: every zoo model); {MODEL_HELP}")
+    bench.add_argument("--seconds", type=float, nargs="+", default=[1.0, 5.0, 30.0], help="clip lengths")
+    bench.add_argument("--batch-size", type=int, default=64)
+    bench.add_argument("--batch1-max-seconds", type=float, default=1.0,
+                       help="also time batch size 1 for clips up to this long (slow)")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--json", help="write the measurements as JSON to this file")
+    bench.set_defaults(run=cmd_bench)
     return parser
 
 

@@ -76,3 +76,11 @@ def test_bad_outputs_raise_naming_the_model(bad, message):
 def test_logits_are_softmaxed():
     clf = Classifier.from_callable(lambda x: torch.zeros(x.shape[0], 4), list("abcd"), 8000, outputs="logits")
     assert np.allclose(QueryEngine(clf).query(torch.randn(2, 10)), 0.25)
+
+
+def test_fingerprint_tells_apart_closures_with_different_settings():
+    def make(threshold):
+        return Classifier.from_callable(lambda x: energy_ratio(x) * 0 + threshold, ["low", "high"], 8000)
+
+    assert make(0.3).fingerprint != make(0.7).fingerprint
+    assert make(0.3).fingerprint == make(0.3).fingerprint

@@ -16,6 +16,17 @@ import torch
 
 from ..classifier import QueryEngine
 
+TIE_MARGIN = 1e-5
+"""How far the target must lead (or trail) the best other class to count as kept (or lost): float
+noise between two syntheses of the same signal must not decide a tie (observed: a 0.5/0.5 output
+read as the target in one query and as the other class when the signal was rebuilt)."""
+
+
+def margin(probs: np.ndarray, target: int) -> float:
+    """Target probability minus the best other class's."""
+    others = np.delete(probs, target)
+    return float(probs[target] - (others.max() if len(others) else 0.0))
+
 
 def rank_bins(responsibility: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     """Bins by responsibility, highest first; ties broken by larger |X| first, then lower bin."""
@@ -80,10 +91,10 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
     floor = min_confidence * confidence
 
     def keeps(probs: np.ndarray) -> bool:
-        return int(probs.argmax()) == target and probs[target] >= floor
+        return margin(probs, target) > TIE_MARGIN and probs[target] >= floor
 
     def loses(probs: np.ndarray) -> bool:
-        return int(probs.argmax()) != target
+        return margin(probs, target) < -TIE_MARGIN
 
     def matches(probs: np.ndarray) -> bool:
         return round(float(probs[target]), decimals) == round(confidence, decimals)

@@ -1,0 +1,144 @@
+"""``freqrex-audit bench``: how close an explanation runs to the model's own batched forward time.
+
+For a black-box method the floor is (queries × the model's forward time per query at that batch
+size); everything above it is overhead the engine controls. For each model and clip length this
+measures queries per phase, explanation wall time, the pure forward time for the same queries,
+their ratio, peak memory, the batch-size-1 slowdown, and the attacks' queries and time.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import resource
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from .classifier import Classifier, QueryEngine
+from .engine import AttackConfig, FreqReXConfig, explain, fourier_attack, stft_attack
+
+
+@dataclass
+class BenchRow:
+    """One (model, clip length) measurement."""
+
+    model: str
+    device: str
+    seconds: float
+    n_bins: int
+    batch_size: int
+    queries: int
+    queries_by_phase: dict
+    explain_s: float
+    forward_s: float
+    overhead_ratio: float
+    queries_per_s: float
+    peak_memory_mb: float
+    batch1_explain_s: float | None
+    batching_speedup: float | None
+    attack_queries: int
+    attack_s: float
+    sufficient_valid: bool
+
+
+def bench_clip(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
+    """A music-like test clip: a few harmonic tones with vibrato and a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    x = np.zeros_like(t)
+    for f0 in rng.uniform(150, 900, size=3):
+        vibrato = 1 + 0.003 * np.sin(2 * np.pi * 5 * t)
+        for h in range(1, 5):
+            x += np.sin(2 * np.pi * f0 * h * vibrato * t) / h
+    x += 0.05 * rng.standard_normal(len(t))
+    return (0.3 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def forward_time(classifier: Classifier, n_samples: int, queries: int, batch_size: int, repeats: int = 1) -> float:
+    """Seconds the model alone needs for ``queries`` forward passes at ``batch_size`` (inputs pre-built)."""
+    batch = torch.randn(batch_size, n_samples, device=classifier.device) * 0.1
+    full, rest = divmod(queries, batch_size)
+    best = math.inf
+    with torch.inference_mode():
+        classifier.predict(batch[:1])  # warm-up
+        for _ in range(repeats):
+            _sync(classifier.device)
+            began = time.perf_counter()
+            for _ in range(full):
+                classifier.predict(batch)
+            if rest:
+                classifier.predict(batch[:rest])
+            _sync(classifier.device)
+            best = min(best, time.perf_counter() - began)
+    return best
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    scale = 1 if platform.system() == "Darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def bench_model(name: str, classifier: Classifier, seconds: float, batch_size: int = 64,
+                config: FreqReXConfig | None = None, with_batch1: bool = False) -> BenchRow:
+    """Measure one explanation (+ attacks) of a ``seconds``-long clip against the model's forward floor."""
+    config = config or FreqReXConfig(seed=0)
+    x = bench_clip(seconds, classifier.sample_rate)
+    if classifier.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(classifier.device)
+    engine = QueryEngine(classifier, batch_size=batch_size)
+    engine.query(x[None])  # warm-up (lazy init, kernels), not counted below
+    engine.queries = 0
+    _sync(classifier.device)
+    began = time.perf_counter()
+    exp = explain(engine, x, config)
+    _sync(classifier.device)
+    explain_s = time.perf_counter() - began
+    floor = forward_time(classifier, len(x), exp.queries, batch_size)
+    probs = engine.query(exp.signal("sufficient")[None])[0]
+    valid = int(probs.argmax()) == exp.target and probs[exp.target] >= config.min_confidence * exp.confidence
+
+    began, q0 = time.perf_counter(), engine.queries
+    attack = fourier_attack(engine, x, exp, AttackConfig())
+    stft_attack(engine, x, attack)
+    attack_s, attack_q = time.perf_counter() - began, engine.queries - q0
+
+    batch1_s = speedup = None
+    if with_batch1:
+        began = time.perf_counter()
+        explain(QueryEngine(classifier, batch_size=1), x, config)
+        batch1_s = time.perf_counter() - began
+        speedup = batch1_s / explain_s
+    return BenchRow(
+        model=name, device=str(classifier.device), seconds=seconds, n_bins=exp.n_bins, batch_size=batch_size,
+        queries=exp.queries, queries_by_phase=dict(exp.queries_by_phase), explain_s=explain_s, forward_s=floor,
+        overhead_ratio=explain_s / floor if floor > 0 else math.nan, queries_per_s=exp.queries / explain_s,
+        peak_memory_mb=_peak_memory_mb(classifier.device), batch1_explain_s=batch1_s, batching_speedup=speedup,
+        attack_queries=attack_q, attack_s=attack_s, sufficient_valid=bool(valid))
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    """A plain-text table of the measurements, one row per (model, clip length)."""
+    head = ("model", "device", "clip s", "K bins", "queries", "explain s", "forward s", "overhead",
+            "q/s", "peak MB", "batch-1 ×", "attack q", "valid")
+    lines = [head]
+    for r in rows:
+        lines.append((r.model, r.device, f"{r.seconds:g}", f"{r.n_bins:,}", f"{r.queries:,}", f"{r.explain_s:.2f}",
+                      f"{r.forward_s:.2f}", f"{r.overhead_ratio:.2f}", f"{r.queries_per_s:.0f}",
+                      f"{r.peak_memory_mb:.0f}", "-" if r.batching_speedup is None else f"{r.batching_speedup:.1f}",
+                      f"{r.attack_queries:,}", "yes" if r.sufficient_valid else "NO"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines)
+
+
+def rows_as_json(rows: list[BenchRow]) -> list[dict]:
+    return [asdict(r) for r in rows]
