@@ -78,6 +78,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render the HTML report (and the runs index beside it) from a saved results.json."""
+    from .report import render_index, render_report
+
+    results = Path(args.results)
+    if not results.is_file():
+        raise FileNotFoundError(f"{results}: no such results file")
+    out = render_report(results, args.out, max_sample_cards=args.max_cards)
+    if args.out is None:
+        render_index(results.parent.parent)
+    print(out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="freqrex-audit", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -98,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto")
     bench.add_argument("--json", help="write the measurements as JSON to this file")
     bench.set_defaults(run=cmd_bench)
+
+    report = commands.add_parser("report", help="re-render the HTML audit report from a saved results.json")
+    report.add_argument("results", help="results.json written by an audit (its .npz sidecar is read too)")
+    report.add_argument("--out", default=None, help="HTML file to write (default: report.html beside the JSON)")
+    report.add_argument("--max-cards", type=int, default=12, help="most per-sample cards per spec (default 12)")
+    report.set_defaults(run=cmd_report)
     return parser
 
 
