@@ -55,8 +55,7 @@ def wav2vec2_features(waveforms: torch.Tensor, extractor: Any, cache: dict | Non
     """``Wav2Vec2FeatureExtractor`` on equal-length clips: ``input_values`` (+ ``attention_mask``)."""
     x = _as_batch(waveforms)
     if getattr(extractor, "do_normalize", False):
-        mean = x.mean(dim=-1, keepdim=True)
-        var = x.var(dim=-1, unbiased=False, keepdim=True)
+        var, mean = torch.var_mean(x, dim=-1, unbiased=False, keepdim=True)
         x = (x - mean) / torch.sqrt(var + 1e-7)
     inputs = {"input_values": x}
     if getattr(extractor, "return_attention_mask", False):
@@ -134,20 +133,34 @@ def _fit_length(x: torch.Tensor, length: int, value: float, side: str = "right")
 
 
 def whisper_features(waveforms: torch.Tensor, extractor: Any, cache: dict | None = None) -> dict[str, torch.Tensor]:
-    """``WhisperFeatureExtractor``: log-mel [B, feature_size, nb_max_frames] as ``input_features``."""
+    """``WhisperFeatureExtractor``: log-mel [B, feature_size, nb_max_frames] as ``input_features``.
+
+    Short clips are zero-padded to ``n_samples`` (30 s for real Whisper); frames that lie wholly in
+    that zero padding have zero power, so when the padding is zeros on the right and there is no
+    dither only the frames that touch the clip go through the STFT and the rest get the log floor.
+    """
     x = _as_batch(waveforms)
     device = x.device
-    x = _fit_length(x, int(extractor.n_samples), float(extractor.padding_value),
-                    getattr(extractor, "padding_side", "right"))
-    dither = float(getattr(extractor, "dither", 0.0) or 0.0)
-    if dither:
-        x = x + dither * torch.randn_like(x)
+    n_samples = int(extractor.n_samples)
     n_fft, hop = int(extractor.n_fft), int(extractor.hop_length)
+    n_frames = n_samples // hop  # the STFT gives n_samples // hop + 1 frames; HF drops the last
+    padding_value = float(extractor.padding_value)
+    side = getattr(extractor, "padding_side", "right")
+    dither = float(getattr(extractor, "dither", 0.0) or 0.0)
     window = _constant("window", device, lambda: torch.hann_window(n_fft).numpy(), cache)
     mel = _constant("mel", device, lambda: extractor.mel_filters, cache)  # [n_fft//2+1, n_mels]
-    stft = torch.stft(x, n_fft, hop, window=window, return_complex=True)  # [B, F, frames]
-    power = stft[..., :-1].abs() ** 2
-    log_spec = torch.clamp(mel.T @ power, min=WHISPER_LOG_FLOOR).log10()
+    computed = n_samples
+    if padding_value == 0.0 and side == "right" and not dither and x.shape[-1] + n_fft < n_samples:
+        computed = x.shape[-1] + n_fft  # every frame past this one (and its reflection) is zeros
+    x = _fit_length(x, computed, padding_value, side)
+    if dither:
+        x = x + dither * torch.randn_like(x)
+    stft = torch.stft(x, n_fft, hop, window=window, return_complex=True)  # [B, F, computed // hop + 1]
+    power = stft[..., :n_frames].abs() ** 2
+    mel_power = mel.T @ power
+    if mel_power.shape[-1] < n_frames:
+        mel_power = torch.nn.functional.pad(mel_power, (0, n_frames - mel_power.shape[-1]))
+    log_spec = torch.clamp(mel_power, min=WHISPER_LOG_FLOOR).log10()
     peak = log_spec.amax(dim=(1, 2), keepdim=True)
     log_spec = torch.maximum(log_spec, peak - 8.0)
     return {"input_features": (log_spec + 4.0) / 4.0}
