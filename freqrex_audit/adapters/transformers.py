@@ -13,6 +13,7 @@ runs through HF's own CPU code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -85,9 +86,11 @@ def labels_from_config(config: Any, path: Path) -> list[str]:
     try:
         by_id = {int(key): str(value) for key, value in id2label.items()}
     except (TypeError, ValueError):
-        raise ClassifierError(f"{path / 'config.json'}: id2label keys must be integers, got {list(id2label)}") from None
+        raise ClassifierError(f"{path / 'config.json'}: id2label keys must be integers, "
+                              f"got {list(id2label)}") from None
     if sorted(by_id) != list(range(len(by_id))) or not by_id:
-        raise ClassifierError(f"{path / 'config.json'}: id2label must map ids 0..C-1 to labels, got ids {sorted(by_id)}")
+        raise ClassifierError(f"{path / 'config.json'}: id2label must map ids 0..C-1 to labels, "
+                              f"got ids {sorted(by_id)}")
     return [by_id[i] for i in range(len(by_id))]
 
 
@@ -102,6 +105,20 @@ def fingerprint_directory(path: Path, labels: list[str]) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _quiet_progress():
+    """No "Loading weights" progress bar on stderr (it would interleave with CLI output); restored after."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def load_transformers_classifier(path: str | Path, device: str | torch.device = "auto", trust_remote_code: bool = False,
@@ -121,9 +138,10 @@ def load_transformers_classifier(path: str | Path, device: str | torch.device = 
     remote = trust_remote_code is True
     has_safetensors = any(directory.glob("*.safetensors"))
     try:
-        model = AutoModelForAudioClassification.from_pretrained(
-            directory, local_files_only=True, trust_remote_code=remote,
-            use_safetensors=True if has_safetensors else None, weights_only=True)
+        with _quiet_progress():
+            model = AutoModelForAudioClassification.from_pretrained(
+                directory, local_files_only=True, trust_remote_code=remote,
+                use_safetensors=True if has_safetensors else None, weights_only=True)
     except Exception as exc:  # HF raises OSError, ValueError, KeyError… for broken directories
         raise ClassifierError(f"{directory}: cannot load the audio classification model "
                               f"({type(exc).__name__}: {exc})") from None
