@@ -19,6 +19,11 @@ FAMILIES = ("ast", "wav2vec2", "hubert", "distilhubert", "whisper")
 WHISPER_CHUNK_SECONDS = 1
 """Whisper pads/truncates every clip to ``chunk_length`` seconds; 1 s → 100 frames → 50 positions."""
 
+INIT_RANGE = {"ast": 0.2, "wav2vec2": 0.5, "hubert": 0.5, "distilhubert": 0.5, "whisper": 0.5}
+"""With HF's default init (std 0.02) tiny random models answer ~1/3 for every class whatever the
+input; a wider init makes the output depend on the clip, so that top-1 and probability comparisons
+in the tests mean something."""
+
 
 def _label_maps() -> dict:
     return {"id2label": dict(enumerate(LABELS)), "label2id": {label: i for i, label in enumerate(LABELS)}}
@@ -30,12 +35,6 @@ def _speech_encoder_kwargs(family: str) -> dict:
                 conv_dim=(16, 16, 16), conv_stride=(4, 4, 4), conv_kernel=(8, 8, 8),
                 num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, classifier_proj_size=8,
                 mask_time_prob=0.0, initializer_range=INIT_RANGE[family], **_label_maps())
-
-
-INIT_RANGE = {"ast": 0.2, "wav2vec2": 0.5, "hubert": 0.5, "distilhubert": 0.5, "whisper": 0.5}
-"""With HF's default init (std 0.02) tiny random models answer ~1/3 for every class whatever the
-input; a wider init makes the output depend on the clip, so that top-1 and probability comparisons
-in the tests mean something."""
 
 
 def build_tiny_model(family: str, directory: str | Path, seed: int = 0) -> Path:
@@ -77,8 +76,9 @@ def build_tiny_model(family: str, directory: str | Path, seed: int = 0) -> Path:
         config = tf.WhisperConfig(num_mel_bins=16, d_model=16, encoder_layers=1, encoder_attention_heads=2,
                                   encoder_ffn_dim=32, decoder_layers=1, decoder_attention_heads=2,
                                   decoder_ffn_dim=32, max_source_positions=frames // 2, max_target_positions=8,
-                                  init_std=INIT_RANGE[family], classifier_proj_size=8, vocab_size=64, pad_token_id=0, bos_token_id=1,
-                                  eos_token_id=2, decoder_start_token_id=3, **_label_maps())
+                                  init_std=INIT_RANGE[family], classifier_proj_size=8, vocab_size=64,
+                                  pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=3,
+                                  **_label_maps())
         model = tf.WhisperForAudioClassification(config)
         extractor = tf.WhisperFeatureExtractor(feature_size=16, sampling_rate=SAMPLE_RATE, hop_length=160,
                                                chunk_length=WHISPER_CHUNK_SECONDS, n_fft=400)

@@ -92,6 +92,20 @@ def test_on_device_features_match_hf_extractor(classifiers, family, seconds):
                                    atol=FEATURE_ATOL[family], err_msg=f"{family} {key}")
 
 
+@pytest.mark.parametrize("name", ["ASTFeatureExtractor", "WhisperFeatureExtractor", "Wav2Vec2FeatureExtractor"])
+def test_full_size_default_extractors_match(name):
+    """The released defaults (AST: 128 mels, 1024 frames; Whisper: 80 mels, 30 s chunks), features only."""
+    import transformers
+
+    extractor = getattr(transformers, name)()
+    x = clips(1.0, count=2)
+    ours = FeatureFunction(extractor)(torch.from_numpy(x))
+    ref = extractor(list(x), sampling_rate=extractor.sampling_rate, return_tensors="pt")
+    key = extractor.model_input_names[0]
+    assert ours[key].shape == ref[key].shape
+    np.testing.assert_allclose(ours[key].numpy(), ref[key].numpy(), rtol=0, atol=1e-4)
+
+
 def test_whisper_pads_and_truncates_to_its_chunk(classifiers):
     """Whisper sees exactly chunk_length seconds: a clip's first second decides, the rest is cut."""
     clf = classifiers["whisper"]
