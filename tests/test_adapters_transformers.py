@@ -4,10 +4,10 @@ Reference behaviour is HF's: the feature extractor called the way ``pipeline("au
 calls it, and the pipeline's probabilities. Tolerances (absolute, on float32):
 
 - features: ``FEATURE_ATOL`` — the AST filter bank is float64 in HF's numpy path and float32 here
-  (measured max |diff| ~5e-6 on log-mel values of magnitude ~1); Wav2Vec2 normalisation ~5e-7;
-  Whisper 0 (HF also uses torch).
-- probabilities vs the pipeline: ``PROB_ATOL`` (measured ≤ 1e-7), top-1 identical.
-- batched vs one clip at a time: ``BATCH_ATOL`` (measured ≤ 1e-6).
+  (measured max |diff| 7e-6 on log-mel values of magnitude ~1, 1e-4 allowed); Wav2Vec2-style
+  normalisation 2.4e-7 (1e-5 allowed); Whisper 0 (HF also uses torch; 1e-5 allowed).
+- probabilities vs the pipeline: ``PROB_ATOL`` = 1e-5 (measured ≤ 8e-7), top-1 identical.
+- batched vs one clip at a time: ``BATCH_ATOL`` = 1e-5 (measured ≤ 7e-7).
 """
 
 from __future__ import annotations
