@@ -1,0 +1,158 @@
+"""Hugging Face audio classifiers (``AutoModelForAudioClassification``) from a local directory.
+
+The directory is what ``save_pretrained`` writes for the model and its feature extractor
+(``config.json``, ``model.safetensors``, ``preprocessor_config.json``). Nothing is downloaded
+(``local_files_only=True``), remote code runs only when the spec sets ``trust_remote_code: true``,
+and weights load from safetensors when the directory has them (else ``torch.load`` with
+``weights_only=True``).
+
+Features are computed in torch on the model's device, batched (see :mod:`.features`), for the
+Wav2Vec2-style (Wav2Vec2, HuBERT, DistilHuBERT, …), AST and Whisper extractors; any other extractor
+runs through HF's own CPU code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..classifier import Classifier, ClassifierError, resolve_device
+from .features import FeatureFunction, feature_function
+
+__all__ = ["TransformersClassifier", "load_transformers_classifier"]
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+_HASHED_FILES = ("config.json", "preprocessor_config.json")
+
+
+class TransformersClassifier(Classifier):
+    """A loaded HF audio classifier: waveforms [B, T] at ``sample_rate`` -> softmax probabilities [B, C].
+
+    ``batch_size`` (optional) caps how many clips go through the model at once inside ``predict``;
+    the :class:`~freqrex_audit.classifier.QueryEngine` batches on top of that.
+    """
+
+    def __init__(self, model: torch.nn.Module, extractor: Any, path: str | Path, device: torch.device,
+                 batch_size: int | None = None, fingerprint: str = "", on_device_features: bool = True):
+        self.model = model
+        self.extractor = extractor
+        self.path = Path(path)
+        self.name = self.path.name or str(self.path)
+        self.labels = labels_from_config(model.config, self.path)
+        self.sample_rate = int(extractor.sampling_rate)
+        if batch_size is not None and int(batch_size) < 1:
+            raise ClassifierError(f"{self.path}: batch_size must be ≥ 1, got {batch_size}")
+        self.batch_size = int(batch_size) if batch_size else None
+        self.features: FeatureFunction = feature_function(extractor, on_device=on_device_features)
+        self.fingerprint = fingerprint
+        self.device = device
+        self.model.to(device).eval()
+
+    def to(self, device: str | torch.device) -> "TransformersClassifier":
+        super().to(device)
+        self.model.to(self.device)
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def predict(self, waveforms: torch.Tensor) -> torch.Tensor:
+        waveforms = torch.as_tensor(waveforms)
+        if waveforms.ndim == 1:
+            waveforms = waveforms[None]
+        waveforms = waveforms.to(self.device, torch.float32)
+        step = self.batch_size or max(1, waveforms.shape[0])
+        with torch.inference_mode():
+            chunks = [self._forward(waveforms[start:start + step]) for start in range(0, waveforms.shape[0], step)]
+        return torch.cat(chunks) if chunks else torch.zeros(0, len(self.labels), device=self.device)
+
+    def _forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        inputs = self.features(waveforms)
+        dtype = self.dtype
+        inputs = {key: value.to(dtype) if value.is_floating_point() else value for key, value in inputs.items()}
+        logits = self.model(**inputs).logits
+        return torch.softmax(logits.float(), dim=-1)
+
+
+def labels_from_config(config: Any, path: Path) -> list[str]:
+    """``config.id2label`` ordered by id; ids must be 0..C-1 with C = ``num_labels``."""
+    id2label = getattr(config, "id2label", None) or {}
+    try:
+        by_id = {int(key): str(value) for key, value in id2label.items()}
+    except (TypeError, ValueError):
+        raise ClassifierError(f"{path / 'config.json'}: id2label keys must be integers, "
+                              f"got {list(id2label)}") from None
+    if sorted(by_id) != list(range(len(by_id))) or not by_id:
+        raise ClassifierError(f"{path / 'config.json'}: id2label must map ids 0..C-1 to labels, "
+                              f"got ids {sorted(by_id)}")
+    return [by_id[i] for i in range(len(by_id))]
+
+
+def fingerprint_directory(path: Path, labels: list[str]) -> str:
+    """Short hash of the weight files, the model and extractor configs, and the label list."""
+    digest = hashlib.sha256(json.dumps(labels).encode())
+    names = sorted(p.name for p in path.iterdir() if p.is_file() and
+                   (p.suffix in _WEIGHT_SUFFIXES or p.name in _HASHED_FILES or p.name.endswith(".index.json")))
+    for name in names:
+        digest.update(name.encode())
+        with open(path / name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _quiet_progress():
+    """No "Loading weights" progress bar on stderr (it would interleave with CLI output); restored after."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def load_transformers_classifier(path: str | Path, device: str | torch.device = "auto", trust_remote_code: bool = False,
+                                 batch_size: int | None = None, on_device_features: bool = True,
+                                 **unused: Any) -> TransformersClassifier:
+    """Load a model directory saved by ``save_pretrained`` (model + feature extractor), offline.
+
+    ``on_device_features=False`` keeps HF's own (CPU, numpy) feature extraction, for comparison.
+    """
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise ClassifierError(f"{directory}: transformers model directory not found")
+    if not (directory / "config.json").is_file():
+        raise ClassifierError(f"{directory}: not a transformers model directory (no config.json)")
+    remote = trust_remote_code is True
+    has_safetensors = any(directory.glob("*.safetensors"))
+    try:
+        with _quiet_progress():
+            model = AutoModelForAudioClassification.from_pretrained(
+                directory, local_files_only=True, trust_remote_code=remote,
+                use_safetensors=True if has_safetensors else None, weights_only=True)
+    except Exception as exc:  # HF raises OSError, ValueError, KeyError… for broken directories
+        raise ClassifierError(f"{directory}: cannot load the audio classification model "
+                              f"({type(exc).__name__}: {exc})") from None
+    try:
+        extractor = AutoFeatureExtractor.from_pretrained(directory, local_files_only=True, trust_remote_code=remote)
+    except Exception as exc:
+        raise ClassifierError(f"{directory}: cannot load the feature extractor "
+                              f"(preprocessor_config.json; {type(exc).__name__}: {exc})") from None
+    if not hasattr(extractor, "sampling_rate"):
+        raise ClassifierError(f"{directory}: the feature extractor has no sampling_rate")
+    labels = labels_from_config(model.config, directory)
+    return TransformersClassifier(model, extractor, directory, resolve_device(device), batch_size=batch_size,
+                                  fingerprint=fingerprint_directory(directory, labels),
+                                  on_device_features=on_device_features)

@@ -1,0 +1,62 @@
+"""The callable adapter: ``package.module:factory`` targets, and errors that name the target."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from freqrex_audit.adapters import load_classifier
+from freqrex_audit.adapters.callable import load_callable_classifier
+from freqrex_audit.classifier import Classifier, ClassifierError
+
+from . import callable_targets as targets
+
+
+def tones(sr: int = targets.SAMPLE_RATE) -> torch.Tensor:
+    t = torch.arange(sr // 2) / sr
+    return torch.stack([torch.sin(2 * torch.pi * 200 * t), torch.sin(2 * torch.pi * 3000 * t)])
+
+
+@pytest.mark.parametrize("model", [
+    "tests.callable_targets:make_classifier",
+    {"type": "callable", "target": "tests.callable_targets:make_classifier"},
+    {"target": "tests.callable_targets:nested.factory"},
+])
+def test_factory_returning_a_classifier(model):
+    clf = load_classifier(model, device="cpu")
+    assert isinstance(clf, Classifier)
+    assert clf.labels == targets.LABELS and clf.sample_rate == targets.SAMPLE_RATE
+    probs = clf.predict(tones())
+    assert probs.argmax(-1).tolist() == [0, 1]
+    np.testing.assert_allclose(probs.sum(-1).numpy(), 1.0, atol=1e-6)
+
+
+def test_plain_function_needs_labels_and_rate():
+    model = {"target": "tests.callable_targets:make_function", "options": {"scale": 2.0}}
+    with pytest.raises(ClassifierError, match="tests.callable_targets:make_function.*labels"):
+        load_classifier(model, device="cpu")
+    clf = load_classifier({**model, "labels": ["a", "b"], "sample_rate": 8000}, device="cpu")
+    assert clf.labels == ["a", "b"] and clf.sample_rate == 8000
+    expected = torch.softmax(2.0 * targets.band_energy_logits(tones()), dim=-1)
+    torch.testing.assert_close(clf.predict(tones()), expected)
+    assert clf.name == "tests.callable_targets:make_function"
+
+
+@pytest.mark.parametrize("target, problem", [
+    ("tests.no_such_module:factory", "cannot import 'tests.no_such_module'"),
+    ("tests.callable_targets:no_such_factory", "has no attribute 'no_such_factory'"),
+    ("tests.callable_targets:nested.missing", "has no attribute 'missing'"),
+    ("tests.callable_targets", "must look like"),
+    ("tests.callable_targets:make_nothing", "returned int, not a Classifier"),
+])
+def test_bad_targets_are_classifier_errors_naming_the_target(target, problem):
+    with pytest.raises(ClassifierError) as info:
+        load_callable_classifier(target, device="cpu")
+    assert target in str(info.value)
+    assert problem in str(info.value)
+
+
+def test_missing_module_through_load_classifier():
+    with pytest.raises(ClassifierError, match="tests.no_such_module:factory"):
+        load_classifier("tests.no_such_module:factory", device="cpu")
