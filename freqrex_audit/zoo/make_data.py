@@ -18,7 +18,9 @@ What it writes (16 kHz mono, 16-bit FLAC), replacing what was there:
   seeded generator); train and eval use disjoint generator streams, and eval melodies are checked
   not to repeat any train melody. ``--train`` / ``--eval`` clips per class (default 40 / 10).
 - ``vad/eval/speech/*.flac``: espeak-ng sentences in several voices, 1.5 s;
-  ``vad/eval/music/*.flac``: instrumental MIDI phrases (no voice-like patches), 1.5 s.
+  ``vad/eval/non_speech/music_*.flac``: instrumental MIDI phrases (no voice-like patches), 1.5 s.
+  The folder names are the silero-vad classifier's labels, so the folder-of-class-dirs dataset
+  matches the model's ``non_speech`` / ``speech`` classes by name.
 
 Rendering is deterministic for a given seed, FluidSynth and SoundFont version (reverb and chorus
 are switched off so nothing depends on the synth's internal state).
@@ -184,7 +186,7 @@ def make_instruments(root: Path, soundfont: Path, workdir: Path, seed: int, n_tr
 
 def make_vad(root: Path, soundfont: Path, workdir: Path, seed: int) -> None:
     n = int(1.5 * SAMPLE_RATE)
-    for kind in ("speech", "music"):
+    for kind in ("speech", "non_speech"):
         shutil.rmtree(root / "eval" / kind, ignore_errors=True)
     for i, (voice, line) in enumerate(zip(SPEECH_VOICES, SPEECH_LINES)):
         wav = workdir / f"speech_{i}.wav"
@@ -200,7 +202,7 @@ def make_vad(root: Path, soundfont: Path, workdir: Path, seed: int) -> None:
         notes = random_melody(rng, 55, 84, seconds=1.6)
         midi = workdir / f"music_{i}.mid"
         write_midi(midi, program, notes)
-        write_flac(root / "eval" / "music" / f"music_{i:02d}_{name}.flac",
+        write_flac(root / "eval" / "non_speech" / f"music_{i:02d}_{name}.flac",
                    fit_clip(render_midi(midi, soundfont, workdir), n, 0.7))
     print(f"vad: {len(SPEECH_VOICES)} speech, {len(VAD_MUSIC_PROGRAMS)} music")
 
