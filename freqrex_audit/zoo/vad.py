@@ -4,17 +4,20 @@ The TorchScript model scores each 512-sample chunk (32 ms at 16 kHz) with a spee
 carrying an LSTM state and 64 samples of context from chunk to chunk. Its ``audio_forward(x, sr)``
 resets that state, zero-pads ``x`` [B, T] to a multiple of 512 and runs all B clips in one batch, so
 clips never see each other's state. A clip's speech probability is the **mean** of its chunk
-probabilities: a clip counts as speech when it is speech most of the time. On the zoo clips the mean
-separates the classes with a wide margin (speech clips ≈ 0.8–0.95, music ≈ 0.0–0.1), while a high
-quantile or the maximum lets a single speech-like note onset in a music clip flip it to "speech"
-(see ``zoo/README.md``). The mean is also smooth in the input, which suits FreqReX's masking.
+probabilities: a clip counts as speech when it is speech most of the time. On the zoo's 12 clips the
+mean separates the classes with the widest margin (speech 0.907–0.996, music 0.003–0.129: 12/12
+correct), whereas the maximum lets one speech-like note onset flip a music clip (the harp clip's
+maximum is 0.880: 11/12) and the 0.9-quantile narrows the margin (music up to 0.247). The mean is
+also smooth in the input, which suits FreqReX's masking. See ``zoo/README.md``.
 
 Output: ``[1 - p, p]`` for the labels ``["non_speech", "speech"]``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import warnings
 from importlib import resources
 
 import torch
@@ -36,8 +39,9 @@ def silero_jit_path() -> str:
 class SileroVADClassifier(Classifier):
     """Batched speech / non-speech classifier over whole clips; the model itself runs on the CPU.
 
-    silero's TorchScript code creates its state tensors on the CPU, so inputs on another device are
-    moved to the CPU and the probabilities moved back; the model is tiny (~2 MB) and this is fast.
+    silero's scripted ``audio_forward`` creates its context on the CPU and returns CPU tensors, so
+    inputs on another device are moved to the CPU and the probabilities moved back to ``device``;
+    the model is tiny (~2 MB) and this is fast.
     """
 
     def __init__(self, device: str | torch.device = "cpu"):
@@ -46,10 +50,10 @@ class SileroVADClassifier(Classifier):
         self.device = resolve_device(device)
         self.name = "silero-vad"
         path = silero_jit_path()
-        self.model = torch.jit.load(path, map_location="cpu").eval()
+        with warnings.catch_warnings():  # torch 2.9+ deprecates torch.jit.load; silero ships TorchScript
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.model = torch.jit.load(path, map_location="cpu").eval()
         self._lock = threading.Lock()  # the scripted module keeps its LSTM state on itself
-        import hashlib
-
         with open(path, "rb") as handle:
             self.fingerprint = hashlib.sha256(handle.read()).hexdigest()[:16]
 
