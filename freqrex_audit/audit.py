@@ -25,7 +25,8 @@ from .datasets import Sample, list_samples, load_clip
 from .engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack, summarize_attacks
 from .specs import Spec
 
-__all__ = ["SampleRecord", "SpecResult", "Verdict", "run_spec", "evaluate", "analysed"]
+__all__ = ["SampleRecord", "SpecResult", "Verdict", "run_spec", "evaluate", "analysed", "planned_items",
+           "write_results"]
 
 PHASES = ("predict", "original", "responsibility", "subsets", "verify", "fourier_attack", "stft_attack", "composition")
 
@@ -409,7 +410,32 @@ def _alpha_toward_peers(result: SpecResult) -> dict[str, float]:
     return out
 
 
-# --- verdicts -------------------------------------------------------------------------------------------
+# --- verdicts ---
+
+AGGREGATE_SETTINGS = {
+    "sufficiency": ("max_mean_fraction",),
+    "fourier_attack": ("max_success_rate", "max_single_rate", "max_five_rate", "max_int16_survival_rate"),
+    "stft_attack": ("max_success_rate", "max_rate_256", "max_rate_512", "max_rate_1024", "max_int16_survival_rate"),
+}
+
+
+def planned_items(spec: Spec, samples: list[Sample]) -> list[tuple[str, str]]:
+    """The (check, key) of every item a spec produces, in order; :func:`evaluate` gives each a verdict."""
+    checks = spec.checks
+    items = [("model", "load")]
+    if "min" in checks.get("accuracy", {}):
+        items.append(("accuracy", "aggregate"))
+    for check in ("sufficiency", "necessity", "completeness"):
+        if check in checks:
+            items += [(check, s.id) for s in samples]
+    if "min_frequencies" in checks.get("fourier_attack", {}):
+        items += [("fourier_attack", s.id) for s in samples]
+    for check, settings in AGGREGATE_SETTINGS.items():
+        if any(k in checks.get(check, {}) for k in settings):
+            items.append((check, "aggregate"))
+    items += [(check, "aggregate") for check in ("composition", "transferability") if check in checks]
+    return items
+
 
 def _gate(metric: str, value: Any, op: str, threshold: float) -> dict:
     if value is None:
