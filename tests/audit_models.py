@@ -68,3 +68,12 @@ def write_robust_dataset(root: Path, per_class: int = 2, seconds: float = 0.25) 
             (root / label).mkdir(parents=True, exist_ok=True)
             sf.write(root / label / f"{i:03d}.wav", x, SR, subtype="FLOAT")
     return root
+
+
+def single_bin(device: str = "cpu", hz: float = 500.0) -> Classifier:
+    """Same labels as ``robust`` but decided by one bin: a fragile "new version" for regression tests."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        score = (_tone_bin_amplitude(x, hz) - 0.03) * 200
+        return torch.softmax(torch.stack([score, -score], dim=-1), dim=-1)
+
+    return Classifier.from_callable(fn, ["low", "high"], SR, device=device, name="single_bin")
