@@ -5,3 +5,5 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+pytest_plugins = ["pytester"]  # the plugin's end-to-end tests run pytest inside pytest

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from . import __version__
 from .adapters import load_classifier
 from .audio import AudioError, load_audio
@@ -92,6 +94,139 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Run specs without pytest, write the run's results, exit 1 if any gate fails."""
+    import time
+
+    from .audit import run_spec
+    from .cache import Cache
+    from .runfile import new_run_id, write_results
+    from .specs import SpecError, find_specs, load_spec
+
+    started = time.time()
+    cache = Cache(None if args.no_cache else args.cache)
+    results, status = [], 0
+    for path in find_specs(args.specs):
+        try:
+            spec = load_spec(path)
+        except SpecError as exc:
+            print(f"freqrex-audit: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        result = run_spec(spec, args.device, cache, args.samples, args.seed)
+        results.append(result)
+        for v in result.verdicts:
+            if v.passed is False:
+                status = max(status, 1)
+            mark = {True: "PASS", False: "FAIL", None: "SKIP"}[v.passed]
+            if v.passed is not True or args.verbose:
+                print(f"{mark} {spec.name}::{v.check}[{v.key}]: {v.message.splitlines()[0]}")
+                for line in v.message.splitlines()[1:]:
+                    print(f"     {line}")
+        print(f"{spec.name}: {sum(v.passed is True for v in result.verdicts)} passed, "
+              f"{sum(v.passed is False for v in result.verdicts)} failed, "
+              f"{sum(v.passed is None for v in result.verdicts)} skipped; {result.queries} queries, "
+              f"{result.seconds:.1f} s")
+    if results:
+        out = write_results(results, Path(args.report) / new_run_id(), seed=args.seed, device=args.device,
+                            started=started)
+        print(f"results: {out}")
+        try:
+            from .report import render_report
+        except ImportError:
+            render_report = None
+        if render_report is not None:
+            print(f"report: {render_report(out)}")
+    return status
+
+
+def _clip(args: argparse.Namespace):
+    from .classifier import QueryEngine
+
+    clf = classifier_from_arg(args.model, args.device)
+    x, _ = load_audio(args.audio, sample_rate=clf.sample_rate)
+    if args.seconds:
+        x = x[: int(args.seconds * clf.sample_rate)]
+    spec = None
+    if args.model.endswith((".yaml", ".yml")):
+        from .specs import load_spec
+
+        spec = load_spec(args.model)
+    return clf, QueryEngine(clf, batch_size=spec.batch_size if spec else 64), x, spec
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """FreqReX on one clip: explanation.json (+npz), WAVs of each subset's signal, a Figure-1-style PNG."""
+    import time
+
+    from .audio import save_audio
+    from .engine import FreqReXConfig, explain
+    from .plots import explanation_figure
+
+    clf, engine, x, spec = _clip(args)
+    config = spec.freqrex if spec else FreqReXConfig()
+    if args.seed is not None:
+        config = FreqReXConfig(**{**config.to_dict(), "seed": args.seed}) if not spec else spec.with_seed(args.seed).freqrex
+    began = time.perf_counter()
+    exp = explain(engine, x, config)
+    seconds = time.perf_counter() - began
+    out = Path(args.out)
+    exp.save(out / "explanation.json")
+    for kind in ("original", "sufficient", "necessary", "complete", "inverse"):
+        signal = exp.signal(kind)
+        if signal is not None:
+            save_audio(out / f"{kind}.wav", signal, clf.sample_rate)
+    figure = explanation_figure(exp, out / "explanation.png", title=f"{Path(args.audio).name}: {exp.target_label}")
+    sizes = ", ".join(f"{k} {len(exp.bins(k))}" if exp.bins(k) is not None else f"{k} none"
+                      for k in ("sufficient", "necessary", "complete"))
+    print(f"{args.audio}: {exp.target_label} ({exp.confidence:.3f}); {sizes} of {exp.n_bins} bins; "
+          f"inverse {exp.labels[exp.inverse_label] if exp.inverse_label is not None else 'none'}")
+    print(f"queries: {engine.queries}; wall time: {seconds:.2f} s; written: {out} ({figure.name})")
+    return 0
+
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    """Explain, then attack one clip (Alg 2, then Alg 3): adversarial WAVs (float and 16-bit), JSON, PNG."""
+    import json
+    import time
+
+    from .audio import save_audio
+    from .engine import AttackConfig, FreqReXConfig, STFTAttackConfig, explain, fourier_attack, stft_attack
+    from .plots import attack_figure
+
+    clf, engine, x, spec = _clip(args)
+    began = time.perf_counter()
+    exp = explain(engine, x, spec.freqrex if spec else FreqReXConfig())
+    atk = fourier_attack(engine, x, exp, spec.attack if spec else AttackConfig(budget=args.budget))
+    st = stft_attack(engine, x, atk, spec.stft_attack if spec else STFTAttackConfig()) if args.stft else None
+    seconds = time.perf_counter() - began
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atk.save(out / "fourier_attack.json")
+    if st is not None:
+        st.save(out / "stft_attack.json")
+    best = st if st is not None and st.success else atk
+    if best.success:
+        save_audio(out / "adversarial.wav", best.adversarial, clf.sample_rate)
+        save_audio(out / "adversarial_int16.wav", np.clip(best.adversarial, -1, 1), clf.sample_rate, subtype="PCM_16")
+        attack_figure(x, best, out / "attack.png", clf.labels)
+    summary = {"clip": str(args.audio), "label": exp.target_label, "success": atk.success,
+               "n_frequencies": atk.n_frequencies, "mutation": str(atk.mutation) if atk.mutation else None,
+               "new_label": clf.labels[atk.new_label] if atk.new_label is not None else None,
+               "snr_db": atk.snr_db, "survives_int16": atk.survives_int16,
+               "stft": None if st is None else {"success": st.success, "frame_size": st.frame_size,
+                                                "frames": st.frames_changed, "snr_db": st.snr_db},
+               "queries": engine.queries, "seconds": round(seconds, 3)}
+    (out / "attack.json").write_text(json.dumps(summary, indent=1))
+    if atk.success:
+        print(f"{args.audio}: {exp.target_label} → {summary['new_label']} with {atk.n_frequencies} frequencies "
+              f"{atk.mutation}, SNR {atk.snr_db:.1f} dB, survives int16: {atk.survives_int16}")
+    else:
+        print(f"{args.audio}: no attack within {atk.budget} frequencies")
+    print(f"queries: {engine.queries}; wall time: {seconds:.2f} s; written: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="freqrex-audit", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -118,6 +253,31 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None, help="HTML file to write (default: report.html beside the JSON)")
     report.add_argument("--max-cards", type=int, default=12, help="most per-sample cards per spec (default 12)")
     report.set_defaults(run=cmd_report)
+
+    audit = commands.add_parser("audit", help="run model specs without pytest; exit 1 if a gate fails")
+    audit.add_argument("specs", nargs="+", metavar="SPEC_OR_DIR", help="spec files or folders of specs")
+    audit.add_argument("--report", default="reports", help="folder for the run (default reports/)")
+    audit.add_argument("--samples", type=int, default=None, help="at most N clips per spec")
+    audit.add_argument("--seed", type=int, default=None, help="override every spec's freqrex.seed")
+    audit.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    audit.add_argument("--cache", default=".freqrex_cache", help="result cache folder (default .freqrex_cache/)")
+    audit.add_argument("--no-cache", action="store_true", help="compute everything afresh")
+    audit.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
+    audit.set_defaults(run=cmd_audit)
+
+    for name, func, text in (("explain", cmd_explain, "FreqReX on one clip: subsets, WAVs and a figure"),
+                             ("attack", cmd_attack, "Fourier (and STFT) attack on one clip")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("model", help=MODEL_HELP)
+        sub.add_argument("audio", help="the clip")
+        sub.add_argument("--out", required=True, help="output folder")
+        sub.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+        sub.add_argument("--seconds", type=float, default=None, help="analyse only the first N seconds")
+        sub.add_argument("--seed", type=int, default=None, help="FreqReX seed (default: the spec's, else 0)")
+        if name == "attack":
+            sub.add_argument("--budget", type=int, default=1000, help="most frequencies mutated (no spec)")
+            sub.add_argument("--no-stft", dest="stft", action="store_false", help="skip the STFT attack")
+        sub.set_defaults(run=func)
     return parser
 
 

@@ -1,1 +1,366 @@
-"""pytest plugin: collects model specs (``model_specs/*.yaml``) into FreqReX audit test items."""
+"""pytest plugin: collects model specs (``model_specs/*.yaml``) into FreqReX audit test items.
+
+* Every ``*.yaml`` / ``*.yml`` under a directory named ``model_specs`` (and any spec file named on the
+  command line) becomes one collector; its items are ``<spec file>::<check>[<sample id or aggregate>]``
+  with a marker per check (``-m freqrex_attack``…). A broken spec is one collection error naming the
+  file and the key; the other specs still run (the run still exits non-zero).
+* A spec's results are computed once, on its first item, and reused by its other items. Under
+  pytest-xdist ``--dist load`` (what ``-n N`` uses) is switched to ``--dist loadgroup`` and every item
+  carries ``xdist_group(<spec name>)``, so a spec's items (and its model) stay on one worker.
+  (``freqrex_loadgroup = false`` in the ini file turns the switch off.)
+* Whichever process computes a spec writes its part into ``<report>/<run-id>/parts/``; the controller
+  (or the only process) merges the parts at session end into ``results.json`` + ``results.npz``, renders
+  the HTML report when ``freqrex_audit.report.render_report`` exists, and prints the path.
+* ``--freqrex-save NAME`` stores the metrics as a baseline, ``--freqrex-compare NAME`` adds
+  ``regression[<check.metric>]`` items checked with ``--freqrex-compare-fail`` rules.
+
+Nothing heavy is imported until a spec is collected, so the plugin is harmless in other projects.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MARKERS = {
+    "model": "freqrex_model",
+    "accuracy": "freqrex_accuracy",
+    "sufficiency": "freqrex_sufficiency",
+    "necessity": "freqrex_necessity",
+    "completeness": "freqrex_completeness",
+    "fourier_attack": "freqrex_attack",
+    "stft_attack": "freqrex_stft",
+    "composition": "freqrex_composition",
+    "transferability": "freqrex_transfer",
+    "regression": "freqrex_regression",
+}
+MARKER_HELP = {
+    "freqrex_model": "FreqReX audit: the model loads and its labels match the dataset",
+    "freqrex_accuracy": "FreqReX audit: accuracy on the spec's dataset",
+    "freqrex_sufficiency": "FreqReX audit: sufficient subsets are valid and small enough",
+    "freqrex_necessity": "FreqReX audit: necessary subsets are valid",
+    "freqrex_completeness": "FreqReX audit: complete subsets are valid",
+    "freqrex_attack": "FreqReX audit: Fourier attack (Alg 2) resistance",
+    "freqrex_stft": "FreqReX audit: STFT attack (Alg 3) resistance",
+    "freqrex_composition": "FreqReX audit: sufficient composition ratios",
+    "freqrex_transfer": "FreqReX audit: transferability toward peer models",
+    "freqrex_regression": "FreqReX audit: no regression against a saved baseline",
+}
+SPEC_SUFFIXES = (".yaml", ".yml")
+STATE = pytest.StashKey["_State"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("freqrex", "FreqReX audit (model specs)")
+    group.addoption("--freqrex-device", default=None, help="device for the models: auto (default), cpu, cuda…")
+    group.addoption("--freqrex-samples", type=int, default=None, help="at most N clips per spec (overrides dataset.limit)")
+    group.addoption("--freqrex-seed", type=int, default=None, help="seed for every spec (overrides freqrex.seed)")
+    group.addoption("--freqrex-report", default=None, metavar="DIR", help="where runs are written (default reports/)")
+    group.addoption("--freqrex-cache", default=None, metavar="DIR", help="result cache (default .freqrex_cache/)")
+    group.addoption("--freqrex-no-cache", action="store_true", default=None, help="compute everything afresh")
+    group.addoption("--freqrex-save", default=None, metavar="NAME", help="save this run's metrics as baseline NAME")
+    group.addoption("--freqrex-compare", default=None, metavar="NAME", help="add regression items against baseline NAME")
+    group.addoption("--freqrex-compare-fail", action="append", default=None, metavar="RULE",
+                    help="regression rule, e.g. 'fourier_attack.success_rate:+5%%' (repeatable)")
+    parser.addini("freqrex_device", "default for --freqrex-device", default="auto")
+    parser.addini("freqrex_samples", "default for --freqrex-samples", default="")
+    parser.addini("freqrex_seed", "default for --freqrex-seed", default="")
+    parser.addini("freqrex_report", "default for --freqrex-report", default="reports")
+    parser.addini("freqrex_cache", "default for --freqrex-cache ('' disables the cache)", default=".freqrex_cache")
+    parser.addini("freqrex_compare_fail", "default --freqrex-compare-fail rules", type="linelist", default=[])
+    parser.addini("freqrex_baseline_dir", "where --freqrex-save/--freqrex-compare keep baselines",
+                  default=".freqrex/baselines")
+    parser.addini("freqrex_loadgroup", "switch xdist --dist load to loadgroup (keeps a spec on one worker)",
+                  type="bool", default=True)
+
+
+class _State:
+    """Per-process plugin state: options, the run folder, computed results."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        root = config.rootpath
+
+        def opt(name: str, ini: str) -> Any:
+            value = config.getoption(name)
+            return value if value is not None else config.getini(ini)
+
+        def where(value: str) -> Path:
+            path = Path(value).expanduser()
+            return path if path.is_absolute() else root / path
+
+        self.device = str(opt("freqrex_device", "freqrex_device") or "auto")
+        samples, seed = opt("freqrex_samples", "freqrex_samples"), opt("freqrex_seed", "freqrex_seed")
+        self.samples = int(samples) if samples not in (None, "") else None
+        self.seed = int(seed) if seed not in (None, "") else None
+        self.report_root = where(str(opt("freqrex_report", "freqrex_report")))
+        cache = opt("freqrex_cache", "freqrex_cache")
+        self.cache_dir = None if config.getoption("freqrex_no_cache") or not cache else where(str(cache))
+        self.save = config.getoption("freqrex_save")
+        self.compare = config.getoption("freqrex_compare")
+        self.baseline_dir = where(str(config.getini("freqrex_baseline_dir")))
+        rules = config.getoption("freqrex_compare_fail") or config.getini("freqrex_compare_fail") or []
+        self.rules: list = []
+        if self.compare:
+            from .baselines import DEFAULT_RULES, RuleError, parse_rule
+
+            try:
+                self.rules = [parse_rule(r) for r in (rules or DEFAULT_RULES)]
+            except RuleError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        workerinput = getattr(config, "workerinput", None)
+        self.is_worker = workerinput is not None
+        if self.is_worker and "freqrex_run_id" in workerinput:
+            self.run_id = workerinput["freqrex_run_id"]
+            self.started = workerinput["freqrex_started"]
+        else:
+            from .runfile import new_run_id
+
+            self.run_id, self.started = new_run_id(), time.time()
+        self.run_dir = self.report_root / self.run_id
+        self.parts_dir = self.run_dir / "parts"
+        self.names: dict[str, Path] = {}
+        self.spec_errors = 0
+        self.results_path: Path | None = None
+        self.report_path: Path | None = None
+        self._cache = None
+
+    @property
+    def cache(self):
+        if self._cache is None:
+            from .cache import Cache
+
+            self._cache = Cache(self.cache_dir)
+        return self._cache
+
+    def where_to_look(self) -> str:
+        return str(self.run_dir.relative_to(self.config.rootpath) if self.run_dir.is_relative_to(self.config.rootpath)
+                   else self.run_dir)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKER_HELP.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    config.stash[STATE] = _State(config)
+    if config.pluginmanager.hasplugin("xdist"):
+        if getattr(config.option, "dist", "no") == "load" and config.getini("freqrex_loadgroup"):
+            config.option.dist = "loadgroup"
+        config.pluginmanager.register(_XdistHooks(config.stash[STATE]), "freqrex_xdist")
+
+
+class _XdistHooks:
+    """Registered only when pytest-xdist is present: hand the run id to every worker."""
+
+    def __init__(self, state: _State):
+        self.state = state
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["freqrex_run_id"] = self.state.run_id
+        node.workerinput["freqrex_started"] = self.state.started
+
+
+def _is_spec_file(file_path: Path, config: pytest.Config) -> bool:
+    if file_path.suffix not in SPEC_SUFFIXES:
+        return False
+    if "model_specs" in file_path.parent.parts:
+        return True
+    invocation = config.invocation_params.dir
+    for arg in config.args:
+        named = Path(str(arg).split("::", 1)[0])
+        named = named if named.is_absolute() else invocation / named
+        try:
+            if named.resolve() == file_path.resolve():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if _is_spec_file(file_path, parent.config):
+        return SpecFile.from_parent(parent, path=file_path)
+    return None
+
+
+class GateFailure(Exception):
+    """A gate or per-sample check that did not hold; its message is the whole story."""
+
+
+class SpecFile(pytest.File):
+    """One model spec: collects its items, computes its results once (on the first item)."""
+
+    spec: Any = None
+    _result: Any = None
+
+    def collect(self):
+        from .audit import planned_items
+        from .datasets import list_samples
+        from .specs import SpecError, load_spec
+
+        state: _State = self.config.stash[STATE]
+        try:
+            self.spec = load_spec(self.path)
+            other = state.names.get(self.spec.name)
+            if other is not None and other != self.path:
+                raise SpecError(self.nodeid, "name", f"{self.spec.name!r} is already the name of {other}")
+            state.names[self.spec.name] = self.path
+            try:
+                samples = list_samples(self.spec.with_limit(state.samples).dataset)
+            except (OSError, ValueError) as exc:
+                raise SpecError(self.nodeid, "dataset.path", str(exc)) from None
+        except SpecError:
+            state.spec_errors += 1
+            raise
+        for check, key in planned_items(self.spec, samples):
+            yield SpecItem.from_parent(self, name=f"{check}[{key}]", check=check, key=key)
+        for rule in state.rules:
+            yield SpecItem.from_parent(self, name=f"regression[{rule.metric}]", check="regression", key=rule.metric)
+
+    def repr_failure(self, excinfo):
+        from .specs import SpecError
+
+        if excinfo.errisinstance(SpecError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def result(self):
+        if self._result is None:
+            from .audit import run_spec
+            from .runfile import save_part, spec_part
+
+            state: _State = self.config.stash[STATE]
+            result = run_spec(self.spec, state.device, state.cache, state.samples, state.seed)
+            result.verdicts += _regressions(state, result)
+            arrays: dict = {}
+            save_part(state.parts_dir, spec_part(result, self.nodeid, arrays), arrays)
+            self._result = result
+        return self._result
+
+
+def _regressions(state: _State, result) -> list:
+    from .audit import Verdict
+    from .baselines import compare, load_baseline
+
+    if not state.rules:
+        return []
+    path = state.baseline_dir / f"{state.compare}.json"
+    if not path.is_file():
+        return [Verdict("regression", r.metric, False, f"no baseline {state.compare!r} at {path}; "
+                                                       f"save one with --freqrex-save {state.compare}")
+                for r in state.rules]
+    baseline = load_baseline(path).get("specs", {}).get(result.name)
+    out = []
+    for rule in state.rules:
+        if baseline is None:
+            out.append(Verdict("regression", rule.metric, None,
+                               f"spec {result.name!r} is not in baseline {state.compare!r}"))
+            continue
+        gate = compare(rule, result.metrics.get(rule.metric), baseline.get("metrics", {}).get(rule.metric))
+        if gate["passed"] is None:
+            out.append(Verdict("regression", rule.metric, None,
+                               f"{rule.metric}: not measured in this run or in baseline {state.compare!r}"))
+            continue
+        note = ""
+        if baseline.get("fingerprint") != result.model_info.get("fingerprint"):
+            note = " (the model changed since the baseline)"
+        out.append(Verdict(
+            "regression", rule.metric, gate["passed"],
+            f"{rule.metric} = {gate['value']:.4g} vs baseline {state.compare!r} {gate['baseline']:.4g} "
+            f"(delta {gate['delta']:+.4g}); rule {rule.text!r} allows {gate['op']} {gate['threshold']:.4g}"
+            f"{' (ok)' if gate['passed'] else ' (REGRESSED)'}{note}", [gate]))
+    return out
+
+
+class SpecItem(pytest.Item):
+    def __init__(self, *, check: str, key: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.check = check
+        self.key = key
+        self.add_marker(MARKERS[check])
+        self.add_marker(pytest.mark.xdist_group(self.parent.spec.name))
+
+    def runtest(self) -> None:
+        state: _State = self.config.stash[STATE]
+        result = self.parent.result()
+        verdict = result.verdict(self.check, self.key)
+        if verdict is None:
+            raise GateFailure(f"{self.nodeid}: no verdict was computed (did the dataset change during the run?)")
+        for gate in verdict.gates:
+            name = f"{self.check}.{gate['metric']}"
+            self.user_properties.append((name, gate["value"]))
+            self.user_properties.append((f"{name}.threshold", gate["threshold"]))
+            if gate.get("baseline") is not None:
+                self.user_properties.append((f"{name}.baseline", gate["baseline"]))
+        self.user_properties.append(("freqrex_report", state.where_to_look()))
+        if verdict.passed is None:
+            pytest.skip(verdict.message)
+        if not verdict.passed:
+            raise GateFailure(f"{result.name}: {verdict.message}\n"
+                              f"report: {state.where_to_look()}/ (results.json: specs.{result.name}, "
+                              f"gates with item {self.nodeid!r})")
+
+    def repr_failure(self, excinfo, style=None):
+        if excinfo.errisinstance(GateFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.parent.spec.name}::{self.name}"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session: pytest.Session):
+    """A broken spec is a collection error, but it must not stop the other specs from running."""
+    state: _State | None = session.config.stash.get(STATE, None)
+    hidden = state.spec_errors if state and not session.config.option.continue_on_collection_errors else 0
+    session.testsfailed -= hidden
+    try:
+        return (yield)
+    finally:
+        session.testsfailed += hidden
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state: _State | None = session.config.stash.get(STATE, None)
+    if state is None or state.is_worker or not state.parts_dir.is_dir():
+        return
+    from .runfile import assemble, load_parts, run_info, write_doc
+
+    parts, arrays = load_parts(state.parts_dir)
+    if not parts:
+        return
+    doc = assemble(parts, run_info(state.seed, state.device), state.started, time.time() - state.started)
+    state.results_path = write_doc(doc, arrays, state.run_dir)
+    shutil.rmtree(state.parts_dir, ignore_errors=True)
+    state.report_path = state.results_path
+    try:
+        from .report import render_report
+    except ImportError:
+        render_report = None
+    if render_report is not None:
+        try:
+            state.report_path = Path(render_report(state.results_path))
+        except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
+            session.config.stash[STATE].report_error = f"{type(exc).__name__}: {exc}"
+    if state.save:
+        from .baselines import save_baseline
+
+        state.saved_baseline = save_baseline(state.baseline_dir / f"{state.save}.json", doc, state.save)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    state: _State | None = config.stash.get(STATE, None)
+    if state is None or state.results_path is None:
+        return
+    terminalreporter.write_sep("-", "freqrex audit")
+    terminalreporter.write_line(f"freqrex results: {state.results_path}")
+    if state.report_path != state.results_path:
+        terminalreporter.write_line(f"freqrex report: {state.report_path}")
+    if getattr(state, "report_error", None):
+        terminalreporter.write_line(f"freqrex report not rendered: {state.report_error}")
+    if getattr(state, "saved_baseline", None):
+        terminalreporter.write_line(f"freqrex baseline saved: {state.saved_baseline}")

@@ -1,0 +1,108 @@
+"""Content-addressed on-disk store of analysis results, shared by runs and by xdist workers.
+
+A key is the SHA-256 of everything the result depends on: the model's fingerprint, the hash of the
+exact samples analysed, the configs as JSON, the phase and the engine version (the package version
+plus a hash of the engine's source, so changing the algorithms invalidates old entries).
+
+An entry is one file ``ROOT/ab/abcdef….frx``: a magic line, the SHA-256 of the payload, then the
+payload (an ``.npz`` holding the JSON text and the arrays). Writes are atomic (temp file + rename),
+so concurrent workers writing the same key each leave a complete file; reads verify the checksum and
+treat a damaged entry as a miss, so it is recomputed and rewritten.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .results import atomic_write_bytes
+
+__all__ = ["Cache", "engine_version", "hash_array", "make_key"]
+
+MAGIC = b"FRXCACHE1\n"
+
+
+@functools.lru_cache(maxsize=1)
+def engine_version() -> str:
+    """Package version plus a hash of the engine sources (results depend on both)."""
+    from . import __version__
+
+    digest = hashlib.sha256(__version__.encode())
+    root = Path(__file__).resolve().parent
+    for source in sorted([*(root / "engine").glob("*.py"), root / "spectrum.py", root / "classifier.py"]):
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def hash_array(x: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes."""
+    x = np.ascontiguousarray(x)
+    digest = hashlib.sha256(f"{x.dtype}|{x.shape}|".encode())
+    digest.update(x.tobytes())
+    return digest.hexdigest()
+
+
+def make_key(*parts: Any) -> str:
+    """Hash of the JSON of ``parts`` and the engine version."""
+    text = json.dumps([engine_version(), *parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Cache:
+    """``get(key) -> (data, arrays) | None`` and ``put(key, data, arrays)``; ``root=None`` disables it."""
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) if root is not None else None
+        self.hits = 0
+        self.misses = 0
+        self.corrupt = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.root is not None
+
+    def _path(self, key: str) -> Path:
+        assert self.root is not None
+        return self.root / key[:2] / f"{key}.frx"
+
+    def get(self, key: str) -> tuple[Any, dict[str, np.ndarray]] | None:
+        if self.root is None:
+            return None
+        path = self._path(key)
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            self.misses += 1
+            return None
+        try:
+            if not blob.startswith(MAGIC):
+                raise ValueError("bad magic")
+            checksum, payload = blob[len(MAGIC):len(MAGIC) + 64], blob[len(MAGIC) + 65:]
+            if hashlib.sha256(payload).hexdigest().encode() != checksum:
+                raise ValueError("checksum mismatch")
+            with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            data = json.loads(arrays.pop("__json__").tobytes().decode())
+        except Exception:
+            self.corrupt += 1
+            self.misses += 1
+            return None
+        self.hits += 1
+        return data, arrays
+
+    def put(self, key: str, data: Any, arrays: dict[str, np.ndarray] | None = None) -> None:
+        if self.root is None:
+            return
+        buffer = io.BytesIO()
+        text = np.frombuffer(json.dumps(data, sort_keys=True).encode(), dtype=np.uint8)
+        np.savez(buffer, __json__=text, **(arrays or {}))
+        payload = buffer.getvalue()
+        blob = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+        atomic_write_bytes(self._path(key), blob)

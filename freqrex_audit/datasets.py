@@ -1,0 +1,103 @@
+"""Labelled clips for an audit: a folder of class sub-folders, or a CSV manifest.
+
+* **folder**: ``DATA/<label>/<clip>`` — every audio file (by suffix, see ``AUDIO_SUFFIXES``) in each
+  class folder; other files and files at the top level are not clips and are ignored.
+* **csv**: a manifest with a header containing ``path`` and ``label`` (other columns ignored);
+  paths resolve against the manifest's folder.
+
+Order is deterministic (classes sorted, clips sorted by path within a class). ``limit`` takes clips
+round-robin across classes (1st of each class, then 2nd of each, …) so a small limit stays
+balanced. A clip longer than ``clip_seconds`` keeps its *first* ``clip_seconds``. A clip that cannot
+be used is never dropped silently: :func:`load_clip` raises :class:`AudioError` and the audit
+records the clip as ``skipped`` with that reason.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import AudioError, load_audio
+from .specs import DatasetSpec
+
+__all__ = ["Sample", "list_samples", "select", "load_clip", "AUDIO_SUFFIXES", "DatasetError"]
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
+
+
+class DatasetError(ValueError):
+    """The dataset as a whole cannot be read (e.g. a manifest without a ``path`` column)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled clip: ``id`` is its path relative to the dataset (posix), stable across machines."""
+
+    id: str
+    path: Path
+    label: str
+
+
+def _folder(root: Path) -> list[Sample]:
+    samples = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for clip in sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
+            samples.append(Sample(clip.relative_to(root).as_posix(), clip, class_dir.name))
+    return samples
+
+
+def _manifest(path: Path) -> list[Sample]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        if "path" not in columns or "label" not in columns:
+            raise DatasetError(f"{path}: a manifest needs a header with 'path' and 'label' columns, got {columns}")
+        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    samples = []
+    for line, row in enumerate(rows, start=2):
+        if not row.get("path"):
+            raise DatasetError(f"{path}: line {line}: empty path")
+        clip = Path(row["path"]).expanduser()
+        clip = clip if clip.is_absolute() else path.parent / clip
+        samples.append(Sample(row["path"], clip, row.get("label", "")))
+    return sorted(samples, key=lambda s: (s.label, s.id))
+
+
+def list_samples(dataset: DatasetSpec, limit: int | None = None) -> list[Sample]:
+    """Every clip of the dataset in deterministic order, reduced to ``limit`` (default: the spec's)."""
+    samples = _folder(dataset.path) if dataset.type == "folder" else _manifest(dataset.path)
+    samples = [Sample(s.id, s.path, dataset.map_label(s.label)) for s in samples]
+    return select(samples, limit if limit is not None else dataset.limit)
+
+
+def select(samples: list[Sample], limit: int | None) -> list[Sample]:
+    """Round-robin over classes (sorted) until ``limit`` clips are chosen; order: class, then path."""
+    if limit is None or limit >= len(samples):
+        return list(samples)
+    by_class: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_class.setdefault(s.label, []).append(s)
+    chosen: list[Sample] = []
+    depth = 0
+    while len(chosen) < limit:
+        for label in sorted(by_class):
+            if depth < len(by_class[label]) and len(chosen) < limit:
+                chosen.append(by_class[label][depth])
+        depth += 1
+    keep = set(id(s) for s in chosen)
+    return [s for s in samples if id(s) in keep]
+
+
+def load_clip(sample: Sample, sample_rate: int, clip_seconds: float | None = None) -> np.ndarray:
+    """The clip as float32 mono at ``sample_rate``, cut to its first ``clip_seconds`` (AudioError if unusable)."""
+    x, _ = load_audio(sample.path, sample_rate=sample_rate)
+    if clip_seconds is not None:
+        n = max(1, int(round(clip_seconds * sample_rate)))
+        if len(x) > n:
+            x = np.ascontiguousarray(x[:n])
+            if float(np.max(np.abs(x))) <= 1e-7:
+                raise AudioError(sample.path, f"its first {clip_seconds:g} s are digital silence")
+    return x

@@ -1,0 +1,185 @@
+"""The run's results file: ``results.json`` + ``results.npz`` in the shape of ``docs/results-schema.md``.
+
+A run is assembled from *parts*, one per spec (``SpecResult`` → :func:`spec_part`), so a pytest-xdist
+worker can write its specs' parts into the run folder and the controller merges them at session end
+(:func:`save_part`, :func:`load_parts`, :func:`assemble`). Everything except ``timings`` is
+deterministic: JSON written with ``sort_keys=True, indent=1``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .results import atomic_write_bytes, to_jsonable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .audit import SpecResult, Verdict
+
+__all__ = ["spec_part", "assemble", "write_doc", "write_results", "save_part", "load_parts", "run_info",
+           "item_name", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+
+def item_name(prefix: str, check: str, key: str) -> str:
+    return f"{prefix}::{check}[{key}]"
+
+
+def default_prefix(spec_path: Path) -> str:
+    try:
+        return spec_path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(spec_path)
+
+
+def gates_of(result: "SpecResult", prefix: str, verdicts: "list[Verdict] | None" = None) -> list[dict]:
+    out = []
+    for v in verdicts if verdicts is not None else result.verdicts:
+        if v.passed is None:
+            continue
+        for g in v.gates:
+            out.append({"spec": result.name, "check": v.check, "metric": g["metric"], "value": g["value"],
+                        "op": g["op"], "threshold": g["threshold"], "passed": g["passed"],
+                        "item": item_name(prefix, v.check, v.key), "baseline": g.get("baseline"),
+                        "delta": g.get("delta")})
+    return out
+
+
+def _sample_dict(index: int, record: Any, name: str, arrays: dict) -> dict:
+    base = f"{name}.{index}"
+    return {
+        "id": record.sample.id, "path": str(record.sample.path), "label": record.sample.label,
+        "status": record.status, "reason": record.reason, "predicted": record.predicted,
+        "confidence": record.confidence,
+        "explanation": record.explanation.to_dict(arrays, f"{base}.explanation") if record.explanation else None,
+        "fourier_attack": record.fourier.to_dict(arrays, f"{base}.fourier_attack") if record.fourier else None,
+        "stft_attack": record.stft.to_dict(arrays, f"{base}.stft_attack") if record.stft else None,
+        "verification": record.verification,
+    }
+
+
+def spec_part(result: "SpecResult", prefix: str | None = None, arrays: dict | None = None) -> dict:
+    """Everything the run file needs from one spec (arrays of its samples go into ``arrays``)."""
+    arrays = {} if arrays is None else arrays
+    prefix = prefix or default_prefix(result.spec.path)
+    name = result.name
+    counts = {s: sum(r.status == s for r in result.samples) for s in ("ok", "misclassified", "skipped", "error")}
+    section = {
+        "spec_file": prefix,
+        "model": result.model_info,
+        "error": result.error,
+        "dataset": {"path": str(result.spec.dataset.path), "n_samples": len(result.samples),
+                    "n_analysed": sum(r.analysed for r in result.samples), "n_skipped": counts["skipped"],
+                    "n_errors": counts["error"], "n_misclassified": counts["misclassified"]},
+        "accuracy": result.accuracy,
+        "samples": [_sample_dict(i, r, name, arrays) for i, r in enumerate(result.samples)],
+        "tables": result.tables,
+        "figures": result.figures,
+        "metrics": result.metrics,
+        "checks": result.spec.checks,
+        "skipped_checks": dict(result.cross_skipped),
+        "verdicts": [{"check": v.check, "key": v.key, "passed": v.passed, "message": v.message,
+                      "item": item_name(prefix, v.check, v.key)} for v in result.verdicts],
+        "transferability": to_jsonable(result.transferability) if result.transferability is not None else None,
+    }
+    return {
+        "name": name, "section": to_jsonable(section), "gates": to_jsonable(gates_of(result, prefix)),
+        "timing": {"seconds": round(result.seconds, 3), "queries": result.queries,
+                   "queries_by_phase": result.queries_by_phase, "cache": result.cache_stats},
+        "trust_remote_code": result.spec.trust_remote_code,
+    }
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_info(seed: int | None, device: str) -> dict:
+    from . import __version__
+
+    versions = {"freqrex_audit": __version__, "python": platform.python_version()}
+    for module in ("torch", "transformers", "numpy"):
+        try:
+            versions[module] = __import__(module).__version__
+        except Exception:  # noqa: BLE001 - optional dependency
+            versions[module] = None
+    return {"seed": seed, "device": device, "versions": versions, "commit": _commit()}
+
+
+def assemble(parts: list[dict], run: dict, started: float, seconds: float) -> dict:
+    parts = sorted(parts, key=lambda p: p["name"])
+    gates = [g for p in parts for g in p["gates"]]
+    transfer = next((p["section"]["transferability"] for p in parts if p["section"].get("transferability")), None)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": {**run, "trust_remote_code": sorted(p["name"] for p in parts if p.get("trust_remote_code"))},
+        "timings": {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+                    "seconds": round(seconds, 3), "per_spec": {p["name"]: p["timing"] for p in parts}},
+        "gates": gates,
+        "specs": {p["name"]: p["section"] for p in parts},
+        "transferability": transfer,
+    }
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def write_doc(doc: dict, arrays: dict[str, np.ndarray], out_dir: str | Path) -> Path:
+    """Write ``results.json`` (+ ``results.npz``) atomically; returns the JSON path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if arrays:
+        atomic_write_bytes(out / "results.npz", _npz_bytes(arrays))
+    return atomic_write_bytes(out / "results.json", json.dumps(doc, sort_keys=True, indent=1).encode())
+
+
+def write_results(results: "list[SpecResult]", out_dir: str | Path, seed: int | None = None, device: str = "auto",
+                  started: float | None = None, prefixes: dict[str, str] | None = None) -> Path:
+    """Write the run file for these spec results; returns the ``results.json`` path."""
+    arrays: dict[str, np.ndarray] = {}
+    parts = [spec_part(r, (prefixes or {}).get(r.name), arrays) for r in results]
+    started = started if started is not None else time.time() - sum(r.seconds for r in results)
+    return write_doc(assemble(parts, run_info(seed, device), started, time.time() - started), arrays, out_dir)
+
+
+def save_part(folder: str | Path, part: dict, arrays: dict[str, np.ndarray]) -> Path:
+    """One spec's part, written by whichever process computed it (a worker or the controller)."""
+    folder = Path(folder)
+    safe = part["name"]
+    if arrays:
+        atomic_write_bytes(folder / f"{safe}.npz", _npz_bytes(arrays))
+    return atomic_write_bytes(folder / f"{safe}.json", json.dumps(part, sort_keys=True).encode())
+
+
+def load_parts(folder: str | Path) -> tuple[list[dict], dict[str, np.ndarray]]:
+    folder = Path(folder)
+    parts, arrays = [], {}
+    if not folder.is_dir():
+        return parts, arrays
+    for path in sorted(folder.glob("*.json")):
+        parts.append(json.loads(path.read_text()))
+        sidecar = path.with_suffix(".npz")
+        if sidecar.exists():
+            with np.load(sidecar, allow_pickle=False) as npz:
+                arrays.update({k: npz[k] for k in npz.files})
+    return parts, arrays
+
+
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"

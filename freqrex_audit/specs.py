@@ -1,0 +1,425 @@
+"""Model specs: the YAML a team writes to gate a release, validated strictly.
+
+Every problem is a :class:`SpecError` whose message names the spec file and the key path, e.g.
+``model_specs/x.yaml: checks.fourier_attack.max_success_rate: must be in [0, 1], got 1.5``.
+Unknown keys, wrong types, out-of-range values and missing files are all errors; relative paths
+resolve against the spec file's folder, and ``zoo://`` names against the bundled zoo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from .engine import AttackConfig, FreqReXConfig, Mutation, STFTAttackConfig
+
+__all__ = ["Spec", "DatasetSpec", "SpecError", "load_spec", "find_specs", "CHECKS", "SPEC_SUFFIXES"]
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+MODEL_TYPES = ("transformers", "torchscript", "callable")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used; ``file`` and ``key`` say where, ``problem`` what."""
+
+    def __init__(self, file: str | Path, key: str, problem: str):
+        self.file = str(file)
+        self.key = key
+        self.problem = problem
+        where = f"{self.file}: {key}: " if key else f"{self.file}: "
+        super().__init__(where + problem)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where the labelled clips are and how to read them (see :mod:`freqrex_audit.datasets`)."""
+
+    path: Path
+    type: str  # "folder" (one sub-folder per class) or "csv" (a manifest with path,label columns)
+    sample_rate: int | None = None  # None: the model's rate
+    clip_seconds: float | None = None  # longer clips keep their first clip_seconds
+    limit: int | None = None  # at most this many clips, balanced across classes
+    only_correct: bool = False  # analyse only clips the model classifies correctly
+    label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label
+
+    def map_label(self, label: str) -> str:
+        return dict(self.label_map).get(label, label)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated model spec. ``model`` is a dict for :func:`freqrex_audit.load_classifier`."""
+
+    name: str
+    path: Path
+    base_dir: Path
+    model: dict
+    batch_size: int
+    dataset: DatasetSpec
+    freqrex: FreqReXConfig
+    attack: AttackConfig
+    stft_attack: STFTAttackConfig
+    checks: dict
+    peers: tuple[str, ...] = ()
+    trust_remote_code: bool = False
+
+    @property
+    def needs_stft(self) -> bool:
+        return "stft_attack" in self.checks
+
+    def with_seed(self, seed: int | None) -> "Spec":
+        if seed is None or seed == self.freqrex.seed:
+            return self
+        return dataclasses.replace(self, freqrex=dataclasses.replace(self.freqrex, seed=int(seed)))
+
+    def with_limit(self, limit: int | None) -> "Spec":
+        if limit is None:
+            return self
+        return dataclasses.replace(self, dataset=dataclasses.replace(self.dataset, limit=int(limit)))
+
+
+# --- small typed validators: each takes (value, key) and raises SpecError via the context -----------
+
+class _Ctx:
+    def __init__(self, file: str):
+        self.file = file
+
+    def fail(self, key: str, problem: str) -> SpecError:
+        return SpecError(self.file, key, problem)
+
+    def mapping(self, value: Any, key: str, allowed: tuple[str, ...], hint: Mapping[str, str] | None = None) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a mapping, got {_kind(value)}")
+        for k in value:
+            if not isinstance(k, str):
+                raise self.fail(key, f"keys must be strings, got {k!r}")
+            if k not in allowed:
+                extra = (hint or {}).get(k)
+                choices = ", ".join(allowed) if allowed else "none"
+                raise self.fail(_join(key, k), f"unknown key{f' ({extra})' if extra else ''}; allowed: {choices}")
+        return dict(value)
+
+    def integer(self, value: Any, key: str, minimum: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"must be an integer, got {_kind(value)}")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be ≥ {minimum}, got {value}")
+        return int(value)
+
+    def number(self, value: Any, key: str, low: float | None = None, high: float | None = None,
+               open_low: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(key, f"must be a number, got {_kind(value)}")
+        if low is not None and high is not None and not (low <= value <= high):
+            raise self.fail(key, f"must be in [{low:g}, {high:g}], got {value:g}")
+        if low is not None and (value <= low if open_low else value < low):
+            raise self.fail(key, f"must be {'>' if open_low else '≥'} {low:g}, got {value:g}")
+        return float(value)
+
+    def rate(self, value: Any, key: str) -> float:
+        return self.number(value, key, 0.0, 1.0)
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, got {_kind(value)}")
+        return value
+
+    def string(self, value: Any, key: str, choices: tuple[str, ...] | None = None) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"must be a non-empty string, got {_kind(value)}")
+        if choices and value not in choices:
+            raise self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def strings(self, value: Any, key: str) -> list[str]:
+        if not isinstance(value, list):
+            raise self.fail(key, f"must be a list of strings, got {_kind(value)}")
+        return [self.string(v, f"{key}[{i}]") for i, v in enumerate(value)]
+
+    def numbers(self, value: Any, key: str, low: float | None = None) -> list[float]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(key, f"must be a non-empty list of numbers, got {_kind(value)}")
+        return [self.number(v, f"{key}[{i}]", low) for i, v in enumerate(value)]
+
+    def path(self, value: Any, key: str, base: Path, what: str) -> Path:
+        text = self.string(value, key)
+        if text.startswith("zoo://"):
+            from .zoo import resolve_zoo_path
+
+            try:
+                return resolve_zoo_path(text)
+            except (FileNotFoundError, ValueError) as exc:
+                raise self.fail(key, str(exc)) from None
+        path = Path(text).expanduser()
+        path = path if path.is_absolute() else (base / path)
+        if not path.exists():
+            raise self.fail(key, f"{what} not found: {path} (relative paths resolve against the spec's folder)")
+        return path.resolve()
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return f"{type(value).__name__} {value!r}" if not isinstance(value, (dict, list)) else type(value).__name__
+
+
+def _join(key: str, sub: str) -> str:
+    return f"{key}.{sub}" if key else sub
+
+
+# --- sections -----------------------------------------------------------------------------------------
+
+MODEL_KEYS = ("type", "path", "target", "device", "batch_size", "labels", "sample_rate", "trust_remote_code",
+              "options", "outputs")
+DATASET_KEYS = ("path", "type", "sample_rate", "clip_seconds", "limit", "only_correct", "label_map")
+ATTACK_KEYS = ("budget", "scales", "phases", "batch_size")
+STFT_KEYS = ("frame_sizes", "frame_budget", "neighbours", "batch_size")
+TOP_KEYS = ("name", "model", "dataset", "freqrex", "attack", "stft_attack", "checks", "peers")
+
+CHECKS: dict[str, tuple[str, ...]] = {
+    "accuracy": ("min",),
+    "sufficiency": ("max_fraction", "max_mean_fraction"),
+    "necessity": ("required",),
+    "completeness": ("required",),
+    "fourier_attack": ("min_frequencies", "max_success_rate", "max_single_rate", "max_five_rate",
+                       "max_int16_survival_rate", "budget"),
+    "stft_attack": ("max_success_rate", "max_rate_256", "max_rate_512", "max_rate_1024",
+                    "max_int16_survival_rate"),
+    "composition": ("min_ratio",),
+    "transferability": ("min_alpha", "flat_earther"),
+}
+"""Every check and the settings it takes (all optional)."""
+
+
+def _model(ctx: _Ctx, raw: Any, base: Path) -> tuple[dict, int, bool]:
+    model = ctx.mapping(raw, "model", MODEL_KEYS)
+    if not model:
+        raise ctx.fail("model", "is required: give 'path' (a model folder or file, or zoo://task/name) "
+                                "or 'target' (package.module:factory)")
+    out: dict[str, Any] = {}
+    if "type" in model:
+        out["type"] = ctx.string(model["type"], "model.type", MODEL_TYPES)
+    if "path" in model:
+        out["path"] = str(ctx.path(model["path"], "model.path", base, "model"))
+    if "target" in model:
+        target = ctx.string(model["target"], "model.target")
+        if ":" not in target:
+            raise ctx.fail("model.target", f"must look like 'package.module:factory', got {target!r}")
+        out["target"] = target
+    if "path" not in out and "target" not in out:
+        raise ctx.fail("model", "give 'path' (a model folder or file, or zoo://task/name) or 'target'")
+    if "path" in out and "target" in out:
+        raise ctx.fail("model", "give either 'path' or 'target', not both")
+    if "device" in model:
+        out["device"] = ctx.string(model["device"], "model.device")
+    if "labels" in model:
+        out["labels"] = ctx.strings(model["labels"], "model.labels")
+    if "sample_rate" in model:
+        out["sample_rate"] = ctx.integer(model["sample_rate"], "model.sample_rate", 1)
+    if "outputs" in model:
+        out["outputs"] = ctx.string(model["outputs"], "model.outputs", ("probs", "logits"))
+    if "options" in model:
+        out["options"] = ctx.mapping(model["options"], "model.options", tuple(model["options"] or ()))
+    trust = ctx.boolean(model["trust_remote_code"], "model.trust_remote_code") if "trust_remote_code" in model else False
+    if trust:
+        out["trust_remote_code"] = True
+    batch = ctx.integer(model["batch_size"], "model.batch_size", 1) if "batch_size" in model else 64
+    return out, batch, trust
+
+
+def _dataset(ctx: _Ctx, raw: Any, base: Path) -> DatasetSpec:
+    data = ctx.mapping(raw, "dataset", DATASET_KEYS)
+    if "path" not in data:
+        raise ctx.fail("dataset.path", "is required: a folder with one sub-folder per class, or a CSV manifest")
+    path = ctx.path(data["path"], "dataset.path", base, "dataset")
+    kind = ctx.string(data["type"], "dataset.type", ("folder", "csv")) if "type" in data else (
+        "folder" if path.is_dir() else "csv")
+    if kind == "folder" and not path.is_dir():
+        raise ctx.fail("dataset.path", f"type 'folder' needs a directory, got the file {path}")
+    if kind == "csv" and not path.is_file():
+        raise ctx.fail("dataset.path", f"type 'csv' needs a manifest file, got the directory {path}")
+    label_map = ctx.mapping(data.get("label_map"), "dataset.label_map", tuple(data.get("label_map") or ()))
+    for k, v in label_map.items():
+        ctx.string(v, f"dataset.label_map.{k}")
+    return DatasetSpec(
+        path=path, type=kind,
+        sample_rate=ctx.integer(data["sample_rate"], "dataset.sample_rate", 1) if "sample_rate" in data else None,
+        clip_seconds=ctx.number(data["clip_seconds"], "dataset.clip_seconds", 0.0, open_low=True)
+        if "clip_seconds" in data else None,
+        limit=ctx.integer(data["limit"], "dataset.limit", 1) if "limit" in data else None,
+        only_correct=ctx.boolean(data["only_correct"], "dataset.only_correct") if "only_correct" in data else False,
+        label_map=tuple(sorted(label_map.items())),
+    )
+
+
+def _dataclass_section(ctx: _Ctx, raw: Any, key: str, cls: type, overrides: dict[str, Callable[[Any, str], Any]]):
+    """Validate a section whose keys are a config dataclass's fields, then build the dataclass."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    section = ctx.mapping(raw, key, tuple(fields))
+    values: dict[str, Any] = {}
+    for name, value in section.items():
+        sub = f"{key}.{name}"
+        if name in overrides:
+            values[name] = overrides[name](value, sub)
+            continue
+        default = fields[name].default
+        if value is None and default is None:
+            values[name] = None
+        elif isinstance(default, bool):
+            values[name] = ctx.boolean(value, sub)
+        elif isinstance(default, int) or (default is None and name == "batch_size"):
+            values[name] = ctx.integer(value, sub, 0 if name in ("neighbours", "decimals") else 1)
+        elif isinstance(default, float):
+            values[name] = ctx.number(value, sub, 0.0)
+        elif isinstance(default, str):
+            values[name] = ctx.string(value, sub)
+        else:
+            values[name] = value
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise ctx.fail(key, str(exc)) from None
+
+
+def _freqrex(ctx: _Ctx, raw: Any) -> FreqReXConfig:
+    return _dataclass_section(ctx, raw, "freqrex", FreqReXConfig, {
+        "partition": lambda v, k: ctx.string(v, k, ("contiguous", "interleaved")),
+        "min_confidence": lambda v, k: ctx.rate(v, k),
+        "seed": lambda v, k: ctx.integer(v, k, 0),
+    })
+
+
+def _attack(ctx: _Ctx, raw: Any, check_budget: int | None) -> AttackConfig:
+    section = ctx.mapping(raw, "attack", ATTACK_KEYS)
+    mutations: list[Mutation] = []
+    if "scales" in section:
+        mutations += [Mutation("scale", s) for s in ctx.numbers(section["scales"], "attack.scales", 0.0)]
+    if "phases" in section:
+        mutations += [Mutation("phase", p) for p in ctx.numbers(section["phases"], "attack.phases")]
+    kwargs: dict[str, Any] = {}
+    if mutations:
+        kwargs["mutations"] = tuple(mutations)
+    if "budget" in section:
+        kwargs["budget"] = ctx.integer(section["budget"], "attack.budget", 1)
+    if check_budget is not None:
+        if "budget" in kwargs and kwargs["budget"] != check_budget:
+            raise ctx.fail("checks.fourier_attack.budget",
+                           f"is {check_budget} but attack.budget is {kwargs['budget']}: give the budget once, "
+                           f"under attack.budget")
+        kwargs["budget"] = check_budget
+    if "batch_size" in section:
+        kwargs["batch_size"] = ctx.integer(section["batch_size"], "attack.batch_size", 1)
+    return AttackConfig(**kwargs)
+
+
+def _stft(ctx: _Ctx, raw: Any) -> STFTAttackConfig:
+    def frames(value: Any, key: str) -> tuple[int, ...]:
+        if not isinstance(value, list) or not value:
+            raise ctx.fail(key, f"must be a non-empty list of integers, got {_kind(value)}")
+        sizes = tuple(ctx.integer(v, f"{key}[{i}]", 4) for i, v in enumerate(value))
+        for i, size in enumerate(sizes):
+            if size % 4:
+                raise ctx.fail(f"{key}[{i}]", f"must be a multiple of 4 (hop = frame/4), got {size}")
+        return sizes
+
+    return _dataclass_section(ctx, raw, "stft_attack", STFTAttackConfig, {"frame_sizes": frames})
+
+
+def _checks(ctx: _Ctx, raw: Any) -> dict[str, dict]:
+    section = ctx.mapping(raw, "checks", tuple(CHECKS))
+    checks: dict[str, dict] = {}
+    for name, settings_raw in section.items():
+        key = f"checks.{name}"
+        hint = {"budget": "the attack budget belongs under attack.budget"} if name != "fourier_attack" else None
+        settings = ctx.mapping(settings_raw, key, CHECKS[name], hint)
+        out: dict[str, Any] = {}
+        for setting, value in settings.items():
+            sub = f"{key}.{setting}"
+            if setting in ("min", "min_ratio", "min_alpha", "max_fraction", "max_mean_fraction") or \
+                    setting.startswith("max_"):
+                out[setting] = ctx.rate(value, sub)
+            elif setting in ("required", "flat_earther"):
+                out[setting] = ctx.boolean(value, sub)
+            elif setting in ("min_frequencies", "budget"):
+                out[setting] = ctx.integer(value, sub, 1)
+        checks[name] = out
+    return checks
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate one spec file; raise :class:`SpecError` naming the file and key on any problem."""
+    path = Path(path)
+    shown = _shown(path)
+    ctx = _Ctx(shown)
+    if not path.is_file():
+        raise ctx.fail("", "spec file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ctx.fail("", f"is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    except UnicodeDecodeError:
+        raise ctx.fail("", "is not UTF-8 text") from None
+    top = ctx.mapping(raw, "", TOP_KEYS)
+    if not top:
+        raise ctx.fail("", "is empty: a spec needs at least 'model' and 'dataset'")
+    base = path.resolve().parent
+    name = ctx.string(top["name"], "name") if "name" in top else path.stem
+    if any(c in name for c in "[]:/\\ \t"):
+        raise ctx.fail("name", f"must not contain spaces, brackets, colons or slashes, got {name!r}")
+    model, batch, trust = _model(ctx, top.get("model"), base)
+    if "dataset" not in top:
+        raise ctx.fail("dataset", "is required: give dataset.path")
+    checks = _checks(ctx, top.get("checks"))
+    return Spec(
+        name=name, path=path.resolve(), base_dir=base, model=model, batch_size=batch,
+        dataset=_dataset(ctx, top["dataset"], base), freqrex=_freqrex(ctx, top.get("freqrex")),
+        attack=_attack(ctx, top.get("attack"), checks.get("fourier_attack", {}).get("budget")),
+        stft_attack=_stft(ctx, top.get("stft_attack")), checks=checks,
+        peers=tuple(ctx.strings(top["peers"], "peers")) if top.get("peers") is not None else (),
+        trust_remote_code=trust,
+    )
+
+
+def _shown(path: Path) -> str:
+    """The spec path as the user sees it: relative to the working directory when it is below it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def find_specs(paths: list[str | Path]) -> list[Path]:
+    """Spec files named directly, plus ``*.yaml`` / ``*.yml`` anywhere under named directories (sorted)."""
+    found: list[Path] = []
+    for item in paths:
+        item = Path(item)
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
+        else:
+            found.append(item)
+    return found
+
+
+def find_peer(spec: Spec, name: str) -> Path:
+    """The spec file named ``name`` (by its ``name`` key or file stem) in the same folder as ``spec``."""
+    for candidate in sorted(spec.base_dir.iterdir()):
+        if candidate.suffix not in SPEC_SUFFIXES or candidate.resolve() == spec.path:
+            continue
+        if candidate.stem == name:
+            return candidate
+        try:
+            raw = yaml.safe_load(candidate.read_text(encoding="utf-8"))
+        except Exception:
+            continue
+        if isinstance(raw, dict) and raw.get("name") == name:
+            return candidate
+    raise SpecError(_shown(spec.path), "peers", f"no spec named {name!r} in {spec.base_dir}")

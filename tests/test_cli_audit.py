@@ -1,0 +1,44 @@
+"""freqrex-audit audit / explain / attack from the shell (in process)."""
+
+from __future__ import annotations
+
+import json
+
+from freqrex_audit.cli import main
+from tests.audit_models import write_fragile_dataset
+
+SPEC = """
+model: {target: "tests.audit_models:fragile"}
+dataset: {path: data}
+attack: {budget: 5}
+checks:
+  accuracy: {min: 0.9}
+  fourier_attack: {max_success_rate: %s}
+"""
+
+
+def test_audit_exit_status_follows_the_gates(tmp_path, capsys):
+    write_fragile_dataset(tmp_path / "data", per_class=1)
+    (tmp_path / "strict.yaml").write_text(SPEC % "0.25")
+    (tmp_path / "lenient.yaml").write_text(SPEC % "1.0")
+    args = ["--report", str(tmp_path / "reports"), "--cache", str(tmp_path / "cache"), "--device", "cpu"]
+    assert main(["audit", str(tmp_path / "strict.yaml"), *args]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL strict::fourier_attack[aggregate]" in out and "success_rate = 0.5, spec requires <= 0.25" in out
+    assert main(["audit", str(tmp_path / "lenient.yaml"), *args]) == 0
+    runs = sorted((tmp_path / "reports").glob("*/results.json"))
+    doc = json.loads(runs[-1].read_text())
+    assert doc["timings"]["per_spec"]["lenient"]["queries"] == 0  # same model, clips and configs: all cached
+    assert doc["specs"]["lenient"]["tables"]["attacks"]["success_rate"] == 0.5
+
+
+def test_explain_and_attack_write_their_files(tmp_path, capsys):
+    write_fragile_dataset(tmp_path / "data", per_class=1)
+    clip = str(tmp_path / "data" / "loud" / "000.wav")
+    assert main(["explain", "tests.audit_models:fragile", clip, "--out", str(tmp_path / "ex"), "--device", "cpu"]) == 0
+    assert {"explanation.json", "sufficient.wav", "explanation.png"} <= {p.name for p in (tmp_path / "ex").iterdir()}
+    assert main(["attack", "tests.audit_models:fragile", clip, "--out", str(tmp_path / "at"), "--no-stft"]) == 0
+    summary = json.loads((tmp_path / "at" / "attack.json").read_text())
+    assert summary["success"] and summary["n_frequencies"] == 1 and summary["new_label"] == "quiet"
+    assert (tmp_path / "at" / "adversarial_int16.wav").exists() and (tmp_path / "at" / "attack.png").exists()
+    assert "queries:" in capsys.readouterr().out

@@ -1,0 +1,93 @@
+"""datasets.py (order, balanced limits, manifests, truncation, bad clips) and cache.py (checksums, races)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from freqrex_audit.audit import run_spec
+from freqrex_audit.cache import Cache, make_key
+from freqrex_audit.datasets import list_samples, load_clip
+from freqrex_audit.specs import DatasetSpec, load_spec
+from tests.audit_models import SR, write_robust_dataset
+
+
+def wav(path: Path, seconds: float, hz: float = 300.0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * SR)) / SR
+    sf.write(path, (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32), SR, subtype="FLOAT")
+
+
+def test_folder_order_and_balanced_limit(tmp_path):
+    for label, count in (("b", 3), ("a", 1), ("c", 2)):
+        for i in range(count):
+            wav(tmp_path / label / f"{i}.wav", 0.1)
+    (tmp_path / "b" / "notes.txt").write_text("not audio")
+    dataset = DatasetSpec(tmp_path, "folder")
+    assert [s.id for s in list_samples(dataset)] == ["a/0.wav", "b/0.wav", "b/1.wav", "b/2.wav", "c/0.wav", "c/1.wav"]
+    assert [s.id for s in list_samples(dataset, limit=4)] == ["a/0.wav", "b/0.wav", "b/1.wav", "c/0.wav"]
+
+
+def test_manifest_label_map_and_truncation(tmp_path):
+    wav(tmp_path / "clips" / "x.wav", 0.5)
+    (tmp_path / "m.csv").write_text("path,label,extra\nclips/x.wav,tone,1\nclips/missing.wav,tone,2\n")
+    dataset = DatasetSpec(tmp_path / "m.csv", "csv", label_map=(("tone", "low"),))
+    samples = list_samples(dataset)
+    assert [(s.id, s.label) for s in samples] == [("clips/missing.wav", "low"), ("clips/x.wav", "low")]
+    assert len(load_clip(samples[1], SR, clip_seconds=0.25)) == SR // 4  # the first clip_seconds
+
+
+def test_bad_clips_are_reported_not_dropped_and_do_not_stop_the_audit(tmp_path):
+    write_robust_dataset(tmp_path / "data", per_class=1)
+    (tmp_path / "data" / "low" / "broken.wav").write_bytes(b"RIFF not really a wav")
+    sf.write(tmp_path / "data" / "high" / "silent.wav", np.zeros(800, np.float32), SR)
+    (tmp_path / "spec.yaml").write_text("model: {target: 'tests.audit_models:robust'}\ndataset: {path: data}\n"
+                                        "checks: {sufficiency: {}}\n")
+    result = run_spec(load_spec(tmp_path / "spec.yaml"), "cpu")
+    status = {r.sample.id: (r.status, r.reason) for r in result.samples}
+    assert status["low/broken.wav"][0] == "skipped" and "cannot be decoded" in status["low/broken.wav"][1]
+    assert status["high/silent.wav"][0] == "skipped" and "silence" in status["high/silent.wav"][1]
+    assert status["low/000.wav"][0] == status["high/000.wav"][0] == "ok"
+    skipped = [v for v in result.verdicts if v.check == "sufficiency" and v.passed is None]
+    assert {v.key for v in skipped} == {"low/broken.wav", "high/silent.wav"}
+
+
+def test_cache_round_trip_and_corrupt_entry_is_a_miss(tmp_path):
+    cache = Cache(tmp_path)
+    key = make_key("phase", "model", {"seed": 0})
+    assert cache.get(key) is None
+    cache.put(key, {"a": [1, 2]}, {"x": np.arange(5.0)})
+    data, arrays = cache.get(key)
+    assert data == {"a": [1, 2]} and np.array_equal(arrays["x"], np.arange(5.0))
+    entry = next(tmp_path.rglob("*.frx"))
+    blob = bytearray(entry.read_bytes())
+    blob[-10] ^= 0xFF
+    entry.write_bytes(bytes(blob))
+    assert cache.get(key) is None and cache.corrupt == 1
+    cache.put(key, {"a": 3})
+    assert cache.get(key)[0] == {"a": 3}
+    assert make_key("phase", "model", {"seed": 1}) != key
+
+
+def test_concurrent_writers_leave_a_complete_entry(tmp_path):
+    cache = Cache(tmp_path)
+    key = make_key("race")
+    payload = {"values": list(range(2000))}
+
+    def writer() -> None:
+        for _ in range(10):
+            cache.put(key, payload, {"w": np.ones(4096)})
+            got = Cache(tmp_path).get(key)
+            assert got is not None and got[0] == payload
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Cache(tmp_path).get(key)[0] == payload
+    assert not [p for p in tmp_path.rglob("*.tmp")]
