@@ -253,19 +253,16 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
 # --- cross-model checks: the only place that touches engine.composition / engine.transfer ----------------
 
 def _composition(result: SpecResult, runner: _Runner) -> None:
-    """Composition ratio per class (Table 2); skipped with "not available" until the engine provides it."""
-    try:
-        from .engine.composition import compose_explanations
-    except ImportError:
-        result.cross_skipped["composition"] = "not available"
-        return
+    """Composition ratio per class (Table 2), from the sufficient signals of the analysed clips."""
+    from .engine.composition import compose_explanations
+
     exps = [r.explanation for r in analysed(result)]
     key = (sorted(hash_array(e.waveform) for e in exps), result.spec.freqrex.to_dict())
     q0 = runner.engine.queries
 
     def compute() -> dict:
         found = compose_explanations(runner.engine, exps, kind="sufficient")
-        return {str(c): {"ratio": float(r.ratio), "kept": int(r.kept), "available": int(r.available)}
+        return {str(c): {"ratio": float(r.ratio), "kept": len(r.kept), "available": int(r.available)}
                 for c, r in found.items()}
 
     result.composition = runner.cached("composition", key, compute, lambda v, a: v, lambda d, a: d)
@@ -276,23 +273,19 @@ def _composition(result: SpecResult, runner: _Runner) -> None:
 def _transferability(result: SpecResult, runner: _Runner, device: str, cache: Cache,
                      samples_limit: int | None, seed: int | None) -> None:
     """α/β toward the spec's peers (their results come from the cache when already computed)."""
-    try:
-        from .engine.transfer import transferability
-    except ImportError:
-        result.cross_skipped["transferability"] = "not available"
-        return
+    from .engine.transfer import transfer_signals, transferability
     from .specs import find_peer, load_spec
 
     spec = result.spec
     classifiers = {spec.name: runner.clf}
-    signals = {spec.name: [r.explanation for r in analysed(result)]}
+    signals = {spec.name: transfer_signals([r.explanation for r in analysed(result)])}
     for peer in spec.peers:
         peer_result = run_spec(load_spec(find_peer(spec, peer)), device, cache, samples_limit, seed, cross=False)
         if peer_result.error:
             result.cross_skipped["transferability"] = f"peer {peer!r}: {peer_result.error}"
             return
         classifiers[peer] = _load(peer_result.spec, device)
-        signals[peer] = [r.explanation for r in analysed(peer_result)]
+        signals[peer] = transfer_signals([r.explanation for r in analysed(peer_result)])
     result.transferability = transferability(classifiers, signals)
 
 
@@ -392,22 +385,12 @@ def _metrics(result: SpecResult) -> dict:
 
 
 def _alpha_toward_peers(result: SpecResult) -> dict[str, float]:
-    """α(this → peer) for each peer, read from the TransferResult's ``alpha`` (dict or matrix + names)."""
+    """α(this → peer) of sufficient signals for each peer (NaN rows become absent)."""
     tr = result.transferability
-    if tr is None:
+    if tr is None or result.name not in tr.models:
         return {}
-    alpha = getattr(tr, "alpha", None)
-    me = result.name
-    out: dict[str, float] = {}
-    if isinstance(alpha, dict):
-        row = alpha.get(me, {})
-        out = {p: float(v) for p, v in row.items() if p != me} if isinstance(row, dict) else {}
-    else:
-        names = list(getattr(tr, "models", None) or getattr(tr, "names", None) or [])
-        if me in names and alpha is not None:
-            matrix = np.asarray(alpha, dtype=float)
-            out = {p: float(matrix[names.index(me), j]) for j, p in enumerate(names) if p != me}
-    return out
+    row = tr.alpha("sufficient")[tr.models.index(result.name)]
+    return {peer: float(row[j]) for j, peer in enumerate(tr.models) if peer != result.name and np.isfinite(row[j])}
 
 
 # --- verdicts ---
