@@ -76,8 +76,16 @@ def test_every_section_is_there(report, results):
 
 def test_numbers_are_the_results_numbers(report, results):
     _, html = report
-    gate_values = cells(html, "value")
-    assert gate_values == [fmt_number(g["value"]) for g in results["gates"]]
+    from freqrex_audit.report.html import gate_rows
+
+    rows = gate_rows(results["gates"])
+    assert cells(html, "value") == [fmt_number(r["shown"]) if not isinstance(r["shown"], str) else r["shown"]
+                                    for r in rows]
+    aggregates = [g for g in results["gates"] if g["item"].endswith("[aggregate]")]
+    assert [fmt_number(g["value"]) for g in aggregates] == [
+        fmt_number(r["shown"]) for r in rows if r["item"].endswith("[aggregate]") and "per clip" not in r["metric"]]
+    per_clip = [g for g in results["gates"] if not g["item"].endswith("[aggregate]")]
+    assert sum(int(r["shown"].split("/")[1].split()[0]) for r in rows if "per clip" in r["metric"]) == len(per_clip)
     assert html.count('class="fail"') >= sum(not g["passed"] for g in results["gates"])
     rates = cells(html, "success-rate")
     assert rates == [fmt_number(s["tables"]["attacks"]["success_rate"]) for s in results["specs"].values()]

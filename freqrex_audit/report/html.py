@@ -249,6 +249,27 @@ def transfer_view(block: dict | None, arrays: dict) -> dict | None:
             "figure": figures.transfer_heatmaps(models, matrices, flat) if matrices else None, "tables": tables}
 
 
+def gate_rows(gates: list[dict]) -> list[dict]:
+    """The verdict table: aggregate gates as they are; per-clip gates folded into one row per
+    (spec, check, metric) reading "passed/total clips", with every failing clip kept as its own row."""
+    rows: list[dict] = []
+    groups: dict[tuple, list[dict]] = {}
+    for gate in gates:
+        item = str(gate.get("item") or "")
+        if item.endswith("[aggregate]") or "[" not in item:
+            rows.append({**gate, "shown": gate.get("value")})
+        else:
+            groups.setdefault((gate.get("spec"), gate.get("check"), gate.get("metric")), []).append(gate)
+    for (spec, check, metric), members in groups.items():
+        passed = sum(bool(g.get("passed")) for g in members)
+        rows.append({**members[0], "metric": f"{metric} (per clip)", "shown": f"{passed}/{len(members)} clips",
+                     "passed": passed == len(members), "baseline": None, "delta": None})
+        rows += [{**g, "shown": g.get("value"), "metric": f"{g.get('metric')} · {g.get('item', '').split('[')[-1][:-1]}"}
+                 for g in members if not g.get("passed")]
+    order = {name: i for i, name in enumerate(dict.fromkeys(g.get("spec") for g in gates))}
+    return sorted(rows, key=lambda r: order.get(r.get("spec"), 0))
+
+
 def build_context(results: dict, arrays: dict, max_sample_cards: int, max_audio_bytes: int,
                   source: str) -> dict:
     budget = AudioBudget(max_audio_bytes)
@@ -261,7 +282,7 @@ def build_context(results: dict, arrays: dict, max_sample_cards: int, max_audio_
     return {
         "title": f"freqrex audit · {', '.join(specs) or 'no specs'}",
         "verdict": "PASS" if gates and not failed else ("FAIL" if failed else "NO GATES"),
-        "gates": gates, "n_failed": len(failed), "specs": specs, "run": run, "timings": timings,
+        "gates": gates, "gate_rows": gate_rows(gates), "n_failed": len(failed), "specs": specs, "run": run, "timings": timings,
         "trust_remote_code": list(run.get("trust_remote_code") or []),
         "transfer": transfer_view(results.get("transferability"), arrays),
         "audio_refused": budget.refused, "audio_bytes": budget.used, "max_audio_bytes": max_audio_bytes,
