@@ -222,11 +222,14 @@ def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanat
         index = torch.arange(rows.start, rows.stop, device=engine.device)
         return with_mutation(index // len(strongest) + 1, extremes[index % len(strongest)])
 
-    found, _ = _first_flip(engine, limit * len(strongest), top_n, original, config.search_chunk)
-    if found is None:
+    def failure() -> FourierAttack:
         return FourierAttack(False, original, None, None, None, np.zeros(0, np.int64), np.zeros(0), None, None,
                              None, None, None, None, engine.queries - q0, config.budget, rate,
                              time.perf_counter() - began)
+
+    found, _ = _first_flip(engine, limit * len(strongest), top_n, original, config.search_chunk)
+    if found is None:
+        return failure()
     found //= len(strongest)
     count = found + 1
     multipliers = torch.tensor([m.multiplier for m in ordered], dtype=torch.complex64, device=engine.device)
@@ -234,9 +237,7 @@ def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanat
     probs = engine.query(candidates)
     flips = np.flatnonzero(probs.argmax(axis=1) != original)
     if not len(flips):  # the model answered differently to the same input: report, don't pretend
-        return FourierAttack(False, original, None, None, None, np.zeros(0, np.int64), np.zeros(0), None, None,
-                             None, None, None, None, engine.queries - q0, config.budget, rate,
-                             time.perf_counter() - began)
+        return failure()
     best = int(flips[0])
     adversarial = candidates[best].cpu().numpy().astype(np.float32)
     survives, int16_label = _int16_check(engine, adversarial, rate, original)
