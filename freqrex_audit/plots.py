@@ -58,7 +58,8 @@ def attack_figure(x: np.ndarray, attack: FourierAttack | STFTAttack, path: str |
     for ax, signal, name in ((axes[0], x, f"before: {labels[attack.original_label]}"),
                              (axes[1], attack.adversarial if attack.adversarial is not None else x,
                               f"after: {labels[attack.new_label] if attack.new_label is not None else 'unchanged'}")):
-        ax.specgram(signal, NFFT=nfft, Fs=rate, noverlap=nfft * 3 // 4)
+        with np.errstate(divide="ignore"):  # digital silence in a frame is -inf dB, drawn as the floor
+            ax.specgram(signal, NFFT=nfft, Fs=rate, noverlap=nfft * 3 // 4)
         ax.set(title=name, ylabel="Hz")
     axes[1].set_xlabel("s")
     path = Path(path)
