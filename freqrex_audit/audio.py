@@ -7,7 +7,6 @@ clip is stopped here with an :class:`AudioError` that names the file and what is
 from __future__ import annotations
 
 import io
-import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -125,7 +124,3 @@ def int16_roundtrip(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     restored, _ = sf.read(buffer, dtype="float32")
     return restored
 
-
-def duration_seconds(n_samples: int, sample_rate: int) -> float:
-    """Clip length in seconds, for messages and reports."""
-    return n_samples / float(sample_rate) if sample_rate else math.nan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -17,12 +18,19 @@ from .classifier import Classifier, ClassifierError
 MODEL_HELP = "a zoo:// name, a model directory or file, package.module:factory, or a spec .yaml"
 
 
-def classifier_from_arg(model: str, device: str) -> Classifier:
-    """Load the classifier named on the command line; a spec file contributes its ``model`` section."""
-    if model.endswith((".yaml", ".yml")):
-        from .specs import load_spec
+def spec_from_arg(model: str):
+    """The spec when the command-line model is a spec file, else None."""
+    if not model.endswith((".yaml", ".yml")):
+        return None
+    from .specs import load_spec
 
-        spec = load_spec(model)
+    return load_spec(model)
+
+
+def classifier_from_arg(model: str, device: str, spec=None) -> Classifier:
+    """Load the classifier named on the command line; a spec file contributes its ``model`` section."""
+    spec = spec or spec_from_arg(model)
+    if spec is not None:
         return load_classifier(spec.model, device=device, base_dir=spec.base_dir)
     return load_classifier(model, device=device)
 
@@ -143,15 +151,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def _clip(args: argparse.Namespace):
     from .classifier import QueryEngine
 
-    clf = classifier_from_arg(args.model, args.device)
+    spec = spec_from_arg(args.model)
+    clf = classifier_from_arg(args.model, args.device, spec)
     x, _ = load_audio(args.audio, sample_rate=clf.sample_rate)
     if args.seconds:
         x = x[: int(args.seconds * clf.sample_rate)]
-    spec = None
-    if args.model.endswith((".yaml", ".yml")):
-        from .specs import load_spec
-
-        spec = load_spec(args.model)
     return clf, QueryEngine(clf, batch_size=spec.batch_size if spec else 64), x, spec
 
 
@@ -166,7 +170,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     clf, engine, x, spec = _clip(args)
     config = spec.freqrex if spec else FreqReXConfig()
     if args.seed is not None:
-        config = FreqReXConfig(**{**config.to_dict(), "seed": args.seed}) if not spec else spec.with_seed(args.seed).freqrex
+        config = dataclasses.replace(config, seed=args.seed)
     began = time.perf_counter()
     exp = explain(engine, x, config)
     seconds = time.perf_counter() - began
