@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from freqrex_audit.audit import run_spec

@@ -260,7 +260,7 @@ def gate_rows(gates: list[dict]) -> list[dict]:
             rows.append({**gate, "shown": gate.get("value")})
         else:
             groups.setdefault((gate.get("spec"), gate.get("check"), gate.get("metric")), []).append(gate)
-    for (spec, check, metric), members in groups.items():
+    for (_spec_name, _check, metric), members in groups.items():
         passed = sum(bool(g.get("passed")) for g in members)
         rows.append({**members[0], "metric": f"{metric} (per clip)", "shown": f"{passed}/{len(members)} clips",
                      "passed": passed == len(members), "baseline": None, "delta": None})
