@@ -10,7 +10,7 @@ The public surface is small: load a classifier and a clip, explain it, attack it
 
 from .adapters import load_classifier
 from .audio import AudioError, load_audio, save_audio
-from .classifier import Classifier, ClassifierError, QueryEngine
+from .classifier import Classifier, ClassifierError, ClassifierTimeout, QueryEngine
 from .engine import (AttackConfig, CompositionResult, Explanation, FourierAttack, FreqReXConfig, Mutation, STFTAttack,
                      STFTAttackConfig, TransferResult, compose, compose_explanations, explain, fourier_attack,
                      stft_attack, summarize_attacks, transfer_signals, transferability)
@@ -35,6 +35,7 @@ __all__ = [
     "AudioError",
     "Classifier",
     "ClassifierError",
+    "ClassifierTimeout",
     "Explanation",
     "FreqReXConfig",
     "QueryEngine",

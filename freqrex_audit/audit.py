@@ -21,7 +21,7 @@ from . import spectrum as spec_mod
 from .adapters import load_classifier
 from .audio import AudioError
 from .cache import Cache, hash_array, make_key
-from .classifier import Classifier, QueryEngine
+from .classifier import Classifier, ClassifierTimeout, QueryEngine
 from .datasets import Sample, list_samples, load_clip
 from .engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack, summarize_attacks
 from .gates import Verdict, evaluate, planned_items  # noqa: F401  (re-exported)
@@ -69,6 +69,7 @@ class SpecResult:
     transferability: Any = None
     composition: dict | None = None
     cross_skipped: dict = field(default_factory=dict)
+    cross_failed: dict = field(default_factory=dict)  # check -> why composition / transferability crashed
     verdicts: list[Verdict] = field(default_factory=list)
 
     @property
@@ -92,7 +93,7 @@ class _Runner:
     def __init__(self, spec: Spec, clf: Classifier, cache: Cache):
         self.spec = spec
         self.clf = clf
-        self.engine = QueryEngine(clf, batch_size=spec.batch_size)
+        self.engine = QueryEngine(clf, batch_size=spec.batch_size, timeout_s=spec.timeout_s)
         self.cache = cache if clf.fingerprint else Cache(None)
         self.fp = clf.fingerprint
         self.queries_by_phase: dict[str, int] = {p: 0 for p in PHASES}
@@ -168,6 +169,13 @@ def verify(engine: QueryEngine, exp: Explanation) -> dict:
     return out
 
 
+def _describe(exc: BaseException) -> str:
+    """``Type: message (file:line)`` — where the failure happened, without a whole traceback."""
+    last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
 def _load(spec: Spec, device: str) -> Classifier:
     return load_classifier(spec.model, device=device, base_dir=spec.base_dir)
 
@@ -209,12 +217,16 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
             except AudioError as exc:
                 records.append(SampleRecord(sample, "skipped", exc.problem))
                 continue
+            if runner.engine.hung:
+                records.append(SampleRecord(sample, "skipped", f"not analysed: {runner.engine.hung}"))
+                continue
             try:
                 records.append(runner.run(sample, x))
+            except ClassifierTimeout as exc:  # the model hangs: fail the spec, keep what was done
+                records.append(SampleRecord(sample, "error", str(exc)))
+                error = f"model hung: {exc}"
             except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
-                last = traceback.extract_tb(exc.__traceback__)[-1]
-                records.append(SampleRecord(sample, "error", f"{type(exc).__name__}: {exc} "
-                                                             f"({last.filename.rsplit('/', 1)[-1]}:{last.lineno})"))
+                records.append(SampleRecord(sample, "error", _describe(exc)))
     else:
         records = [SampleRecord(s, "skipped", error or "not analysed") for s in samples]
     result = SpecResult(
@@ -227,11 +239,15 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     )
     result.tables = _tables(result)
     result.figures = _figures(result)
-    if cross and runner is not None:
-        if "composition" in spec.checks:
-            _composition(result, runner)
-        if "transferability" in spec.checks:
-            _transferability(result, runner, device, cache, samples_limit, seed)
+    if cross and runner is not None and not error:
+        for check, run_check in (("composition", lambda: _composition(result, runner)),
+                                 ("transferability", lambda: _transferability(result, runner, device, cache,
+                                                                              samples_limit, seed))):
+            if check in spec.checks:
+                try:
+                    run_check()
+                except Exception as exc:  # noqa: BLE001 - a failing cross check is that check's verdict
+                    result.cross_failed[check] = _describe(exc)
     result.metrics = _metrics(result)
     result.verdicts = evaluate(result)
     result.seconds = time.perf_counter() - began
@@ -277,7 +293,7 @@ def _transferability(result: SpecResult, runner: _Runner, device: str, cache: Ca
             return
         classifiers[peer] = _load(peer_result.spec, device)
         signals[peer] = transfer_signals([r.explanation for r in analysed(peer_result)])
-    result.transferability = transferability(classifiers, signals)
+    result.transferability = transferability(classifiers, signals, timeout_s=spec.timeout_s)
 
 
 # --- aggregates ---------------------------------------------------------------------------------------

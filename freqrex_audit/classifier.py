@@ -9,6 +9,7 @@ halves the batch on CUDA out-of-memory and checks what comes back.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from typing import Callable, Sequence
 
@@ -17,11 +18,15 @@ import torch
 
 from . import spectrum as spec
 
-__all__ = ["Classifier", "ClassifierError", "QueryEngine", "resolve_device"]
+__all__ = ["Classifier", "ClassifierError", "ClassifierTimeout", "QueryEngine", "resolve_device"]
 
 
 class ClassifierError(RuntimeError):
     """The classifier could not be loaded or returned something unusable; the message names the model."""
+
+
+class ClassifierTimeout(ClassifierError):
+    """One model call ran past the engine's ``timeout_s``; the engine refuses further queries to that model."""
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -134,7 +139,12 @@ class QueryEngine:
 
     ``batch_size`` bounds how many waveforms go to the model at once; on CUDA out-of-memory the
     batch is halved and retried, and the smaller size is kept. Results do not depend on batch size
-    beyond floating-point noise. ``timeout_s`` fails a batch that takes longer than that.
+    beyond floating-point noise.
+
+    ``timeout_s`` bounds one model call (one batch): the call runs in a daemon worker thread, and if it
+    has not returned in time a :class:`ClassifierTimeout` is raised at once. The stuck call cannot be
+    killed, so the engine is then marked hung and every later query fails fast with the same error —
+    a hanging model fails its spec instead of hanging CI.
     """
 
     def __init__(self, classifier: Classifier, batch_size: int = 64, timeout_s: float | None = None):
@@ -143,6 +153,7 @@ class QueryEngine:
         self.classifier = classifier
         self.batch_size = int(batch_size)
         self.timeout_s = timeout_s
+        self.hung: str | None = None  # the timeout message once a call has hung
         self.queries = 0
         self.seconds = 0.0
 
@@ -196,14 +207,19 @@ class QueryEngine:
         return np.concatenate(outputs)
 
     def _predict(self, batch: torch.Tensor) -> np.ndarray:
-        began = time.perf_counter()
-        out = self.classifier.predict(batch)
-        elapsed = time.perf_counter() - began
-        self.seconds += elapsed
         name = self.classifier.name
-        if self.timeout_s is not None and elapsed > self.timeout_s:
-            raise ClassifierError(f"{name}: a batch of {batch.shape[0]} queries took {elapsed:.1f} s, "
-                                  f"over the {self.timeout_s:g} s query timeout")
+        if self.hung:
+            raise ClassifierTimeout(self.hung)
+        began = time.perf_counter()
+        if self.timeout_s is None:
+            out = self.classifier.predict(batch)
+        else:
+            out = _call_with_timeout(self.classifier.predict, batch, self.timeout_s)
+            if out is _TIMED_OUT:
+                self.hung = (f"{name}: a call with {batch.shape[0]} queries did not return within the "
+                             f"{self.timeout_s:g} s query timeout (model.timeout_s); the model is treated as hung")
+                raise ClassifierTimeout(self.hung)
+        self.seconds += time.perf_counter() - began
         if not isinstance(out, torch.Tensor):
             out = torch.as_tensor(np.asarray(out))
         expected = (batch.shape[0], len(self.classifier.labels))
@@ -214,3 +230,30 @@ class QueryEngine:
         if not np.all(np.isfinite(out)):
             raise ClassifierError(f"{name}: predict returned NaN or infinite scores")
         return out
+
+
+_TIMED_OUT = object()
+
+
+def _call_with_timeout(predict: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, timeout_s: float):
+    """``predict(batch)`` in a daemon thread (so a stuck call never blocks exit); ``_TIMED_OUT`` if it is late.
+
+    Exceptions (out-of-memory included) are re-raised here, in the caller's thread.
+    """
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            with torch.inference_mode():  # inference mode is per thread
+                box["out"] = predict(batch)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="freqrex-query", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        return _TIMED_OUT
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["out"]

@@ -213,6 +213,8 @@ def _attack_sample(record: SampleRecord, min_frequencies: int) -> Verdict:
 def _composition_verdict(result: SpecResult, settings: dict) -> Verdict:
     if result.error:
         return Verdict("composition", "aggregate", False, result.error)
+    if "composition" in result.cross_failed:
+        return Verdict("composition", "aggregate", False, f"composition: failed: {result.cross_failed['composition']}")
     if "composition" in result.cross_skipped:
         return Verdict("composition", "aggregate", None, f"composition: {result.cross_skipped['composition']}")
     if "min_ratio" not in settings:
@@ -226,6 +228,9 @@ def _composition_verdict(result: SpecResult, settings: dict) -> Verdict:
 def _transfer_verdict(result: SpecResult, settings: dict) -> Verdict:
     if result.error:
         return Verdict("transferability", "aggregate", False, result.error)
+    if "transferability" in result.cross_failed:
+        return Verdict("transferability", "aggregate", False,
+                       f"transferability: failed: {result.cross_failed['transferability']}")
     if "transferability" in result.cross_skipped:
         return Verdict("transferability", "aggregate", None,
                        f"transferability: {result.cross_skipped['transferability']}")

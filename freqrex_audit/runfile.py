@@ -87,6 +87,7 @@ def spec_part(result: "SpecResult", prefix: str | None = None, arrays: dict | No
         "metrics": result.metrics,
         "checks": result.spec.checks,
         "skipped_checks": dict(result.cross_skipped),
+        "failed_checks": dict(result.cross_failed),
         "verdicts": [{"check": v.check, "key": v.key, "passed": v.passed, "message": v.message,
                       "item": item_name(prefix, v.check, v.key)} for v in result.verdicts],
         "transferability": to_jsonable(result.transferability) if result.transferability is not None else None,

@@ -67,6 +67,7 @@ class Spec:
     checks: dict
     peers: tuple[str, ...] = ()
     trust_remote_code: bool = False
+    timeout_s: float = 600.0  # seconds one model call (one batch of queries) may take; then the model is hung
 
     @property
     def needs_stft(self) -> bool:
@@ -176,8 +177,8 @@ def _join(key: str, sub: str) -> str:
 
 # --- sections -----------------------------------------------------------------------------------------
 
-MODEL_KEYS = ("type", "path", "target", "device", "batch_size", "labels", "sample_rate", "trust_remote_code",
-              "options", "outputs")
+MODEL_KEYS = ("type", "path", "target", "device", "batch_size", "timeout_s", "labels", "sample_rate",
+              "trust_remote_code", "options", "outputs")
 DATASET_KEYS = ("path", "type", "sample_rate", "clip_seconds", "limit", "only_correct", "label_map")
 ATTACK_KEYS = ("budget", "scales", "phases", "batch_size")
 STFT_KEYS = ("frame_sizes", "frame_budget", "neighbours", "batch_size")
@@ -198,7 +199,7 @@ CHECKS: dict[str, tuple[str, ...]] = {
 """Every check and the settings it takes (all optional)."""
 
 
-def _model(ctx: _Ctx, raw: Any, base: Path) -> tuple[dict, int, bool]:
+def _model(ctx: _Ctx, raw: Any, base: Path) -> tuple[dict, int, bool, float]:
     model = ctx.mapping(raw, "model", MODEL_KEYS)
     if not model:
         raise ctx.fail("model", "is required: give 'path' (a model folder or file, or zoo://task/name) "
@@ -231,7 +232,8 @@ def _model(ctx: _Ctx, raw: Any, base: Path) -> tuple[dict, int, bool]:
     if trust:
         out["trust_remote_code"] = True
     batch = ctx.integer(model["batch_size"], "model.batch_size", 1) if "batch_size" in model else 64
-    return out, batch, trust
+    timeout = ctx.number(model["timeout_s"], "model.timeout_s", 0.0, open_low=True) if "timeout_s" in model else 600.0
+    return out, batch, trust, timeout
 
 
 def _dataset(ctx: _Ctx, raw: Any, base: Path) -> DatasetSpec:
@@ -375,7 +377,7 @@ def load_spec(path: str | Path) -> Spec:
     name = ctx.string(top["name"], "name") if "name" in top else path.stem
     if any(c in name for c in "[]:/\\ \t"):
         raise ctx.fail("name", f"must not contain spaces, brackets, colons or slashes, got {name!r}")
-    model, batch, trust = _model(ctx, top.get("model"), base)
+    model, batch, trust, timeout = _model(ctx, top.get("model"), base)
     if "dataset" not in top:
         raise ctx.fail("dataset", "is required: give dataset.path")
     checks = _checks(ctx, top.get("checks"))
@@ -385,7 +387,7 @@ def load_spec(path: str | Path) -> Spec:
         attack=_attack(ctx, top.get("attack"), checks.get("fourier_attack", {}).get("budget")),
         stft_attack=_stft(ctx, top.get("stft_attack")), checks=checks,
         peers=tuple(ctx.strings(top["peers"], "peers")) if top.get("peers") is not None else (),
-        trust_remote_code=trust,
+        trust_remote_code=trust, timeout_s=timeout,
     )
 
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +78,17 @@ def single_bin(device: str = "cpu", hz: float = 500.0) -> Classifier:
         return torch.softmax(torch.stack([score, -score], dim=-1), dim=-1)
 
     return Classifier.from_callable(fn, ["low", "high"], SR, device=device, name="single_bin")
+
+
+def hanging(device: str = "cpu", after_calls: int = 0) -> Classifier:
+    """``robust`` for its first ``after_calls`` calls, then every call blocks for good: a hung model."""
+    inner = robust(device)
+    calls = [0]
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        if calls[0] > after_calls:
+            threading.Event().wait()  # never set
+        return inner.predict(x)
+
+    return Classifier.from_callable(fn, inner.labels, SR, device=device, name="hanging")

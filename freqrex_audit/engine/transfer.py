@@ -188,7 +188,7 @@ def flat_earthers(models: Sequence[str], out: np.ndarray, inc: np.ndarray, k: fl
 def transferability(classifiers: Mapping[str, Classifier], signals_by_model: Mapping[str, Sequence[TransferSignal]],
                     epsilon: float = 0.5, label_map: Mapping[str, Mapping[str, str]] | None = None,
                     batch_size: int = 64, flat_earther_k: float = 2.0,
-                    flat_earther_min_gap: float = 0.25) -> TransferResult:
+                    flat_earther_min_gap: float = 0.25, timeout_s: float | None = None) -> TransferResult:
     """α / β transferability matrices, the paired t-test and flat-earther flags for a group of models.
 
     classifiers: name → model. signals_by_model: source name → its :class:`TransferSignal` records
@@ -233,7 +233,7 @@ def transferability(classifiers: Mapping[str, Classifier], signals_by_model: Map
     queries: dict[str, int] = {}
     for t, target in enumerate(models):
         clf = classifiers[target]
-        engine = QueryEngine(clf, batch_size=batch_size)
+        engine = QueryEngine(clf, batch_size=batch_size, timeout_s=timeout_s)
         waves = [resample(w, rate, clf.sample_rate) for *_, w, rate in sources]
         by_length: dict[int, list[int]] = {}
         for j, w in enumerate(waves):
