@@ -208,6 +208,9 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                 records.append(SampleRecord(sample, "skipped", f"label {sample.label!r} is not one of the model's "
                                                                f"labels (map it with dataset.label_map)"))
                 continue
+            if sample.problem:
+                records.append(SampleRecord(sample, "skipped", sample.problem))
+                continue
             try:
                 x = load_clip(sample, rate, spec.dataset.clip_seconds)
                 if rate != clf.sample_rate:

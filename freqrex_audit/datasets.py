@@ -9,7 +9,8 @@ Order is deterministic (classes sorted, clips sorted by path within a class). ``
 round-robin across classes (1st of each class, then 2nd of each, …) so a small limit stays
 balanced. A clip longer than ``clip_seconds`` keeps its *first* ``clip_seconds``. A clip that cannot
 be used is never dropped silently: :func:`load_clip` raises :class:`AudioError` and the audit
-records the clip as ``skipped`` with that reason.
+records the clip as ``skipped`` with that reason. So is a clip whose path (a manifest entry, a
+symlink) leads outside the spec's allowed roots: it is listed with its ``problem`` and never read.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioError, load_audio
-from .specs import DatasetSpec
+from .specs import DatasetSpec, outside_roots
 
 __all__ = ["Sample", "list_samples", "select", "load_clip", "AUDIO_SUFFIXES", "DatasetError"]
 
@@ -39,6 +40,7 @@ class Sample:
     id: str
     path: Path
     label: str
+    problem: str | None = None  # why the clip may not be read (set by list_samples), else None
 
 
 def _folder(root: Path) -> list[Sample]:
@@ -69,7 +71,8 @@ def _manifest(path: Path) -> list[Sample]:
 def list_samples(dataset: DatasetSpec, limit: int | None = None) -> list[Sample]:
     """Every clip of the dataset in deterministic order, reduced to ``limit`` (default: the spec's)."""
     samples = _folder(dataset.path) if dataset.type == "folder" else _manifest(dataset.path)
-    samples = [Sample(s.id, s.path, dataset.map_label(s.label)) for s in samples]
+    samples = [Sample(s.id, s.path, dataset.map_label(s.label), outside_roots(s.path, dataset.roots))
+               for s in samples]
     return select(samples, limit if limit is not None else dataset.limit)
 
 

@@ -4,12 +4,16 @@ Every problem is a :class:`SpecError` whose message names the spec file and the 
 ``model_specs/x.yaml: checks.fourier_attack.max_success_rate: must be in [0, 1], got 1.5``.
 Unknown keys, wrong types, out-of-range values and missing files are all errors; relative paths
 resolve against the spec file's folder, and ``zoo://`` names against the bundled zoo.
+
+Paths may not leave the spec's project (see :func:`allowed_roots`): a spec from a pull request cannot
+point the audit at ``/etc`` or ``~/.ssh`` through ``..``, an absolute path or a symlink.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -18,10 +22,40 @@ import yaml
 
 from .engine import AttackConfig, FreqReXConfig, Mutation, STFTAttackConfig
 
-__all__ = ["Spec", "DatasetSpec", "SpecError", "load_spec", "find_specs", "CHECKS", "SPEC_SUFFIXES"]
+__all__ = ["Spec", "DatasetSpec", "SpecError", "load_spec", "find_specs", "allowed_roots", "outside_roots",
+           "CHECKS", "SPEC_SUFFIXES", "ROOTS_ENV"]
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 MODEL_TYPES = ("transformers", "torchscript", "callable")
+ROOTS_ENV = "FREQREX_ALLOWED_ROOTS"
+PROJECT_MARKERS = (".git", "pyproject.toml")
+
+
+def allowed_roots(spec_path: str | Path) -> tuple[Path, ...]:
+    """Folders a spec's paths may resolve into: its project, the bundled zoo and ``$FREQREX_ALLOWED_ROOTS``.
+
+    The project is the nearest folder at or above the spec's that holds ``.git`` or ``pyproject.toml``
+    (else the spec's own folder). ``FREQREX_ALLOWED_ROOTS`` adds folders (``os.pathsep``-separated),
+    e.g. a shared dataset mount.
+    """
+    folder = Path(spec_path).resolve().parent
+    project = next((d for d in (folder, *folder.parents) if any((d / m).exists() for m in PROJECT_MARKERS)), folder)
+    from .zoo import ZOO_ROOT
+
+    extra = [Path(p).expanduser().resolve() for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    return tuple(dict.fromkeys([project, ZOO_ROOT.resolve(), *extra]))
+
+
+def outside_roots(path: Path, roots: tuple[Path, ...]) -> str | None:
+    """Why ``path`` (after following symlinks) may not be used, or None when it lies inside a root."""
+    if not roots:
+        return None
+    real = path.resolve()
+    if any(real.is_relative_to(root) for root in roots):
+        return None
+    shown = ", ".join(str(r) for r in roots)
+    return (f"{path} resolves to {real}, outside the allowed roots ({shown}); keep models and data inside the "
+            f"spec's project or add the folder to ${ROOTS_ENV}")
 
 
 class SpecError(ValueError):
@@ -46,6 +80,7 @@ class DatasetSpec:
     limit: int | None = None  # at most this many clips, balanced across classes
     only_correct: bool = False  # analyse only clips the model classifies correctly
     label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label
+    roots: tuple[Path, ...] = ()  # clips must resolve inside one of these (empty: anywhere)
 
     def map_label(self, label: str) -> str:
         return dict(self.label_map).get(label, label)
@@ -87,13 +122,16 @@ class Spec:
 # --- small typed validators: each takes (value, key) and raises SpecError via the context -----------
 
 class _Ctx:
-    def __init__(self, file: str):
+    def __init__(self, file: str, roots: tuple[Path, ...] = ()):
         self.file = file
+        self.roots = roots
 
     def fail(self, key: str, problem: str) -> SpecError:
         return SpecError(self.file, key, problem)
 
-    def mapping(self, value: Any, key: str, allowed: tuple[str, ...], hint: Mapping[str, str] | None = None) -> dict:
+    def mapping(self, value: Any, key: str, allowed: tuple[str, ...] | None,
+                hint: Mapping[str, str] | None = None) -> dict:
+        """A mapping with string keys; ``allowed`` lists the keys it may have (None: any string key)."""
         if value is None:
             return {}
         if not isinstance(value, dict):
@@ -101,7 +139,7 @@ class _Ctx:
         for k in value:
             if not isinstance(k, str):
                 raise self.fail(key, f"keys must be strings, got {k!r}")
-            if k not in allowed:
+            if allowed is not None and k not in allowed:
                 extra = (hint or {}).get(k)
                 choices = ", ".join(allowed) if allowed else "none"
                 raise self.fail(_join(key, k), f"unknown key{f' ({extra})' if extra else ''}; allowed: {choices}")
@@ -162,6 +200,9 @@ class _Ctx:
         path = path if path.is_absolute() else (base / path)
         if not path.exists():
             raise self.fail(key, f"{what} not found: {path} (relative paths resolve against the spec's folder)")
+        problem = outside_roots(path, self.roots)
+        if problem:
+            raise self.fail(key, problem)
         return path.resolve()
 
 
@@ -227,7 +268,7 @@ def _model(ctx: _Ctx, raw: Any, base: Path) -> tuple[dict, int, bool, float]:
     if "outputs" in model:
         out["outputs"] = ctx.string(model["outputs"], "model.outputs", ("probs", "logits"))
     if "options" in model:
-        out["options"] = ctx.mapping(model["options"], "model.options", tuple(model["options"] or ()))
+        out["options"] = ctx.mapping(model["options"], "model.options", None)
     trust = ctx.boolean(model["trust_remote_code"], "model.trust_remote_code") if "trust_remote_code" in model else False
     if trust:
         out["trust_remote_code"] = True
@@ -247,7 +288,7 @@ def _dataset(ctx: _Ctx, raw: Any, base: Path) -> DatasetSpec:
         raise ctx.fail("dataset.path", f"type 'folder' needs a directory, got the file {path}")
     if kind == "csv" and not path.is_file():
         raise ctx.fail("dataset.path", f"type 'csv' needs a manifest file, got the directory {path}")
-    label_map = ctx.mapping(data.get("label_map"), "dataset.label_map", tuple(data.get("label_map") or ()))
+    label_map = ctx.mapping(data.get("label_map"), "dataset.label_map", None)
     for k, v in label_map.items():
         ctx.string(v, f"dataset.label_map.{k}")
     return DatasetSpec(
@@ -257,7 +298,7 @@ def _dataset(ctx: _Ctx, raw: Any, base: Path) -> DatasetSpec:
         if "clip_seconds" in data else None,
         limit=ctx.integer(data["limit"], "dataset.limit", 1) if "limit" in data else None,
         only_correct=ctx.boolean(data["only_correct"], "dataset.only_correct") if "only_correct" in data else False,
-        label_map=tuple(sorted(label_map.items())),
+        label_map=tuple(sorted(label_map.items())), roots=ctx.roots,
     )
 
 
@@ -276,14 +317,14 @@ def _dataclass_section(ctx: _Ctx, raw: Any, key: str, cls: type, overrides: dict
             values[name] = None
         elif isinstance(default, bool):
             values[name] = ctx.boolean(value, sub)
-        elif isinstance(default, int) or (default is None and name == "batch_size"):
+        elif isinstance(default, int) or (default is None and str(fields[name].type) == "int | None"):
             values[name] = ctx.integer(value, sub, 0 if name in ("neighbours", "decimals") else 1)
         elif isinstance(default, float):
             values[name] = ctx.number(value, sub, 0.0)
         elif isinstance(default, str):
             values[name] = ctx.string(value, sub)
-        else:
-            values[name] = value
+        else:  # a field without a validator here would reach the engine unchecked
+            raise ctx.fail(sub, "cannot be set in a spec")
     try:
         return cls(**values)
     except ValueError as exc:
@@ -358,18 +399,23 @@ def _checks(ctx: _Ctx, raw: Any) -> dict[str, dict]:
 def load_spec(path: str | Path) -> Spec:
     """Read and validate one spec file; raise :class:`SpecError` naming the file and key on any problem."""
     path = Path(path)
-    shown = _shown(path)
-    ctx = _Ctx(shown)
+    ctx = _Ctx(_shown(path))
     if not path.is_file():
         raise ctx.fail("", "spec file not found")
+    ctx.roots = allowed_roots(path)
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise ctx.fail("", f"is {path.stat().st_size} bytes; a spec is at most {MAX_SPEC_BYTES} bytes")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        _check_size(raw, ctx)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ctx.fail("", f"is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     except UnicodeDecodeError:
         raise ctx.fail("", "is not UTF-8 text") from None
+    except RecursionError:
+        raise ctx.fail("", "nests too deeply to be a spec") from None
     top = ctx.mapping(raw, "", TOP_KEYS)
     if not top:
         raise ctx.fail("", "is empty: a spec needs at least 'model' and 'dataset'")
@@ -389,6 +435,30 @@ def load_spec(path: str | Path) -> Spec:
         peers=tuple(ctx.strings(top["peers"], "peers")) if top.get("peers") is not None else (),
         trust_remote_code=trust, timeout_s=timeout,
     )
+
+
+MAX_SPEC_BYTES = 1 << 20
+MAX_SPEC_VALUES = 100_000
+
+
+def _check_size(raw: Any, ctx: _Ctx) -> None:
+    """Refuse documents whose YAML aliases expand to huge (``billion laughs``) or endless (self-referencing) data.
+
+    The walk counts every value as if aliases were copied, and stops at the first value over the limit.
+    """
+    left = MAX_SPEC_VALUES
+    stack = [raw]
+    while stack:
+        value = stack.pop()
+        left -= 1
+        if left < 0:
+            raise ctx.fail("", f"expands to more than {MAX_SPEC_VALUES} values (nested YAML aliases?); "
+                               "a spec is a small document")
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def _shown(path: Path) -> str:

@@ -55,6 +55,7 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, shared_c
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.syspath_prepend(str(REPO))
     pytester.makeini(f"[pytest]\nfreqrex_cache = {shared_cache}\n")
+    (pytester.path / "pyproject.toml").write_text("")  # the project root: specs may reach ../data
     write_fragile_dataset(pytester.path / "data" / "fragile")
     write_robust_dataset(pytester.path / "data" / "robust")
     specs = pytester.mkdir("model_specs")

@@ -23,6 +23,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "model").mkdir()
     (tmp_path / "data" / "a").mkdir(parents=True)
     (tmp_path / "model_specs").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")  # marks the project: model_specs/ may reach ../model
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
