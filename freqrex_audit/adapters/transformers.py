@@ -143,6 +143,9 @@ def load_transformers_classifier(path: str | Path, device: str | torch.device = 
                 directory, local_files_only=True, trust_remote_code=remote,
                 use_safetensors=True if has_safetensors else None, weights_only=True)
     except Exception as exc:  # HF raises OSError, ValueError, KeyError… for broken directories
+        if not remote and "trust_remote_code" in str(exc):
+            raise ClassifierError(f"{directory}: the model ships its own Python code, which runs only when the "
+                                  f"spec sets model.trust_remote_code: true (review that code first)") from None
         raise ClassifierError(f"{directory}: cannot load the audio classification model "
                               f"({type(exc).__name__}: {exc})") from None
     try:
