@@ -273,8 +273,8 @@ def _wav_truncation(path: Path, size: int) -> str | None:
                     available = max(0, size - pos - 8)
                     if csize == 0 or csize >= 0x7FFF0000 or csize <= available:
                         return None
-                    if block_align and rate:
-                        declared, held = csize // block_align, available // block_align
+                    declared, held = (csize // block_align, available // block_align) if block_align else (0, 0)
+                    if rate and declared > held:
                         return (f"is truncated: its WAV header declares {declared} frames ({declared / rate:.3g} s) "
                                 f"but the file holds only {held}; re-export or re-copy it")
                     return (f"is truncated: its WAV header declares {csize} bytes of audio but the file "
@@ -309,7 +309,7 @@ def _looks_like_text(head: bytes) -> bool:
             return False
         text = head[: exc.start].decode("utf-8")
     printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
-    return bool(text) and printable >= 0.95 * len(text)
+    return len(text) >= 16 and printable >= 0.95 * len(text)
 
 
 def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int, subtype: str | None = None) -> Path:
