@@ -46,7 +46,7 @@ class SampleRecord:
     fourier: FourierAttack | None = None
     stft: STFTAttack | None = None
     verification: dict | None = None
-    notes: list[str] = field(default_factory=list)  # facts that did not stop the analysis (clipping, cut to clip_seconds)
+    notes: list[str] = field(default_factory=list)  # what did not stop the analysis: clipping, cut to clip_seconds…
 
     @property
     def analysed(self) -> bool:

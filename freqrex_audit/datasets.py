@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioClip, AudioError, read_audio  # noqa: F401  (AudioError: documented)
+from .audio import AudioClip, read_audio
 from .specs import DatasetSpec
 
 __all__ = ["Sample", "list_samples", "select", "load_clip", "read_clip", "AUDIO_SUFFIXES", "DatasetError"]

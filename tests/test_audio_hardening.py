@@ -32,14 +32,14 @@ def loud(rate: int = SR, seconds: float = CLIP_SECONDS, seed: int = 0) -> np.nda
     """A clip tests.audit_models:fragile calls 'loud' (a strong 440 Hz tone) at any rate."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(round(seconds * rate))) / rate
-    x = 0.5 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1000 * t + 1) + 0.1 * np.sin(2 * np.pi * 2000 * t + 2)
+    x = sum(a * np.sin(2 * np.pi * hz * t + phase) for hz, a, phase in ((440, 0.5, 0), (1000, 0.2, 1), (2000, 0.1, 2)))
     return (x + 0.005 * rng.standard_normal(len(t))).astype(np.float32)
 
 
 def quiet(seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(N) / SR
-    x = 0.05 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1000 * t + 1) + 0.1 * np.sin(2 * np.pi * 2000 * t + 2)
+    x = sum(a * np.sin(2 * np.pi * hz * t + phase) for hz, a, phase in ((440, 0.05, 0), (1000, 0.2, 1), (2000, 0.1, 2)))
     return (x + 0.005 * rng.standard_normal(N)).astype(np.float32)
 
 
@@ -66,7 +66,8 @@ CASES: dict[str, tuple] = {
     # valid header, data cut mid-way: skipped (libsndfile would quietly read the first half)
     "loud/truncated.wav": (lambda p: p.write_bytes(wav_bytes(loud())[: 44 + N]), "skipped",
                            ["is truncated", f"declares {N} frames", f"holds only {N // 2}"]),
-    "loud/zero_length.wav": (lambda p: p.write_bytes(b""), "skipped", ["cannot be decoded as audio", "empty (0 bytes)"]),
+    "loud/zero_length.wav": (lambda p: p.write_bytes(b""), "skipped",
+                             ["cannot be decoded as audio", "empty (0 bytes)"]),
     f"loud/{ODD_NAME}": (lambda p: p.write_text("id,label\n1,loud\n" * 40), "skipped",
                          ["cannot be decoded as audio", "looks like a text file"]),
     "loud/nan.wav": (lambda p: write(p, np.where(np.arange(N) % 100 == 7, np.nan, loud()).astype(np.float32)),
