@@ -7,6 +7,9 @@ clip is stopped here with an :class:`AudioError` that names the file and what is
 from __future__ import annotations
 
 import io
+import math
+import re
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,6 +20,9 @@ from scipy.signal import resample_poly
 __all__ = [
     "AudioError",
     "load_audio",
+    "read_audio",
+    "AudioClip",
+    "clipped_share",
     "save_audio",
     "resample",
     "to_mono",
@@ -27,6 +33,16 @@ __all__ = [
 
 SILENCE_PEAK = 1e-7
 """Peak amplitude at or below which a clip counts as digital silence (an explanation of nothing)."""
+
+MIN_SAMPLE_RATE = 1_000
+"""Lowest file sample rate accepted (Hz); lower rates are corrupt headers, not audio to classify."""
+MAX_SAMPLE_RATE = 768_000
+"""Highest file sample rate accepted (Hz)."""
+MAX_PEAK = 1_000.0
+"""A loaded clip peaking above this (60 dB over full scale) is refused: float samples on an integer scale."""
+CLIP_LEVEL, CLIP_RUN, CLIP_SHARE = 0.9, 3, 0.01
+"""Hard clipping: ≥ CLIP_SHARE of the samples in runs of ≥ CLIP_RUN identical values at a peak ≥ CLIP_LEVEL."""
+_BLOCK = 1 << 16
 
 
 class AudioError(ValueError):
@@ -71,10 +87,50 @@ def validate_waveform(samples: np.ndarray, source: str | Path = "<waveform>") ->
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
-def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+def load_audio(path: str | Path, sample_rate: int | None = None,
+               max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Read any format soundfile supports (wav, flac, ogg, mp3…) as validated float32 mono.
 
     With ``sample_rate`` the clip is resampled to it; the returned rate is the clip's rate after that.
+    With ``max_seconds`` only the first ``max_seconds`` are kept (and little more is read from the file).
+    Anything unusable raises :class:`AudioError` naming the file; see :func:`read_audio` for the rules.
+    """
+    clip = read_audio(path, sample_rate, max_seconds)
+    return clip.samples, clip.sample_rate
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """A loaded clip: float32 mono ``samples`` at ``sample_rate``, what the file was, and notes on it.
+
+    ``notes`` are facts worth telling a reader that do not stop the analysis (hard clipping, the clip
+    was cut to ``max_seconds``); an audit stores them with the clip's record.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    source_rate: int
+    channels: int
+    source_seconds: float | None
+    notes: tuple[str, ...] = ()
+
+
+def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: float | None = None) -> AudioClip:
+    """:func:`load_audio` with the file's facts and notes. The rules, each an :class:`AudioError` naming the file:
+
+    * missing file, directory, empty (0-byte) file, text or other non-audio bytes, a file libsndfile
+      cannot decode: "cannot be decoded as audio (…)";
+    * a WAV whose data chunk is shorter than its header declares (a cut-short copy): "is truncated" —
+      never half a clip analysed as if it were whole;
+    * a sample rate outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] (a corrupt header);
+    * no samples; NaN or ±inf samples; a peak above MAX_PEAK (float samples on an integer scale);
+      digital silence (also when the channels cancel out in the mono mix-down, or when the kept first
+      ``max_seconds`` are silent).
+
+    Any bit depth, any channel count (averaged to mono) and any rate in range (resampled exactly with
+    ``resample_poly``) load. A clip that looks hard-clipped loads with a note. With ``max_seconds`` the
+    file is read in blocks only up to what the first ``max_seconds`` (plus the resampling filter's
+    reach) need, so the kept samples equal those of reading the whole file, resampling, then cutting.
     """
     path = Path(path)
     if not path.exists():
@@ -82,17 +138,178 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     if path.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
     try:
-        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError… for bad files
-        detail = str(exc).strip() or type(exc).__name__
-        raise AudioError(path, f"cannot be decoded as audio ({detail})") from None
-    if samples.shape[0] == 0:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise AudioError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise AudioError(path, "cannot be decoded as audio: the file is empty (0 bytes)")
+    truncated = _wav_truncation(path, size)
+    if truncated:
+        raise AudioError(path, truncated)
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            rate, channels, declared = int(handle.samplerate), int(handle.channels), int(handle.frames)
+            if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+                raise AudioError(path, f"has a sample rate of {rate} Hz, outside the supported "
+                                       f"{MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz (a corrupt header?)")
+            keep = None if max_seconds is None else max(1, math.ceil(float(max_seconds) * rate))
+            want = None if keep is None else keep + _resample_reach(rate, sample_rate)
+            raw = _read_blocks(handle, channels, want)
+    except AudioError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - soundfile raises LibsndfileError, RuntimeError, TypeError…
+        raise AudioError(path, _decode_problem(path, exc)) from None
+    if raw.shape[0] == 0:
         raise AudioError(path, "contains no samples (empty clip)")
-    mono = to_mono(samples)
+    finite = np.isfinite(raw)
+    if not finite.all():
+        raise AudioError(path, f"contains {int(raw.size - np.count_nonzero(finite))} NaN or infinite sample(s)")
+    peak = float(np.max(np.abs(raw)))
+    if peak > MAX_PEAK:
+        raise AudioError(path, f"has samples up to {peak:.3g}, far beyond full scale (±1): float samples "
+                               f"stored on an integer scale? Rescale them to [-1, 1]")
+    seconds = declared / rate if declared > 0 else None
+    cut = keep is not None and (raw.shape[0] > keep or (declared > keep))
+    notes: list[str] = []
+    share, level = clipped_share(raw if keep is None else raw[:keep])
+    if share >= CLIP_SHARE:
+        notes.append(f"looks hard-clipped: {share:.0%} of its samples sit in flat runs at its peak "
+                     f"(±{level:.2f}); analysed as is")
+    mono = to_mono(raw)
+    out_rate = rate
     if sample_rate is not None and int(sample_rate) != rate:
         mono = resample(mono, rate, int(sample_rate))
-        rate = int(sample_rate)
-    return validate_waveform(mono, path), int(rate)
+        out_rate = int(sample_rate)
+    if max_seconds is not None:
+        n = max(1, int(round(float(max_seconds) * out_rate)))
+        mono = mono[:n]
+        if cut:
+            total = f" of {seconds:.3g} s" if seconds else ""
+            notes.append(f"longer than {max_seconds:g} s: kept the first {max_seconds:g} s{total}")
+    if mono.size and float(np.max(np.abs(mono))) <= SILENCE_PEAK:
+        kept = raw if keep is None else raw[:keep]
+        if channels > 1 and float(np.max(np.abs(kept))) > SILENCE_PEAK:
+            raise AudioError(path, f"its {channels} channels cancel out when mixed down to mono: digital silence")
+        if cut:
+            raise AudioError(path, f"its first {max_seconds:g} s are digital silence")
+    return AudioClip(validate_waveform(mono, path), out_rate, rate, channels, seconds, tuple(notes))
+
+
+def clipped_share(samples: np.ndarray) -> tuple[float, float]:
+    """Share of samples in flat runs at a channel's positive or negative peak, and that peak's magnitude.
+
+    Only peaks at ≥ CLIP_LEVEL of full scale count, and only runs of ≥ CLIP_RUN identical samples (a
+    sampled sine's crest is not flat; a clipped one is). Heuristic: a full-scale, very low 8-bit tone
+    has flat quantised crests too.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    x = x[:, None] if x.ndim == 1 else x
+    if x.size == 0:
+        return 0.0, 0.0
+    flat, level = 0, 0.0
+    for channel in x.T:
+        for side in (channel, -channel):
+            top = float(side.max())
+            if top < CLIP_LEVEL:
+                continue
+            on = side >= top - 1e-6 * top
+            edges = np.diff(np.concatenate(([0], on.astype(np.int8), [0])))
+            lengths = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+            count = int(lengths[lengths >= CLIP_RUN].sum())
+            if count:
+                flat, level = flat + count, max(level, top)
+    return flat / x.size, level
+
+
+def _read_blocks(handle: sf.SoundFile, channels: int, want: int | None) -> np.ndarray:
+    """Read up to ``want`` frames (all when None) in blocks, so a header's claimed length never sizes a buffer."""
+    blocks, total = [], 0
+    while want is None or total < want:
+        count = _BLOCK if want is None else min(_BLOCK, want - total)
+        block = handle.read(count, dtype="float32", always_2d=True)
+        if block.ndim != 2 or block.shape[1] != channels:
+            raise ValueError(f"decoder returned samples of shape {block.shape} for {channels} channel(s)")
+        if block.shape[0] == 0:
+            break
+        blocks.append(block)
+        total += block.shape[0]
+        if block.shape[0] < count:
+            break
+    return np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
+
+
+def _resample_reach(rate: int, target: int | None) -> int:
+    """Input frames past a cut that resample_poly's filter still reads (its half length, plus slack)."""
+    if target is None or int(target) == rate:
+        return 0
+    ratio = Fraction(int(target), int(rate))
+    return math.ceil(10 * max(ratio.numerator, ratio.denominator) / ratio.numerator) + 2
+
+
+def _wav_truncation(path: Path, size: int) -> str | None:
+    """For a RIFF/WAVE file whose data chunk declares more bytes than the file holds: the problem, else None.
+
+    libsndfile quietly reads what is there; an audit must not analyse half a clip as if it were whole.
+    Streaming placeholders (a data size of 0 or ≥ 0x7FFF0000: "length unknown") are not truncation.
+    """
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            pos, block_align, rate = 12, 0, 0
+            for _ in range(10_000):
+                fh.seek(pos)
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, csize = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if cid == b"fmt ":
+                    fmt = fh.read(min(csize, 16))
+                    if len(fmt) >= 14:
+                        rate = int.from_bytes(fmt[4:8], "little")
+                        block_align = int.from_bytes(fmt[12:14], "little")
+                elif cid == b"data":
+                    available = max(0, size - pos - 8)
+                    if csize == 0 or csize >= 0x7FFF0000 or csize <= available:
+                        return None
+                    declared, held = (csize // block_align, available // block_align) if block_align else (0, 0)
+                    if rate and declared > held:
+                        return (f"is truncated: its WAV header declares {declared} frames ({declared / rate:.3g} s) "
+                                f"but the file holds only {held}; re-export or re-copy it")
+                    return (f"is truncated: its WAV header declares {csize} bytes of audio but the file "
+                            f"holds only {available}; re-export or re-copy it")
+                pos += 8 + csize + (csize & 1)
+    except OSError:
+        return None
+    return None
+
+
+def _decode_problem(path: Path, exc: Exception) -> str:
+    """libsndfile's complaint without the path it repeats, and a plainer word for text files."""
+    detail = str(exc).strip() or type(exc).__name__
+    detail = re.sub(r"^Error opening .*?: ", "", detail, flags=re.S).strip() or type(exc).__name__
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1024)
+    except OSError:
+        head = b""
+    if head and _looks_like_text(head):
+        return f"cannot be decoded as audio: it looks like a text file ({detail})"
+    return f"cannot be decoded as audio ({detail})"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\0" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:
+            return False
+        text = head[: exc.start].decode("utf-8")
+    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
+    return len(text) >= 16 and printable >= 0.95 * len(text)
 
 
 def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int, subtype: str | None = None) -> Path:

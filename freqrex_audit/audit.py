@@ -22,7 +22,7 @@ from .adapters import load_classifier
 from .audio import AudioError
 from .cache import Cache, hash_array, make_key
 from .classifier import Classifier, ClassifierTimeout, QueryEngine
-from .datasets import Sample, list_samples, load_clip
+from .datasets import Sample, list_samples, read_clip
 from .engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack, summarize_attacks
 from .gates import Verdict, evaluate, planned_items  # noqa: F401  (re-exported)
 from .specs import Spec
@@ -46,6 +46,7 @@ class SampleRecord:
     fourier: FourierAttack | None = None
     stft: STFTAttack | None = None
     verification: dict | None = None
+    notes: list[str] = field(default_factory=list)  # what did not stop the analysis: clipping, cut to clip_seconds…
 
     @property
     def analysed(self) -> bool:
@@ -116,7 +117,7 @@ class _Runner:
                             lambda p, a: {"probs": [float(v) for v in p]}, lambda d, a: np.asarray(d["probs"]))
         return probs
 
-    def run(self, sample: Sample, x: np.ndarray) -> SampleRecord:
+    def run(self, sample: Sample, x: np.ndarray, notes: list[str] | None = None) -> SampleRecord:
         audio = hash_array(x)
         cfg = self.spec.freqrex.to_dict()
         labels = self.clf.labels
@@ -124,7 +125,7 @@ class _Runner:
         probs = self.predict(audio, x)
         self.queries_by_phase["predict"] += self.engine.queries - q0
         top = int(np.argmax(probs))
-        record = SampleRecord(sample, "ok", predicted=labels[top], confidence=float(probs[top]))
+        record = SampleRecord(sample, "ok", predicted=labels[top], confidence=float(probs[top]), notes=notes or [])
         if labels[top] != sample.label:
             record.status = "misclassified"
             record.reason = f"predicted {labels[top]!r} ({probs[top]:.2f}), labelled {sample.label!r}"
@@ -149,6 +150,10 @@ class _Runner:
                                      lambda f, a: f.to_dict(a), lambda d, a: FourierAttack.from_dict(d, a))
         self.queries_by_phase["fourier_attack"] += self.engine.queries - q0
         if self.spec.needs_stft:
+            smallest = min(self.spec.stft_attack.frame_sizes)
+            if len(x) < smallest:  # Algorithm 3 has no frame to change; the STFT rates leave the clip out
+                record.notes.append(f"{len(x)} samples, shorter than the smallest STFT frame ({smallest}): "
+                                    f"no STFT attack")
             q0 = self.engine.queries
             record.stft = self.cached("stft", (audio, cfg, attack_cfg, self.spec.stft_attack.to_dict()),
                                       lambda: stft_attack(self.engine, x, record.fourier, self.spec.stft_attack),
@@ -212,7 +217,8 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                 records.append(SampleRecord(sample, "skipped", sample.problem))
                 continue
             try:
-                x = load_clip(sample, rate, spec.dataset.clip_seconds)
+                clip = read_clip(sample, rate, spec.dataset.clip_seconds)
+                x = clip.samples
                 if rate != clf.sample_rate:
                     from .audio import resample
 
@@ -224,12 +230,12 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                 records.append(SampleRecord(sample, "skipped", f"not analysed: {runner.engine.hung}"))
                 continue
             try:
-                records.append(runner.run(sample, x))
+                records.append(runner.run(sample, x, list(clip.notes)))
             except ClassifierTimeout as exc:  # the model hangs: fail the spec, keep what was done
-                records.append(SampleRecord(sample, "error", str(exc)))
+                records.append(SampleRecord(sample, "error", str(exc), notes=list(clip.notes)))
                 error = f"model hung: {exc}"
             except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
-                records.append(SampleRecord(sample, "error", _describe(exc)))
+                records.append(SampleRecord(sample, "error", _describe(exc), notes=list(clip.notes)))
     else:
         records = [SampleRecord(s, "skipped", error or "not analysed") for s in samples]
     result = SpecResult(

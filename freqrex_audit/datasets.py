@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioError, load_audio
+from .audio import AudioClip, read_audio
 from .specs import DatasetSpec, outside_roots
 
-__all__ = ["Sample", "list_samples", "select", "load_clip", "AUDIO_SUFFIXES", "DatasetError"]
+__all__ = ["Sample", "list_samples", "select", "load_clip", "read_clip", "AUDIO_SUFFIXES", "DatasetError"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
 
@@ -94,13 +94,16 @@ def select(samples: list[Sample], limit: int | None) -> list[Sample]:
     return [s for s in samples if id(s) in keep]
 
 
+def read_clip(sample: Sample, sample_rate: int, clip_seconds: float | None = None) -> AudioClip:
+    """The clip at ``sample_rate`` cut to its first ``clip_seconds``, with notes (AudioError if unusable).
+
+    Only the first ``clip_seconds`` are read and checked: a long file whose later part is broken or
+    silent still gives its first seconds; a clip shorter than ``clip_seconds`` is used as it is (no
+    padding). See :func:`freqrex_audit.audio.read_audio` for what makes a clip unusable.
+    """
+    return read_audio(sample.path, sample_rate=sample_rate, max_seconds=clip_seconds)
+
+
 def load_clip(sample: Sample, sample_rate: int, clip_seconds: float | None = None) -> np.ndarray:
     """The clip as float32 mono at ``sample_rate``, cut to its first ``clip_seconds`` (AudioError if unusable)."""
-    x, _ = load_audio(sample.path, sample_rate=sample_rate)
-    if clip_seconds is not None:
-        n = max(1, int(round(clip_seconds * sample_rate)))
-        if len(x) > n:
-            x = np.ascontiguousarray(x[:n])
-            if float(np.max(np.abs(x))) <= 1e-7:
-                raise AudioError(sample.path, f"its first {clip_seconds:g} s are digital silence")
-    return x
+    return read_clip(sample, sample_rate, clip_seconds).samples

@@ -58,7 +58,7 @@ def _sample_dict(index: int, record: Any, name: str, arrays: dict) -> dict:
     base = f"{name}.{index}"
     return {
         "id": record.sample.id, "path": str(record.sample.path), "label": record.sample.label,
-        "status": record.status, "reason": record.reason, "predicted": record.predicted,
+        "status": record.status, "reason": record.reason, "notes": list(record.notes), "predicted": record.predicted,
         "confidence": record.confidence,
         "explanation": record.explanation.to_dict(arrays, f"{base}.explanation") if record.explanation else None,
         "fourier_attack": record.fourier.to_dict(arrays, f"{base}.fourier_attack") if record.fourier else None,

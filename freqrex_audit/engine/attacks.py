@@ -174,6 +174,12 @@ class STFTAttack(Result):
     def frames_changed(self) -> int:
         return len(self.frames)
 
+    @property
+    def attempted(self) -> bool:
+        """Whether any frame size was actually tried (not when the Fourier attack failed or the clip is
+        shorter than every frame); Table 4's rates count only attempted clips."""
+        return self.success or any(not str(v).startswith("skipped") for v in self.tried.values())
+
 
 def _first_flip(engine: QueryEngine, count: int, build: callable, original: int,
                 chunk: int) -> tuple[int | None, np.ndarray | None]:
@@ -274,7 +280,7 @@ def stft_attack(classifier: Classifier | QueryEngine, x: np.ndarray, fourier: Fo
     worst_error = 0.0
     for frame in config.frame_sizes:
         if frame > n:
-            tried[str(frame)] = f"skipped: clip has {n} samples, fewer than the frame"
+            tried[str(frame)] = f"skipped: the clip has {n} samples, fewer than one {frame}-sample frame"
             continue
         stft = spec.stft(signal, frame)
         error = float(torch.linalg.norm(spec.istft(stft, frame, n) - signal) / torch.linalg.norm(signal))
@@ -337,7 +343,7 @@ def summarize_attacks(fourier: list[FourierAttack], stft: list[STFTAttack] | Non
         "queries": int(sum(a.queries for a in fourier)),
     }
     if stft is not None:
-        attempted = [s for s, f in zip(stft, fourier) if f.success]
+        attempted = [s for s, f in zip(stft, fourier) if f.success and s.attempted]
         done = [s for s in attempted if s.success]
         summary["stft"] = {
             "attempted": len(attempted),

@@ -184,7 +184,7 @@ def sample_card(sample: dict, arrays: dict, budget: AudioBudget) -> dict:
             "int16": atk.survives_int16 if found else None, "share": None, "detail": detail})
     return {"id": sample["id"], "label": sample.get("label"), "predicted": exp.target_label,
             "confidence": exp.confidence, "panels": panels, "players": players,
-            "queries": exp.queries, "iterations": exp.iterations}
+            "queries": exp.queries, "iterations": exp.iterations, "notes": list(sample.get("notes") or [])}
 
 
 # ------------------------------------------------------------------------------------------ specs
@@ -204,6 +204,7 @@ def spec_view(name: str, spec: dict, arrays: dict, max_cards: int, budget: Audio
         "classes": classes, "sufficiency": suff, "composition": tables.get("composition_by_class") or {},
         "attacks": tables.get("attacks") or {},
         "not_analysed": [s for s in samples if s.get("status") != "ok" or s.get("explanation") is None],
+        "noted": [s for s in samples if s.get("notes") and s.get("status") == "ok" and s.get("explanation") is not None],
         "cards": [sample_card(s, arrays, budget) for s in cards],
         "cards_left_out": len(analysed) - len(cards), "max_cards": max_cards,
         "fig_responsibility": figures.class_responsibility(figs["class_responsibility"])
