@@ -136,7 +136,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
               f"{sum(v.passed is None for v in result.verdicts)} skipped; {result.queries} queries, "
               f"{result.seconds:.1f} s")
     if results:
-        out = write_results(results, Path(args.report) / new_run_id(), seed=args.seed, device=args.device,
+        out = write_results(results, Path(args.report) / new_run_id(args.report), seed=args.seed, device=args.device,
                             started=started)
         print(f"results: {out}")
         try:

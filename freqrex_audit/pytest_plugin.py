@@ -120,7 +120,7 @@ class _State:
         else:
             from .runfile import new_run_id
 
-            self.run_id, self.started = new_run_id(), time.time()
+            self.run_id, self.started = new_run_id(self.report_root), time.time()
         self.run_dir = self.report_root / self.run_id
         self.parts_dir = self.run_dir / "parts"
         self.names: dict[str, Path] = {}

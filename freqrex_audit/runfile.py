@@ -198,5 +198,12 @@ def load_parts(folder: str | Path) -> tuple[list[dict], dict[str, np.ndarray]]:
     return parts, arrays
 
 
-def new_run_id() -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+def new_run_id(root: str | Path | None = None) -> str:
+    """``YYYYmmdd-HHMMSS-PID``; with ``root``, suffixed ``-2``, ``-3``… while that folder exists (two runs
+    in one process within a second must not overwrite each other)."""
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    run_id, n = base, 1
+    while root is not None and (Path(root) / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
