@@ -179,7 +179,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     began = time.perf_counter()
     spec = spec.with_seed(seed).with_limit(samples_limit)
     cache = cache or Cache(None)
-    hits0, misses0 = cache.hits, cache.misses
+    hits0, misses0, corrupt0 = cache.hits, cache.misses, cache.corrupt
     try:
         samples = list_samples(spec.dataset)
         sample_error = None
@@ -215,6 +215,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                 last = traceback.extract_tb(exc.__traceback__)[-1]
                 records.append(SampleRecord(sample, "error", f"{type(exc).__name__}: {exc} "
                                                              f"({last.filename.rsplit('/', 1)[-1]}:{last.lineno})"))
+        error = error or _model_failure(clf, records)
     else:
         records = [SampleRecord(s, "skipped", error or "not analysed") for s in samples]
     result = SpecResult(
@@ -237,8 +238,19 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     result.seconds = time.perf_counter() - began
     result.queries = runner.engine.queries if runner else 0
     result.queries_by_phase = {k: v for k, v in (runner.queries_by_phase if runner else {}).items() if v}
-    result.cache_stats = {"hits": cache.hits - hits0, "misses": cache.misses - misses0}
+    result.cache_stats = {"hits": cache.hits - hits0, "misses": cache.misses - misses0,
+                          "corrupt": cache.corrupt - corrupt0}
     return result
+
+
+def _model_failure(clf: Classifier, records: list[SampleRecord]) -> str | None:
+    """When every clip the model was asked about failed, the model (e.g. NaN or wrongly shaped output),
+    not the clips, is broken: that is the spec's error, so ``model[load]`` and the aggregates say so."""
+    tried = [r for r in records if r.status != "skipped"]
+    if not tried or any(r.status != "error" for r in tried):
+        return None
+    return (f"model {clf.name!r} failed on every clip ({len(tried)} of {len(records)}); "
+            f"{tried[0].sample.id}: {tried[0].reason}")
 
 
 # --- cross-model checks: the only place that touches engine.composition / engine.transfer ----------------
