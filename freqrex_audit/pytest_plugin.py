@@ -337,6 +337,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state.results_path = write_doc(doc, arrays, state.run_dir)
     shutil.rmtree(state.parts_dir, ignore_errors=True)
     state.report_path = state.results_path
+    from .isolation import private_matplotlib
+
+    private_matplotlib(state.cache_dir)  # matplotlib's font cache goes there, not into ~/.cache
     try:
         from .report import render_report
     except ImportError:
