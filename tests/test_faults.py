@@ -19,7 +19,7 @@ from tests.audit_runs import (FRAGILE_SPEC, REPO, assert_same_arrays, audit, cli
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    write_fragile_dataset(tmp_path / "data", per_class=2)
+    write_fragile_dataset(tmp_path / "data", per_class=1)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -29,6 +29,7 @@ def _cache_files(root):
 
 
 def test_kill_9_mid_audit_leaves_only_whole_entries_and_the_rerun_resumes(project, monkeypatch):
+    write_fragile_dataset(project / "data", per_class=2)
     (project / "spec.yaml").write_text(FRAGILE_SPEC % "tests.fault_models:slow_fragile")
     cache_dir = project / "cache"
     # every predict call sleeps 20 ms: 4 clips take ~100 calls each, so the kill lands mid-audit
