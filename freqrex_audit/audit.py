@@ -192,7 +192,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     began = time.perf_counter()
     spec = spec.with_seed(seed).with_limit(samples_limit)
     cache = cache or Cache(None)
-    hits0, misses0 = cache.hits, cache.misses
+    hits0, misses0, corrupt0 = cache.hits, cache.misses, cache.corrupt
     try:
         samples = list_samples(spec.dataset)
         sample_error = None
@@ -236,6 +236,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                 error = f"model hung: {exc}"
             except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
                 records.append(SampleRecord(sample, "error", _describe(exc), notes=list(clip.notes)))
+        error = error or _model_failure(clf, records)
     else:
         records = [SampleRecord(s, "skipped", error or "not analysed") for s in samples]
     result = SpecResult(
@@ -262,8 +263,19 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     result.seconds = time.perf_counter() - began
     result.queries = runner.engine.queries if runner else 0
     result.queries_by_phase = {k: v for k, v in (runner.queries_by_phase if runner else {}).items() if v}
-    result.cache_stats = {"hits": cache.hits - hits0, "misses": cache.misses - misses0}
+    result.cache_stats = {"hits": cache.hits - hits0, "misses": cache.misses - misses0,
+                          "corrupt": cache.corrupt - corrupt0}
     return result
+
+
+def _model_failure(clf: Classifier, records: list[SampleRecord]) -> str | None:
+    """When every clip the model was asked about failed, the model (e.g. NaN or wrongly shaped output),
+    not the clips, is broken: that is the spec's error, so ``model[load]`` and the aggregates say so."""
+    tried = [r for r in records if r.status != "skipped"]
+    if not tried or any(r.status != "error" for r in tried):
+        return None
+    return (f"model {clf.name!r} failed on every clip ({len(tried)} of {len(records)}); "
+            f"{tried[0].sample.id}: {tried[0].reason}")
 
 
 # --- cross-model checks: the only place that touches engine.composition / engine.transfer ----------------

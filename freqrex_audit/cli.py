@@ -14,6 +14,7 @@ from . import __version__
 from .adapters import load_classifier
 from .audio import AudioError, load_audio
 from .classifier import Classifier, ClassifierError
+from .isolation import private_matplotlib
 
 MODEL_HELP = "a zoo:// name, a model directory or file, package.module:factory, or a spec .yaml"
 
@@ -90,6 +91,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render the HTML report (and the runs index beside it) from a saved results.json."""
+    private_matplotlib(None)
     from .report import render_index, render_report
 
     results = Path(args.results)
@@ -136,9 +138,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
               f"{sum(v.passed is None for v in result.verdicts)} skipped; {result.queries} queries, "
               f"{result.seconds:.1f} s")
     if results:
-        out = write_results(results, Path(args.report) / new_run_id(), seed=args.seed, device=args.device,
+        out = write_results(results, Path(args.report) / new_run_id(args.report), seed=args.seed, device=args.device,
                             started=started)
         print(f"results: {out}")
+        private_matplotlib(None if args.no_cache else args.cache)
         try:
             from .report import render_report
         except ImportError:
@@ -166,6 +169,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .audio import save_audio
     from .engine import FreqReXConfig, explain
     from .plots import explanation_figure
+
+    private_matplotlib(None)
 
     clf, engine, x, spec = _clip(args)
     config = spec.freqrex if spec else FreqReXConfig()
@@ -197,6 +202,8 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from .audio import save_audio
     from .engine import AttackConfig, FreqReXConfig, STFTAttackConfig, explain, fourier_attack, stft_attack
     from .plots import attack_figure
+
+    private_matplotlib(None)
 
     clf, engine, x, spec = _clip(args)
     began = time.perf_counter()

@@ -105,7 +105,8 @@ def evaluate(result: SpecResult) -> list[Verdict]:
         return result.error
 
     if "accuracy" in checks and "min" in checks["accuracy"]:
-        verdicts.append(_aggregate("accuracy", [_gate("accuracy", result.accuracy, ">=", checks["accuracy"]["min"])])
+        verdicts.append(_aggregate("accuracy", [_gate("accuracy", result.accuracy, ">=", checks["accuracy"]["min"])],
+                                   _failed_note(result))
                         if not blocked() else Verdict("accuracy", "aggregate", False, blocked()))
     for record in result.samples:
         for check in ("sufficiency", "necessity", "completeness"):
@@ -139,10 +140,20 @@ def _context(result: SpecResult, check: str) -> str:
     if check == "fourier_attack":
         wins = [r for r in done if r.fourier and r.fourier.success]
         detail = ", ".join(f"{r.sample.id}: {r.fourier.n_frequencies} freq {r.fourier.mutation}" for r in wins[:5])
-        return f" ({len(wins)}/{len(done)} clips flipped{': ' + detail if detail else ''})"
+        return f" ({len(wins)}/{len(done)} clips flipped{': ' + detail if detail else ''}){_failed_note(result)}"
     if check == "stft_attack":
-        return f" (over {len([r for r in done if r.fourier and r.fourier.success])} successful Fourier attacks)"
-    return f" (over {len(done)} analysed clips)"
+        return (f" (over {len([r for r in done if r.fourier and r.fourier.success])} successful Fourier attacks)"
+                f"{_failed_note(result)}")
+    return f" (over {len(done)} analysed clips){_failed_note(result)}"
+
+
+def _failed_note(result: SpecResult) -> str:
+    """Aggregates leave out clips whose analysis crashed: say so, with the first reason."""
+    failed = [r for r in result.samples if r.status == "error"]
+    if not failed:
+        return ""
+    return (f"; {len(failed)} clip(s) failed and are not counted (first, {failed[0].sample.id}: "
+            f"{failed[0].reason})")
 
 
 def _per_sample(check: str, record: SampleRecord, spec: Spec) -> Verdict:

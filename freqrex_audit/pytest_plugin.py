@@ -120,7 +120,7 @@ class _State:
         else:
             from .runfile import new_run_id
 
-            self.run_id, self.started = new_run_id(), time.time()
+            self.run_id, self.started = new_run_id(self.report_root), time.time()
         self.run_dir = self.report_root / self.run_id
         self.parts_dir = self.run_dir / "parts"
         self.names: dict[str, Path] = {}
@@ -337,6 +337,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state.results_path = write_doc(doc, arrays, state.run_dir)
     shutil.rmtree(state.parts_dir, ignore_errors=True)
     state.report_path = state.results_path
+    from .isolation import private_matplotlib
+
+    private_matplotlib(state.cache_dir)  # matplotlib's font cache goes there, not into ~/.cache
     try:
         from .report import render_report
     except ImportError:

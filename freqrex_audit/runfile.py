@@ -3,7 +3,10 @@
 A run is assembled from *parts*, one per spec (``SpecResult`` → :func:`spec_part`), so a pytest-xdist
 worker can write its specs' parts into the run folder and the controller merges them at session end
 (:func:`save_part`, :func:`load_parts`, :func:`assemble`). Everything except ``timings`` is
-deterministic: JSON written with ``sort_keys=True, indent=1``.
+deterministic: JSON written with ``sort_keys=True, indent=1``. ``timings`` holds every fact about *this*
+run rather than about its inputs: the start time, wall-clock seconds (per run, spec, clip and phase), the
+model queries this run actually made (0 for what came from the cache) and the cache hits / misses.
+The same audit twice, cold or from the cache, gives the same file apart from that section.
 """
 
 from __future__ import annotations
@@ -60,11 +63,24 @@ def _sample_dict(index: int, record: Any, name: str, arrays: dict) -> dict:
         "id": record.sample.id, "path": str(record.sample.path), "label": record.sample.label,
         "status": record.status, "reason": record.reason, "notes": list(record.notes), "predicted": record.predicted,
         "confidence": record.confidence,
-        "explanation": record.explanation.to_dict(arrays, f"{base}.explanation") if record.explanation else None,
-        "fourier_attack": record.fourier.to_dict(arrays, f"{base}.fourier_attack") if record.fourier else None,
-        "stft_attack": record.stft.to_dict(arrays, f"{base}.stft_attack") if record.stft else None,
+        "explanation": (record.explanation.to_dict(arrays, f"{base}.explanation", timings=False)
+                        if record.explanation else None),
+        "fourier_attack": (record.fourier.to_dict(arrays, f"{base}.fourier_attack", timings=False)
+                           if record.fourier else None),
+        "stft_attack": record.stft.to_dict(arrays, f"{base}.stft_attack", timings=False) if record.stft else None,
         "verification": record.verification,
     }
+
+
+def _sample_timing(record: Any) -> dict:
+    """A clip's wall-clock fields (left out of its sample entry so that entry is deterministic)."""
+    out: dict[str, Any] = {}
+    if record.explanation is not None:
+        out["explanation"] = {k: round(v, 6) for k, v in sorted(record.explanation.seconds_by_phase.items())}
+    for name, value in (("fourier_attack", record.fourier), ("stft_attack", record.stft)):
+        if value is not None:
+            out[name] = round(value.seconds, 6)
+    return out
 
 
 def spec_part(result: "SpecResult", prefix: str | None = None, arrays: dict | None = None) -> dict:
@@ -95,7 +111,8 @@ def spec_part(result: "SpecResult", prefix: str | None = None, arrays: dict | No
     return {
         "name": name, "section": to_jsonable(section), "gates": to_jsonable(gates_of(result, prefix)),
         "timing": {"seconds": round(result.seconds, 3), "queries": result.queries,
-                   "queries_by_phase": result.queries_by_phase, "cache": result.cache_stats},
+                   "queries_by_phase": result.queries_by_phase, "cache": result.cache_stats,
+                   "samples": {r.sample.id: t for r in result.samples if (t := _sample_timing(r))}},
         "trust_remote_code": result.spec.trust_remote_code,
     }
 
@@ -182,5 +199,12 @@ def load_parts(folder: str | Path) -> tuple[list[dict], dict[str, np.ndarray]]:
     return parts, arrays
 
 
-def new_run_id() -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+def new_run_id(root: str | Path | None = None) -> str:
+    """``YYYYmmdd-HHMMSS-PID``; with ``root``, suffixed ``-2``, ``-3``… while that folder exists (two runs
+    in one process within a second must not overwrite each other)."""
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    run_id, n = base, 1
+    while root is not None and (Path(root) / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id

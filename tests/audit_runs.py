@@ -1,0 +1,76 @@
+"""Helpers for the fault, determinism and write-scope tests: run ``freqrex-audit audit`` and read its run file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from freqrex_audit.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+FRAGILE_SPEC = """
+model: {target: "%s", batch_size: 64}
+dataset: {path: data}
+freqrex: {seed: 0}
+attack: {budget: 5}
+checks:
+  accuracy: {min: 0.9}
+  sufficiency: {max_fraction: 0.5}
+  fourier_attack: {max_success_rate: 1.0}
+  stft_attack: {max_success_rate: 1.0}
+"""
+
+
+def audit(project: Path, *args: str, report: str = "reports", cache: str | None = "cache") -> Path:
+    """Run the CLI audit in this process with ``project`` as the working directory; the run's results.json.
+
+    The caller must have ``monkeypatch.chdir(project)``-ed (relative spec paths and ``spec_file`` depend on it).
+    """
+    assert Path.cwd().resolve() == project.resolve()
+    before = set((project / report).glob("*/results.json"))
+    cache_args = ["--cache", cache] if cache else ["--no-cache"]
+    main(["audit", *args, "--report", report, *cache_args, "--device", "cpu"])
+    new = set((project / report).glob("*/results.json")) - before
+    assert len(new) == 1, f"expected one new run in {report}, found {sorted(new)}"
+    return new.pop()
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def stable_text(path: Path) -> str:
+    """results.json without its documented volatile section (``timings``), in the writer's own format."""
+    doc = load(path)
+    doc.pop("timings")
+    return json.dumps(doc, sort_keys=True, indent=1)
+
+
+def npz_arrays(results_json: Path) -> dict[str, np.ndarray]:
+    with np.load(results_json.with_suffix(".npz"), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def assert_same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), key
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a ``python -m freqrex_audit.cli`` child that imports this worktree first."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["HF_HUB_OFFLINE"] = "1"
+    env.update(extra)
+    return env
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "freqrex_audit.cli", *args]
