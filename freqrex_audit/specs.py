@@ -28,14 +28,15 @@ __all__ = ["Spec", "DatasetSpec", "SpecError", "load_spec", "find_specs", "allow
 SPEC_SUFFIXES = (".yaml", ".yml")
 MODEL_TYPES = ("transformers", "torchscript", "callable")
 ROOTS_ENV = "FREQREX_ALLOWED_ROOTS"
-PROJECT_MARKERS = (".git", "pyproject.toml")
+PROJECT_MARKERS = (".git", "pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini")
+"""Files or folders that mark a project's root (a repository, or where pytest would find its config)."""
 
 
 def allowed_roots(spec_path: str | Path) -> tuple[Path, ...]:
     """Folders a spec's paths may resolve into: its project, the bundled zoo and ``$FREQREX_ALLOWED_ROOTS``.
 
-    The project is the nearest folder at or above the spec's that holds ``.git`` or ``pyproject.toml``
-    (else the spec's own folder). ``FREQREX_ALLOWED_ROOTS`` adds folders (``os.pathsep``-separated),
+    The project is the nearest folder at or above the spec's that holds one of ``PROJECT_MARKERS``
+    (``.git``, ``pyproject.toml``, a pytest config file), else the spec's own folder. ``FREQREX_ALLOWED_ROOTS`` adds folders (``os.pathsep``-separated),
     e.g. a shared dataset mount.
     """
     folder = Path(spec_path).resolve().parent
