@@ -142,12 +142,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
                             started=started)
         print(f"results: {out}")
         private_matplotlib(None if args.no_cache else args.cache)
-        try:
-            from .report import render_report
-        except ImportError:
-            render_report = None
-        if render_report is not None:
-            print(f"report: {render_report(out)}")
+        from .report import render_index, render_report
+
+        print(f"report: {render_report(out)}")
+        render_index(Path(args.report))
     return status
 
 

@@ -10,7 +10,7 @@
   (``freqrex_loadgroup = false`` in the ini file turns the switch off.)
 * Whichever process computes a spec writes its part into ``<report>/<run-id>/parts/``; the controller
   (or the only process) merges the parts at session end into ``results.json`` + ``results.npz``, renders
-  the HTML report when ``freqrex_audit.report.render_report`` exists, and prints the path.
+  the HTML report (and the runs index ``reports/index.html``), and prints the path.
 * ``--freqrex-save NAME`` stores the metrics as a baseline, ``--freqrex-compare NAME`` adds
   ``regression[<check.metric>]`` items checked with ``--freqrex-compare-fail`` rules.
 
@@ -340,15 +340,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     from .isolation import private_matplotlib
 
     private_matplotlib(state.cache_dir)  # matplotlib's font cache goes there, not into ~/.cache
+    from .report import render_index, render_report
+
     try:
-        from .report import render_report
-    except ImportError:
-        render_report = None
-    if render_report is not None:
-        try:
-            state.report_path = Path(render_report(state.results_path))
-        except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
-            session.config.stash[STATE].report_error = f"{type(exc).__name__}: {exc}"
+        state.report_path = Path(render_report(state.results_path))
+        render_index(state.run_dir.parent)
+    except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
+        session.config.stash[STATE].report_error = f"{type(exc).__name__}: {exc}"
     if state.save:
         from .baselines import save_baseline
 

@@ -30,6 +30,8 @@ def test_audit_exit_status_follows_the_gates(tmp_path, capsys):
     doc = json.loads(runs[-1].read_text())
     assert doc["timings"]["per_spec"]["lenient"]["queries"] == 0  # same model, clips and configs: all cached
     assert doc["specs"]["lenient"]["tables"]["attacks"]["success_rate"] == 0.5
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert all(f"{run.parent.name}/report.html" in index for run in runs)  # both runs listed
 
 
 def test_explain_and_attack_write_their_files(tmp_path, capsys):
