@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from .engine import AttackConfig, FreqReXConfig, Mutation, STFTAttackConfig
+from .engine.attacks import ATTACK_POOLS
 
 __all__ = ["Spec", "DatasetSpec", "SpecError", "load_spec", "find_specs", "allowed_roots", "outside_roots",
            "CHECKS", "SPEC_SUFFIXES", "ROOTS_ENV"]
@@ -222,7 +223,7 @@ def _join(key: str, sub: str) -> str:
 MODEL_KEYS = ("type", "path", "target", "device", "batch_size", "timeout_s", "labels", "sample_rate",
               "trust_remote_code", "options", "outputs")
 DATASET_KEYS = ("path", "type", "sample_rate", "clip_seconds", "limit", "only_correct", "label_map")
-ATTACK_KEYS = ("budget", "scales", "phases", "batch_size")
+ATTACK_KEYS = ("budget", "pool", "scales", "phases", "batch_size")
 STFT_KEYS = ("frame_sizes", "frame_budget", "neighbours", "batch_size")
 TOP_KEYS = ("name", "model", "dataset", "freqrex", "attack", "stft_attack", "checks", "peers")
 
@@ -358,6 +359,8 @@ def _attack(ctx: _Ctx, raw: Any, check_budget: int | None) -> AttackConfig:
                            f"is {check_budget} but attack.budget is {kwargs['budget']}: give the budget once, "
                            f"under attack.budget")
         kwargs["budget"] = check_budget
+    if "pool" in section:
+        kwargs["pool"] = ctx.string(section["pool"], "attack.pool", ATTACK_POOLS)
     if "batch_size" in section:
         kwargs["batch_size"] = ctx.integer(section["batch_size"], "attack.batch_size", 1)
     return AttackConfig(**kwargs)

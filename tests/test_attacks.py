@@ -61,6 +61,26 @@ def test_three_bins_are_needed():
     assert set(freqs) <= set(atk3.hz) and atk3.mutation == Mutation("scale", 0.75)
 
 
+def test_ranking_pool_flips_a_model_whose_causes_are_redundant():
+    """OR of two bands: one band is sufficient, so no mutation of the sufficient set alone can flip the
+    label, while silencing both bands (the top of the responsibility ranking) does."""
+    x = km.tones({300: 1.0, 1200: 1.0, 2000: 1.0}, noise=0.0)
+    clf = km.or_model()
+    exp = explained(clf, x)
+    both = km.band_bins(300, N) | km.band_bins(1200, N)
+    assert set(exp.sufficient.tolist()) < both  # one band's bins
+    assert not fa.fourier_attack(clf, x, exp).success  # the paper's pool: the sufficient set
+    atk = fa.fourier_attack(clf, x, exp, fa.AttackConfig(pool="ranking"))
+    verify(clf, x, atk)
+    # Both tones are cut (bins 150 and 600 at 2 Hz spacing); the 2000 Hz tone is left alone. Silent
+    # neighbours sharing a tone's responsibility may be in the mutated set too (scaling them changes nothing).
+    assert atk.n_frequencies > len(exp.sufficient) and {150, 600} <= set(atk.bins.tolist())
+    assert 1000 not in atk.bins
+    assert atk.mutation.kind == "scale" and atk.mutation.value < 1
+    with pytest.raises(ValueError, match="pool must be one of sufficient, ranking"):
+        fa.AttackConfig(pool="everything")
+
+
 def test_unflippable_model_reports_failure_not_a_false_success():
     x = km.tones({440: 1.0, 1000: 0.6})
     clf = km.unflippable_model()

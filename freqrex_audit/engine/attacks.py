@@ -1,6 +1,7 @@
 """Algorithms 2 and 3: flip the label by mutating the most responsible sufficient frequencies.
 
-The Fourier attack (Alg 2) multiplies the top-n sufficient bins by a complex factor (an amplitude
+The Fourier attack (Alg 2) multiplies the top-n sufficient bins (or, with ``pool: ranking``, the top-n
+of the whole responsibility ranking) by a complex factor (an amplitude
 scaling or a phase rotation); it finds the smallest n with the largest mutation, then the smallest
 mutation that still works with that n. The STFT attack (Alg 3) applies the same mutation to the
 matching STFT bins in as few frames as it can, so the change is short in time.
@@ -24,6 +25,7 @@ from .explain import Explanation, as_engine
 from .metrics import linf, snr_db
 
 DEFAULT_SCALES = (1.1, 0.9, 1.25, 0.75, 1.5, 0.5, 2.0, 0.0, 3.0, 5.0, 10.0)
+ATTACK_POOLS = ("sufficient", "ranking")
 
 
 @dataclass(frozen=True, order=True)
@@ -62,18 +64,24 @@ def default_mutations() -> tuple[Mutation, ...]:
 class AttackConfig(Result):
     """Algorithm 2's knobs: the mutations (any order; sorted by size) and the budget of frequencies.
 
-    ``search_chunk``: candidate counts asked together while searching n (fixed, not the batch size,
-    so query counts do not depend on hardware).
+    ``pool``: which bins may be mutated, most responsible first. ``"sufficient"`` (the paper) takes
+    the sufficient set; ``"ranking"`` takes the whole responsibility ranking, which also flips models
+    whose decision has redundant causes (an OR of bands: one band is sufficient, so mutating it alone
+    leaves the other deciding). ``search_chunk``: candidate counts asked together while searching n
+    (fixed, not the batch size, so query counts do not depend on hardware).
     """
 
     mutations: tuple[Mutation, ...] = field(default_factory=default_mutations)
     budget: int = 1000
+    pool: str = "sufficient"
     search_chunk: int = 32
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.budget < 1:
             raise ValueError(f"AttackConfig: budget must be ≥ 1, got {self.budget}")
+        if self.pool not in ATTACK_POOLS:
+            raise ValueError(f"AttackConfig: pool must be one of {', '.join(ATTACK_POOLS)}, got {self.pool!r}")
         if not self.mutations:
             raise ValueError("AttackConfig: at least one mutation is needed")
 
@@ -201,15 +209,18 @@ def _int16_check(engine: QueryEngine, adversarial: np.ndarray, sample_rate: int,
 
 def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanation: Explanation,
                    config: AttackConfig | None = None) -> FourierAttack:
-    """Algorithm 2: the fewest top sufficient bins, then the smallest mutation of them, that flip the label."""
+    """Algorithm 2: the fewest top-ranked bins of the pool (``config.pool``), then the smallest mutation of
+    them, that flip the label."""
     config = config or AttackConfig()
     engine = as_engine(classifier, config.batch_size)
     began, q0 = time.perf_counter(), engine.queries
     x = validate_waveform(x)
     n, rate, original = len(x), explanation.sample_rate, explanation.target
     spectrum = spec.rfft(spec.as_tensor(x, engine.device))
-    sufficient = explanation.sufficient if explanation.sufficient is not None else np.zeros(0, np.int64)
-    ranked = explanation.ranking[: len(sufficient)]
+    if config.pool == "ranking":
+        ranked = explanation.ranking
+    else:
+        ranked = explanation.ranking[: len(explanation.sufficient) if explanation.sufficient is not None else 0]
     limit = min(config.budget, len(ranked))
     ordered = config.ordered
     position = torch.full((spectrum.shape[-1],), limit + 1, dtype=torch.long, device=engine.device)
