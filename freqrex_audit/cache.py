@@ -16,6 +16,7 @@ import functools
 import hashlib
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from .results import atomic_write_bytes
 __all__ = ["Cache", "engine_version", "hash_array", "make_key"]
 
 MAGIC = b"FRXCACHE1\n"
+STALE_TMP_SECONDS = 3600
+"""A temp file older than this is a writer's leftover (a killed process), not a write in progress."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,6 +66,21 @@ class Cache:
         self.hits = 0
         self.misses = 0
         self.corrupt = 0
+        self.swept = self._sweep_leftovers()
+
+    def _sweep_leftovers(self) -> int:
+        """Delete temp files that writers killed mid-write left behind (never read as entries; just litter)."""
+        if self.root is None or not self.root.is_dir():
+            return 0
+        cutoff, swept = time.time() - STALE_TMP_SECONDS, 0
+        for tmp in self.root.glob("*/.*.tmp"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    swept += 1
+            except OSError:  # another process swept it first
+                pass
+        return swept
 
     @property
     def enabled(self) -> bool:

@@ -90,3 +90,21 @@ def test_concurrent_writers_leave_a_complete_entry(tmp_path):
         t.join()
     assert Cache(tmp_path).get(key)[0] == payload
     assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_a_killed_writers_old_temp_files_are_swept_fresh_ones_kept(tmp_path):
+    import os
+    import time
+
+    cache = Cache(tmp_path)
+    key = make_key("kept")
+    cache.put(key, {"a": 1})
+    folder = next(tmp_path.glob("*/"))
+    old, fresh = folder / ".dead.frx.abc.tmp", folder / ".live.frx.def.tmp"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    reopened = Cache(tmp_path)
+    assert reopened.swept == 1 and not old.exists() and fresh.exists()
+    assert reopened.get(key)[0] == {"a": 1}
