@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioClip, read_audio
-from .specs import DatasetSpec, outside_roots
+from .paths import outside_roots
+from .specs import DatasetSpec
 
 __all__ = ["Sample", "list_samples", "select", "load_clip", "read_clip", "AUDIO_SUFFIXES", "DatasetError"]
 

@@ -5,7 +5,7 @@ Every problem is a :class:`SpecError` whose message names the spec file and the 
 Unknown keys, wrong types, out-of-range values and missing files are all errors; relative paths
 resolve against the spec file's folder, and ``zoo://`` names against the bundled zoo.
 
-Paths may not leave the spec's project (see :func:`allowed_roots`): a spec from a pull request cannot
+Paths may not leave the spec's project (see :mod:`freqrex_audit.paths`): a spec from a pull request cannot
 point the audit at ``/etc`` or ``~/.ssh`` through ``..``, an absolute path or a symlink.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -22,42 +21,12 @@ import yaml
 
 from .engine import AttackConfig, FreqReXConfig, Mutation, STFTAttackConfig
 from .engine.attacks import ATTACK_POOLS
+from .paths import allowed_roots, outside_roots
 
-__all__ = ["Spec", "DatasetSpec", "SpecError", "load_spec", "find_specs", "allowed_roots", "outside_roots",
-           "CHECKS", "SPEC_SUFFIXES", "ROOTS_ENV"]
+__all__ = ["Spec", "DatasetSpec", "SpecError", "load_spec", "find_specs", "CHECKS", "SPEC_SUFFIXES"]
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 MODEL_TYPES = ("transformers", "torchscript", "callable")
-ROOTS_ENV = "FREQREX_ALLOWED_ROOTS"
-PROJECT_MARKERS = (".git", "pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini")
-"""Files or folders that mark a project's root (a repository, or where pytest would find its config)."""
-
-
-def allowed_roots(spec_path: str | Path) -> tuple[Path, ...]:
-    """Folders a spec's paths may resolve into: its project, the bundled zoo and ``$FREQREX_ALLOWED_ROOTS``.
-
-    The project is the nearest folder at or above the spec's that holds one of ``PROJECT_MARKERS``
-    (``.git``, ``pyproject.toml``, a pytest config file), else the spec's own folder. ``FREQREX_ALLOWED_ROOTS`` adds folders (``os.pathsep``-separated),
-    e.g. a shared dataset mount.
-    """
-    folder = Path(spec_path).resolve().parent
-    project = next((d for d in (folder, *folder.parents) if any((d / m).exists() for m in PROJECT_MARKERS)), folder)
-    from .zoo import ZOO_ROOT
-
-    extra = [Path(p).expanduser().resolve() for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p.strip()]
-    return tuple(dict.fromkeys([project, ZOO_ROOT.resolve(), *extra]))
-
-
-def outside_roots(path: Path, roots: tuple[Path, ...]) -> str | None:
-    """Why ``path`` (after following symlinks) may not be used, or None when it lies inside a root."""
-    if not roots:
-        return None
-    real = path.resolve()
-    if any(real.is_relative_to(root) for root in roots):
-        return None
-    shown = ", ".join(str(r) for r in roots)
-    return (f"{path} resolves to {real}, outside the allowed roots ({shown}); keep models and data inside the "
-            f"spec's project or add the folder to ${ROOTS_ENV}")
 
 
 class SpecError(ValueError):

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from freqrex_audit import specs
 from freqrex_audit.audit import run_spec
 from freqrex_audit.engine import FreqReXConfig
-from freqrex_audit.specs import ROOTS_ENV, SpecError, allowed_roots, load_spec
+from freqrex_audit.paths import ROOTS_ENV, allowed_roots
+from freqrex_audit.specs import SpecError, load_spec
 from tests.audit_models import write_fragile_dataset, write_robust_dataset
 
 GOOD = {
