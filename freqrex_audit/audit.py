@@ -1,8 +1,9 @@
 """Run one model spec: clips → predictions → explanations → attacks → aggregates, gates and verdicts.
 
 :func:`run_spec` does the work through ONE :class:`QueryEngine` per model (so every model query is
-counted) and the result :class:`~freqrex_audit.cache.Cache`; :func:`evaluate` turns a result into
-verdicts (one per pytest item); :mod:`freqrex_audit.runfile` writes them as ``results.json``.
+counted) and the result :class:`~freqrex_audit.cache.Cache`; :mod:`freqrex_audit.aggregates` sums the
+clips up, :func:`~freqrex_audit.gates.evaluate` turns a result into verdicts (one per pytest item), and
+:mod:`freqrex_audit.runfile` writes them as ``results.json``.
 A clip that cannot be loaded or analysed becomes a ``skipped`` / ``error`` sample with its reason;
 it never stops the audit.
 """
@@ -16,14 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from . import gates
-from . import spectrum as spec_mod
+from . import aggregates
 from .adapters import load_classifier
 from .audio import AudioError
 from .cache import Cache, hash_array, make_key
 from .classifier import Classifier, ClassifierTimeout, QueryEngine
 from .datasets import Sample, list_samples, read_clip
-from .engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack, summarize_attacks
+from .engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
 from .gates import Verdict, evaluate, planned_items  # noqa: F401  (re-exported)
 from .specs import Spec
 
@@ -244,11 +244,11 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
         model_info={"name": getattr(clf, "name", None), "fingerprint": getattr(clf, "fingerprint", None),
                     "labels": list(getattr(clf, "labels", []) or []),
                     "sample_rate": getattr(clf, "sample_rate", None)},
-        samples=records, error=error, accuracy=_accuracy(records), tables={}, figures={}, metrics={},
+        samples=records, error=error, accuracy=aggregates.accuracy(records), tables={}, figures={}, metrics={},
         seconds=0.0, queries=0, queries_by_phase={}, cache_stats={},
     )
-    result.tables = _tables(result)
-    result.figures = _figures(result)
+    result.tables = aggregates.tables(result)
+    result.figures = aggregates.figures(result)
     if cross and runner is not None and not error:
         for check, run_check in (("composition", lambda: _composition(result, runner)),
                                  ("transferability", lambda: _transferability(result, runner, device, cache,
@@ -258,7 +258,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                     run_check()
                 except Exception as exc:  # noqa: BLE001 - a failing cross check is that check's verdict
                     result.cross_failed[check] = _describe(exc)
-    result.metrics = _metrics(result)
+    result.metrics = aggregates.metrics(result)
     result.verdicts = evaluate(result)
     result.seconds = time.perf_counter() - began
     result.queries = runner.engine.queries if runner else 0
@@ -315,103 +315,6 @@ def _transferability(result: SpecResult, runner: _Runner, device: str, cache: Ca
         classifiers[peer] = _load(peer_result.spec, device)
         signals[peer] = transfer_signals([r.explanation for r in analysed(peer_result)])
     result.transferability = transferability(classifiers, signals, timeout_s=spec.timeout_s)
-
-
-# --- aggregates ---------------------------------------------------------------------------------------
-
-def _accuracy(records: list[SampleRecord]) -> float | None:
-    judged = [r for r in records if r.predicted is not None]
-    return sum(r.predicted == r.sample.label for r in judged) / len(judged) if judged else None
-
-
-def _mean(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
-
-
-def _tables(result: SpecResult) -> dict:
-    done = analysed(result)
-    by_class: dict[str, list[Explanation]] = {}
-    for r in done:
-        by_class.setdefault(r.explanation.target_label, []).append(r.explanation)
-    sufficiency = {}
-    for label, exps in sorted(by_class.items()):
-        row: dict[str, Any] = {}
-        for kind in ("sufficient", "necessary", "complete"):
-            mean = _mean([e.fraction(kind) for e in exps])
-            row[kind] = None if mean is None else 100.0 * mean
-        row["n"] = len(exps)
-        sufficiency[label] = row
-    attacks = summarize_attacks([r.fourier for r in done if r.fourier is not None],
-                                [r.stft for r in done if r.stft is not None] if result.spec.needs_stft else None,
-                                frame_sizes=result.spec.stft_attack.frame_sizes)
-    return {"sufficiency_by_class": sufficiency, "composition_by_class": {}, "attacks": _finite(attacks)}
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf become None so the JSON stays standard."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
-def _figures(result: SpecResult, points: int = 128, edges: int = 33) -> dict:
-    done = analysed(result)
-    rate = result.model_info.get("sample_rate") or 1
-    grid = np.linspace(0, rate / 2, points)
-    responsibility: dict[str, list[np.ndarray]] = {}
-    histogram: dict[str, np.ndarray] = {}
-    inverse: dict[str, int] = {}
-    hz_edges = np.linspace(0, rate / 2, edges)
-    for r in done:
-        e = r.explanation
-        label = e.target_label
-        hz = spec_mod.bin_to_hz(np.arange(e.n_bins), len(e.waveform), e.sample_rate)
-        total = float(np.sum(e.responsibility)) or 1.0
-        responsibility.setdefault(label, []).append(np.interp(grid, hz, e.responsibility / total))
-        if e.necessary is not None:
-            counts, _ = np.histogram(e.hz("necessary"), bins=hz_edges)
-            histogram[label] = histogram.get(label, np.zeros(edges - 1, dtype=np.int64)) + counts
-        if e.inverse_label is not None:
-            name = e.labels[e.inverse_label]
-            inverse[name] = inverse.get(name, 0) + 1
-    return {
-        "class_responsibility": {c: {"hz": [round(float(h), 3) for h in grid],
-                                     "value": [float(v) for v in np.mean(maps, axis=0)]}
-                                 for c, maps in sorted(responsibility.items())},
-        "necessary_histogram": {c: {"hz_edges": [round(float(h), 3) for h in hz_edges],
-                                    "counts": [int(v) for v in counts]} for c, counts in sorted(histogram.items())},
-        "inverse_counts": dict(sorted(inverse.items())),
-    }
-
-
-def _metrics(result: SpecResult) -> dict:
-    """Flat ``check.metric`` figures: what gates test and baselines store (None when not measurable)."""
-    done = analysed(result)
-    attacks = result.tables.get("attacks", {})
-    metrics: dict[str, Any] = {"accuracy.accuracy": result.accuracy}
-    for check, kind in (("sufficiency", "sufficient"), ("necessity", "necessary"), ("completeness", "complete")):
-        metrics[f"{check}.mean_fraction"] = _mean([r.explanation.fraction(kind) for r in done])
-    for name in ("success_rate", "single_rate", "five_rate", "int16_survival_rate", "median_snr_db"):
-        metrics[f"fourier_attack.{name}"] = attacks.get(name)
-    stft = attacks.get("stft")
-    if stft:
-        metrics["stft_attack.success_rate"] = stft.get("success_rate")
-        metrics["stft_attack.int16_survival_rate"] = stft.get("int16_survival_rate")
-        for size, value in stft.get("per_frame_size", {}).items():
-            metrics[f"stft_attack.rate_{size}"] = value
-    if result.composition:
-        metrics["composition.min_ratio"] = min(v["ratio"] for v in result.composition.values())
-    alpha = gates.alpha_toward_peers(result)
-    if alpha:
-        metrics["transferability.min_alpha"] = min(alpha.values())
-    queries = [r.explanation.queries for r in done]
-    metrics["freqrex.mean_queries"] = _mean(queries)
-    return _finite(metrics)
-
-
 
 
 from .runfile import write_results  # noqa: E402  (re-exported: audit.write_results is the documented entry)

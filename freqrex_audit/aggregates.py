@@ -1,0 +1,121 @@
+"""Per-spec aggregates of a :class:`~freqrex_audit.audit.SpecResult`: the paper's tables, the report's
+figures, and the flat ``check.metric`` figures that gates test and baselines store.
+
+Pure functions of the analysed clips (no model queries), so they can be recomputed from results.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import gates
+from . import spectrum as spec_mod
+from .engine import Explanation, summarize_attacks
+
+if TYPE_CHECKING:
+    from .audit import SampleRecord, SpecResult
+
+__all__ = ["accuracy", "tables", "figures", "metrics"]
+
+
+def accuracy(records: list[SampleRecord]) -> float | None:
+    judged = [r for r in records if r.predicted is not None]
+    return sum(r.predicted == r.sample.label for r in judged) / len(judged) if judged else None
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def tables(result: SpecResult) -> dict:
+    done = _analysed(result)
+    by_class: dict[str, list[Explanation]] = {}
+    for r in done:
+        by_class.setdefault(r.explanation.target_label, []).append(r.explanation)
+    sufficiency = {}
+    for label, exps in sorted(by_class.items()):
+        row: dict[str, Any] = {}
+        for kind in ("sufficient", "necessary", "complete"):
+            mean = _mean([e.fraction(kind) for e in exps])
+            row[kind] = None if mean is None else 100.0 * mean
+        row["n"] = len(exps)
+        sufficiency[label] = row
+    attacks = summarize_attacks([r.fourier for r in done if r.fourier is not None],
+                                [r.stft for r in done if r.stft is not None] if result.spec.needs_stft else None,
+                                frame_sizes=result.spec.stft_attack.frame_sizes)
+    return {"sufficiency_by_class": sufficiency, "composition_by_class": {}, "attacks": _finite(attacks)}
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf become None so the JSON stays standard."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def figures(result: SpecResult, points: int = 128, edges: int = 33) -> dict:
+    done = _analysed(result)
+    rate = result.model_info.get("sample_rate") or 1
+    grid = np.linspace(0, rate / 2, points)
+    responsibility: dict[str, list[np.ndarray]] = {}
+    histogram: dict[str, np.ndarray] = {}
+    inverse: dict[str, int] = {}
+    hz_edges = np.linspace(0, rate / 2, edges)
+    for r in done:
+        e = r.explanation
+        label = e.target_label
+        hz = spec_mod.bin_to_hz(np.arange(e.n_bins), len(e.waveform), e.sample_rate)
+        total = float(np.sum(e.responsibility)) or 1.0
+        responsibility.setdefault(label, []).append(np.interp(grid, hz, e.responsibility / total))
+        if e.necessary is not None:
+            counts, _ = np.histogram(e.hz("necessary"), bins=hz_edges)
+            histogram[label] = histogram.get(label, np.zeros(edges - 1, dtype=np.int64)) + counts
+        if e.inverse_label is not None:
+            name = e.labels[e.inverse_label]
+            inverse[name] = inverse.get(name, 0) + 1
+    return {
+        "class_responsibility": {c: {"hz": [round(float(h), 3) for h in grid],
+                                     "value": [float(v) for v in np.mean(maps, axis=0)]}
+                                 for c, maps in sorted(responsibility.items())},
+        "necessary_histogram": {c: {"hz_edges": [round(float(h), 3) for h in hz_edges],
+                                    "counts": [int(v) for v in counts]} for c, counts in sorted(histogram.items())},
+        "inverse_counts": dict(sorted(inverse.items())),
+    }
+
+
+def metrics(result: SpecResult) -> dict:
+    """Flat ``check.metric`` figures: what gates test and baselines store (None when not measurable)."""
+    done = _analysed(result)
+    attacks = result.tables.get("attacks", {})
+    metrics: dict[str, Any] = {"accuracy.accuracy": result.accuracy}
+    for check, kind in (("sufficiency", "sufficient"), ("necessity", "necessary"), ("completeness", "complete")):
+        metrics[f"{check}.mean_fraction"] = _mean([r.explanation.fraction(kind) for r in done])
+    for name in ("success_rate", "single_rate", "five_rate", "int16_survival_rate", "median_snr_db"):
+        metrics[f"fourier_attack.{name}"] = attacks.get(name)
+    stft = attacks.get("stft")
+    if stft:
+        metrics["stft_attack.success_rate"] = stft.get("success_rate")
+        metrics["stft_attack.int16_survival_rate"] = stft.get("int16_survival_rate")
+        for size, value in stft.get("per_frame_size", {}).items():
+            metrics[f"stft_attack.rate_{size}"] = value
+    if result.composition:
+        metrics["composition.min_ratio"] = min(v["ratio"] for v in result.composition.values())
+    alpha = gates.alpha_toward_peers(result)
+    if alpha:
+        metrics["transferability.min_alpha"] = min(alpha.values())
+    queries = [r.explanation.queries for r in done]
+    metrics["freqrex.mean_queries"] = _mean(queries)
+    return _finite(metrics)
+
+
+
+
+
+
+def _analysed(result: SpecResult) -> list[SampleRecord]:
+    return [r for r in result.samples if r.analysed]
