@@ -121,6 +121,8 @@ def test_serial_and_xdist_agree(project):
         [(g["item"], g["metric"], g["value"]) for g in second["gates"]]
     assert parallel.ret == serial.ret == pytest.ExitCode.TESTS_FAILED
     assert sum(t["queries"] for t in second["timings"]["per_spec"].values()) > 0  # computed afresh, not cached
+    first.pop("timings"), second.pop("timings")
+    assert first == second  # serial vs computed afresh on two workers: the same results file
 
 
 def test_regression_against_saved_baseline_fails_as_an_item(project):
