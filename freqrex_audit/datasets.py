@@ -7,7 +7,8 @@
 
 Order is deterministic (classes sorted, clips sorted by path within a class). ``limit`` takes clips
 round-robin across classes (1st of each class, then 2nd of each, …) so a small limit stays
-balanced. A clip longer than ``clip_seconds`` keeps its *first* ``clip_seconds``. A clip that cannot
+balanced. A clip longer than ``clip_seconds`` keeps its *first* ``clip_seconds`` (without
+``clip_seconds``: its first ``MAX_CLIP_SECONDS``, so an hour-long file cannot exhaust memory). A clip that cannot
 be used is never dropped silently: :func:`load_clip` raises :class:`AudioError` and the audit
 records the clip as ``skipped`` with that reason. So is a clip whose path (a manifest entry, a
 symlink) leads outside the spec's allowed roots: it is listed with its ``problem`` and never read.
@@ -16,6 +17,7 @@ symlink) leads outside the spec's allowed roots: it is listed with its ``problem
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +27,13 @@ from .audio import AudioClip, read_audio
 from .paths import outside_roots
 from .specs import DatasetSpec
 
-__all__ = ["Sample", "list_samples", "select", "load_clip", "read_clip", "AUDIO_SUFFIXES", "DatasetError"]
+__all__ = ["Sample", "list_samples", "select", "load_clip", "read_clip", "AUDIO_SUFFIXES", "MAX_CLIP_SECONDS",
+           "DatasetError"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
+MAX_CLIP_SECONDS = 60.0
+"""Longest stretch of a clip analysed when the spec sets no ``clip_seconds`` (a batch of 64 such
+clips at 16 kHz is ~250 MB of waveforms; FreqReX on hour-long files would not fit in memory)."""
 
 
 class DatasetError(ValueError):
@@ -100,9 +106,15 @@ def read_clip(sample: Sample, sample_rate: int, clip_seconds: float | None = Non
 
     Only the first ``clip_seconds`` are read and checked: a long file whose later part is broken or
     silent still gives its first seconds; a clip shorter than ``clip_seconds`` is used as it is (no
-    padding). See :func:`freqrex_audit.audio.read_audio` for what makes a clip unusable.
+    padding); with no ``clip_seconds`` the cut is at ``MAX_CLIP_SECONDS``. See
+    :func:`freqrex_audit.audio.read_audio` for what makes a clip unusable.
     """
-    return read_audio(sample.path, sample_rate=sample_rate, max_seconds=clip_seconds)
+    if clip_seconds is not None:
+        return read_audio(sample.path, sample_rate=sample_rate, max_seconds=clip_seconds)
+    clip = read_audio(sample.path, sample_rate=sample_rate, max_seconds=MAX_CLIP_SECONDS)
+    notes = tuple(f"{n} (the cap when the spec sets no dataset.clip_seconds)" if n.startswith("longer than") else n
+                  for n in clip.notes)
+    return dataclasses.replace(clip, notes=notes)
 
 
 def load_clip(sample: Sample, sample_rate: int, clip_seconds: float | None = None) -> np.ndarray:

@@ -108,3 +108,16 @@ def test_a_killed_writers_old_temp_files_are_swept_fresh_ones_kept(tmp_path):
     reopened = Cache(tmp_path)
     assert reopened.swept == 1 and not old.exists() and fresh.exists()
     assert reopened.get(key)[0] == {"a": 1}
+
+
+def test_without_clip_seconds_a_long_clip_is_capped_with_a_note(tmp_path):
+    from freqrex_audit.datasets import MAX_CLIP_SECONDS, Sample, read_clip
+
+    rate = 1000
+    t = np.arange(int((MAX_CLIP_SECONDS + 5) * rate)) / rate
+    path = tmp_path / "long.wav"
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 50 * t)).astype(np.float32), rate)
+    clip = read_clip(Sample("long.wav", path, "x"), rate)
+    assert len(clip.samples) == int(MAX_CLIP_SECONDS * rate)
+    assert clip.notes == (f"longer than {MAX_CLIP_SECONDS:g} s: kept the first {MAX_CLIP_SECONDS:g} s of 65 s "
+                          "(the cap when the spec sets no dataset.clip_seconds)",)
