@@ -70,6 +70,7 @@ def test_remote_code_never_runs_unless_the_spec_opts_in(tmp_path, tiny_model, mo
     assert not marker.exists()
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_pickled_torchscript_is_refused(tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "poisoned.pt"
