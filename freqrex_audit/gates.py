@@ -30,7 +30,7 @@ class Verdict:
     gates: list[dict] = field(default_factory=list)
 
 
-AGGREGATE_SETTINGS = {
+AGGREGATE_SETTINGS = {  # each ``max_<metric>`` setting is a ceiling on the metric ``<check>.<metric>``
     "sufficiency": ("max_mean_fraction",),
     "fourier_attack": ("max_success_rate", "max_single_rate", "max_five_rate", "max_int16_survival_rate"),
     "stft_attack": ("max_success_rate", "max_rate_256", "max_rate_512", "max_rate_1024", "max_int16_survival_rate"),
@@ -114,17 +114,10 @@ def evaluate(result: SpecResult) -> list[Verdict]:
                 verdicts.append(_per_sample(check, record, spec))
         if "fourier_attack" in checks and "min_frequencies" in checks["fourier_attack"]:
             verdicts.append(_attack_sample(record, checks["fourier_attack"]["min_frequencies"]))
-    aggregates = {
-        "sufficiency": [("max_mean_fraction", "sufficiency.mean_fraction", "<=")],
-        "fourier_attack": [(f"max_{m}", f"fourier_attack.{m}", "<=")
-                           for m in ("success_rate", "single_rate", "five_rate", "int16_survival_rate")],
-        "stft_attack": [(f"max_{m}", f"stft_attack.{m}", "<=")
-                        for m in ("success_rate", "rate_256", "rate_512", "rate_1024", "int16_survival_rate")],
-    }
-    for check, rules in aggregates.items():
+    for check, ceilings in AGGREGATE_SETTINGS.items():  # max_<metric> caps the metric check.<metric>
         settings = checks.get(check, {})
-        gates = [_gate(metric.split(".", 1)[1], result.metrics.get(metric), op, settings[key])
-                 for key, metric, op in rules if key in settings]
+        gates = [_gate(key[4:], result.metrics.get(f"{check}.{key[4:]}"), "<=", settings[key])
+                 for key in ceilings if key in settings]
         if gates:
             verdicts.append(_aggregate(check, gates, _context(result, check)) if not blocked()
                             else Verdict(check, "aggregate", False, blocked()))
