@@ -49,8 +49,11 @@ def _infer_type(model: dict[str, Any], base_dir: Path) -> dict[str, Any]:
         return model
     if "target" in model:
         return {**model, "type": "callable"}
+    if "id" in model:
+        return {**model, "type": "transformers"}
     if not model.get("path"):
-        raise ClassifierError("model: give a 'type' with a 'path' (transformers, torchscript) or a 'target' (callable)")
+        raise ClassifierError("model: give a 'type' with a 'path' (transformers, torchscript, onnx, tflite), "
+                              "an 'id' (a cached hub model) or a 'target' (callable)")
     path = Path(model["path"])
     descriptor = path / MODEL_DESCRIPTOR
     if descriptor.is_file():
@@ -87,7 +90,14 @@ def package_file(uri: str) -> Path:
 
 def load_classifier(model: str | Path | Mapping[str, Any], device: str = "auto",
                     base_dir: str | Path | None = None) -> Classifier:
-    """Load a classifier from a model dict or string; relative paths resolve against ``base_dir``."""
+    """Load a classifier from a model dict or string, or wrap a ``pipeline("audio-classification")`` object.
+
+    Relative paths resolve against ``base_dir``.
+    """
+    from .transformers import classifier_from_pipeline, is_audio_pipeline
+
+    if is_audio_pipeline(model):
+        return classifier_from_pipeline(model, device=device)
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     spec = _infer_type(_as_model_dict(model, base), base)
     if spec.get("device") in (None, "auto"):
