@@ -105,13 +105,16 @@ def fingerprint_file(path: str | Path, *settings: Any) -> str:
 class ExportedModel:
     """Callable ``waveforms [B, T] -> scores [B, C]`` around one runtime call, following the module's rule.
 
-    ``run(feeds)`` takes ``{input name: array}`` and returns the outputs in ``outputs`` order.
+    ``run(feeds)`` takes ``{input name: array}`` and returns the outputs in ``outputs`` order; ``reset()``
+    (optional) clears state the runtime keeps inside the model (TFLite variable tensors) before each clip batch.
     """
 
     def __init__(self, source: str | Path, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
                  run: Callable[[dict[str, np.ndarray]], Sequence[np.ndarray]], sample_rate: int, n_labels: int,
-                 outputs_kind: str = "probabilities", window: Window | None = None):
+                 outputs_kind: str = "probabilities", window: Window | None = None,
+                 reset: Callable[[], None] | None = None):
         self.source = str(source)
+        self.reset = reset
         self.inputs, self.outputs = list(inputs), list(outputs)
         self.run = run
         self.sample_rate = int(sample_rate)
@@ -176,6 +179,8 @@ class ExportedModel:
     def _clips(self, clips: np.ndarray) -> np.ndarray:
         """Scores [B, C'] for clips [B, T]: one call, or one call per window with state carried over."""
         batch, length = clips.shape
+        if self.reset is not None:
+            self.reset()
         state = {info.name: np.zeros([batch if d is None else d for d in info.shape], info.dtype)
                  for info in self.inputs if info.name in self.state}
         if self.window is None:
