@@ -145,3 +145,44 @@ def test_load_classifier_infers_onnx_from_the_suffix_and_checks_settings(tmp_pat
         load_onnx_classifier(str(broken), labels=LABELS, sample_rate=SR)
     with pytest.raises(ClassifierError, match="no file 'nope.onnx' in the installed package 'silero_vad.data'"):
         load_classifier({"path": "package://silero_vad.data/nope.onnx", "type": "onnx"})
+
+
+def test_cuda_provider_is_chosen_only_for_a_cuda_device_when_installed(monkeypatch):
+    import onnxruntime
+
+    from freqrex_audit.adapters.onnx import onnx_providers
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert onnx_providers("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert onnx_providers("cpu") == ["CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert onnx_providers("cuda") == ["CPUExecutionProvider"]
+
+
+def test_one_log_probability_column_becomes_the_pair():
+    from freqrex_audit.adapters.exported import ExportedModel, TensorInfo
+
+    audio, score = TensorInfo("x", (None, None), np.dtype(np.float32)), TensorInfo("y", (None, 1), np.dtype(np.float32))
+    model = ExportedModel("m.onnx", [audio], [score], lambda feeds: [np.log(feeds["x"].mean(1, keepdims=True))],
+                          SR, 2, outputs_kind="log_probabilities")
+    pair = model(torch.tensor([[0.2, 0.2], [0.9, 0.9]])).numpy()
+    np.testing.assert_allclose(np.exp(pair), [[0.8, 0.2], [0.1, 0.9]], atol=1e-6)
+
+
+def test_spec_window_and_id_keys_are_validated(tmp_path):
+    from freqrex_audit.specs import SpecError, load_spec
+
+    (tmp_path / "pyproject.toml").write_text("")
+    spec = tmp_path / "s.yaml"
+    spec.write_text('model: {path: "zoo://vad/silero-onnx", window: {samples: 512, context: 64}}\n'
+                    'dataset: {path: "zoo://vad/eval"}\n')
+    assert load_spec(spec).model["window"] == {"samples": 512, "context": 64, "reduce": "mean"}
+    spec.write_text('model: {path: "zoo://vad/silero-onnx", window: {samples: 512, reduce: median}}\n'
+                    'dataset: {path: "zoo://vad/eval"}\n')
+    with pytest.raises(SpecError, match="model.window.reduce"):
+        load_spec(spec)
+    spec.write_text('model: {id: acme/kws, path: "zoo://vad/silero-onnx"}\ndataset: {path: "zoo://vad/eval"}\n')
+    with pytest.raises(SpecError, match="give one of 'path', 'target' or 'id', not path and id"):
+        load_spec(spec)
+    spec.write_text('model: {id: acme/kws}\ndataset: {path: "zoo://vad/eval"}\n')
+    assert load_spec(spec).model == {"id": "acme/kws"}
