@@ -115,6 +115,7 @@ class ExportedModel:
                  reset: Callable[[], None] | None = None):
         self.source = str(source)
         self.reset = reset
+        self.providers: list[str] = []  # where the runtime runs it (onnxruntime's execution providers)
         self.inputs, self.outputs = list(inputs), list(outputs)
         self.run = run
         self.sample_rate = int(sample_rate)
