@@ -26,7 +26,7 @@ from .paths import allowed_roots, outside_roots
 __all__ = ["Spec", "DatasetSpec", "SpecError", "load_spec", "find_specs", "CHECKS", "SPEC_SUFFIXES"]
 
 SPEC_SUFFIXES = (".yaml", ".yml")
-MODEL_TYPES = ("transformers", "torchscript", "callable")
+MODEL_TYPES = ("transformers", "torchscript", "onnx", "tflite", "callable")
 
 
 class SpecError(ValueError):
@@ -190,7 +190,8 @@ def _join(key: str, sub: str) -> str:
 # --- sections -----------------------------------------------------------------------------------------
 
 MODEL_KEYS = ("type", "path", "target", "device", "batch_size", "timeout_s", "labels", "sample_rate",
-              "trust_remote_code", "options", "outputs")
+              "trust_remote_code", "options", "outputs", "window", "id")
+WINDOW_KEYS = ("samples", "context", "reduce")
 DATASET_KEYS = ("path", "type", "sample_rate", "clip_seconds", "limit", "only_correct", "label_map")
 ATTACK_KEYS = ("budget", "pool", "scales", "phases", "batch_size")
 STFT_KEYS = ("frame_sizes", "frame_budget", "neighbours", "batch_size")
@@ -226,10 +227,18 @@ def _model(ctx: _Ctx, raw: Any, base: Path) -> tuple[dict, int, bool, float]:
         if ":" not in target:
             raise ctx.fail("model.target", f"must look like 'package.module:factory', got {target!r}")
         out["target"] = target
-    if "path" not in out and "target" not in out:
-        raise ctx.fail("model", "give 'path' (a model folder or file, or zoo://task/name) or 'target'")
-    if "path" in out and "target" in out:
-        raise ctx.fail("model", "give either 'path' or 'target', not both")
+    if "id" in model:  # a Hugging Face hub id, resolved from the local cache only
+        out["id"] = ctx.string(model["id"], "model.id")
+    given = [key for key in ("path", "target", "id") if key in out]
+    if not given:
+        raise ctx.fail("model", "give 'path' (a model folder or file, or zoo://task/name), 'target' or 'id'")
+    if len(given) > 1:
+        raise ctx.fail("model", f"give one of 'path', 'target' or 'id', not {' and '.join(given)}")
+    if "window" in model:  # a streaming model (onnx, tflite): samples per call, carried context, reduction
+        window = ctx.mapping(model["window"], "model.window", WINDOW_KEYS)
+        out["window"] = {"samples": ctx.integer(window.get("samples"), "model.window.samples", 1),
+                         "context": ctx.integer(window.get("context", 0), "model.window.context", 0),
+                         "reduce": ctx.string(window.get("reduce", "mean"), "model.window.reduce", ("mean", "max"))}
     if "device" in model:
         out["device"] = ctx.string(model["device"], "model.device")
     if "labels" in model:

@@ -6,6 +6,11 @@ The directory is what ``save_pretrained`` writes for the model and its feature e
 and weights load from safetensors when the directory has them (else ``torch.load`` with
 ``weights_only=True``).
 
+A hub id (``model.id`` in a spec, ``hf://org/name`` as a string) is resolved from the local hub cache
+only (``HF_HUB_CACHE``, else ``HF_HOME``/hub, read at call time): a missing id is an error naming it,
+never a download. A ``pipeline("audio-classification")`` object is wrapped by :func:`classifier_from_pipeline`
+(its model, extractor and device); its fingerprint is the hash of its state dict.
+
 Features are computed in torch on the model's device, batched (see :mod:`.features`), for the
 Wav2Vec2-style (Wav2Vec2, HuBERT, DistilHuBERT, …), AST and Whisper extractors; any other extractor
 runs through HF's own CPU code.
@@ -16,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +30,8 @@ import torch
 from ..classifier import Classifier, ClassifierError, resolve_device
 from .features import FeatureFunction, feature_function
 
-__all__ = ["TransformersClassifier", "load_transformers_classifier"]
+__all__ = ["TransformersClassifier", "load_transformers_classifier", "classifier_from_pipeline",
+           "resolve_hub_id", "is_audio_pipeline"]
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 _HASHED_FILES = ("config.json", "preprocessor_config.json")
@@ -107,6 +114,62 @@ def fingerprint_directory(path: Path, labels: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def fingerprint_state_dict(model: torch.nn.Module, labels: list[str]) -> str:
+    """Short hash of a loaded model's weights (the state dict), its config and its labels."""
+    digest = hashlib.sha256(json.dumps(labels).encode())
+    digest.update(model.config.to_json_string(use_diff=False).encode())
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def hub_cache_dir() -> Path:
+    """The hub cache as the environment names it now (``HF_HUB_CACHE``, ``HF_HOME``/hub, else HF's default)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def resolve_hub_id(model_id: str, revision: str | None = None) -> Path:
+    """The snapshot folder of ``model_id`` in the local hub cache; never downloads."""
+    from huggingface_hub import snapshot_download
+
+    cache = hub_cache_dir()
+    try:
+        return Path(snapshot_download(model_id, revision=revision, cache_dir=cache, local_files_only=True))
+    except Exception as exc:  # LocalEntryNotFoundError, HFValidationError (a malformed id), …
+        raise ClassifierError(f"hub id {model_id!r} is not in the local Hugging Face cache {cache} "
+                              f"({type(exc).__name__}); nothing is downloaded: fetch it once on a machine with "
+                              f"network access (huggingface-cli download {model_id}) or give its folder as "
+                              f"model.path") from None
+
+
+def is_audio_pipeline(obj: Any) -> bool:
+    """Whether ``obj`` looks like a transformers ``pipeline`` (any task: the loader checks which)."""
+    return hasattr(obj, "task") and hasattr(obj, "model") and hasattr(obj, "feature_extractor")
+
+
+def classifier_from_pipeline(pipe: Any, device: str | torch.device | None = None, batch_size: int | None = None,
+                             on_device_features: bool = True) -> TransformersClassifier:
+    """Wrap a ``pipeline("audio-classification")``: same model and extractor, on its device unless told."""
+    name = str(getattr(pipe.model, "name_or_path", "") or type(pipe.model).__name__)
+    if getattr(pipe, "task", None) != "audio-classification":
+        raise ClassifierError(f"{name}: a {getattr(pipe, 'task', None)!r} pipeline is not an audio classifier; "
+                              f"use pipeline('audio-classification', ...)")
+    if pipe.feature_extractor is None or not hasattr(pipe.feature_extractor, "sampling_rate"):
+        raise ClassifierError(f"{name}: the pipeline has no feature extractor with a sampling_rate")
+    target = pipe.device if device in (None, "auto") else resolve_device(device)
+    labels = labels_from_config(pipe.model.config, Path(name))
+    return TransformersClassifier(pipe.model, pipe.feature_extractor, name, torch.device(target),
+                                  batch_size=batch_size, fingerprint=fingerprint_state_dict(pipe.model, labels),
+                                  on_device_features=on_device_features)
+
+
 @contextlib.contextmanager
 def _quiet_progress():
     """No "Loading weights" progress bar on stderr (it would interleave with CLI output); restored after."""
@@ -121,15 +184,20 @@ def _quiet_progress():
             hf_logging.enable_progress_bar()
 
 
-def load_transformers_classifier(path: str | Path, device: str | torch.device = "auto", trust_remote_code: bool = False,
-                                 batch_size: int | None = None, on_device_features: bool = True,
+def load_transformers_classifier(path: str | Path | None = None, device: str | torch.device = "auto",
+                                 trust_remote_code: bool = False, batch_size: int | None = None,
+                                 on_device_features: bool = True, id: str | None = None,
                                  **unused: Any) -> TransformersClassifier:
-    """Load a model directory saved by ``save_pretrained`` (model + feature extractor), offline.
+    """Load a model directory saved by ``save_pretrained`` (model + feature extractor), or a cached hub id, offline.
 
     ``on_device_features=False`` keeps HF's own (CPU, numpy) feature extraction, for comparison.
     """
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
+    if id is not None:
+        path = resolve_hub_id(id)
+    if path is None:
+        raise ClassifierError("transformers model: give a 'path' (a model folder) or an 'id' (a cached hub model)")
     directory = Path(path).expanduser()
     if not directory.is_dir():
         raise ClassifierError(f"{directory}: transformers model directory not found")
@@ -156,6 +224,9 @@ def load_transformers_classifier(path: str | Path, device: str | torch.device = 
     if not hasattr(extractor, "sampling_rate"):
         raise ClassifierError(f"{directory}: the feature extractor has no sampling_rate")
     labels = labels_from_config(model.config, directory)
-    return TransformersClassifier(model, extractor, directory, resolve_device(device), batch_size=batch_size,
-                                  fingerprint=fingerprint_directory(directory, labels),
-                                  on_device_features=on_device_features)
+    classifier = TransformersClassifier(model, extractor, directory, resolve_device(device), batch_size=batch_size,
+                                        fingerprint=fingerprint_directory(directory, labels),
+                                        on_device_features=on_device_features)
+    if id is not None:
+        classifier.name = id  # a snapshot folder is named by its commit hash
+    return classifier
