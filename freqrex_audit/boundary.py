@@ -116,13 +116,18 @@ def self_check(classifier: object, timeout_s: float | None = None) -> dict:
     above :data:`SELF_CHECK_ERROR` raise ClassifierError; above :data:`SELF_CHECK_WARN` they are returned
     as a warning (``warnings``) that the audit carries into every view. Costs 3 calls, 7 clip-queries.
     """
-    from .classifier import ClassifierError, QueryEngine
+    from .classifier import ClassifierError, ClassifierTimeout, QueryEngine
 
     engine = QueryEngine(classifier, batch_size=8, timeout_s=timeout_s)  # type: ignore[arg-type]
     clips = probe_clips(int(classifier.sample_rate))  # type: ignore[attr-defined]
-    batched = engine.query(clips)
-    alone = engine.query(clips[:1])
-    reordered = engine.query(clips[::-1])[::-1]
+    try:
+        batched = engine.query(clips)
+        alone = engine.query(clips[:1])
+        reordered = engine.query(clips[::-1])[::-1]
+    except ClassifierTimeout:
+        raise
+    except Exception as exc:  # noqa: BLE001 - bad outputs fail every clip of the run, with the precise error
+        return {"queries": engine.queries, "skipped": f"{type(exc).__name__}: {exc}"[:300], "warnings": []}
     batch_gap = float(np.max(np.abs(batched[0] - alone[0])))
     order_gap = float(np.max(np.abs(batched - reordered)))
     worst = max(batch_gap, order_gap)

@@ -20,7 +20,8 @@ from . import spectrum as spec
 from .fingerprint import fingerprint_of
 from .boundary import check_labels, check_probabilities, check_sample_rate, output_kind, to_probabilities
 
-__all__ = ["Classifier", "ClassifierError", "ClassifierTimeout", "QueryEngine", "resolve_device"]
+__all__ = ["Classifier", "ClassifierError", "ClassifierTimeout", "QueryEngine", "resolve_device", "model_info",
+           "cached_probabilities"]
 
 
 class ClassifierError(RuntimeError):
@@ -102,6 +103,29 @@ class FunctionClassifier(Classifier):
 
     def predict(self, waveforms: torch.Tensor) -> torch.Tensor:
         return to_probabilities(self.fn(waveforms), self.raw_outputs)
+
+
+def model_info(clf: Classifier | None, cache: object | None = None) -> dict:
+    """The model section of results: identity, whether results can be cached, and every load/run warning."""
+    fingerprint = getattr(clf, "fingerprint", None)
+    warnings = [*list(getattr(clf, "warnings", None) or []), *list(getattr(cache, "warnings", None) or [])]
+    info = {"name": getattr(clf, "name", None), "fingerprint": fingerprint,
+            "labels": list(getattr(clf, "labels", []) or []), "sample_rate": getattr(clf, "sample_rate", None),
+            "cacheable": bool(fingerprint),  # False: no fingerprint, so never cached (a warning says so)
+            "warnings": list(dict.fromkeys(warnings))}
+    if getattr(clf, "self_check", None):
+        info["self_check"] = dict(clf.self_check)  # type: ignore[union-attr]
+        info["self_check"].pop("warnings", None)
+    return info
+
+
+def cached_probabilities(values: object, n_labels: int) -> np.ndarray:
+    """A cached probability row, validated like a fresh one (ValueError: the entry is not usable)."""
+    probs = np.asarray(values, dtype=np.float64)
+    problem = check_probabilities(probs[None] if probs.ndim == 1 else probs, "cache entry", 1, n_labels)
+    if problem:
+        raise ValueError(problem)
+    return probs
 
 
 class QueryEngine:
