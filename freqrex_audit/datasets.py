@@ -104,7 +104,7 @@ def _manifest(path: Path) -> list[Sample]:
                                        f"{MAX_FIELD_CHARS} characters (not a path or a label)")
                 rows.append((reader.line_num, cells))
     except csv.Error as exc:
-        raise DatasetError(f"{shown}: line {reader.line_num}: not a readable CSV row ({exc})") from None
+        raise DatasetError(f"{shown}: line {reader.line_num + 1}: not a readable CSV row ({exc})") from None
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{shown}: is not UTF-8 text (byte {exc.start})") from None
     samples, seen = [], {}

@@ -135,6 +135,8 @@ class _Ctx:
         if value is None:
             return {}
         if not isinstance(value, dict):
+            if not key:  # the whole document: never echo a file's content (it may not be a spec at all)
+                raise self.fail(key, f"is not a spec: the document is a {type(value).__name__}, not a mapping")
             raise self.fail(key, f"must be a mapping, got {_kind(value)}")
         for k in value:
             if not isinstance(k, str):
@@ -213,7 +215,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return type(value).__name__
     shown = repr(value)
-    return f"{type(value).__name__} {shown[:60] + '…' if len(shown) > 60 else shown}"
+    return f"{type(value).__name__} {shown}" if len(shown) <= 60 else f"a {type(value).__name__} of {len(shown)} characters"
 
 
 def _join(key: str, sub: str) -> str:
