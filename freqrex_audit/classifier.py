@@ -214,8 +214,12 @@ class QueryEngine:
             raise ClassifierTimeout(self.hung)
         began = time.perf_counter()
         batch = batch.clone()  # the model gets its own copy: writing into it cannot corrupt the audit's clip
-        if self.timeout_s is None:
-            out = self.classifier.predict(batch)
+        if self.timeout_s is None or getattr(self.classifier, "kills_on_timeout", False):
+            try:  # a subprocess model enforces the timeout itself, with a hard kill (freqrex_audit.sandbox)
+                out = self.classifier.predict(batch)
+            except ClassifierTimeout as exc:
+                self.hung = str(exc)
+                raise
         else:
             out = _call_with_timeout(self.classifier.predict, batch, self.timeout_s)
             if out is _TIMED_OUT:

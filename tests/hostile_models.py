@@ -61,3 +61,18 @@ def scorer(device: str = "cpu", gain: float = 1.0) -> WeightedScorer:
 
 
 NOT_CALLABLE = 42
+
+
+def gil_hog(device: str = "cpu", after_calls: int = 0):
+    """Probabilities for ``after_calls`` calls, then a C call that holds the GIL for 600 s (ctypes.PyDLL)."""
+    import ctypes
+
+    calls = [0]
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        if calls[0] > after_calls:
+            ctypes.PyDLL(None).sleep(600)  # PyDLL: the GIL stays held for the whole C call
+        return torch.softmax(_logits(x), -1)
+
+    return fn
