@@ -137,6 +137,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
             continue
         result = run_spec(spec, args.device, cache, args.samples, args.seed)
         results.append(result)
+        for warning in result.model_info.get("warnings") or []:  # self-check noise, uncacheable model…
+            print(f"WARN {spec.name}: {warning}")
         for v in result.verdicts:
             if v.passed is False:
                 status = max(status, 1)
