@@ -161,11 +161,7 @@ class QueryEngine:
 
     def query(self, waveforms: torch.Tensor | np.ndarray) -> np.ndarray:
         """Probabilities [N, C] (float64, host) for a batch of N waveforms [N, T]."""
-        if not isinstance(waveforms, torch.Tensor) or not waveforms.is_floating_point():
-            from .audio import float_samples
-
-            waveforms = np.ascontiguousarray(float_samples(waveforms))  # integer PCM refused, never read as floats
-        waveforms = spec.as_tensor(waveforms, self.device)
+        waveforms = spec.as_tensor(waveforms, self.device)  # integer PCM is refused there
         if waveforms.ndim == 1:
             waveforms = waveforms[None]
         return self._run(waveforms.shape[0], lambda rows: waveforms[rows])

@@ -167,3 +167,11 @@ def test_an_unwritable_cache_folder_is_switched_off_with_one_warning(tmp_path):
     cache = Cache(blocker)
     cache.put(make_key("x"), {"a": 1})
     assert not cache.enabled and "not writable" in cache.warnings[0] and str(blocker) in cache.warnings[0]
+
+
+def test_explain_refuses_int16_pcm_instead_of_explaining_floats_up_to_32767():
+    from freqrex_audit import explain
+
+    clf = Classifier.from_callable(lambda x: torch.softmax(hm._logits(x), -1), hm.LABELS, hm.SR)
+    with pytest.raises(AudioError, match="integer PCM"):
+        explain(clf, (X * 32767).astype(np.int16))
