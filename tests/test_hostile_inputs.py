@@ -182,3 +182,24 @@ def test_a_hand_edited_baseline_is_an_error_naming_the_file_and_key(tmp_path, te
     (tmp_path / "b.json").write_text(text)
     with pytest.raises(BaselineError, match=f"b.json: {key}" if key != "not a readable baseline" else key):
         load_baseline(tmp_path / "b.json")
+
+
+def test_under_pytest_a_manifest_with_a_1_mib_field_fails_only_its_own_spec(pytester, monkeypatch, tmp_path):
+    from tests.audit_models import write_robust_dataset
+    from tests.audit_runs import REPO
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.syspath_prepend(str(REPO))
+    pytester.makeini(f"[pytest]\nfreqrex_cache = {tmp_path / 'cache'}\n")
+    write_robust_dataset(pytester.path / "data", per_class=1)
+    (pytester.path / "huge.csv").write_text("path,label\nx.wav," + "x" * (1 << 20) + "\n")
+    specs = pytester.mkdir("model_specs")
+    body = "model: {target: 'tests.audit_models:robust'}\ndataset: {path: ../%s, clip_seconds: 0.25}\n" \
+           "checks: {accuracy: {min: 0.5}}\n"
+    (specs / "good.yaml").write_text(body % "data")
+    (specs / "huge.yaml").write_text(body % "huge.csv")
+    result = pytester.runpytest("model_specs", "-p", "no:cacheprovider", "-rA")
+    text = "\n".join(result.outlines)
+    assert "huge.csv: line 2: not a readable CSV row (field larger than field limit" in text
+    assert "x" * 200 not in text
+    assert any(line.startswith("PASSED model_specs/good.yaml::") for line in result.outlines), text[-3000:]
