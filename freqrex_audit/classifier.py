@@ -92,8 +92,6 @@ class FunctionClassifier(Classifier):
         if isinstance(fn, torch.nn.Module):
             fn.to(self.device).eval()
         self.fingerprint = fingerprint_of(fn, self.labels, self.sample_rate, self.raw_outputs)
-        if not self.fingerprint:
-            self.warnings.append(f"{self.name}: its state cannot be fingerprinted, so its results are not cached")
 
     def to(self, device: str | torch.device) -> "FunctionClassifier":
         super().to(device)
@@ -109,6 +107,8 @@ def model_info(clf: Classifier | None, cache: object | None = None) -> dict:
     """The model section of results: identity, whether results can be cached, and every load/run warning."""
     fingerprint = getattr(clf, "fingerprint", None)
     warnings = [*list(getattr(clf, "warnings", None) or []), *list(getattr(cache, "warnings", None) or [])]
+    if clf is not None and not fingerprint:
+        warnings.append(f"{clf.name}: its code or state cannot be fingerprinted, so its results are not cached")
     info = {"name": getattr(clf, "name", None), "fingerprint": fingerprint,
             "labels": list(getattr(clf, "labels", []) or []), "sample_rate": getattr(clf, "sample_rate", None),
             "cacheable": bool(fingerprint),  # False: no fingerprint, so never cached (a warning says so)

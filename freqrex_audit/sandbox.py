@@ -13,7 +13,6 @@ The child writes messages to a private copy of its stdout; the model's own print
 
 from __future__ import annotations
 
-import atexit
 import io
 import json
 import os
@@ -21,6 +20,7 @@ import select
 import subprocess
 import sys
 import time
+import weakref
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -80,7 +80,7 @@ class SubprocessClassifier(Classifier):
         self.device = torch.device("cpu")  # batches travel through a pipe; the child uses spec["device"]
         self.process = subprocess.Popen([sys.executable, "-m", "freqrex_audit.sandbox"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        atexit.register(self.close)
+        weakref.finalize(self, _kill, self.process)  # at garbage collection or interpreter exit
         reply = self._call({"op": "load", "spec": spec}, None, max(LOAD_TIMEOUT_S, timeout_s or 0), "loading")
         header = reply[0]
         self.name, self.labels = str(header["name"]), [str(x) for x in header["labels"]]
@@ -122,9 +122,13 @@ class SubprocessClassifier(Classifier):
 
     def close(self) -> None:
         """Kill the child (idempotent)."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        _kill(self.process)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 def _serve() -> None:

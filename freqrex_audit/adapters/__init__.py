@@ -134,8 +134,6 @@ def load_classifier(model: str | Path | Mapping[str, Any], device: str = "auto",
         raise ClassifierError(f"model.isolation must be 'thread' or 'subprocess', got {isolation!r}")
     if not isinstance(getattr(clf, "warnings", None), list) or clf.warnings is Classifier.warnings:
         clf.warnings = []
-    if not clf.fingerprint:
-        clf.warnings.append(f"{clf.name}: its state cannot be fingerprinted, so its results are not cached")
     if self_check:
         report = run_self_check(clf, timeout_s)
         clf.self_check = report  # type: ignore[attr-defined]
