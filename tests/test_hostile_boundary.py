@@ -108,7 +108,7 @@ def test_self_check_reports_small_noise_as_a_warning_that_reaches_model_info():
     healthy = callable_model("logits_fn", outputs="logits")
     assert healthy.self_check["batch_difference"] < 1e-6 and not healthy.warnings
     clf.warnings = list(report["warnings"])
-    assert model_info(clf)["warnings"] == report["warnings"]
+    assert report["warnings"][0] in model_info(clf)["warnings"]
 
 
 def test_int16_pcm_is_refused_not_read_as_floats():
