@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="re-render the HTML audit report from a saved results.json")
     report.add_argument("results", help="results.json written by an audit (its .npz sidecar is read too)")
     report.add_argument("--out", default=None, help="HTML file to write (default: report.html beside the JSON)")
-    report.add_argument("--max-cards", type=positive_int, default=12, help="most per-sample cards per spec (default 12)")
+    report.add_argument("--max-cards", type=non_negative_int, default=12, help="most per-sample cards per spec (default 12)")
     report.set_defaults(run=cmd_report)
 
     audit = commands.add_parser("audit", help="run model specs without pytest; exit 1 if a gate fails")
@@ -312,6 +312,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {value}")
     return value
 
 
