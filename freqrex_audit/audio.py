@@ -27,6 +27,8 @@ __all__ = [
     "resample",
     "to_mono",
     "validate_waveform",
+    "float_samples",
+    "check_same_clip",
     "int16_roundtrip",
     "encode_audio",
 ]
@@ -74,7 +76,7 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 def validate_waveform(samples: np.ndarray, source: str | Path = "<waveform>") -> np.ndarray:
     """Return ``samples`` as contiguous float32 mono, or raise AudioError if it is empty, NaN/inf or silent."""
-    samples = np.asarray(samples)
+    samples = float_samples(samples, source)
     if samples.ndim != 1:
         raise AudioError(source, f"expected mono 1-D samples, got shape {samples.shape}")
     if samples.size == 0:
@@ -85,6 +87,35 @@ def validate_waveform(samples: np.ndarray, source: str | Path = "<waveform>") ->
     if float(np.max(np.abs(samples))) <= SILENCE_PEAK:
         raise AudioError(source, "is digital silence (all samples are zero): there is nothing to explain")
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def float_samples(samples: object, source: str | Path = "<waveform>") -> np.ndarray:
+    """``samples`` as a float array; integer PCM is refused (int16 read as floats would be 32768x too loud).
+
+    Convert explicitly first, e.g. ``x.astype(np.float32) / 32768`` for int16.
+    """
+    array = samples.detach().cpu().numpy() if hasattr(samples, "detach") else np.asarray(samples)
+    if array.dtype.kind in "iub":
+        full = {1: 128, 2: 32768, 4: 2147483648, 8: 2 ** 63}.get(array.dtype.itemsize, 32768)
+        raise AudioError(source, f"samples are {array.dtype} (integer PCM), not floats in [-1, 1]; convert "
+                                 f"explicitly, e.g. x.astype(np.float32) / {full}")
+    if array.dtype.kind not in "f":
+        raise AudioError(source, f"samples must be a float array, got dtype {array.dtype}")
+    return array
+
+
+def check_same_clip(x: np.ndarray, waveform: np.ndarray, what: str = "explanation") -> None:
+    """Refuse to attack or verify ``x`` with an ``explanation`` computed for another clip (length or content differ).
+
+    Called at the entry of the attacks: an explanation's bins only mean something for its own waveform.
+    """
+    x, waveform = np.asarray(x), np.asarray(waveform)
+    if x.shape != waveform.shape:
+        raise ValueError(f"the {what} was computed for a clip of {waveform.shape[-1] if waveform.ndim else 0} "
+                         f"samples, not this one ({x.shape[-1] if x.ndim else 0} samples)")
+    if not np.array_equal(x.astype(np.float32), waveform.astype(np.float32)):
+        raise ValueError(f"the {what} was computed for another clip (same length, different samples): explain "
+                         f"this clip first")
 
 
 def load_audio(path: str | Path, sample_rate: int | None = None,

@@ -21,7 +21,7 @@ from . import aggregates
 from .adapters import load_classifier
 from .audio import AudioError
 from .cache import Cache, hash_array, make_key
-from .classifier import Classifier, ClassifierTimeout, QueryEngine
+from .classifier import Classifier, ClassifierTimeout, QueryEngine, cached_probabilities, model_info
 from .datasets import Sample, list_samples, read_clip
 from .engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
 from .gates import Verdict, evaluate, planned_items  # noqa: F401  (re-exported)
@@ -101,12 +101,9 @@ class _Runner:
 
     def cached(self, phase: str, parts: tuple, compute, encode, decode):
         key = make_key(phase, self.fp, *parts)
-        hit = self.cache.get(key)
+        hit = self.cache.load(key, decode)  # a bad entry is counted (cache_stats.invalid) and recomputed
         if hit is not None:
-            try:
-                return decode(*hit)
-            except Exception:  # an entry from an incompatible layout: recompute
-                pass
+            return hit
         value = compute()
         arrays: dict[str, np.ndarray] = {}
         self.cache.put(key, encode(value, arrays), arrays)
@@ -114,7 +111,8 @@ class _Runner:
 
     def predict(self, audio: str, x: np.ndarray) -> np.ndarray:
         probs = self.cached("predict", (audio,), lambda: self.engine.query(x[None])[0],
-                            lambda p, a: {"probs": [float(v) for v in p]}, lambda d, a: np.asarray(d["probs"]))
+                            lambda p, a: {"probs": [float(v) for v in p]},
+                            lambda d, a: cached_probabilities(d["probs"], len(self.clf.labels)))
         return probs
 
     def run(self, sample: Sample, x: np.ndarray, notes: list[str] | None = None) -> SampleRecord:
@@ -192,7 +190,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     began = time.perf_counter()
     spec = spec.with_seed(seed).with_limit(samples_limit)
     cache = cache or Cache(None)
-    hits0, misses0, corrupt0 = cache.hits, cache.misses, cache.corrupt
+    hits0, misses0, corrupt0, invalid0 = cache.hits, cache.misses, cache.corrupt, cache.invalid
     try:
         samples = list_samples(spec.dataset)
         sample_error = None
@@ -241,9 +239,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
         records = [SampleRecord(s, "skipped", error or "not analysed") for s in samples]
     result = SpecResult(
         spec=spec,
-        model_info={"name": getattr(clf, "name", None), "fingerprint": getattr(clf, "fingerprint", None),
-                    "labels": list(getattr(clf, "labels", []) or []),
-                    "sample_rate": getattr(clf, "sample_rate", None)},
+        model_info=model_info(clf, cache),
         samples=records, error=error, accuracy=aggregates.accuracy(records), tables={}, figures={}, metrics={},
         seconds=0.0, queries=0, queries_by_phase={}, cache_stats={},
     )
@@ -264,7 +260,8 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     result.queries = runner.engine.queries if runner else 0
     result.queries_by_phase = {k: v for k, v in (runner.queries_by_phase if runner else {}).items() if v}
     result.cache_stats = {"hits": cache.hits - hits0, "misses": cache.misses - misses0,
-                          "corrupt": cache.corrupt - corrupt0}
+                          "corrupt": cache.corrupt - corrupt0, "invalid": cache.invalid - invalid0}
+    result.model_info = model_info(clf, cache)  # again: warnings raised during the run (cache not writable)
     return result
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from .results import atomic_write_bytes
 
-__all__ = ["Rule", "parse_rule", "save_baseline", "load_baseline", "compare", "DEFAULT_RULES"]
+__all__ = ["Rule", "parse_rule", "save_baseline", "load_baseline", "compare", "DEFAULT_RULES", "BaselineError"]
 
 DEFAULT_RULES = ("accuracy.accuracy:-0.05", "fourier_attack.success_rate:+0.05",
                  "sufficiency.mean_fraction:+10%")
@@ -70,8 +70,30 @@ def save_baseline(path: str | Path, doc: dict, name: str) -> Path:
     return atomic_write_bytes(path, json.dumps(data, sort_keys=True, indent=1).encode())
 
 
+class BaselineError(ValueError):
+    """A baseline file that is not what ``--freqrex-save`` writes (hand-edited, truncated); names file and key."""
+
+
 def load_baseline(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())
+    """The saved baseline, validated: ``specs.<name>.metrics.<metric>`` numbers (or null), else BaselineError."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaselineError(f"{path}: not a readable baseline ({type(exc).__name__}: "
+                            f"{getattr(exc, 'msg', None) or getattr(exc, 'strerror', None) or exc}); "
+                            f"save it again with --freqrex-save") from None
+    specs = doc.get("specs") if isinstance(doc, dict) else None
+    if not isinstance(specs, dict):
+        raise BaselineError(f"{path}: specs: expected a mapping of spec name to its metrics")
+    for name, section in specs.items():
+        metrics = section.get("metrics") if isinstance(section, dict) else None
+        if not isinstance(metrics, dict):
+            raise BaselineError(f"{path}: specs.{name}.metrics: expected a mapping of metric to number")
+        for metric, value in metrics.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise BaselineError(f"{path}: specs.{name}.metrics.{metric}: expected a number or null, "
+                                    f"got {type(value).__name__}")
+    return doc
 
 
 def compare(rule: Rule, value: Any, baseline: Any) -> dict:

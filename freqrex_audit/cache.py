@@ -1,8 +1,14 @@
 """Content-addressed on-disk store of analysis results, shared by runs and by xdist workers.
 
-A key is the SHA-256 of everything the result depends on: the model's fingerprint, the hash of the
-exact samples analysed, the configs as JSON, the phase and the engine version (the package version
-plus a hash of the engine's source, so changing the algorithms invalidates old entries).
+A key is the SHA-256 of everything the result depends on: the model's fingerprint (code *and* state,
+see :mod:`freqrex_audit.fingerprint`; options and output kind included), the hash of the exact samples
+analysed, the configs as JSON, the phase, the result-schema version and the engine version (the package
+version plus a hash of the engine's source, so changing the algorithms invalidates old entries).
+A model that cannot be fingerprinted is not cached at all.
+
+A checksum only proves an entry is what was written, not that it is a valid result: :meth:`Cache.load`
+decodes and validates an entry, and one that does not decode is counted (``invalid``) and recomputed.
+A cache folder that cannot be written is switched off with one warning naming it.
 
 An entry is one file ``ROOT/ab/abcdef….frx``: a magic line, the SHA-256 of the payload, then the
 payload (an ``.npz`` holding the JSON text and the arrays). Writes are atomic (temp file + rename),
@@ -18,15 +24,19 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
 from .results import atomic_write_bytes
 
-__all__ = ["Cache", "engine_version", "hash_array", "make_key"]
+__all__ = ["Cache", "engine_version", "hash_array", "make_key", "RESULT_SCHEMA_VERSION"]
+
+T = TypeVar("T")
 
 MAGIC = b"FRXCACHE1\n"
+RESULT_SCHEMA_VERSION = 2
+"""Bump when the layout of a cached result changes; old entries then simply miss."""
 STALE_TMP_SECONDS = 3600
 """A temp file older than this is a writer's leftover (a killed process), not a write in progress."""
 
@@ -54,7 +64,7 @@ def hash_array(x: np.ndarray) -> str:
 
 def make_key(*parts: Any) -> str:
     """Hash of the JSON of ``parts`` and the engine version."""
-    text = json.dumps([engine_version(), *parts], sort_keys=True, default=str)
+    text = json.dumps([engine_version(), RESULT_SCHEMA_VERSION, *parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -66,6 +76,8 @@ class Cache:
         self.hits = 0
         self.misses = 0
         self.corrupt = 0
+        self.invalid = 0
+        self.warnings: list[str] = []
         self.swept = self._sweep_leftovers()
 
     def _sweep_leftovers(self) -> int:
@@ -115,6 +127,24 @@ class Cache:
         self.hits += 1
         return data, arrays
 
+    def load(self, key: str, decode: Callable[[Any, dict[str, np.ndarray]], T]) -> T | None:
+        """``decode(data, arrays)`` of the entry, or None; an entry that fails to decode or validate is invalid.
+
+        Invalid entries (right checksum, wrong content: hand-edited, another layout) are counted in
+        ``invalid`` and ``corrupt`` and treated as a miss, so the caller recomputes and overwrites them.
+        """
+        hit = self.get(key)
+        if hit is None:
+            return None
+        try:
+            return decode(*hit)
+        except Exception:  # noqa: BLE001 - any decoding failure means: not a usable result
+            self.hits -= 1
+            self.misses += 1
+            self.invalid += 1
+            self.corrupt += 1
+            return None
+
     def put(self, key: str, data: Any, arrays: dict[str, np.ndarray] | None = None) -> None:
         if self.root is None:
             return
@@ -123,4 +153,9 @@ class Cache:
         np.savez(buffer, __json__=text, **(arrays or {}))
         payload = buffer.getvalue()
         blob = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
-        atomic_write_bytes(self._path(key), blob)
+        try:
+            atomic_write_bytes(self._path(key), blob)
+        except OSError as exc:  # a read-only cache folder: run uncached, say so once, never blame the model
+            self.warnings.append(f"cache folder {self.root} is not writable ({exc.strerror or type(exc).__name__}); "
+                                 f"results are not cached")
+            self.root = None

@@ -17,8 +17,11 @@ import numpy as np
 import torch
 
 from . import spectrum as spec
+from .fingerprint import fingerprint_of
+from .boundary import check_labels, check_probabilities, check_sample_rate, output_kind, to_probabilities
 
-__all__ = ["Classifier", "ClassifierError", "ClassifierTimeout", "QueryEngine", "resolve_device"]
+__all__ = ["Classifier", "ClassifierError", "ClassifierTimeout", "QueryEngine", "resolve_device", "model_info",
+           "cached_probabilities"]
 
 
 class ClassifierError(RuntimeError):
@@ -48,6 +51,8 @@ class Classifier:
     device: torch.device
     name: str = "classifier"
     fingerprint: str = ""
+    outputs: str = "probabilities"  # what predict returns once the adapter has converted it
+    warnings: list[str] = []  # load-time findings (self-check, cache) that must reach every view; set per instance
 
     def predict(self, waveforms: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
@@ -60,8 +65,9 @@ class Classifier:
     @classmethod
     def from_callable(cls, fn: Callable[[torch.Tensor], torch.Tensor], labels: Sequence[str], sample_rate: int,
                       device: str | torch.device = "cpu", name: str | None = None,
-                      outputs: str = "probs") -> "Classifier":
-        """Wrap ``fn(Tensor[B, T]) -> Tensor[B, C]`` (``outputs="logits"`` to have a softmax applied)."""
+                      outputs: str = "probabilities") -> "Classifier":
+        """Wrap ``fn(Tensor[B, T]) -> Tensor[B, C]``; ``outputs`` says what fn returns: ``probabilities``
+        (alias ``probs``), ``logits`` (softmaxed) or ``log_probabilities`` (exponentiated)."""
         return FunctionClassifier(fn, labels, sample_rate, device=device, name=name, outputs=outputs)
 
     def __repr__(self) -> str:
@@ -72,18 +78,20 @@ class FunctionClassifier(Classifier):
     """A classifier backed by any Python function or ``torch.nn.Module``."""
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], labels: Sequence[str], sample_rate: int,
-                 device: str | torch.device = "cpu", name: str | None = None, outputs: str = "probs"):
-        if outputs not in ("probs", "logits"):
-            raise ValueError(f"outputs must be 'probs' or 'logits', not {outputs!r}")
-        self.fn = fn
-        self.labels = [str(label) for label in labels]
-        self.sample_rate = int(sample_rate)
-        self.outputs = outputs
+                 device: str | torch.device = "cpu", name: str | None = None, outputs: str = "probabilities"):
         self.name = name or getattr(fn, "__qualname__", type(fn).__name__)
+        if not callable(fn):
+            raise ValueError(f"{self.name}: the model must be callable (waveforms [B, T] -> scores [B, C]), "
+                             f"got {type(fn).__name__}")
+        self.fn = fn
+        self.labels = check_labels(labels, self.name)
+        self.sample_rate = check_sample_rate(sample_rate, self.name)
+        self.raw_outputs = output_kind(outputs)
+        self.warnings = []
         self.device = resolve_device(device)
         if isinstance(fn, torch.nn.Module):
             fn.to(self.device).eval()
-        self.fingerprint = _fingerprint_of(fn, self.labels, self.sample_rate)
+        self.fingerprint = fingerprint_of(fn, self.labels, self.sample_rate, self.raw_outputs)
 
     def to(self, device: str | torch.device) -> "FunctionClassifier":
         super().to(device)
@@ -92,46 +100,32 @@ class FunctionClassifier(Classifier):
         return self
 
     def predict(self, waveforms: torch.Tensor) -> torch.Tensor:
-        out = self.fn(waveforms)
-        return torch.softmax(out, dim=-1) if self.outputs == "logits" else out
+        return to_probabilities(self.fn(waveforms), self.raw_outputs)
 
 
-def _fingerprint_of(fn: object, labels: Sequence[str], sample_rate: int) -> str:
-    """Content hash: module weights when there are any, else the function's qualified name and code."""
-    digest = hashlib.sha256(f"{labels}|{sample_rate}".encode())
-    if isinstance(fn, torch.nn.Module):
-        for key, value in sorted(fn.state_dict().items()):
-            digest.update(key.encode())
-            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    target = getattr(fn, "__func__", fn)
-    digest.update(f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', type(fn).__name__)}".encode())
-    code = getattr(target, "__code__", None) or getattr(getattr(type(fn), "__call__", None), "__code__", None)
-    if code is not None:
-        digest.update(code.co_code)
-        digest.update(repr(code.co_consts).encode())
-    for cell in getattr(target, "__closure__", None) or ():  # settings a factory captured (bands, thresholds)
-        try:
-            _hash_value(digest, cell.cell_contents)
-        except ValueError:  # an empty cell
-            digest.update(b"<empty>")
-    return digest.hexdigest()[:16]
+def model_info(clf: Classifier | None, cache: object | None = None) -> dict:
+    """The model section of results: identity, whether results can be cached, and every load/run warning."""
+    fingerprint = getattr(clf, "fingerprint", None)
+    warnings = [*list(getattr(clf, "warnings", None) or []), *list(getattr(cache, "warnings", None) or [])]
+    if clf is not None and not fingerprint:
+        warnings.append(f"{clf.name}: its code or state cannot be fingerprinted, so its results are not cached")
+    info = {"name": getattr(clf, "name", None), "fingerprint": fingerprint,
+            "labels": list(getattr(clf, "labels", []) or []), "sample_rate": getattr(clf, "sample_rate", None),
+            "cacheable": bool(fingerprint),  # False: no fingerprint, so never cached (a warning says so)
+            "warnings": list(dict.fromkeys(warnings))}
+    if getattr(clf, "self_check", None):
+        info["self_check"] = dict(clf.self_check)  # type: ignore[union-attr]
+        info["self_check"].pop("warnings", None)
+    return info
 
 
-def _hash_value(digest: "hashlib._Hash", value: object, depth: int = 0) -> None:
-    """Feed a captured value into the fingerprint: arrays by content, functions by code, else by repr."""
-    if isinstance(value, torch.Tensor):
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    elif isinstance(value, np.ndarray):
-        digest.update(np.ascontiguousarray(value).tobytes())
-    elif callable(value) and hasattr(value, "__code__") and depth < 3:
-        digest.update(value.__code__.co_code)
-        digest.update(repr(value.__code__.co_consts).encode())
-        for cell in value.__closure__ or ():
-            _hash_value(digest, cell.cell_contents, depth + 1)
-    elif isinstance(value, (int, float, str, bytes, bool, tuple, list, dict, type(None))):
-        digest.update(repr(value).encode())
-    else:
-        digest.update(type(value).__qualname__.encode())
+def cached_probabilities(values: object, n_labels: int) -> np.ndarray:
+    """A cached probability row, validated like a fresh one (ValueError: the entry is not usable)."""
+    probs = np.asarray(values, dtype=np.float64)
+    problem = check_probabilities(probs[None] if probs.ndim == 1 else probs, "cache entry", 1, n_labels)
+    if problem:
+        raise ValueError(problem)
+    return probs
 
 
 class QueryEngine:
@@ -150,6 +144,10 @@ class QueryEngine:
     def __init__(self, classifier: Classifier, batch_size: int = 64, timeout_s: float | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        try:
+            check_labels(getattr(classifier, "labels", None) or [], getattr(classifier, "name", "classifier"))
+        except ValueError as exc:
+            raise ClassifierError(str(exc)) from None
         self.classifier = classifier
         self.batch_size = int(batch_size)
         self.timeout_s = timeout_s
@@ -163,7 +161,7 @@ class QueryEngine:
 
     def query(self, waveforms: torch.Tensor | np.ndarray) -> np.ndarray:
         """Probabilities [N, C] (float64, host) for a batch of N waveforms [N, T]."""
-        waveforms = spec.as_tensor(waveforms, self.device)
+        waveforms = spec.as_tensor(waveforms, self.device)  # integer PCM is refused there
         if waveforms.ndim == 1:
             waveforms = waveforms[None]
         return self._run(waveforms.shape[0], lambda rows: waveforms[rows])
@@ -211,8 +209,13 @@ class QueryEngine:
         if self.hung:
             raise ClassifierTimeout(self.hung)
         began = time.perf_counter()
-        if self.timeout_s is None:
-            out = self.classifier.predict(batch)
+        batch = batch.clone()  # the model gets its own copy: writing into it cannot corrupt the audit's clip
+        if self.timeout_s is None or getattr(self.classifier, "kills_on_timeout", False):
+            try:  # a subprocess model enforces the timeout itself, with a hard kill (freqrex_audit.sandbox)
+                out = self.classifier.predict(batch)
+            except ClassifierTimeout as exc:
+                self.hung = str(exc)
+                raise
         else:
             out = _call_with_timeout(self.classifier.predict, batch, self.timeout_s)
             if out is _TIMED_OUT:
@@ -220,16 +223,16 @@ class QueryEngine:
                              f"{self.timeout_s:g} s query timeout (model.timeout_s); the model is treated as hung")
                 raise ClassifierTimeout(self.hung)
         self.seconds += time.perf_counter() - began
-        if not isinstance(out, torch.Tensor):
-            out = torch.as_tensor(np.asarray(out))
-        expected = (batch.shape[0], len(self.classifier.labels))
-        if tuple(out.shape) != expected:
-            raise ClassifierError(f"{name}: predict returned shape {tuple(out.shape)}, expected {expected} "
-                                  f"(batch, number of labels)")
-        out = out.detach().to("cpu", torch.float64).numpy()
-        if not np.all(np.isfinite(out)):
-            raise ClassifierError(f"{name}: predict returned NaN or infinite scores")
-        return out
+        try:
+            out = out.detach().to("cpu", torch.float64).numpy() if isinstance(out, torch.Tensor) else \
+                np.array(out, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ClassifierError(f"{name}: predict returned {type(out).__name__}, not a [batch, labels] array "
+                                  f"of numbers ({exc})") from None
+        problem = check_probabilities(out, name, batch.shape[0], len(self.classifier.labels))
+        if problem:
+            raise ClassifierError(problem)
+        return np.clip(out, 0.0, 1.0)
 
 
 _TIMED_OUT = object()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -111,12 +112,23 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import run_spec
     from .cache import Cache
     from .runfile import new_run_id, write_results
+    from .paths import unwritable
     from .specs import SpecError, find_specs, load_spec
 
     started = time.time()
     cache = Cache(None if args.no_cache else args.cache)
     results, status = [], 0
-    for path in find_specs(args.specs):
+    specs = find_specs(args.specs)
+    if not specs:
+        print(f"freqrex-audit: error: no spec files (*.yaml, *.yml) in {', '.join(args.specs)}: nothing to audit",
+              file=sys.stderr)
+        return 2
+    for folder, what in ((args.report, "report"), *(((args.cache, "cache"),) if not args.no_cache else ())):
+        problem = unwritable(folder, what)
+        if problem:
+            print(f"freqrex-audit: error: {problem}", file=sys.stderr)
+            return 2
+    for path in specs:
         try:
             spec = load_spec(path)
         except SpecError as exc:
@@ -125,6 +137,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
             continue
         result = run_spec(spec, args.device, cache, args.samples, args.seed)
         results.append(result)
+        for warning in result.model_info.get("warnings") or []:  # self-check noise, uncacheable model…
+            print(f"WARN {spec.name}: {warning}")
         for v in result.verdicts:
             if v.passed is False:
                 status = max(status, 1)
@@ -249,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="explanation cost vs the model's own forward time")
     bench.add_argument("models", nargs="*", help=f"models to measure (default: every zoo model); {MODEL_HELP}")
-    bench.add_argument("--seconds", type=float, nargs="+", default=[1.0, 5.0, 30.0], help="clip lengths")
-    bench.add_argument("--batch-size", type=int, default=64)
+    bench.add_argument("--seconds", type=positive_float, nargs="+", default=[1.0, 5.0, 30.0], help="clip lengths")
+    bench.add_argument("--batch-size", type=positive_int, default=64)
     bench.add_argument("--batch1-max-seconds", type=float, default=1.0,
                        help="also time batch size 1 for clips up to this long (slow)")
     bench.add_argument("--device", default="auto")
@@ -260,14 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="re-render the HTML audit report from a saved results.json")
     report.add_argument("results", help="results.json written by an audit (its .npz sidecar is read too)")
     report.add_argument("--out", default=None, help="HTML file to write (default: report.html beside the JSON)")
-    report.add_argument("--max-cards", type=int, default=12, help="most per-sample cards per spec (default 12)")
+    report.add_argument("--max-cards", type=non_negative_int, default=12, help="most per-sample cards per spec (default 12)")
     report.set_defaults(run=cmd_report)
 
     audit = commands.add_parser("audit", help="run model specs without pytest; exit 1 if a gate fails")
     audit.add_argument("specs", nargs="+", metavar="SPEC_OR_DIR", help="spec files or folders of specs")
     audit.add_argument("--report", default="reports", help="folder for the run (default reports/)")
-    audit.add_argument("--samples", type=int, default=None, help="at most N clips per spec")
-    audit.add_argument("--seed", type=int, default=None, help="override every spec's freqrex.seed")
+    audit.add_argument("--samples", type=positive_int, default=None, help="at most N clips per spec")
+    audit.add_argument("--seed", type=seed_value, default=None, help="override every spec's freqrex.seed")
     audit.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     audit.add_argument("--cache", default=".freqrex_cache", help="result cache folder (default .freqrex_cache/)")
     audit.add_argument("--no-cache", action="store_true", help="compute everything afresh")
@@ -281,13 +295,57 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("audio", help="the clip")
         sub.add_argument("--out", required=True, help="output folder")
         sub.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-        sub.add_argument("--seconds", type=float, default=None, help="analyse only the first N seconds")
-        sub.add_argument("--seed", type=int, default=None, help="FreqReX seed (default: the spec's, else 0)")
+        sub.add_argument("--seconds", type=positive_float, default=None, help="analyse only the first N seconds")
+        sub.add_argument("--seed", type=seed_value, default=None, help="FreqReX seed (default: the spec's, else 0)")
         if name == "attack":
-            sub.add_argument("--budget", type=int, default=1000, help="most frequencies mutated (no spec)")
+            sub.add_argument("--budget", type=positive_int, default=1000, help="most frequencies mutated (no spec)")
             sub.add_argument("--no-stft", dest="stft", action="store_false", help="skip the STFT attack")
         sub.set_defaults(run=func)
     return parser
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1 (``--samples -3`` is refused at parse time, never blamed on the data)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """argparse type: a seed in [0, 2**32 - 1] (what numpy's generators accept)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 4294967295], got {text!r}") from None
+    if not 0 <= value <= 2 ** 32 - 1:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 4294967295], got {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

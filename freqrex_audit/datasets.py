@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .audio import AudioClip, read_audio
-from .paths import outside_roots
+from .paths import outside_roots, shown_name
 from .specs import DatasetSpec
 
 __all__ = ["Sample", "list_samples", "select", "load_clip", "read_clip", "AUDIO_SUFFIXES", "MAX_CLIP_SECONDS",
@@ -51,24 +52,69 @@ class Sample:
 
 
 def _folder(root: Path) -> list[Sample]:
+    """Every audio file under each class folder; a dangling or looping link, or a name that is not UTF-8,
+    is listed with its ``problem`` (and later skipped with that reason) instead of vanishing."""
     samples = []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for clip in sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
-            samples.append(Sample(clip.relative_to(root).as_posix(), clip, class_dir.name))
+        for clip in sorted(class_dir.rglob("*")):
+            if clip.suffix.lower() not in AUDIO_SUFFIXES or clip.is_dir():
+                continue
+            problem = _file_problem(clip)
+            if problem is None and not clip.is_file():
+                continue  # a FIFO or device named like audio: not a clip
+            samples.append(Sample(shown_name(clip.relative_to(root).as_posix()), clip, shown_name(class_dir.name),
+                                  problem))
     return samples
 
 
+def _file_problem(clip: Path) -> str | None:
+    """Why a listed file cannot be read at all (a broken link, a link loop, an undecodable name), else None."""
+    if clip.is_symlink():
+        try:
+            clip.resolve(strict=True)
+        except RuntimeError:
+            return "is a symlink loop"
+        except OSError:
+            return f"is a dangling symlink (its target {shown_name(os.readlink(clip))} does not exist)"
+    text = str(clip)
+    if any("\udc80" <= c <= "\udcff" for c in text):
+        return "its file name is not valid UTF-8 (shown with \\x escapes); rename the file"
+    return None
+
+
+MAX_FIELD_CHARS = 4096
+"""A manifest cell longer than this is not a path or a label; the manifest is refused at that line."""
+
+
 def _manifest(path: Path) -> list[Sample]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        if "path" not in columns or "label" not in columns:
-            raise DatasetError(f"{path}: a manifest needs a header with 'path' and 'label' columns, got {columns}")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
-    samples = []
-    for line, row in enumerate(rows, start=2):
+    """Rows of a CSV manifest (a UTF-8 BOM is accepted); a bad manifest is one DatasetError naming file and line."""
+    shown = shown_name(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            if "path" not in columns or "label" not in columns:
+                raise DatasetError(f"{shown}: a manifest needs a header with 'path' and 'label' columns, "
+                                   f"got {[c[:40] for c in columns[:10]]}")
+            rows = []
+            for row in reader:
+                cells = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in row.items()}
+                if any(len(v) > MAX_FIELD_CHARS for v in cells.values()):
+                    raise DatasetError(f"{shown}: line {reader.line_num}: a field is longer than "
+                                       f"{MAX_FIELD_CHARS} characters (not a path or a label)")
+                rows.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise DatasetError(f"{shown}: line {reader.line_num + 1}: not a readable CSV row ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{shown}: is not UTF-8 text (byte {exc.start})") from None
+    samples, seen = [], {}
+    for line, row in rows:
         if not row.get("path"):
-            raise DatasetError(f"{path}: line {line}: empty path")
+            raise DatasetError(f"{shown}: line {line}: empty path")
+        if row["path"] in seen:
+            raise DatasetError(f"{shown}: line {line}: {row['path'][:200]!r} is listed twice (first on line "
+                               f"{seen[row['path']]}); each clip gets one verdict, so list it once")
+        seen[row["path"]] = line
         clip = Path(row["path"]).expanduser()
         clip = clip if clip.is_absolute() else path.parent / clip
         samples.append(Sample(row["path"], clip, row.get("label", "")))
@@ -78,7 +124,7 @@ def _manifest(path: Path) -> list[Sample]:
 def list_samples(dataset: DatasetSpec, limit: int | None = None) -> list[Sample]:
     """Every clip of the dataset in deterministic order, reduced to ``limit`` (default: the spec's)."""
     samples = _folder(dataset.path) if dataset.type == "folder" else _manifest(dataset.path)
-    samples = [Sample(s.id, s.path, dataset.map_label(s.label), outside_roots(s.path, dataset.roots))
+    samples = [Sample(s.id, s.path, dataset.map_label(s.label), s.problem or outside_roots(s.path, dataset.roots))
                for s in samples]
     return select(samples, limit if limit is not None else dataset.limit)
 

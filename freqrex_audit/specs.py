@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -27,6 +29,33 @@ __all__ = ["Spec", "DatasetSpec", "SpecError", "load_spec", "find_specs", "CHECK
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 MODEL_TYPES = ("transformers", "torchscript", "onnx", "tflite", "callable")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (YAML would silently keep the later one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {str(key)[:60]!r} is given twice (line {seen[key] + 1} and line "
+                                f"{key_node.start_mark.line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:map", _UniqueKeyLoader.construct_yaml_map)
+
+
+def yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` that refuses duplicate keys (every spec and model descriptor is read with it)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 class SpecError(ValueError):
@@ -106,6 +135,8 @@ class _Ctx:
         if value is None:
             return {}
         if not isinstance(value, dict):
+            if not key:  # the whole document: never echo a file's content (it may not be a spec at all)
+                raise self.fail(key, f"is not a spec: the document is a {type(value).__name__}, not a mapping")
             raise self.fail(key, f"must be a mapping, got {_kind(value)}")
         for k in value:
             if not isinstance(k, str):
@@ -153,10 +184,10 @@ class _Ctx:
             raise self.fail(key, f"must be a list of strings, got {_kind(value)}")
         return [self.string(v, f"{key}[{i}]") for i, v in enumerate(value)]
 
-    def numbers(self, value: Any, key: str, low: float | None = None) -> list[float]:
+    def numbers(self, value: Any, key: str, low: float | None = None, high: float | None = None) -> list[float]:
         if not isinstance(value, list) or not value:
             raise self.fail(key, f"must be a non-empty list of numbers, got {_kind(value)}")
-        return [self.number(v, f"{key}[{i}]", low) for i, v in enumerate(value)]
+        return [self.number(v, f"{key}[{i}]", low, high) for i, v in enumerate(value)]
 
     def path(self, value: Any, key: str, base: Path, what: str) -> Path:
         text = self.string(value, key)
@@ -178,9 +209,13 @@ class _Ctx:
 
 
 def _kind(value: Any) -> str:
+    """A value's type and a short excerpt: an error never echoes a whole file that was read as a string."""
     if value is None:
         return "nothing (null)"
-    return f"{type(value).__name__} {value!r}" if not isinstance(value, (dict, list)) else type(value).__name__
+    if isinstance(value, (dict, list)):
+        return type(value).__name__
+    shown = repr(value)
+    return f"{type(value).__name__} {shown}" if len(shown) <= 60 else f"a {type(value).__name__} of {len(shown)} characters"
 
 
 def _join(key: str, sub: str) -> str:
@@ -190,8 +225,11 @@ def _join(key: str, sub: str) -> str:
 # --- sections -----------------------------------------------------------------------------------------
 
 MODEL_KEYS = ("type", "path", "target", "device", "batch_size", "timeout_s", "labels", "sample_rate",
-              "trust_remote_code", "options", "outputs", "window", "id")
+              "trust_remote_code", "options", "outputs", "isolation", "window", "id")
 WINDOW_KEYS = ("samples", "context", "reduce")
+OUTPUT_CHOICES = ("probabilities", "logits", "log_probabilities", "probs")
+NAME_MAX = 100
+"""A spec name becomes file and folder names: at most this many characters from NAME_CHARS."""
 DATASET_KEYS = ("path", "type", "sample_rate", "clip_seconds", "limit", "only_correct", "label_map")
 ATTACK_KEYS = ("budget", "pool", "scales", "phases", "batch_size")
 STFT_KEYS = ("frame_sizes", "frame_budget", "neighbours", "batch_size")
@@ -243,10 +281,15 @@ def _model(ctx: _Ctx, raw: Any, base: Path) -> tuple[dict, int, bool, float]:
         out["device"] = ctx.string(model["device"], "model.device")
     if "labels" in model:
         out["labels"] = ctx.strings(model["labels"], "model.labels")
+        repeated = sorted({label for label in out["labels"] if out["labels"].count(label) > 1})
+        if repeated:
+            raise ctx.fail("model.labels", f"labels must be unique; repeated: {', '.join(map(repr, repeated))}")
     if "sample_rate" in model:
         out["sample_rate"] = ctx.integer(model["sample_rate"], "model.sample_rate", 1)
     if "outputs" in model:
-        out["outputs"] = ctx.string(model["outputs"], "model.outputs", ("probs", "logits"))
+        out["outputs"] = ctx.string(model["outputs"], "model.outputs", OUTPUT_CHOICES)
+    if "isolation" in model:
+        out["isolation"] = ctx.string(model["isolation"], "model.isolation", ("thread", "subprocess"))
     if "options" in model:
         out["options"] = ctx.mapping(model["options"], "model.options", None)
     trust = ctx.boolean(model["trust_remote_code"], "model.trust_remote_code") if "trust_remote_code" in model else False
@@ -254,6 +297,7 @@ def _model(ctx: _Ctx, raw: Any, base: Path) -> tuple[dict, int, bool, float]:
         out["trust_remote_code"] = True
     batch = ctx.integer(model["batch_size"], "model.batch_size", 1) if "batch_size" in model else 64
     timeout = ctx.number(model["timeout_s"], "model.timeout_s", 0.0, open_low=True) if "timeout_s" in model else 600.0
+    out["timeout_s"] = timeout  # the loader's self-check and subprocess watchdog honour it too
     return out, batch, trust, timeout
 
 
@@ -323,7 +367,7 @@ def _attack(ctx: _Ctx, raw: Any, check_budget: int | None) -> AttackConfig:
     section = ctx.mapping(raw, "attack", ATTACK_KEYS)
     mutations: list[Mutation] = []
     if "scales" in section:
-        mutations += [Mutation("scale", s) for s in ctx.numbers(section["scales"], "attack.scales", 0.0)]
+        mutations += [Mutation("scale", s) for s in ctx.numbers(section["scales"], "attack.scales", 0.0, MAX_ATTACK_SCALE)]
     if "phases" in section:
         mutations += [Mutation("phase", p) for p in ctx.numbers(section["phases"], "attack.phases")]
     kwargs: dict[str, Any] = {}
@@ -388,7 +432,7 @@ def load_spec(path: str | Path) -> Spec:
     if path.stat().st_size > MAX_SPEC_BYTES:
         raise ctx.fail("", f"is {path.stat().st_size} bytes; a spec is at most {MAX_SPEC_BYTES} bytes")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml_load(path.read_text(encoding="utf-8-sig"))
         _check_size(raw, ctx)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -401,10 +445,11 @@ def load_spec(path: str | Path) -> Spec:
     top = ctx.mapping(raw, "", TOP_KEYS)
     if not top:
         raise ctx.fail("", "is empty: a spec needs at least 'model' and 'dataset'")
-    base = path.resolve().parent
+    base = Path(os.path.abspath(path)).parent  # as named: a symlinked spec belongs to the link's project
     name = ctx.string(top["name"], "name") if "name" in top else path.stem
-    if any(c in name for c in "[]:/\\ \t"):
-        raise ctx.fail("name", f"must not contain spaces, brackets, colons or slashes, got {name!r}")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,%d}" % NAME_MAX, name) or name.startswith("."):
+        raise ctx.fail("name", f"must be 1-{NAME_MAX} letters, digits, '.', '_' or '-' (not starting with '.'), "
+                               f"so it is a valid file name everywhere; got {_kind(name)}")
     model, batch, trust, timeout = _model(ctx, top.get("model"), base)
     if "dataset" not in top:
         raise ctx.fail("dataset", "is required: give dataset.path")
@@ -419,6 +464,8 @@ def load_spec(path: str | Path) -> Spec:
     )
 
 
+MAX_ATTACK_SCALE = 1000.0
+"""A bin scaled by more than this (+60 dB) is no longer a perturbation; the float32 waveform would overflow."""
 MAX_SPEC_BYTES = 1 << 20
 MAX_SPEC_VALUES = 100_000
 
@@ -471,7 +518,7 @@ def find_peer(spec: Spec, name: str) -> Path:
         if candidate.stem == name:
             return candidate
         try:
-            raw = yaml.safe_load(candidate.read_text(encoding="utf-8"))
+            raw = yaml_load(candidate.read_text(encoding="utf-8-sig"))
         except Exception:
             continue
         if isinstance(raw, dict) and raw.get("name") == name:

@@ -26,10 +26,13 @@ __all__ = [
 
 
 def as_tensor(x: np.ndarray | torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
-    """float32 tensor on ``device`` (no copy when it already is one)."""
-    if isinstance(x, torch.Tensor):
+    """float32 tensor on ``device`` (no copy when it already is one); integer PCM is refused, never rescaled
+    silently (:func:`freqrex_audit.audio.float_samples`)."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
         return x.to(device=device or x.device, dtype=torch.float32)
-    return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+    from .audio import float_samples
+
+    return torch.as_tensor(np.ascontiguousarray(float_samples(x), dtype=np.float32), device=device)
 
 
 def n_bins(n_samples: int) -> int:

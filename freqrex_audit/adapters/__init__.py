@@ -13,7 +13,9 @@ from typing import Any, Mapping
 
 import yaml
 
+from ..boundary import output_kind, self_check as run_self_check
 from ..classifier import Classifier, ClassifierError
+from ..paths import folder_roots, outside_roots, shown_name
 
 __all__ = ["load_classifier", "MODEL_TYPES", "MODEL_DESCRIPTOR"]
 
@@ -38,8 +40,12 @@ def _as_model_dict(model: str | Path | Mapping[str, Any], base_dir: Path | None)
     return {"path": text}
 
 
-def _infer_type(model: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-    """Fill in ``type`` and make ``path`` absolute, reading a directory's descriptor if it has one."""
+def _infer_type(model: dict[str, Any], base_dir: Path, roots: tuple[Path, ...] | None) -> dict[str, Any]:
+    """Fill in ``type`` and make ``path`` absolute, reading a directory's descriptor if it has one.
+
+    A descriptor (``freqrex_model.yaml``) is data that ships with a model: it may set labels, rates and
+    relative paths, but never ``trust_remote_code`` (only the spec can) and never a path outside the roots.
+    """
     if str(model.get("path", "")).startswith("package://"):
         model = {**model, "path": str(package_file(str(model["path"])))}
     if model.get("path"):
@@ -57,11 +63,14 @@ def _infer_type(model: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     path = Path(model["path"])
     descriptor = path / MODEL_DESCRIPTOR
     if descriptor.is_file():
-        described = yaml.safe_load(descriptor.read_text()) or {}
-        if not isinstance(described, dict):
-            raise ClassifierError(f"{descriptor}: expected a mapping of model settings")
+        described = _read_descriptor(descriptor)
         overrides = {k: v for k, v in model.items() if k != "path"}
-        return _infer_type({**described, **overrides}, path)
+        merged = _infer_type({**described, **overrides}, path, roots)
+        if merged.get("path") and not str(described.get("path", "")).startswith("package://"):
+            problem = outside_roots(Path(merged["path"]), roots if roots is not None else folder_roots(path))
+            if problem:
+                raise ClassifierError(f"{shown_name(descriptor)}: path: {problem}")
+        return merged
     if (path / "config.json").is_file():
         return {**model, "type": "transformers"}
     if path.suffix in (".pt", ".pth", ".jit", ".ts", ".torchscript"):
@@ -69,8 +78,8 @@ def _infer_type(model: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     if path.suffix in (".onnx", ".tflite"):
         return {**model, "type": path.suffix[1:]}
     if not path.exists():
-        raise ClassifierError(f"{path}: model path not found")
-    raise ClassifierError(f"{path}: cannot tell the model type (no config.json or {MODEL_DESCRIPTOR}); "
+        raise ClassifierError(f"{shown_name(path)}: model path not found")
+    raise ClassifierError(f"{shown_name(path)}: cannot tell the model type (no config.json or {MODEL_DESCRIPTOR}); "
                           f"set 'type' to one of {', '.join(MODEL_TYPES)}")
 
 
@@ -88,22 +97,93 @@ def package_file(uri: str) -> Path:
     return path
 
 
-def load_classifier(model: str | Path | Mapping[str, Any], device: str = "auto",
-                    base_dir: str | Path | None = None) -> Classifier:
-    """Load a classifier from a model dict or string, or wrap a ``pipeline("audio-classification")`` object.
+DESCRIPTOR_KEYS = ("type", "path", "target", "labels", "sample_rate", "outputs", "batch_size", "options", "window")
+"""What a model folder's descriptor may set; trust_remote_code, device and isolation belong to the spec."""
 
-    Relative paths resolve against ``base_dir``.
+
+def _read_descriptor(descriptor: Path) -> dict[str, Any]:
+    """The descriptor's settings; errors name the file and key, never echo its content."""
+    from ..specs import yaml_load
+
+    try:
+        described = yaml_load(descriptor.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ClassifierError(f"{shown_name(descriptor)}: is not a valid YAML model descriptor{where}: "
+                              f"{getattr(exc, 'problem', None) or type(exc).__name__}") from None
+    if not isinstance(described, dict):
+        raise ClassifierError(f"{shown_name(descriptor)}: expected a mapping of model settings, "
+                              f"got {type(described).__name__}")
+    if "trust_remote_code" in described:
+        raise ClassifierError(f"{shown_name(descriptor)}: trust_remote_code: a model descriptor cannot enable "
+                              f"remote code; only the spec can (model.trust_remote_code: true)")
+    unknown = sorted(str(k) for k in described if k not in DESCRIPTOR_KEYS)
+    if unknown:
+        raise ClassifierError(f"{shown_name(descriptor)}: unknown key(s) {', '.join(unknown)}; "
+                              f"allowed: {', '.join(DESCRIPTOR_KEYS)}")
+    return described
+
+
+def load_classifier(model: str | Path | Mapping[str, Any], device: str = "auto",
+                    base_dir: str | Path | None = None, roots: tuple[Path, ...] | None = None,
+                    self_check: bool = True) -> Classifier:
+    """Load a classifier from a model dict or string; relative paths resolve against ``base_dir``.
+
+    Paths a model folder's descriptor names must stay inside ``roots`` (default: the roots of the
+    folder's own project). ``outputs`` is honoured by every adapter. ``isolation: subprocess`` runs the
+    model in a child process that is killed when a call passes ``timeout_s``. ``self_check`` queries
+    three probe clips (see :func:`freqrex_audit.boundary.self_check`); its findings go to
+    ``classifier.warnings`` and ``classifier.self_check``. A ``pipeline("audio-classification")`` object
+    is wrapped as it is.
     """
     from .transformers import classifier_from_pipeline, is_audio_pipeline
 
     if is_audio_pipeline(model):
-        return classifier_from_pipeline(model, device=device)
+        return _checked(classifier_from_pipeline(model, device=device), None, self_check)
     base = Path(base_dir) if base_dir is not None else Path.cwd()
-    spec = _infer_type(_as_model_dict(model, base), base)
+    if roots is None and base_dir is not None:
+        roots = folder_roots(base)
+    spec = _infer_type(_as_model_dict(model, base), base, roots)
     if spec.get("device") in (None, "auto"):
         spec["device"] = device
+    timeout_s = spec.pop("timeout_s", None)
+    isolation = spec.pop("isolation", "thread")
+    if "outputs" in spec:
+        try:
+            spec["outputs"] = output_kind(spec["outputs"])
+        except ValueError as exc:
+            raise ClassifierError(f"model.outputs: {exc}") from None
+    if isolation == "subprocess":
+        from ..sandbox import SubprocessClassifier
+
+        clf: Classifier = SubprocessClassifier(spec, timeout_s=timeout_s)
+    elif isolation == "thread":
+        clf = _load_in_process(spec)
+    else:
+        raise ClassifierError(f"model.isolation must be 'thread' or 'subprocess', got {isolation!r}")
+    return _checked(clf, timeout_s, self_check)
+
+
+def _checked(clf: Classifier, timeout_s: float | None, self_check: bool) -> Classifier:
+    """Give ``clf`` its own warnings list and, with ``self_check``, the load-time probe's findings."""
+    if not isinstance(getattr(clf, "warnings", None), list) or clf.warnings is Classifier.warnings:
+        clf.warnings = []
+    if self_check:
+        report = run_self_check(clf, timeout_s)
+        clf.self_check = report  # type: ignore[attr-defined]
+        clf.warnings.extend(report["warnings"])
+    return clf
+
+
+def _load_in_process(spec: dict[str, Any]) -> Classifier:
+    """Dispatch a typed model dict to its adapter."""
+    spec = dict(spec)
     kind = spec.pop("type")
     if kind == "transformers":
+        if spec.get("outputs", "probabilities") != "probabilities":
+            raise ClassifierError("model.outputs: a transformers model's logits are softmaxed by the adapter; "
+                                  "leave outputs out")
         from .transformers import load_transformers_classifier as loader
     elif kind == "torchscript":
         from .torchscript import load_torchscript_classifier as loader
@@ -115,4 +195,7 @@ def load_classifier(model: str | Path | Mapping[str, Any], device: str = "auto",
         from .callable import load_callable_classifier as loader
     else:
         raise ClassifierError(f"model type {kind!r} is not one of {', '.join(MODEL_TYPES)}")
-    return loader(**spec)
+    try:
+        return loader(**spec)
+    except ValueError as exc:  # labels repeated, sample rate 0, unknown output kind…
+        raise ClassifierError(str(exc)) from None

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, Sequence
 
-from ..classifier import Classifier, ClassifierError, resolve_device
+from ..boundary import output_kind
+from ..classifier import Classifier, ClassifierError, FunctionClassifier, resolve_device
+from ..fingerprint import combine
 
 
 def import_target(target: str) -> Any:
@@ -26,24 +29,48 @@ def import_target(target: str) -> Any:
 
 def load_callable_classifier(target: str, device: str = "auto", labels: Sequence[str] | None = None,
                              sample_rate: int | None = None, options: dict[str, Any] | None = None,
-                             **unused: Any) -> Classifier:
-    """Call the factory with ``device`` and ``options``; a plain function becomes a Classifier via labels/rate."""
+                             outputs: str = "probabilities", **unused: Any) -> Classifier:
+    """Call the factory with ``device`` and ``options``; a plain function becomes a Classifier via labels/rate.
+
+    ``outputs`` (what the model returns) is honoured for both: a returned Classifier's scores are converted
+    too. ``options`` go into the fingerprint, so other options never reuse cached results.
+    """
     factory = import_target(target)
+    if not callable(factory):
+        raise ClassifierError(f"callable target {target!r} is a {type(factory).__name__}, not a function or class "
+                              f"that builds the model")
+    kind = output_kind(outputs)
     options = dict(options or {})
-    made = factory(device=str(resolve_device(device)), **options) if _accepts_device(factory) else factory(**options)
+    try:
+        made = factory(device=str(resolve_device(device)), **options) if _accepts_device(factory) else \
+            factory(**options)
+    except TypeError as exc:
+        raise ClassifierError(f"callable target {target!r} could not be called with model.options "
+                              f"{sorted(options)}: {exc}") from None
     if isinstance(made, Classifier):
-        return made.to(resolve_device(device))
+        made = made.to(resolve_device(device))
+        if kind != "probabilities":
+            wrapped = FunctionClassifier(made.predict, made.labels, made.sample_rate, device=made.device,
+                                         name=made.name, outputs=kind)
+            wrapped.fingerprint = combine(made.fingerprint, "outputs", kind)
+            made = wrapped
+        made.fingerprint = combine(made.fingerprint, "target", target, "options", options)
+        return made
     if callable(made):
         if labels is None or sample_rate is None:
             raise ClassifierError(f"callable target {target!r} returned a plain function: "
                                   "the model needs 'labels' and 'sample_rate'")
-        return Classifier.from_callable(made, labels, sample_rate, device=resolve_device(device), name=target)
+        try:
+            clf = Classifier.from_callable(made, labels, sample_rate, device=resolve_device(device), name=target,
+                                           outputs=kind)
+        except ValueError as exc:
+            raise ClassifierError(str(exc)) from None
+        clf.fingerprint = combine(clf.fingerprint, "options", options)
+        return clf
     raise ClassifierError(f"callable target {target!r} returned {type(made).__name__}, not a Classifier")
 
 
 def _accepts_device(factory: Any) -> bool:
-    import inspect
-
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):

@@ -11,7 +11,7 @@ from ..classifier import ClassifierError, FunctionClassifier, resolve_device
 
 
 def load_torchscript_classifier(path: str, labels: Sequence[str] | None = None, sample_rate: int | None = None,
-                                device: str = "auto", outputs: str = "probs", **unused: Any) -> FunctionClassifier:
+                                device: str = "auto", outputs: str = "probabilities", **unused: Any) -> FunctionClassifier:
     """Load ``torch.jit.load(path)``; the module maps waveforms [B, T] to probabilities (or logits) [B, C]."""
     path_obj = Path(path)
     if not path_obj.is_file():

@@ -1,0 +1,144 @@
+"""What crosses the model boundary: declared output kinds, checked probability rows, unique labels.
+
+A classifier declares what its ``predict`` returns (``probabilities``, ``logits`` or
+``log_probabilities``; ``probs`` is an alias of ``probabilities``). Adapters turn logits and
+log-probabilities into probabilities with :func:`to_probabilities`; the QueryEngine then checks every
+batch with :func:`check_probabilities`, so log-probabilities or unnormalised scores can never be read
+as confidences (a silent wrong verdict) — the error says which ``outputs:`` the numbers look like.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["OUTPUT_KINDS", "OUTPUT_ALIASES", "output_kind", "to_probabilities", "check_probabilities",
+           "check_labels", "check_sample_rate", "ROW_TOLERANCE"]
+
+OUTPUT_KINDS = ("probabilities", "logits", "log_probabilities")
+OUTPUT_ALIASES = {"probs": "probabilities"}
+ROW_TOLERANCE = 5e-3
+"""How far a probability may fall outside [0, 1], and a row's sum away from 1 (float16 models included)."""
+
+
+def output_kind(kind: str) -> str:
+    """The canonical output kind for ``kind`` (aliases resolved); ValueError for anything else."""
+    canonical = OUTPUT_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
+    if canonical not in OUTPUT_KINDS:
+        raise ValueError(f"outputs must be one of {', '.join(OUTPUT_KINDS)} (or 'probs'), not {kind!r}")
+    return canonical
+
+
+def to_probabilities(out: torch.Tensor, kind: str) -> torch.Tensor:
+    """Probabilities from a model's raw output of the declared ``kind`` (softmax over the last axis)."""
+    kind = output_kind(kind)
+    if kind == "probabilities":
+        return out
+    out = torch.as_tensor(out)
+    if not out.is_floating_point():
+        out = out.double()
+    if kind == "logits":
+        return torch.softmax(out, dim=-1)
+    return torch.exp(out)
+
+
+def check_probabilities(probs: np.ndarray, name: str, batch: int, n_labels: int) -> str | None:
+    """Why ``probs`` is not a [batch, n_labels] array of probability rows (None when it is).
+
+    The message names the model and, from what the numbers look like, the ``outputs:`` to declare.
+    """
+    if probs.shape != (batch, n_labels):
+        return (f"{name}: predict returned shape {tuple(probs.shape)}, expected {(batch, n_labels)} "
+                f"(batch, number of labels)")
+    if not np.all(np.isfinite(probs)):
+        return f"{name}: predict returned NaN or infinite scores"
+    if probs.size == 0:
+        return None
+    low, high = float(probs.min()), float(probs.max())
+    sums = probs.sum(axis=1)
+    worst = float(np.max(np.abs(sums - 1.0)))
+    if low >= -ROW_TOLERANCE and high <= 1 + ROW_TOLERANCE and worst <= ROW_TOLERANCE:
+        return None
+    if high <= ROW_TOLERANCE and np.allclose(np.exp(probs).sum(axis=1), 1.0, atol=1e-2):
+        hint = "these look like log-probabilities: declare outputs: log_probabilities"
+    elif low < -ROW_TOLERANCE or high > 1 + ROW_TOLERANCE:
+        hint = "these look like unnormalised scores: declare outputs: logits (a softmax is applied)"
+    else:
+        hint = ("the rows do not sum to 1 (independent sigmoid scores?): declare outputs: logits to have them "
+                "softmaxed, or normalise them in the model")
+    return (f"{name}: predict did not return probabilities (values in [{low:.4g}, {high:.4g}], row sums up to "
+            f"{worst:.3g} away from 1); {hint}")
+
+
+def check_labels(labels: Sequence[object], name: str) -> list[str]:
+    """The labels as strings; ValueError when there are none or one is repeated (its verdicts would merge)."""
+    labels = [str(label) for label in labels]
+    if not labels:
+        raise ValueError(f"{name}: a classifier needs at least one label")
+    seen: set[str] = set()
+    repeated = sorted({label for label in labels if label in seen or seen.add(label)})  # type: ignore[func-returns-value]
+    if repeated:
+        raise ValueError(f"{name}: labels must be unique; repeated: {', '.join(map(repr, repeated))}")
+    return labels
+
+
+def check_sample_rate(sample_rate: object, name: str) -> int:
+    """A positive integer sample rate; ValueError otherwise (a rate of 0 would put every frequency at 0 Hz)."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer, float)) or \
+            not float(sample_rate).is_integer() or int(sample_rate) < 1:
+        raise ValueError(f"{name}: sample_rate must be a positive integer (samples per second), got {sample_rate!r}")
+    return int(sample_rate)
+
+
+SELF_CHECK_ERROR = 0.05
+"""A probability that moves this much between the same clip alone, in a batch and reordered: an error."""
+SELF_CHECK_WARN = 1e-3
+"""Smaller differences than SELF_CHECK_ERROR but above this are reported as a warning (float noise is below)."""
+
+
+def probe_clips(sample_rate: int, seconds: float = 0.5) -> np.ndarray:
+    """Three fixed, distinct probe clips (noise, a 440 Hz tone, a chirp) for the load-time self-check."""
+    n = max(64, int(sample_rate * seconds))
+    t = np.arange(n) / sample_rate
+    noise = 0.1 * np.random.default_rng(20).standard_normal(n)
+    tone = 0.3 * np.sin(2 * np.pi * min(440.0, sample_rate / 4) * t)
+    chirp = 0.3 * np.sin(2 * np.pi * (sample_rate / 16) * t * (1 + 2 * t))
+    return np.stack([noise, tone, chirp]).astype(np.float32)
+
+
+def self_check(classifier: object, timeout_s: float | None = None) -> dict:
+    """Query three probe clips as a batch, one alone, then reordered: same answers, or the model is unsafe.
+
+    A model whose row for a clip depends on its batch neighbours, its position or chance (random
+    outputs, dropout left on, rows returned in another order) would be audited on noise. Differences
+    above :data:`SELF_CHECK_ERROR` raise ClassifierError; above :data:`SELF_CHECK_WARN` they are returned
+    as a warning (``warnings``) that the audit carries into every view. Costs 3 calls, 7 clip-queries.
+    """
+    from .classifier import ClassifierError, ClassifierTimeout, QueryEngine
+
+    engine = QueryEngine(classifier, batch_size=8, timeout_s=timeout_s)  # type: ignore[arg-type]
+    clips = probe_clips(int(classifier.sample_rate))  # type: ignore[attr-defined]
+    try:
+        batched = engine.query(clips)
+        alone = engine.query(clips[:1])
+        reordered = engine.query(clips[::-1])[::-1]
+    except ClassifierTimeout:
+        raise
+    except Exception as exc:  # noqa: BLE001 - bad outputs fail every clip of the run, with the precise error
+        return {"queries": engine.queries, "skipped": f"{type(exc).__name__}: {exc}"[:300], "warnings": []}
+    batch_gap = float(np.max(np.abs(batched[0] - alone[0])))
+    order_gap = float(np.max(np.abs(batched - reordered)))
+    worst = max(batch_gap, order_gap)
+    name = getattr(classifier, "name", "classifier")
+    report = {"queries": engine.queries, "batch_difference": batch_gap, "order_difference": order_gap, "warnings": []}
+    what = (f"the same clip gets different probabilities alone and in a batch (up to {batch_gap:.3g}) or in "
+            f"another batch order (up to {order_gap:.3g})")
+    if worst > SELF_CHECK_ERROR:
+        raise ClassifierError(f"{name}: load-time self-check failed: {what}; the model is nondeterministic or mixes "
+                              f"batch rows (dropout left on? rows returned out of order?), so its audit would be "
+                              f"meaningless")
+    if worst > SELF_CHECK_WARN:
+        report["warnings"].append(f"{name}: self-check: {what}; results carry that much noise")
+    return report

@@ -1,0 +1,78 @@
+"""Models that misbehave at the boundary (importable as tests.hostile_models:NAME for specs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from freqrex_audit import Classifier
+
+SR = 8000
+LABELS = ["low", "high"]
+
+
+def _logits(x: torch.Tensor) -> torch.Tensor:
+    power = torch.fft.rfft(x).abs() ** 2
+    k = power.shape[-1] // 4
+    share = power[:, :k].sum(-1) / power.sum(-1).clamp_min(1e-12)
+    return torch.stack([8 * (share - 0.5), -8 * (share - 0.5)], dim=-1)
+
+
+def log_probs(device: str = "cpu"):
+    """A plain function returning log-probabilities (negative numbers)."""
+    return lambda x: torch.log_softmax(_logits(x), dim=-1)
+
+
+def logits_fn(device: str = "cpu"):
+    """A plain function returning unnormalised scores."""
+    return _logits
+
+
+def logits_classifier(device: str = "cpu") -> Classifier:
+    """A Classifier whose predict returns logits (declared by the spec, not by the factory)."""
+    return Classifier.from_callable(_logits, LABELS, SR, device=device, name="logits_classifier",
+                                    outputs="probabilities")
+
+
+def reversed_rows(device: str = "cpu") -> Classifier:
+    """Returns its batch rows in reverse order: every clip but the middle one gets another clip's answer."""
+    return Classifier.from_callable(lambda x: torch.softmax(_logits(x), -1).flip(0), LABELS, SR, name="reversed")
+
+
+def random_outputs(device: str = "cpu") -> Classifier:
+    gen = torch.Generator().manual_seed(0)
+    return Classifier.from_callable(lambda x: torch.softmax(8 * torch.randn(x.shape[0], 2, generator=gen), -1),
+                                    LABELS, SR, name="random")
+
+
+class WeightedScorer:
+    """A callable object whose answer depends on its attribute ``weights`` (not on its code)."""
+
+    def __init__(self, weights: np.ndarray):
+        self.weights = weights
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        w = torch.as_tensor(self.weights, dtype=x.dtype)
+        return torch.softmax(_logits(x) * w, dim=-1)
+
+
+def scorer(device: str = "cpu", gain: float = 1.0) -> WeightedScorer:
+    return WeightedScorer(np.array([gain, gain]))
+
+
+NOT_CALLABLE = 42
+
+
+def gil_hog(device: str = "cpu", after_calls: int = 0):
+    """Probabilities for ``after_calls`` calls, then a C call that holds the GIL for 600 s (ctypes.PyDLL)."""
+    import ctypes
+
+    calls = [0]
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        if calls[0] > after_calls:
+            ctypes.PyDLL(None).sleep(600)  # PyDLL: the GIL stays held for the whole C call
+        return torch.softmax(_logits(x), -1)
+
+    return fn
