@@ -23,7 +23,9 @@ DEFAULT_MIN_CLIPS = 2
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") else f"{n} {word}s"
 
 
 def attack_evidence(record: SampleRecord, config: AttackConfig) -> tuple[bool, str]:

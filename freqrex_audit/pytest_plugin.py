@@ -260,10 +260,12 @@ class SpecFile(pytest.File):
         except SpecError:
             state.spec_errors += 1
             raise
-        for check, key in planned_items(self.spec, samples):
-            yield SpecItem.from_parent(self, name=f"{check}[{key}]", check=check, key=key)
-        for rule in state.rules:
-            yield SpecItem.from_parent(self, name=f"regression[{rule.metric}]", check="regression", key=rule.metric)
+        items = planned_items(self.spec, samples) + [("regression", rule.metric) for rule in state.rules]
+        for check, key in items:
+            # the node id is given whole so pytest >= 9 parses it as name + parameters, the way it parses
+            # the ids --lf / --deselect read back (built from the name it would keep "check[key]" as a name)
+            yield SpecItem.from_parent(self, name=f"{check}[{key}]", nodeid=f"{self.nodeid}::{check}[{key}]",
+                                       check=check, key=key)
 
     def repr_failure(self, excinfo):
         from .specs import SpecError
