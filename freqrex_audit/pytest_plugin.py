@@ -11,7 +11,12 @@
 * Whichever process computes a spec writes its part into ``<report>/<run-id>/parts/``; the controller
   (or the only process) merges the parts at session end into ``results.json`` + ``results.npz``, renders
   the HTML report (and the runs index ``reports/index.html``), and prints the path.
-* ``--freqrex-save NAME`` stores the metrics as a baseline, ``--freqrex-compare NAME`` adds
+* Each item's outcome comes from :func:`freqrex_audit.gates.evaluate` (passed, failed, not_measured,
+  skipped); the controller records pytest's own outcome of every item and the spec files that did not
+  collect, and :func:`freqrex_audit.runfile.finalize` marks what did not run as deselected / interrupted
+  and derives the run's verdict, so results.json, the report and the index say what pytest said.
+* ``--freqrex-save NAME`` stores the metrics as a baseline (refused from a failing, filtered or
+  incomplete run unless ``--freqrex-save-force WHY``), ``--freqrex-compare NAME`` adds
   ``regression[<check.metric>]`` items checked with ``--freqrex-compare-fail`` rules.
 
 Nothing heavy is imported until a spec is collected, so the plugin is harmless in other projects.

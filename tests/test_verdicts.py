@@ -309,3 +309,26 @@ def test_a_baseline_from_another_config_is_not_compared(tiny, tmp_path):
     other = run_spec(load_spec(tiny / "tiny.yaml"), "cpu")
     verdict = regression_verdicts(rules, other, path, "b")[0]
     assert verdict.outcome == "not_measured" and "different config" in verdict.message
+
+
+def test_a_gate_whose_value_could_not_be_computed_fails_as_not_measured_instead_of_vanishing(tiny):
+    import dataclasses
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from freqrex_audit.gates import evaluate
+    from freqrex_audit.records import SpecResult
+
+    (tiny / "tiny.yaml").write_text(TINY_POOL % "")
+    spec = dataclasses.replace(load_spec(tiny / "tiny.yaml"), peers=("peer",),
+                               checks={"transferability": {"min_alpha": 0.9}})
+    nan = float("nan")
+    transfer = SimpleNamespace(models=["tiny", "peer"], flat_earthers=(),
+                               alpha=lambda kind: np.array([[nan, nan], [nan, nan]]))
+    result = SpecResult(spec, {"labels": ["low", "high"], "name": "robust"}, [], None, None, {}, {}, {}, 0.0, 0, {}, {},
+                        transferability=transfer)
+    verdict = next(v for v in evaluate(result) if v.check == "transferability")
+    assert verdict.outcome == "not_measured" and verdict.passed is False
+    assert "α toward peer has no finite value" in verdict.message
+    assert [g["metric"] for g in verdict.gates] == ["alpha[peer]", "flat_earther"]
