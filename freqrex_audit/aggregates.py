@@ -6,18 +6,22 @@ Pure functions of the analysed clips (no model queries), so they can be recomput
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from . import gates
 from . import spectrum as spec_mod
 from .engine import Explanation, summarize_attacks
+from .evidence import rate_counts
+from .gates import alpha_toward_peers
+from .records import SampleRecord, SpecResult, analysed as _analysed
 
-if TYPE_CHECKING:
-    from .audit import SampleRecord, SpecResult
+__all__ = ["accuracy", "tables", "figures", "metrics", "rates"]
 
-__all__ = ["accuracy", "tables", "figures", "metrics"]
+
+def rates(result: SpecResult) -> dict[str, dict]:
+    """Every rate a gate may test as ``{"k", "n", "value", "low", "high"}`` (95% Wilson interval)."""
+    return rate_counts(result)
 
 
 def accuracy(records: list[SampleRecord]) -> float | None:
@@ -95,27 +99,16 @@ def metrics(result: SpecResult) -> dict:
     metrics: dict[str, Any] = {"accuracy.accuracy": result.accuracy}
     for check, kind in (("sufficiency", "sufficient"), ("necessity", "necessary"), ("completeness", "complete")):
         metrics[f"{check}.mean_fraction"] = _mean([r.explanation.fraction(kind) for r in done])
-    for name in ("success_rate", "single_rate", "five_rate", "int16_survival_rate", "median_snr_db"):
-        metrics[f"fourier_attack.{name}"] = attacks.get(name)
-    stft = attacks.get("stft")
-    if stft:
-        metrics["stft_attack.success_rate"] = stft.get("success_rate")
-        metrics["stft_attack.int16_survival_rate"] = stft.get("int16_survival_rate")
-        for size, value in stft.get("per_frame_size", {}).items():
-            metrics[f"stft_attack.rate_{size}"] = value
+    metrics["fourier_attack.median_snr_db"] = attacks.get("median_snr_db")
+    for name, rate in (result.rates or rate_counts(result)).items():  # k/n over measured clips (evidence.py)
+        if name != "accuracy.accuracy":
+            metrics[name] = rate["value"]
     if result.composition:
         metrics["composition.min_ratio"] = min(v["ratio"] for v in result.composition.values())
-    alpha = gates.alpha_toward_peers(result)
+    alpha = alpha_toward_peers(result)
     if alpha:
         metrics["transferability.min_alpha"] = min(alpha.values())
     queries = [r.explanation.queries for r in done]
     metrics["freqrex.mean_queries"] = _mean(queries)
     return _finite(metrics)
 
-
-
-
-
-
-def _analysed(result: SpecResult) -> list[SampleRecord]:
-    return [r for r in result.samples if r.analysed]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,68 +23,15 @@ from .cache import Cache, hash_array, make_key
 from .classifier import Classifier, ClassifierTimeout, QueryEngine, cached_probabilities, model_info
 from .datasets import Sample, list_samples, read_clip
 from .engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
-from .gates import Verdict, evaluate, planned_items  # noqa: F401  (re-exported)
+from .gates import evaluate, planned_items  # noqa: F401  (re-exported)
+from .records import SampleRecord, SpecResult, Verdict, analysed  # noqa: F401  (re-exported)
+from .runfile import write_results  # noqa: F401  (re-exported: audit.write_results is the documented entry)
 from .specs import Spec
 
 __all__ = ["SampleRecord", "SpecResult", "Verdict", "run_spec", "evaluate", "analysed", "planned_items",
            "write_results"]
 
 PHASES = ("predict", "original", "responsibility", "subsets", "verify", "fourier_attack", "stft_attack", "composition")
-
-
-@dataclass
-class SampleRecord:
-    """What the audit knows about one clip. status: ok | misclassified | skipped | error."""
-
-    sample: Sample
-    status: str
-    reason: str | None = None
-    predicted: str | None = None
-    confidence: float | None = None
-    explanation: Explanation | None = None
-    fourier: FourierAttack | None = None
-    stft: STFTAttack | None = None
-    verification: dict | None = None
-    notes: list[str] = field(default_factory=list)  # what did not stop the analysis: clipping, cut to clip_seconds…
-
-    @property
-    def analysed(self) -> bool:
-        return self.explanation is not None
-
-
-@dataclass
-class SpecResult:
-    spec: Spec
-    model_info: dict
-    samples: list[SampleRecord]
-    error: str | None
-    accuracy: float | None
-    tables: dict
-    figures: dict
-    metrics: dict
-    seconds: float
-    queries: int
-    queries_by_phase: dict
-    cache_stats: dict
-    transferability: Any = None
-    composition: dict | None = None
-    cross_skipped: dict = field(default_factory=dict)
-    cross_failed: dict = field(default_factory=dict)  # check -> why composition / transferability crashed
-    verdicts: list[Verdict] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def verdict(self, check: str, key: str) -> Verdict | None:
-        for v in self.verdicts:
-            if v.check == check and v.key == key:
-                return v
-        return None
-
-
-def analysed(result: SpecResult) -> list[SampleRecord]:
-    return [r for r in result.samples if r.analysed]
 
 
 # --- the per-sample pipeline ---------------------------------------------------------------------------
@@ -254,6 +200,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                     run_check()
                 except Exception as exc:  # noqa: BLE001 - a failing cross check is that check's verdict
                     result.cross_failed[check] = _describe(exc)
+    result.rates = aggregates.rates(result)
     result.metrics = aggregates.metrics(result)
     result.verdicts = evaluate(result)
     result.seconds = time.perf_counter() - began
@@ -312,6 +259,3 @@ def _transferability(result: SpecResult, runner: _Runner, device: str, cache: Ca
         classifiers[peer] = _load(peer_result.spec, device)
         signals[peer] = transfer_signals([r.explanation for r in analysed(peer_result)])
     result.transferability = transferability(classifiers, signals, timeout_s=spec.timeout_s)
-
-
-from .runfile import write_results  # noqa: E402  (re-exported: audit.write_results is the documented entry)

@@ -106,20 +106,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    """Run specs without pytest, write the run's results, exit 1 if any gate fails."""
+    """Run specs without pytest and write the run's results. Exit status: 0 every gate passed, 1 a gate
+    failed or was not measured, 2 a spec did not load (or a usage error), 130 interrupted."""
+    import json
     import time
 
-    from .audit import run_spec
+    from .audit import planned_items, run_spec
     from .cache import Cache
-    from .runfile import new_run_id, write_results
+    from .datasets import list_samples
     from .paths import unwritable
+    from .records import EXIT_CODES, SHOWN
+    from .runfile import default_prefix, new_run_id, write_results
     from .specs import SpecError, find_specs, load_spec
 
     started = time.time()
     cache = Cache(None if args.no_cache else args.cache)
-    results, status = [], 0
-    specs = find_specs(args.specs)
-    if not specs:
+    paths = find_specs(args.specs)
+    if not paths:
         print(f"freqrex-audit: error: no spec files (*.yaml, *.yml) in {', '.join(args.specs)}: nothing to audit",
               file=sys.stderr)
         return 2
@@ -128,39 +131,58 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if problem:
             print(f"freqrex-audit: error: {problem}", file=sys.stderr)
             return 2
-    for path in specs:
+    specs, errors, names = [], [], {}
+    for path in paths:
         try:
             spec = load_spec(path)
+            if spec.name in names:
+                raise SpecError(default_prefix(path), "name", f"{spec.name!r} is also the name of "
+                                f"{default_prefix(names[spec.name])}: two specs with one name would overwrite "
+                                f"each other's results")
         except SpecError as exc:
-            print(f"freqrex-audit: {exc}", file=sys.stderr)
-            status = 2
+            print(f"ERROR {exc}", file=sys.stderr)
+            errors.append({"spec_file": default_prefix(Path(path)), "message": str(exc)})
             continue
-        result = run_spec(spec, args.device, cache, args.samples, args.seed)
-        results.append(result)
-        for warning in result.model_info.get("warnings") or []:  # self-check noise, uncacheable model…
-            print(f"WARN {spec.name}: {warning}")
-        for v in result.verdicts:
-            if v.passed is False:
-                status = max(status, 1)
-            mark = {True: "PASS", False: "FAIL", None: "SKIP"}[v.passed]
-            if v.passed is not True or args.verbose:
-                print(f"{mark} {spec.name}::{v.check}[{v.key}]: {v.message.splitlines()[0]}")
-                for line in v.message.splitlines()[1:]:
-                    print(f"     {line}")
-        print(f"{spec.name}: {sum(v.passed is True for v in result.verdicts)} passed, "
-              f"{sum(v.passed is False for v in result.verdicts)} failed, "
-              f"{sum(v.passed is None for v in result.verdicts)} skipped; {result.queries} queries, "
-              f"{result.seconds:.1f} s")
-    if results:
-        out = write_results(results, Path(args.report) / new_run_id(args.report), seed=args.seed, device=args.device,
-                            started=started)
-        print(f"results: {out}")
-        private_matplotlib(None if args.no_cache else args.cache)
-        from .report import render_index, render_report
+        names[spec.name] = path
+        specs.append(spec)
+    total = 0
+    for spec in specs:
+        try:
+            total += len(planned_items(spec, list_samples(spec.with_limit(args.samples).dataset)))
+        except Exception:  # noqa: BLE001 - an unreadable dataset is the model[load] item's failure
+            total += 1
+    results, interrupted = [], False
+    try:
+        for spec in specs:
+            result = run_spec(spec, args.device, cache, args.samples, args.seed)
+            results.append(result)
+            for warning in result.model_info.get("warnings") or []:  # self-check noise, uncacheable model…
+                print(f"WARN {spec.name}: {warning}")
+            for v in result.verdicts:
+                if v.outcome != "passed" or args.verbose:
+                    print(f"{SHOWN[v.outcome]} {spec.name}::{v.check}[{v.key}]: {v.message.splitlines()[0]}")
+                    for line in v.message.splitlines()[1:]:
+                        print(f"     {line}")
+            counts = {o: sum(v.outcome == o for v in result.verdicts) for o in dict.fromkeys(v.outcome
+                                                                                            for v in result.verdicts)}
+            print(f"{spec.name}: {', '.join(f'{n} {o}' for o, n in counts.items())}; {result.queries} queries, "
+                  f"{result.seconds:.1f} s")
+    except KeyboardInterrupt:
+        interrupted = True
+        print("freqrex-audit: interrupted; writing what ran", file=sys.stderr)
+    if not results and not errors and not interrupted:
+        return 0
+    out = write_results(results, Path(args.report) / new_run_id(args.report), seed=args.seed, device=args.device,
+                        started=started, errors=errors, total=total, interrupted=interrupted)
+    run = json.loads(out.read_text())["run"]
+    print(f"run: {run['verdict'].upper()}: {run['summary']}")
+    print(f"results: {out}")
+    private_matplotlib(None if args.no_cache else args.cache)
+    from .report import render_index, render_report
 
-        print(f"report: {render_report(out)}")
-        render_index(Path(args.report))
-    return status
+    print(f"report: {render_report(out)}")
+    render_index(Path(args.report))
+    return EXIT_CODES[run["verdict"]]
 
 
 def _clip(args: argparse.Namespace):
@@ -277,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--max-cards", type=non_negative_int, default=12, help="most per-sample cards per spec (default 12)")
     report.set_defaults(run=cmd_report)
 
-    audit = commands.add_parser("audit", help="run model specs without pytest; exit 1 if a gate fails")
+    audit = commands.add_parser("audit", help="run model specs without pytest; exit 0 all gates passed, 1 a gate "
+                                              "failed or was not measured, 2 spec/usage error, 130 interrupted")
     audit.add_argument("specs", nargs="+", metavar="SPEC_OR_DIR", help="spec files or folders of specs")
     audit.add_argument("--report", default="reports", help="folder for the run (default reports/)")
     audit.add_argument("--samples", type=positive_int, default=None, help="at most N clips per spec")
@@ -353,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("freqrex-audit: interrupted", file=sys.stderr)
+        return 130
     except (ClassifierError, AudioError, FileNotFoundError, ValueError) as exc:
         print(f"freqrex-audit: error: {exc}", file=sys.stderr)
         return 2

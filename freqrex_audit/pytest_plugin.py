@@ -11,7 +11,12 @@
 * Whichever process computes a spec writes its part into ``<report>/<run-id>/parts/``; the controller
   (or the only process) merges the parts at session end into ``results.json`` + ``results.npz``, renders
   the HTML report (and the runs index ``reports/index.html``), and prints the path.
-* ``--freqrex-save NAME`` stores the metrics as a baseline, ``--freqrex-compare NAME`` adds
+* Each item's outcome comes from :func:`freqrex_audit.gates.evaluate` (passed, failed, not_measured,
+  skipped); the controller records pytest's own outcome of every item and the spec files that did not
+  collect, and :func:`freqrex_audit.runfile.finalize` marks what did not run as deselected / interrupted
+  and derives the run's verdict, so results.json, the report and the index say what pytest said.
+* ``--freqrex-save NAME`` stores the metrics as a baseline (refused from a failing, filtered or
+  incomplete run unless ``--freqrex-save-force WHY``), ``--freqrex-compare NAME`` adds
   ``regression[<check.metric>]`` items checked with ``--freqrex-compare-fail`` rules.
 
 Nothing heavy is imported until a spec is collected, so the plugin is harmless in other projects.
@@ -62,7 +67,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--freqrex-report", default=None, metavar="DIR", help="where runs are written (default reports/)")
     group.addoption("--freqrex-cache", default=None, metavar="DIR", help="result cache (default .freqrex_cache/)")
     group.addoption("--freqrex-no-cache", action="store_true", default=None, help="compute everything afresh")
-    group.addoption("--freqrex-save", default=None, metavar="NAME", help="save this run's metrics as baseline NAME")
+    group.addoption("--freqrex-save", default=None, metavar="NAME",
+                    help="save this run's metrics as baseline NAME (only a complete, passing, unfiltered run)")
+    group.addoption("--freqrex-save-force", default=None, metavar="WHY",
+                    help="save the baseline even from a failing, filtered or incomplete run; WHY is recorded")
     group.addoption("--freqrex-compare", default=None, metavar="NAME", help="add regression items against baseline NAME")
     group.addoption("--freqrex-compare-fail", action="append", default=None, metavar="RULE",
                     help="regression rule, e.g. 'fourier_attack.success_rate:+5%%' (repeatable)")
@@ -101,6 +109,7 @@ class _State:
         cache = opt("freqrex_cache", "freqrex_cache")
         self.cache_dir = None if config.getoption("freqrex_no_cache") or not cache else where(str(cache))
         self.save = config.getoption("freqrex_save")
+        self.save_force = config.getoption("freqrex_save_force")
         self.compare = config.getoption("freqrex_compare")
         self.baseline_dir = where(str(config.getini("freqrex_baseline_dir")))
         rules = config.getoption("freqrex_compare_fail") or config.getini("freqrex_compare_fail") or []
@@ -124,7 +133,10 @@ class _State:
         self.run_dir = self.report_root / self.run_id
         self.parts_dir = self.run_dir / "parts"
         self.names: dict[str, Path] = {}
-        self.spec_errors = 0
+        self.spec_errors = 0  # this process's collection errors (hidden from the test loop's count)
+        self.errors: dict[str, str] = {}  # spec file → why it did not load (every process's, on the controller)
+        self.ran: dict[str, str] = {}  # item nodeid → pytest's outcome
+        self.total = 0  # spec items selected for the run
         self.results_path: Path | None = None
         self.report_path: Path | None = None
         self._cache = None
@@ -146,6 +158,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKER_HELP.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     config.stash[STATE] = _State(config)
+    config.pluginmanager.register(_Recorder(config.stash[STATE]), "freqrex_recorder")
     if config.pluginmanager.hasplugin("xdist"):
         if getattr(config.option, "dist", "no") == "load" and config.getini("freqrex_loadgroup"):
             config.option.dist = "loadgroup"
@@ -161,6 +174,42 @@ class _XdistHooks:
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["freqrex_run_id"] = self.state.run_id
         node.workerinput["freqrex_started"] = self.state.started
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.state.total = max(self.state.total, sum(_is_spec_nodeid(i) for i in ids))
+
+
+def _is_spec_nodeid(nodeid: str) -> bool:
+    return nodeid.split("::", 1)[0].endswith(SPEC_SUFFIXES)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state: _State | None = session.config.stash.get(STATE, None)
+    if state is not None and not state.is_worker:
+        state.total = max(state.total, sum(_is_spec_nodeid(i.nodeid) for i in session.items))
+
+
+class _Recorder:
+    """pytest's own view of the run, kept for results.json: which spec items ran with which outcome (on
+    the controller, xdist workers' reports included) and which spec files did not load."""
+
+    def __init__(self, state: _State):
+        self.state = state
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed and _is_spec_nodeid(report.nodeid):
+            text = str(report.longrepr).strip()
+            self.state.errors.setdefault(report.nodeid, text.splitlines()[-1] if text else "collection error")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not _is_spec_nodeid(report.nodeid):
+            return
+        if report.when == "call" or (report.when == "setup" and (report.failed or report.skipped)):
+            self.state.ran[report.nodeid] = "error" if report.failed and report.when != "call" else report.outcome
+        elif report.when == "teardown" and report.failed:
+            self.state.ran[report.nodeid] = "error"
+
+
 
 
 def _is_spec_file(file_path: Path, config: pytest.Config) -> bool:
@@ -206,7 +255,8 @@ class SpecFile(pytest.File):
             self.spec = load_spec(self.path)
             other = state.names.get(self.spec.name)
             if other is not None and other != self.path:
-                raise SpecError(self.nodeid, "name", f"{self.spec.name!r} is already the name of {other}")
+                raise SpecError(self.nodeid, "name", f"{self.spec.name!r} is also the name of {_shown(other, self.config)}: "
+                                                     f"two specs with one name would overwrite each other's results")
             state.names[self.spec.name] = self.path
             try:
                 samples = list_samples(self.spec.with_limit(state.samples).dataset)
@@ -215,10 +265,12 @@ class SpecFile(pytest.File):
         except SpecError:
             state.spec_errors += 1
             raise
-        for check, key in planned_items(self.spec, samples):
-            yield SpecItem.from_parent(self, name=f"{check}[{key}]", check=check, key=key)
-        for rule in state.rules:
-            yield SpecItem.from_parent(self, name=f"regression[{rule.metric}]", check="regression", key=rule.metric)
+        items = planned_items(self.spec, samples) + [("regression", rule.metric) for rule in state.rules]
+        for check, key in items:
+            # the node id is given whole so pytest >= 9 parses it as name + parameters, the way it parses
+            # the ids --lf / --deselect read back (built from the name it would keep "check[key]" as a name)
+            yield SpecItem.from_parent(self, name=f"{check}[{key}]", nodeid=f"{self.nodeid}::{check}[{key}]",
+                                       check=check, key=key)
 
     def repr_failure(self, excinfo):
         from .specs import SpecError
@@ -241,38 +293,19 @@ class SpecFile(pytest.File):
         return self._result
 
 
+def _shown(path: Path, config: pytest.Config) -> str:
+    try:
+        return path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _regressions(state: _State, result) -> list:
-    from .audit import Verdict
-    from .baselines import compare, load_baseline
+    from .baselines import regression_verdicts
 
     if not state.rules:
         return []
-    path = state.baseline_dir / f"{state.compare}.json"
-    if not path.is_file():
-        return [Verdict("regression", r.metric, False, f"no baseline {state.compare!r} at {path}; "
-                                                       f"save one with --freqrex-save {state.compare}")
-                for r in state.rules]
-    baseline = load_baseline(path).get("specs", {}).get(result.name)
-    out = []
-    for rule in state.rules:
-        if baseline is None:
-            out.append(Verdict("regression", rule.metric, None,
-                               f"spec {result.name!r} is not in baseline {state.compare!r}"))
-            continue
-        gate = compare(rule, result.metrics.get(rule.metric), baseline.get("metrics", {}).get(rule.metric))
-        if gate["passed"] is None:
-            out.append(Verdict("regression", rule.metric, None,
-                               f"{rule.metric}: not measured in this run or in baseline {state.compare!r}"))
-            continue
-        note = ""
-        if baseline.get("fingerprint") != result.model_info.get("fingerprint"):
-            note = " (the model changed since the baseline)"
-        out.append(Verdict(
-            "regression", rule.metric, gate["passed"],
-            f"{rule.metric} = {gate['value']:.4g} vs baseline {state.compare!r} {gate['baseline']:.4g} "
-            f"(delta {gate['delta']:+.4g}); rule {rule.text!r} allows {gate['op']} {gate['threshold']:.4g}"
-            f"{' (ok)' if gate['passed'] else ' (REGRESSED)'}{note}", [gate]))
-    return out
+    return regression_verdicts(state.rules, result, state.baseline_dir / f"{state.compare}.json", state.compare)
 
 
 class SpecItem(pytest.Item):
@@ -296,10 +329,14 @@ class SpecItem(pytest.Item):
             if gate.get("baseline") is not None:
                 self.user_properties.append((f"{name}.baseline", gate["baseline"]))
         self.user_properties.append(("freqrex_report", state.where_to_look()))
+        if verdict.measured:
+            self.user_properties.append(("freqrex.measured", verdict.measured))
+        self.user_properties.append(("freqrex.outcome", verdict.outcome))
         if verdict.passed is None:
             pytest.skip(verdict.message)
         if not verdict.passed:
-            raise GateFailure(f"{result.name}: {verdict.message}\n"
+            shown = "NOT MEASURED: " if verdict.outcome == "not_measured" else ""
+            raise GateFailure(f"{result.name}: {shown}{verdict.message}\n"
                               f"report: {state.where_to_look()}/ (results.json: specs.{result.name}, "
                               f"gates with item {self.nodeid!r})")
 
@@ -324,16 +361,27 @@ def pytest_runtestloop(session: pytest.Session):
         session.testsfailed += hidden
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def _filtered(config: pytest.Config) -> bool:
+    """-m, -k, --lf, --deselect or node ids narrowed the run: its figures do not speak for the whole suite."""
+    opt = config.option
+    narrowed = any("::" in str(a) for a in config.args)
+    return bool(getattr(opt, "markexpr", "") or getattr(opt, "keyword", "") or getattr(opt, "lf", False)
+                or getattr(opt, "deselect", None) or narrowed)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state: _State | None = session.config.stash.get(STATE, None)
-    if state is None or state.is_worker or not state.parts_dir.is_dir():
+    if state is None or state.is_worker:
         return
-    from .runfile import assemble, load_parts, run_info, write_doc
+    from .runfile import assemble, finalize, load_parts, run_info, write_doc
 
     parts, arrays = load_parts(state.parts_dir)
-    if not parts:
+    if not parts and not state.errors and not state.total:
         return
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     doc = assemble(parts, run_info(state.seed, state.device), state.started, time.time() - state.started)
+    errors = [{"spec_file": f, "message": m} for f, m in sorted(state.errors.items())]
+    finalize(doc, state.ran, state.total, interrupted, errors, _filtered(session.config))
     state.results_path = write_doc(doc, arrays, state.run_dir)
     shutil.rmtree(state.parts_dir, ignore_errors=True)
     state.report_path = state.results_path
@@ -346,11 +394,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         state.report_path = Path(render_report(state.results_path))
         render_index(state.run_dir.parent)
     except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
-        session.config.stash[STATE].report_error = f"{type(exc).__name__}: {exc}"
+        state.report_error = f"{type(exc).__name__}: {exc}"
     if state.save:
-        from .baselines import save_baseline
+        from .baselines import BaselineRefused, save_baseline
 
-        state.saved_baseline = save_baseline(state.baseline_dir / f"{state.save}.json", doc, state.save)
+        try:
+            state.saved_baseline = save_baseline(state.baseline_dir / f"{state.save}.json", doc, state.save,
+                                                 force=state.save_force)
+        except BaselineRefused as exc:
+            state.baseline_refused = str(exc)
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -365,3 +419,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line(f"freqrex report not rendered: {state.report_error}")
     if getattr(state, "saved_baseline", None):
         terminalreporter.write_line(f"freqrex baseline saved: {state.saved_baseline}")
+    if getattr(state, "baseline_refused", None):
+        terminalreporter.write_line(f"freqrex baseline NOT saved: {state.baseline_refused}")

@@ -18,19 +18,18 @@ import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from .baselines import config_hash
+from .records import GREEN, RED, Outcome, SpecResult, Verdict, run_verdict
 from .results import atomic_write_bytes, to_jsonable
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .audit import SpecResult, Verdict
-
 __all__ = ["spec_part", "assemble", "write_doc", "write_results", "save_part", "load_parts", "run_info",
-           "item_name", "SCHEMA_VERSION"]
+           "item_name", "finalize", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def item_name(prefix: str, check: str, key: str) -> str:
@@ -44,17 +43,29 @@ def default_prefix(spec_path: Path) -> str:
         return str(spec_path)
 
 
-def gates_of(result: "SpecResult", prefix: str, verdicts: "list[Verdict] | None" = None) -> list[dict]:
+GATE_EXTRAS = ("k", "n", "low", "high", "compared", "unmeasured", "baseline", "delta")
+
+
+def gate_outcome(item_outcome: str, gate_passed: bool | None) -> str:
+    """A gate's own outcome: its comparison when its item ran and was judged, else the item's outcome."""
+    if item_outcome in (Outcome.PASSED, Outcome.FAILED, Outcome.NOT_MEASURED):
+        return Outcome.PASSED if gate_passed else Outcome.FAILED if gate_passed is False else Outcome.NOT_MEASURED
+    return item_outcome
+
+
+def gates_of(result: SpecResult, prefix: str, verdicts: list[Verdict] | None = None) -> list[dict]:
     out = []
     for v in verdicts if verdicts is not None else result.verdicts:
-        if v.passed is None:
-            continue
         for g in v.gates:
+            outcome = gate_outcome(v.outcome, g["passed"])
             out.append({"spec": result.name, "check": v.check, "metric": g["metric"], "value": g["value"],
-                        "op": g["op"], "threshold": g["threshold"], "passed": g["passed"],
-                        "item": item_name(prefix, v.check, v.key), "baseline": g.get("baseline"),
-                        "delta": g.get("delta")})
+                        "op": g["op"], "threshold": g["threshold"], "passed": _passed(outcome), "outcome": outcome,
+                        "item": item_name(prefix, v.check, v.key), **{k: g.get(k) for k in GATE_EXTRAS}})
     return out
+
+
+def _passed(outcome: str) -> bool | None:
+    return True if outcome in GREEN else False if outcome in RED else None
 
 
 def _sample_dict(index: int, record: Any, name: str, arrays: dict) -> dict:
@@ -83,7 +94,7 @@ def _sample_timing(record: Any) -> dict:
     return out
 
 
-def spec_part(result: "SpecResult", prefix: str | None = None, arrays: dict | None = None) -> dict:
+def spec_part(result: SpecResult, prefix: str | None = None, arrays: dict | None = None) -> dict:
     """Everything the run file needs from one spec (arrays of its samples go into ``arrays``)."""
     arrays = {} if arrays is None else arrays
     prefix = prefix or default_prefix(result.spec.path)
@@ -91,6 +102,8 @@ def spec_part(result: "SpecResult", prefix: str | None = None, arrays: dict | No
     counts = {s: sum(r.status == s for r in result.samples) for s in ("ok", "misclassified", "skipped", "error")}
     section = {
         "spec_file": prefix,
+        "config_hash": config_hash(result.spec),
+        "seed": result.spec.freqrex.seed,
         "model": result.model_info,
         "error": result.error,
         "dataset": {"path": str(result.spec.dataset.path), "n_samples": len(result.samples),
@@ -104,8 +117,9 @@ def spec_part(result: "SpecResult", prefix: str | None = None, arrays: dict | No
         "checks": result.spec.checks,
         "skipped_checks": dict(result.cross_skipped),
         "failed_checks": dict(result.cross_failed),
-        "verdicts": [{"check": v.check, "key": v.key, "passed": v.passed, "message": v.message,
-                      "item": item_name(prefix, v.check, v.key)} for v in result.verdicts],
+        "verdicts": [{"check": v.check, "key": v.key, "outcome": v.outcome, "passed": v.passed, "message": v.message,
+                      "measured": v.measured, "item": item_name(prefix, v.check, v.key)} for v in result.verdicts],
+        "rates": result.rates,
         "transferability": to_jsonable(result.transferability) if result.transferability is not None else None,
     }
     return {
@@ -138,11 +152,12 @@ def run_info(seed: int | None, device: str) -> dict:
 
 
 def assemble(parts: list[dict], run: dict, started: float, seconds: float) -> dict:
+    """The run document from its specs' parts; :func:`finalize` then states what ran (call it once)."""
     parts = sorted(parts, key=lambda p: p["name"])
     gates = [g for p in parts for g in p["gates"]]
     transfer = next((p["section"]["transferability"] for p in parts if p["section"].get("transferability")), None)
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION, "errors": [],
         "run": {**run, "trust_remote_code": sorted(p["name"] for p in parts if p.get("trust_remote_code"))},
         "timings": {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
                     "seconds": round(seconds, 3), "per_spec": {p["name"]: p["timing"] for p in parts}},
@@ -150,6 +165,55 @@ def assemble(parts: list[dict], run: dict, started: float, seconds: float) -> di
         "specs": {p["name"]: p["section"] for p in parts},
         "transferability": transfer,
     }
+
+
+def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = None, interrupted: bool = False,
+             errors: list[dict] | None = None, filtered: bool = False) -> dict:
+    """Settle every item's outcome with what the session knows, and derive the run's verdict.
+
+    ``ran``: item → pytest's outcome (passed / failed / skipped / error) for the items that ran; None when
+    every computed item ran (the CLI). An item that did not run is ``deselected`` (not selected) or, when
+    the run was ``interrupted``, ``interrupted``. An item pytest judged differently from its verdict (a
+    crash in the plugin) becomes ``error``. ``errors``: specs that did not load, ``{"spec_file", "message"}``.
+    ``total``: items selected for the run (default: every item in ``doc``). ``filtered``: -m / -k / --lf…
+    """
+    outcomes: list[str] = []
+    gates_by_item: dict[str, list[dict]] = {}
+    for g in doc["gates"]:
+        gates_by_item.setdefault(g["item"], []).append(g)
+    for section in doc["specs"].values():
+        for v in section["verdicts"]:
+            outcome = v["outcome"]
+            if ran is not None and v["item"] not in ran:
+                outcome = Outcome.INTERRUPTED if interrupted else Outcome.DESELECTED
+                v["message"] = f"not run ({'the run was interrupted' if interrupted else 'not selected'}); " \
+                               f"computed: {v['message']}"
+            elif ran is not None and _pytest_class(ran[v["item"]]) != _pytest_class(outcome):
+                v["message"] = f"pytest reported {ran[v['item']]}; the verdict was {outcome}: {v['message']}"
+                outcome = Outcome.ERROR
+            v["outcome"], v["passed"] = outcome, _passed(outcome)
+            for g in gates_by_item.get(v["item"], []):
+                g["outcome"] = gate_outcome(outcome, g["passed"])
+                g["passed"] = _passed(g["outcome"])
+            outcomes.append(outcome)
+    errors = list(errors or [])
+    n_ran = sum(o not in (Outcome.DESELECTED, Outcome.INTERRUPTED) for o in outcomes)
+    total = n_ran if total is None else max(total, n_ran)
+    counts = {o: outcomes.count(o) for o in dict.fromkeys(outcomes)}
+    complete = not interrupted and n_ran >= total
+    verdict = run_verdict(outcomes, not interrupted, len(errors))
+    summary = f"{n_ran} of {total} items ran" + ("" if complete else " (incomplete)")
+    doc["errors"] = errors
+    doc["run"].update({"complete": complete, "interrupted": interrupted, "filtered": filtered, "verdict": verdict,
+                       "items": {"total": total, "ran": n_ran, "outcomes": counts}, "summary": summary})
+    return doc
+
+
+def _pytest_class(outcome: str) -> str:
+    """passed / failed / skipped as pytest sees it (error counts as failed)."""
+    if outcome in ("failed", "error") or outcome in RED:
+        return "red"
+    return "green" if outcome in GREEN or outcome == "passed" else "grey"
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -167,13 +231,17 @@ def write_doc(doc: dict, arrays: dict[str, np.ndarray], out_dir: str | Path) -> 
     return atomic_write_bytes(out / "results.json", json.dumps(doc, sort_keys=True, indent=1).encode())
 
 
-def write_results(results: "list[SpecResult]", out_dir: str | Path, seed: int | None = None, device: str = "auto",
-                  started: float | None = None, prefixes: dict[str, str] | None = None) -> Path:
-    """Write the run file for these spec results; returns the ``results.json`` path."""
+def write_results(results: list[SpecResult], out_dir: str | Path, seed: int | None = None, device: str = "auto",
+                  started: float | None = None, prefixes: dict[str, str] | None = None,
+                  errors: list[dict] | None = None, total: int | None = None, interrupted: bool = False) -> Path:
+    """Write the run file for these spec results (every item ran unless ``interrupted``; ``total`` items
+    were planned); returns the ``results.json`` path."""
     arrays: dict[str, np.ndarray] = {}
     parts = [spec_part(r, (prefixes or {}).get(r.name), arrays) for r in results]
     started = started if started is not None else time.time() - sum(r.seconds for r in results)
-    return write_doc(assemble(parts, run_info(seed, device), started, time.time() - started), arrays, out_dir)
+    doc = assemble(parts, run_info(seed, device), started, time.time() - started)
+    finalize(doc, None, total, interrupted, errors)
+    return write_doc(doc, arrays, out_dir)
 
 
 def save_part(folder: str | Path, part: dict, arrays: dict[str, np.ndarray]) -> Path:

@@ -247,7 +247,15 @@ CHECKS: dict[str, tuple[str, ...]] = {
     "composition": ("min_ratio",),
     "transferability": ("min_alpha", "flat_earther"),
 }
-"""Every check and the settings it takes (all optional)."""
+"""Every check and the settings it takes (all optional), besides the COMMON_CHECK_KEYS every check takes."""
+COMMON_CHECK_KEYS = ("on_unmeasured", "min_clips", "confidence")
+"""``on_unmeasured: fail | skip`` (default fail), ``min_clips`` (fewest measured clips, default 2),
+``confidence`` (compare a rate's Wilson bound instead of its point, e.g. 0.95)."""
+GATE_KEYS: dict[str, tuple[str, ...]] = {
+    "accuracy": ("min",), "fourier_attack": ("min_frequencies",) + CHECKS["fourier_attack"][1:-1],
+    "stft_attack": CHECKS["stft_attack"],
+}
+"""Checks that make an item only with one of these settings: without one the spec is rejected."""
 
 
 def _model(ctx: _Ctx, raw: Any, base: Path) -> tuple[dict, int, bool, float]:
@@ -407,11 +415,21 @@ def _checks(ctx: _Ctx, raw: Any) -> dict[str, dict]:
     for name, settings_raw in section.items():
         key = f"checks.{name}"
         hint = {"budget": "the attack budget belongs under attack.budget"} if name != "fourier_attack" else None
-        settings = ctx.mapping(settings_raw, key, CHECKS[name], hint)
+        settings = ctx.mapping(settings_raw, key, CHECKS[name] + COMMON_CHECK_KEYS, hint)
+        if name in GATE_KEYS and not any(k in settings for k in GATE_KEYS[name]):
+            raise ctx.fail(key, f"sets no gate, so it would make no test item: give one of "
+                                f"{', '.join(GATE_KEYS[name])}" + (" (the attack budget belongs under attack.budget)"
+                                                                   if "budget" in settings else ""))
         out: dict[str, Any] = {}
         for setting, value in settings.items():
             sub = f"{key}.{setting}"
-            if setting in ("min", "min_ratio", "min_alpha", "max_fraction", "max_mean_fraction") or \
+            if setting == "on_unmeasured":
+                out[setting] = ctx.string(value, sub, ("fail", "skip"))
+            elif setting == "min_clips":
+                out[setting] = ctx.integer(value, sub, 1)
+            elif setting == "confidence":
+                out[setting] = ctx.number(value, sub, 0.5, 0.999)
+            elif setting in ("min", "min_ratio", "min_alpha", "max_fraction", "max_mean_fraction") or \
                     setting.startswith("max_"):
                 out[setting] = ctx.rate(value, sub)
             elif setting in ("required", "flat_earther"):

@@ -92,3 +92,16 @@ def hanging(device: str = "cpu", after_calls: int = 0) -> Classifier:
         return inner.predict(x)
 
     return Classifier.from_callable(fn, inner.labels, SR, device=device, name="hanging")
+
+
+def slow(device: str = "cpu", seconds: float = 0.3) -> Classifier:
+    """``robust`` that takes ``seconds`` per call: a spec long enough to interrupt in the middle."""
+    import time
+
+    inner = robust(device)
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        time.sleep(seconds)
+        return inner.predict(x)
+
+    return Classifier.from_callable(fn, inner.labels, SR, device=device, name="slow")

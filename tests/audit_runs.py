@@ -17,7 +17,7 @@ FRAGILE_SPEC = """
 model: {target: "%s", batch_size: 64}
 dataset: {path: data}
 freqrex: {seed: 0}
-attack: {budget: 5}
+attack: {budget: 5, pool: ranking}
 checks:
   accuracy: {min: 0.9}
   sufficiency: {max_fraction: 0.5}

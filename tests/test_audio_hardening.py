@@ -104,7 +104,7 @@ SPEC = f"""
 model: {{target: "tests.audit_models:fragile"}}
 dataset: {{path: data, clip_seconds: {CLIP_SECONDS}}}
 freqrex: {{seed: 0, iterations: 4, grid_points: 24, refine_points: 4}}
-attack: {{budget: 4}}
+attack: {{budget: 4, pool: ranking}}
 stft_attack: {{frame_sizes: [256]}}
 checks:
   sufficiency: {{}}

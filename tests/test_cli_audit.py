@@ -10,7 +10,7 @@ from tests.audit_models import write_fragile_dataset
 SPEC = """
 model: {target: "tests.audit_models:fragile"}
 dataset: {path: data}
-attack: {budget: 5}
+attack: {budget: 5, pool: ranking}
 checks:
   accuracy: {min: 0.9}
   fourier_attack: {max_success_rate: %s}
@@ -24,7 +24,7 @@ def test_audit_exit_status_follows_the_gates(tmp_path, capsys):
     args = ["--report", str(tmp_path / "reports"), "--cache", str(tmp_path / "cache"), "--device", "cpu"]
     assert main(["audit", str(tmp_path / "strict.yaml"), *args]) == 1
     out = capsys.readouterr().out
-    assert "FAIL strict::fourier_attack[aggregate]" in out and "success_rate = 0.5, spec requires <= 0.25" in out
+    assert "FAIL strict::fourier_attack[aggregate]" in out and "success_rate = 0.5 (1/2, 95% CI 0.09–0.91), spec requires <= 0.25" in out
     assert main(["audit", str(tmp_path / "lenient.yaml"), *args]) == 0
     runs = sorted((tmp_path / "reports").glob("*/results.json"))
     doc = json.loads(runs[-1].read_text())

@@ -122,7 +122,7 @@ SPECS = {
 }
 BODY = """
 dataset: {path: ../data/%s}
-attack: {budget: 5}
+attack: {budget: 5, pool: ranking}
 checks:
   accuracy: {min: 0.9}
   sufficiency: {}

@@ -17,7 +17,7 @@ name: fragile
 model: {target: "tests.audit_models:fragile", batch_size: 64}
 dataset: {path: ../data/fragile, clip_seconds: 0.25}
 freqrex: {seed: 0}
-attack: {budget: 5}
+attack: {budget: 5, pool: ranking}
 checks:
   accuracy: {min: 0.9}
   sufficiency: {max_fraction: 0.5}
@@ -29,7 +29,7 @@ ROBUST = """
 name: robust
 model: {target: "tests.audit_models:robust"}
 dataset: {path: ../data/robust}
-attack: {budget: 5}
+attack: {budget: 5, pool: ranking}
 checks:
   accuracy: {min: 0.9}
   sufficiency: {}
@@ -83,8 +83,8 @@ def test_fragile_fails_only_its_attack_gate_robust_passes_broken_is_one_collecti
     assert failed == [line for line in failed if "fragile.yaml::fourier_attack[aggregate]" in line] and len(failed) == 1
     text = result.stdout.str()
     assert "model_specs/broken.yaml: checks.fourier_attack.max_success_rate: must be in [0, 1], got 1.5" in text
-    assert "success_rate = 0.5, spec requires <= 0.25 (FAILED)" in text
-    assert "single_rate = 0.5, spec requires <= 0.25 (FAILED)" in text
+    assert "success_rate = 0.5 (2/4, 95% CI 0.15–0.85), spec requires <= 0.25 (FAILED)" in text
+    assert "single_rate = 0.5 (2/4, 95% CI 0.15–0.85), spec requires <= 0.25 (FAILED)" in text
     assert "report: reports/" in text and "freqrex results:" in text
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     doc = results_of(project)

@@ -90,7 +90,7 @@ def test_a_spec_that_opts_into_remote_code_is_named_in_a_report_warning(tmp_path
     for name, trust in (("trusting", "true"), ("careful", "false")):
         (tmp_path / f"{name}.yaml").write_text(
             f"model: {{target: 'tests.audit_models:robust', trust_remote_code: {trust}}}\n"
-            "dataset: {path: data, clip_seconds: 0.25}\nattack: {budget: 5}\nchecks: {accuracy: {min: 0.5}}\n")
+            "dataset: {path: data, clip_seconds: 0.25}\nattack: {budget: 5, pool: ranking}\nchecks: {accuracy: {min: 0.5}}\n")
     monkeypatch.chdir(tmp_path)
     main(["audit", "trusting.yaml", "careful.yaml", "--report", "reports", "--no-cache"])
     html = next((tmp_path / "reports").rglob("report.html")).read_text()

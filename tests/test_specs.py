@@ -13,7 +13,7 @@ name: demo
 model: {path: model, batch_size: 32}
 dataset: {path: data, clip_seconds: 1.0, limit: 4, only_correct: true}
 freqrex: {seed: 0}
-checks: {accuracy: {min: 0.7}, sufficiency: {}, fourier_attack: {budget: 1000}}
+checks: {accuracy: {min: 0.7}, sufficiency: {}, fourier_attack: {budget: 1000, max_success_rate: 0.5}}
 peers: [other]
 """
 
@@ -47,7 +47,13 @@ def test_the_zoo_engineers_draft_shape_loads(folder):
     (("checks: {", "checks: {colour: {}, "), "checks.colour", "unknown key"),
     (("freqrex: {seed: 0}", "freqrex: {seed: 0, parts: four}"), "freqrex.parts", "must be an integer"),
     (("accuracy: {min: 0.7}", "accuracy: {min: 1.5}"), "checks.accuracy.min", "must be in [0, 1], got 1.5"),
-    (("fourier_attack: {budget: 1000}", "fourier_attack: {budget: -3}"), "checks.fourier_attack.budget", "must be ≥ 1"),
+    (("budget: 1000,", "budget: -3,"), "checks.fourier_attack.budget", "must be ≥ 1"),
+    (("fourier_attack: {budget: 1000, max_success_rate: 0.5}", "fourier_attack: {budget: 1000}"),
+     "checks.fourier_attack", "sets no gate, so it would make no test item"),
+    (("sufficiency: {}", "sufficiency: {}, stft_attack: {}"), "checks.stft_attack", "sets no gate"),
+    (("accuracy: {min: 0.7}", "accuracy: {}"), "checks.accuracy", "give one of min"),
+    (("sufficiency: {}", "sufficiency: {on_unmeasured: maybe}"), "checks.sufficiency.on_unmeasured", "must be one of"),
+    (("accuracy: {min: 0.7}", "accuracy: {min: 0.7, confidence: 2}"), "checks.accuracy.confidence", "must be in"),
     (("freqrex: {seed: 0}", "freqrex: {seed: 0}\nattack: {budget: -1}"), "attack.budget", "must be ≥ 1, got -1"),
     (("path: model", "path: missing_model"), "model.path", "model not found"),
     (("path: data", "path: no_such_data"), "dataset.path", "dataset not found"),

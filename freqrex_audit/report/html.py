@@ -28,6 +28,7 @@ from ..audio import encode_audio
 from ..engine.attacks import FourierAttack, STFTAttack
 from ..engine.explain import Explanation
 from ..engine.metrics import snr_db
+from ..records import RED, SHOWN, run_verdict
 from . import figures
 
 __all__ = ["render_report", "render_index", "load_results", "MAX_AUDIO_BYTES"]
@@ -250,40 +251,89 @@ def transfer_view(block: dict | None, arrays: dict) -> dict | None:
             "figure": figures.transfer_heatmaps(models, matrices, flat) if matrices else None, "tables": tables}
 
 
-def gate_rows(gates: list[dict]) -> list[dict]:
+def _outcome(row: dict) -> str:
+    """A gate's or verdict's outcome; results files from before schema 2 only had ``passed``."""
+    if row.get("outcome"):
+        return str(row["outcome"])
+    return {True: "passed", False: "failed"}.get(row.get("passed"), "skipped")
+
+
+def gate_rows(gates: list[dict], verdicts: list[dict] | None = None) -> list[dict]:
     """The verdict table: aggregate gates as they are; per-clip gates folded into one row per
-    (spec, check, metric) reading "passed/total clips", with every failing clip kept as its own row."""
+    (spec, check, metric) reading "passed/measured of total clips", with every failing or not-measured clip
+    kept as its own row; items that carry no gate (not measured, not run) get a row of their own."""
     rows: list[dict] = []
     groups: dict[tuple, list[dict]] = {}
+    gated = {str(g.get("item")) for g in gates}
     for gate in gates:
         item = str(gate.get("item") or "")
         if item.endswith("[aggregate]") or "[" not in item:
-            rows.append({**gate, "shown": gate.get("value")})
+            rows.append({**gate, "shown": gate.get("value"), "outcome": _outcome(gate)})
         else:
             groups.setdefault((gate.get("spec"), gate.get("check"), gate.get("metric")), []).append(gate)
     for (_spec_name, _check, metric), members in groups.items():
-        passed = sum(bool(g.get("passed")) for g in members)
-        rows.append({**members[0], "metric": f"{metric} (per clip)", "shown": f"{passed}/{len(members)} clips",
-                     "passed": passed == len(members), "baseline": None, "delta": None})
-        rows += [{**g, "shown": g.get("value"), "metric": f"{g.get('metric')} · {g.get('item', '').split('[')[-1][:-1]}"}
-                 for g in members if not g.get("passed")]
-    order = {name: i for i, name in enumerate(dict.fromkeys(g.get("spec") for g in gates))}
+        outcomes = [_outcome(g) for g in members]
+        passed = outcomes.count("passed")
+        judged = sum(o in ("passed", "failed") for o in outcomes)
+        worst = next((o for o in ("error", "failed", "not_measured", "interrupted", "deselected", "skipped")
+                      if o in outcomes), "passed")
+        rows.append({**members[0], "metric": f"{metric} (per clip)",
+                     "shown": f"{passed}/{judged} passed, measured {judged} of {len(members)} clips",
+                     "outcome": worst, "baseline": None, "delta": None})
+        rows += [{**g, "shown": g.get("value"), "outcome": _outcome(g),
+                  "metric": f"{g.get('metric')} · {g.get('item', '').split('[')[-1][:-1]}"}
+                 for g in members if _outcome(g) in ("failed", "not_measured", "error")]
+    for v in verdicts or []:
+        if str(v.get("item")) not in gated and _outcome(v) not in ("passed", "skipped"):
+            rows.append({"spec": v.get("spec"), "check": v.get("check"), "metric": v.get("key"),
+                         "shown": (v.get("message") or "").splitlines()[0][:160], "op": "", "threshold": None,
+                         "outcome": _outcome(v), "item": v.get("item"), "baseline": None, "delta": None})
+    for row in rows:
+        row["label"] = SHOWN.get(row["outcome"], row["outcome"])
+        row["css"] = "pass" if row["outcome"] == "passed" else "fail" if row["outcome"] in RED else "muted"
+    order = {name: i for i, name in enumerate(dict.fromkeys([g.get("spec") for g in gates] +
+                                                           [v.get("spec") for v in verdicts or []]))}
     return sorted(rows, key=lambda r: order.get(r.get("spec"), 0))
+
+
+def run_state(results: dict) -> dict:
+    """The run's verdict and completeness as every view shows it (read from ``run``; derived for old files)."""
+    run = results.get("run") or {}
+    verdicts = [v for s in (results.get("specs") or {}).values() for v in s.get("verdicts") or []]
+    verdict = run.get("verdict") or run_verdict([_outcome(v) for v in verdicts], True, len(results.get("errors") or []))
+    summary = run.get("summary") or f"{len(verdicts)} of {len(verdicts)} items ran"
+    complete = run.get("complete", True)
+    label = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "interrupted": "INCOMPLETE",
+             "not_run": "NOT RUN"}.get(verdict, verdict.upper())
+    if not complete and verdict != "interrupted":
+        label += " · INCOMPLETE"
+    headline = f"{label}: {summary}"
+    errors = results.get("errors") or []
+    if errors:
+        headline += f"; {len(errors)} spec(s) did not load: " + ", ".join(e.get("spec_file", "?") for e in errors)
+    if run.get("filtered"):
+        headline += "; filtered run (-m / -k / --lf): unselected items were not run"
+    return {"verdict": verdict, "label": label, "complete": complete, "headline": headline, "errors": errors,
+            "css": "PASS" if verdict == "passed" else "NO" if verdict == "not_run" else "FAIL"}
 
 
 def build_context(results: dict, arrays: dict, max_sample_cards: int, max_audio_bytes: int,
                   source: str) -> dict:
     budget = AudioBudget(max_audio_bytes)
     gates = results.get("gates") or []
+    verdicts = [{**v, "spec": name} for name, s in (results.get("specs") or {}).items()
+                for v in s.get("verdicts") or []]
     specs = {name: spec_view(name, spec, arrays, max_sample_cards, budget)
              for name, spec in (results.get("specs") or {}).items()}
     run = results.get("run") or {}
     timings = results.get("timings") or {}
-    failed = [g for g in gates if not g.get("passed")]
+    state = run_state(results)
+    failed = [g for g in gates if _outcome(g) in RED]
     return {
-        "title": f"freqrex audit · {', '.join(specs) or 'no specs'}",
-        "verdict": "PASS" if gates and not failed else ("FAIL" if failed else "NO GATES"),
-        "gates": gates, "gate_rows": gate_rows(gates), "n_failed": len(failed), "specs": specs, "run": run, "timings": timings,
+        "title": f"freqrex audit · {state['label']} · {', '.join(specs) or 'no specs'}",
+        "verdict": state["label"], "state": state,
+        "gates": gates, "gate_rows": gate_rows(gates, verdicts), "n_failed": len(failed), "specs": specs, "run": run,
+        "timings": timings,
         "trust_remote_code": list(run.get("trust_remote_code") or []),
         "transfer": transfer_view(results.get("transferability"), arrays),
         "audio_refused": budget.refused, "audio_bytes": budget.used, "max_audio_bytes": max_audio_bytes,
@@ -313,13 +363,15 @@ def _runs(reports_dir: Path) -> Iterable[dict]:
             yield {"dir": results_path.parent.name, "error": f"unreadable results.json ({exc})"}
             continue
         gates = results.get("gates") or []
-        failed = sum(not g.get("passed") for g in gates)
+        failed = sum(_outcome(g) in RED for g in gates)
+        state = run_state(results)
         report = next((p for p in (results_path.with_name("report.html"),) if p.exists()), None)
         yield {"dir": results_path.parent.name, "error": None,
                "started": (results.get("timings") or {}).get("started"),
-               "specs": list((results.get("specs") or {}).keys()),
-               "verdict": "PASS" if gates and not failed else ("FAIL" if failed else "NO GATES"),
-               "gates": len(gates), "failed": failed,
+               "specs": list((results.get("specs") or {}).keys()) + [f"{e.get('spec_file')} (ERROR)"
+                                                                     for e in state["errors"]],
+               "verdict": state["label"], "headline": state["headline"], "css": state["css"],
+               "gates": len(gates), "failed": failed, "passed": sum(_outcome(g) == "passed" for g in gates),
                "report": f"{results_path.parent.name}/{report.name}" if report else None,
                "results": f"{results_path.parent.name}/results.json"}
 
