@@ -165,7 +165,10 @@ def regression_verdicts(rules: list[Rule], result: SpecResult, path: Path, name:
     if not path.is_file():
         return [Verdict("regression", r.metric, Outcome.FAILED,
                         f"no baseline {name!r} at {path}; save one with --freqrex-save {name}") for r in rules]
-    baseline = load_baseline(path).get("specs", {}).get(result.name)
+    try:
+        baseline = load_baseline(path).get("specs", {}).get(result.name)
+    except BaselineError as exc:  # a hand-edited or truncated file fails the items, naming file and key
+        return [Verdict("regression", r.metric, Outcome.ERROR, str(exc)) for r in rules]
     if baseline is None:
         return [Verdict("regression", r.metric, Outcome.SKIPPED, f"spec {result.name!r} is not in baseline {name!r}")
                 for r in rules]

@@ -133,6 +133,7 @@ class _State:
         self.run_dir = self.report_root / self.run_id
         self.parts_dir = self.run_dir / "parts"
         self.names: dict[str, Path] = {}
+        self.report_problem: str | None = None  # why reports cannot be written ('' when they can)
         self.spec_errors = 0  # this process's collection errors (hidden from the test loop's count)
         self.errors: dict[str, str] = {}  # spec file → why it did not load (every process's, on the controller)
         self.ran: dict[str, str] = {}  # item nodeid → pytest's outcome
@@ -251,6 +252,12 @@ class SpecFile(pytest.File):
         from .specs import SpecError, load_spec
 
         state: _State = self.config.stash[STATE]
+        if state.report_problem is None:  # checked once, when the first spec is collected
+            from .paths import unwritable
+
+            state.report_problem = unwritable(state.report_root, "report") or ""
+        if state.report_problem:
+            raise pytest.UsageError(f"freqrex: {state.report_problem}; set --freqrex-report DIR")
         try:
             self.spec = load_spec(self.path)
             other = state.names.get(self.spec.name)
@@ -371,7 +378,7 @@ def _filtered(config: pytest.Config) -> bool:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state: _State | None = session.config.stash.get(STATE, None)
-    if state is None or state.is_worker:
+    if state is None or state.is_worker or state.report_problem:  # nowhere to write: the error says so
         return
     from .runfile import assemble, finalize, load_parts, run_info, write_doc
 
