@@ -107,7 +107,14 @@ def perturbed(spectrum: torch.Tensor, n: int, rows: Sequence[tuple[Sequence[int]
               bound: float) -> torch.Tensor:
     """Waveforms [B, n]: row i multiplies the bins ``rows[i][0]`` by ``rows[i][1]`` (boosts clipped)."""
     factors = torch.ones((len(rows), spectrum.shape[-1]), dtype=spectrum.dtype, device=spectrum.device)
-    for i, (bins, mutation) in enumerate(rows):
+    if all(len(bins) == 1 and isinstance(m, Mutation) for bins, m in rows):  # the screens: one scatter
+        index = torch.as_tensor([bins[0] for bins, _ in rows], dtype=torch.long, device=spectrum.device)
+        values = torch.tensor([m.multiplier for _, m in rows], dtype=spectrum.dtype, device=spectrum.device)
+        factors[torch.arange(len(rows), device=spectrum.device), index] = values
+        rows_left: Sequence = ()
+    else:
+        rows_left = rows
+    for i, (bins, mutation) in enumerate(rows_left):
         index = torch.as_tensor(np.asarray(bins, dtype=np.int64), device=spectrum.device)
         if isinstance(mutation, Nudge):
             size = spectrum[index].abs()
@@ -116,18 +123,13 @@ def perturbed(spectrum: torch.Tensor, n: int, rows: Sequence[tuple[Sequence[int]
         else:
             factors[i, index] = mutation.multiplier
     waves = spec.mutated_waveforms(spectrum, factors, n)
-    boosted = torch.tensor([m.boost for _, m in rows], device=spectrum.device)
-    return torch.where(boosted[:, None], waves.clamp(-bound, bound), waves)
+    boosted = [m.boost for _, m in rows]
+    if not any(boosted):
+        return waves
+    mask = torch.tensor(boosted, device=spectrum.device)
+    return torch.where(mask[:, None], waves.clamp(-bound, bound), waves)
 
 
 def flip_margin(probs: np.ndarray, original: int) -> float:
     """New top class's probability minus the original label's (≤ 0 while the original is still on top)."""
     return float(probs.max() - probs[original])
-
-
-def snr_rows(x: torch.Tensor, waves: torch.Tensor) -> np.ndarray:
-    """SNR dB of each perturbed row against the clip (float64, on the host)."""
-    power = float((x.double() ** 2).sum())
-    noise = ((waves.double() - x.double()[None]) ** 2).sum(-1).cpu().numpy()
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(power / noise)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..classifier import QueryEngine
-from .mutations import Mutation, Nudge, flip_margin, perturbed, snr_rows
+from .mutations import Mutation, Nudge, flip_margin, perturbed
 
 Candidate = tuple[tuple[int, ...], Mutation]
 
@@ -61,6 +61,7 @@ class BudgetedSearch:
         self.flips: list[Flip] = []
         self.pool: set[int] = set()
         self.spent = 0
+        self.power = float(torch.linalg.vector_norm(x, dtype=torch.float64)) ** 2
         self.climbs_left, self.climbed = climbs, set()
 
     @property
@@ -100,8 +101,9 @@ class BudgetedSearch:
             self.spent += len(rows)
             self.queries_by_source[source] = self.queries_by_source.get(source, 0) + self.engine.queries - q0
             hits = np.flatnonzero([self.flipped(p) for p in probs])
-            energies = ((waves.double() - self.x.double()[None]) ** 2).sum(-1).cpu().numpy()
-            snrs = snr_rows(self.x, waves)
+            energies = torch.linalg.vector_norm(waves - self.x[None], dim=-1, dtype=torch.float64).cpu().numpy() ** 2
+            with np.errstate(divide="ignore"):
+                snrs = 10.0 * np.log10(self.power / energies)
             for i, snr in zip(hits, snrs[hits]):
                 bins, mutation = rows[i]
                 if len(bins) <= self.max_frequencies and isinstance(mutation, Mutation):

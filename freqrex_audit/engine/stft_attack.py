@@ -77,6 +77,7 @@ class STFTAttack(Result):
     queries_by_frame: dict[str, int]
     reconstruction_error: float | None
     queries: int
+    min_margin: float
     min_snr_db: float
     sample_rate: int
     seconds: float = timing_field()
@@ -110,7 +111,7 @@ def stft_attack(classifier: Classifier | QueryEngine, x: np.ndarray, fourier, co
     def failure(error: float | None = None) -> STFTAttack:
         return STFTAttack(False, False, original, None, None, None, None, np.zeros(0, np.int64), None, None,
                           np.zeros(0, np.int64), fourier.mutation, None, None, None, None, None, tried, spent, error,
-                          engine.queries - q0, config.min_snr_db, rate, time.perf_counter() - began)
+                          engine.queries - q0, config.min_margin, config.min_snr_db, rate, time.perf_counter() - began)
 
     if not fourier.success or fourier.mutation is None:
         tried["all"] = "skipped: the Fourier attack did not succeed"
@@ -178,5 +179,5 @@ def stft_attack(classifier: Classifier | QueryEngine, x: np.ndarray, fourier, co
             stft_bins=bins, mutation=fourier.mutation, adversarial=adversarial, snr_db=snr,
             linf=linf(x, adversarial), survives_int16=restored != original, int16_label=restored, tried=tried,
             queries_by_frame=spent, reconstruction_error=error, queries=engine.queries - q0,
-            min_snr_db=config.min_snr_db, sample_rate=rate, seconds=time.perf_counter() - began)
+            min_margin=config.min_margin, min_snr_db=config.min_snr_db, sample_rate=rate, seconds=time.perf_counter() - began)
     return failure(worst_error)
