@@ -90,6 +90,11 @@ class AttackConfig(Result):
             raise ValueError("AttackConfig: at least one mutation is needed")
 
     @property
+    def budget(self) -> int:
+        """The frequency cap under its older name (``max_frequencies``)."""
+        return self.max_frequencies
+
+    @property
     def ordered(self) -> tuple[Mutation, ...]:
         """The ladder: mutations quietest first (by |m − 1|), none louder than ``max_scale``."""
         return ladder(self.mutations, self.max_scale)
@@ -293,3 +298,23 @@ def exhaustive_single(classifier: Classifier | QueryEngine, x: np.ndarray, expla
         flip_margins=np.asarray([f.margin for f in flips]), flip_snr_db=np.asarray([f.snr_db for f in flips]),
         min_margin=config.min_margin)
 
+
+
+def exhaustive_single_report(classifier: Classifier | QueryEngine, x: np.ndarray, explanation: Explanation, n: int,
+                             config: AttackConfig, path=None) -> dict:
+    """Run :func:`exhaustive_single`, save it to ``path`` (JSON) and summarise it for the CLI."""
+    found = exhaustive_single(classifier, x, explanation, n, config)
+    if path is not None:
+        found.save(path)
+    quiet = found.flip_snr_db >= config.min_snr_db
+    ranks = {int(b): i for i, b in enumerate(explanation.ranking[:n])}
+    line = (f"{len(found.flip_bins)} flips at {len(set(found.flip_bins.tolist()))} bins among the top {found.bins_tried} "
+            f"× {len(found.mutations)} mutations ({found.queries} queries); {int(quiet.sum())} quiet "
+            f"(SNR ≥ {config.min_snr_db:g} dB)")
+    if len(found.flip_bins):
+        best = int(np.argmax(found.flip_snr_db))
+        b = int(found.flip_bins[best])
+        line += (f"; quietest: bin {b} (rank {ranks[b]}, {float(spec.bin_to_hz(b, len(x), explanation.sample_rate)):.1f} Hz) "
+                 f"{found.flip_mutations[best]} at {found.flip_snr_db[best]:.1f} dB")
+    return {"bins_tried": found.bins_tried, "queries": found.queries, "flips": len(found.flip_bins),
+            "quiet_flips": int(quiet.sum()), "best_snr_db": found.best_snr_db, "line": line}
