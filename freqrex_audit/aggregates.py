@@ -95,11 +95,13 @@ def metrics(result: SpecResult) -> dict:
     metrics: dict[str, Any] = {"accuracy.accuracy": result.accuracy}
     for check, kind in (("sufficiency", "sufficient"), ("necessity", "necessary"), ("completeness", "complete")):
         metrics[f"{check}.mean_fraction"] = _mean([r.explanation.fraction(kind) for r in done])
-    for name in ("success_rate", "single_rate", "five_rate", "int16_survival_rate", "median_snr_db"):
+    for name in ("success_rate", "single_rate", "five_rate", "int16_survival_rate", "median_snr_db",
+                 "quiet_success_rate", "quiet_single_rate", "single_share", "five_share"):
         metrics[f"fourier_attack.{name}"] = attacks.get(name)
     stft = attacks.get("stft")
     if stft:
         metrics["stft_attack.success_rate"] = stft.get("success_rate")
+        metrics["stft_attack.quiet_success_rate"] = stft.get("quiet_success_rate")
         metrics["stft_attack.int16_survival_rate"] = stft.get("int16_survival_rate")
         for size, value in stft.get("per_frame_size", {}).items():
             metrics[f"stft_attack.rate_{size}"] = value
