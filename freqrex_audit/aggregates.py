@@ -99,10 +99,11 @@ def metrics(result: SpecResult) -> dict:
     metrics: dict[str, Any] = {"accuracy.accuracy": result.accuracy}
     for check, kind in (("sufficiency", "sufficient"), ("necessity", "necessary"), ("completeness", "complete")):
         metrics[f"{check}.mean_fraction"] = _mean([r.explanation.fraction(kind) for r in done])
-    metrics["fourier_attack.median_snr_db"] = attacks.get("median_snr_db")
     for name, rate in (result.rates or rate_counts(result)).items():  # k/n over measured clips (evidence.py)
         if name != "accuracy.accuracy":
             metrics[name] = rate["value"]
+    for name in ("median_snr_db", "single_share", "five_share"):  # shares of successful attacks (Table 3)
+        metrics[f"fourier_attack.{name}"] = attacks.get(name)
     if result.composition:
         metrics["composition.min_ratio"] = min(v["ratio"] for v in result.composition.values())
     alpha = alpha_toward_peers(result)

@@ -242,7 +242,8 @@ def cmd_attack(args: argparse.Namespace) -> int:
     clf, engine, x, spec = _clip(args)
     began = time.perf_counter()
     exp = explain(engine, x, spec.freqrex if spec else FreqReXConfig())
-    atk = fourier_attack(engine, x, exp, spec.attack if spec else AttackConfig(budget=args.budget))
+    config = spec.attack if spec else AttackConfig(max_frequencies=args.budget, query_budget=args.query_budget)
+    atk = fourier_attack(engine, x, exp, config)
     st = stft_attack(engine, x, atk, spec.stft_attack if spec else STFTAttackConfig()) if args.stft else None
     seconds = time.perf_counter() - began
     out = Path(args.out)
@@ -262,12 +263,20 @@ def cmd_attack(args: argparse.Namespace) -> int:
                "stft": None if st is None else {"success": st.success, "frame_size": st.frame_size,
                                                 "frames": st.frames_changed, "snr_db": st.snr_db},
                "queries": engine.queries, "seconds": round(seconds, 3)}
+    summary["source"], summary["quiet"], summary["margin"] = atk.source, atk.quiet, atk.margin
+    summary["candidates"], summary["queries_by_source"] = atk.candidates, atk.queries_by_source
+    if args.exhaustive_single:
+        from .engine.attacks import exhaustive_single_report
+        summary["exhaustive_single"] = exhaustive_single_report(engine, x, exp, args.exhaustive_single, config,
+                                                                out / "exhaustive_single.json")
     (out / "attack.json").write_text(json.dumps(summary, indent=1))
     if atk.success:
-        print(f"{args.audio}: {exp.target_label} → {summary['new_label']} with {atk.n_frequencies} frequencies "
-              f"{atk.mutation}, SNR {atk.snr_db:.1f} dB, survives int16: {atk.survives_int16}")
+        print(f"{args.audio}: {exp.target_label} → {summary['new_label']}: {atk.summary}; "
+              f"survives int16: {atk.survives_int16}")
     else:
-        print(f"{args.audio}: no attack within {atk.budget} frequencies")
+        print(f"{args.audio}: {atk.summary}")
+    if args.exhaustive_single:
+        print(f"exhaustive single-bin search: {summary['exhaustive_single']['line']}")
     print(f"queries: {engine.queries}; wall time: {seconds:.2f} s; written: {out}")
     return 0
 
@@ -321,7 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--seconds", type=positive_float, default=None, help="analyse only the first N seconds")
         sub.add_argument("--seed", type=seed_value, default=None, help="FreqReX seed (default: the spec's, else 0)")
         if name == "attack":
-            sub.add_argument("--budget", type=positive_int, default=1000, help="most frequencies mutated (no spec)")
+            sub.add_argument("--budget", type=positive_int, default=1000, help="most frequencies one candidate mutates (no spec)")
+            sub.add_argument("--query-budget", type=positive_int, default=1000, help="most model queries per clip (no spec)")
+            sub.add_argument("--exhaustive-single", type=non_negative_int, default=0, metavar="N",
+                             help="diagnostic: also try every single bin among the top N of the ranking × the "
+                                  "whole ladder (no budget) and report the flips that exist")
             sub.add_argument("--no-stft", dest="stft", action="store_false", help="skip the STFT attack")
         sub.set_defaults(run=func)
     return parser

@@ -11,13 +11,13 @@ from __future__ import annotations
 from .engine import AttackConfig
 from .records import SampleRecord, SpecResult, analysed, wilson
 
-__all__ = ["ATTACK_MIN_POOL", "ATTACK_MIN_QUERIES", "DEFAULT_MIN_CLIPS", "attack_evidence", "attack_measured",
+__all__ = ["ATTACK_MIN_POOL", "ATTACK_MIN_CANDIDATES", "DEFAULT_MIN_CLIPS", "attack_evidence", "attack_measured",
            "rate_counts", "rate_entry"]
 
 ATTACK_MIN_POOL = 3
 """An unsuccessful Fourier attack counts as measured only if it could mutate at least this many bins…"""
-ATTACK_MIN_QUERIES = 4
-"""…and asked the model at least this many times."""
+ATTACK_MIN_CANDIDATES = 8
+"""…and asked at least this many candidate perturbations."""
 DEFAULT_MIN_CLIPS = 2
 """Fewest measured clips behind a rate or a per-clip check (``checks.<check>.min_clips`` changes it)."""
 
@@ -31,10 +31,9 @@ def _plural(n: int, word: str) -> str:
 def attack_evidence(record: SampleRecord, config: AttackConfig) -> tuple[bool, str]:
     """Whether this clip's Fourier attack really searched, and the evidence in words.
 
-    The ONE place that decides it. It reads ``FourierAttack.queries`` and the pool the search could
-    mutate (the sufficient set, or the whole ranking with ``attack.pool: ranking``, capped by the
-    budget); once the attack reports ``candidates`` / ``pool_size`` itself, read those here instead.
-    A successful attack is always measured: a flip is a finding, however small the search.
+    The ONE place that decides it, from what the attack reports: ``candidates`` (perturbations asked),
+    ``pool_size`` (distinct bins it mutated) and ``queries``. A successful attack is always measured: a
+    flip is a finding, however small the search.
     """
     atk, exp = record.fourier, record.explanation
     if exp is None:
@@ -43,15 +42,11 @@ def attack_evidence(record: SampleRecord, config: AttackConfig) -> tuple[bool, s
         return False, "the attack did not run"
     if atk.success:
         return True, f"attack flipped the label after {_plural(atk.queries, 'query')}"
-    if config.pool == "sufficient" and exp.sufficient is None:
-        return False, f"no sufficient set, so the attack had nothing to mutate; {_plural(atk.queries, 'query')}"
-    pool = len(exp.sufficient) if config.pool == "sufficient" else exp.n_bins
-    searched = min(pool, atk.budget)
-    reason = f"attack pool of {_plural(searched, 'bin')}; {_plural(atk.queries, 'query')}"
-    if searched < ATTACK_MIN_POOL or atk.queries < ATTACK_MIN_QUERIES:
-        hint = " (attack.pool: ranking searches the whole ranking)" if config.pool == "sufficient" else ""
-        return False, (f"{reason}: below the floor of {ATTACK_MIN_POOL} bins and {ATTACK_MIN_QUERIES} queries"
-                       f"{hint}")
+    reason = (f"searched {_plural(atk.candidates, 'candidate')} over {_plural(atk.pool_size, 'bin')} "
+              f"with {_plural(atk.queries, 'query')}")
+    if atk.pool_size < ATTACK_MIN_POOL or atk.candidates < ATTACK_MIN_CANDIDATES:
+        return False, (f"{reason}: below the floor of {ATTACK_MIN_POOL} bins and {ATTACK_MIN_CANDIDATES} "
+                       f"candidates (attack.query_budget / attack.max_frequencies widen the search)")
     return True, reason
 
 
@@ -70,24 +65,27 @@ def rate_entry(k: int, n: int) -> dict:
 def rate_counts(result: SpecResult) -> dict[str, dict]:
     """Every rate a gate may test, as k of n (see :func:`rate_entry`).
 
-    Attack rates are shares of the clips whose Fourier attack was measured (:func:`attack_measured`);
+    Attack rates are shares of the clips whose Fourier attack was measured (:func:`attack_measured`), and
+    count flips that are quiet (SNR ≥ ``attack.min_snr_db``); ``raw_success_rate`` counts every verified flip;
     the STFT attack only localises a successful Fourier mutation, so a clip Fourier could not flip
     counts as one STFT could not flip either, and a clip too short for any STFT frame is left out.
     """
     judged = [r for r in result.samples if r.predicted is not None]
     rates = {"accuracy.accuracy": rate_entry(sum(r.predicted == r.sample.label for r in judged), len(judged))}
     measured = attack_measured(result)
-    wins = [r.fourier for r in measured if r.fourier.success]
-    rates["fourier_attack.success_rate"] = rate_entry(len(wins), len(measured))
-    rates["fourier_attack.single_rate"] = rate_entry(sum(a.n_frequencies == 1 for a in wins), len(measured))
-    rates["fourier_attack.five_rate"] = rate_entry(sum((a.n_frequencies or 0) <= 5 for a in wins), len(measured))
-    rates["fourier_attack.int16_survival_rate"] = rate_entry(sum(bool(a.survives_int16) for a in wins), len(measured))
+    n = len(measured)
+    flips = [r.fourier for r in measured if r.fourier.success]
+    wins = [a for a in flips if a.quiet]  # a flip louder than attack.min_snr_db is recorded, not counted
+    rates["fourier_attack.success_rate"] = rate_entry(len(wins), n)
+    rates["fourier_attack.raw_success_rate"] = rate_entry(len(flips), n)
+    rates["fourier_attack.single_rate"] = rate_entry(sum(a.n_frequencies == 1 for a in wins), n)
+    rates["fourier_attack.five_rate"] = rate_entry(sum((a.n_frequencies or 0) <= 5 for a in wins), n)
+    rates["fourier_attack.int16_survival_rate"] = rate_entry(sum(bool(a.survives_int16) for a in wins), n)
     if result.spec.needs_stft:
         stft_base = [r for r in measured if not r.fourier.success or (r.stft is not None and r.stft.attempted)]
-        done = [r.stft for r in stft_base if r.fourier.success and r.stft.success]
-        n = len(stft_base)
-        rates["stft_attack.success_rate"] = rate_entry(len(done), n)
-        rates["stft_attack.int16_survival_rate"] = rate_entry(sum(bool(s.survives_int16) for s in done), n)
+        done = [r.stft for r in stft_base if r.fourier.success and r.stft.success and r.stft.quiet]
+        rates["stft_attack.success_rate"] = rate_entry(len(done), len(stft_base))
+        rates["stft_attack.int16_survival_rate"] = rate_entry(sum(bool(s.survives_int16) for s in done), len(stft_base))
         for size in result.spec.stft_attack.frame_sizes:
-            rates[f"stft_attack.rate_{size}"] = rate_entry(sum(s.frame_size == size for s in done), n)
+            rates[f"stft_attack.rate_{size}"] = rate_entry(sum(s.frame_size == size for s in done), len(stft_base))
     return rates

@@ -23,7 +23,8 @@ __all__ = ["Verdict", "planned_items", "evaluate", "alpha_toward_peers", "AGGREG
 
 AGGREGATE_SETTINGS = {  # each ``max_<metric>`` setting is a ceiling on the metric ``<check>.<metric>``
     "sufficiency": ("max_mean_fraction",),
-    "fourier_attack": ("max_success_rate", "max_single_rate", "max_five_rate", "max_int16_survival_rate"),
+    "fourier_attack": ("max_success_rate", "max_raw_success_rate", "max_single_rate", "max_five_rate",
+                       "max_int16_survival_rate"),
     "stft_attack": ("max_success_rate", "max_rate_256", "max_rate_512", "max_rate_1024", "max_int16_survival_rate"),
 }
 PER_CLIP = ("sufficiency", "necessity", "completeness")
@@ -292,10 +293,11 @@ def _attack_sample(record: SampleRecord, spec: Spec, min_frequencies: int) -> Ve
     if not measured:
         gate = _gate("attack_frequencies", None, ">=", min_frequencies, unmeasured=evidence)
         return _settle("fourier_attack", key, [gate], settings, unmeasured_reason=evidence)
-    if not atk.success:
+    if not atk.success or not atk.quiet:
         gate = _gate("attack_frequencies", None, ">=", min_frequencies) | {"passed": True}
-        return Verdict("fourier_attack", key, Outcome.PASSED,
-                       f"{key}: no attack within {atk.budget} frequencies ({evidence})", [gate])
+        found = "no flip" if not atk.success else (f"only a loud flip (SNR {atk.snr_db:.1f} dB < "
+                                                   f"attack.min_snr_db {atk.min_snr_db:g})")
+        return Verdict("fourier_attack", key, Outcome.PASSED, f"{key}: {found} ({evidence})", [gate])
     hz = ", ".join(f"{h:.0f} Hz" for h in atk.hz[:5])
     ok = atk.n_frequencies >= min_frequencies
     msg = (f"{key}: attack flipped {e.labels[atk.original_label]!r} → {e.labels[atk.new_label]!r} with "

@@ -231,8 +231,9 @@ OUTPUT_CHOICES = ("probabilities", "logits", "log_probabilities", "probs")
 NAME_MAX = 100
 """A spec name becomes file and folder names: at most this many characters from NAME_CHARS."""
 DATASET_KEYS = ("path", "type", "sample_rate", "clip_seconds", "limit", "only_correct", "label_map")
-ATTACK_KEYS = ("budget", "pool", "scales", "phases", "batch_size")
-STFT_KEYS = ("frame_sizes", "frame_budget", "neighbours", "batch_size")
+ATTACK_KEYS = ("budget", "max_frequencies", "query_budget", "max_scale", "pool", "scales", "phases", "min_margin",
+               "min_snr_db", "require_int16", "screen_bins", "degenerate_bins", "degenerate_share", "batch_size")
+STFT_KEYS = ("frame_sizes", "frame_budget", "neighbours", "min_margin", "min_snr_db", "batch_size")
 TOP_KEYS = ("name", "model", "dataset", "freqrex", "attack", "stft_attack", "checks", "peers")
 
 CHECKS: dict[str, tuple[str, ...]] = {
@@ -240,7 +241,7 @@ CHECKS: dict[str, tuple[str, ...]] = {
     "sufficiency": ("max_fraction", "max_mean_fraction"),
     "necessity": ("required",),
     "completeness": ("required",),
-    "fourier_attack": ("min_frequencies", "max_success_rate", "max_single_rate", "max_five_rate",
+    "fourier_attack": ("min_frequencies", "max_success_rate", "max_raw_success_rate", "max_single_rate", "max_five_rate",
                        "max_int16_survival_rate", "budget"),
     "stft_attack": ("max_success_rate", "max_rate_256", "max_rate_512", "max_rate_1024",
                     "max_int16_survival_rate"),
@@ -372,6 +373,8 @@ def _freqrex(ctx: _Ctx, raw: Any) -> FreqReXConfig:
 
 
 def _attack(ctx: _Ctx, raw: Any, check_budget: int | None) -> AttackConfig:
+    """The attack section. ``budget`` is the older name of ``max_frequencies`` (bins per candidate);
+    ``query_budget`` caps model queries per clip."""
     section = ctx.mapping(raw, "attack", ATTACK_KEYS)
     mutations: list[Mutation] = []
     if "scales" in section:
@@ -381,19 +384,37 @@ def _attack(ctx: _Ctx, raw: Any, check_budget: int | None) -> AttackConfig:
     kwargs: dict[str, Any] = {}
     if mutations:
         kwargs["mutations"] = tuple(mutations)
-    if "budget" in section:
-        kwargs["budget"] = ctx.integer(section["budget"], "attack.budget", 1)
+    if "budget" in section and "max_frequencies" in section:
+        raise ctx.fail("attack.budget", "is the older name of attack.max_frequencies: give one of them")
+    for key in ("budget", "max_frequencies"):
+        if key in section:
+            kwargs["max_frequencies"] = ctx.integer(section[key], f"attack.{key}", 1)
     if check_budget is not None:
-        if "budget" in kwargs and kwargs["budget"] != check_budget:
+        if "max_frequencies" in kwargs and kwargs["max_frequencies"] != check_budget:
             raise ctx.fail("checks.fourier_attack.budget",
-                           f"is {check_budget} but attack.budget is {kwargs['budget']}: give the budget once, "
-                           f"under attack.budget")
-        kwargs["budget"] = check_budget
+                           f"is {check_budget} but attack.max_frequencies is {kwargs['max_frequencies']}: give the "
+                           f"budget once, under attack.max_frequencies")
+        kwargs["max_frequencies"] = check_budget
+    integers = {"query_budget": 3, "screen_bins": 0, "degenerate_bins": 0, "batch_size": 1}
+    for key, low in integers.items():
+        if key in section:
+            kwargs[key] = ctx.integer(section[key], f"attack.{key}", low)
+    if "max_scale" in section:
+        kwargs["max_scale"] = ctx.number(section["max_scale"], "attack.max_scale", 1.0)
+    if "min_margin" in section:
+        kwargs["min_margin"] = ctx.number(section["min_margin"], "attack.min_margin", 0.0, 0.99)
+    if "min_snr_db" in section:
+        kwargs["min_snr_db"] = ctx.number(section["min_snr_db"], "attack.min_snr_db")
+    if "degenerate_share" in section:
+        kwargs["degenerate_share"] = ctx.rate(section["degenerate_share"], "attack.degenerate_share")
+    if "require_int16" in section:
+        kwargs["require_int16"] = ctx.boolean(section["require_int16"], "attack.require_int16")
     if "pool" in section:
         kwargs["pool"] = ctx.string(section["pool"], "attack.pool", ATTACK_POOLS)
-    if "batch_size" in section:
-        kwargs["batch_size"] = ctx.integer(section["batch_size"], "attack.batch_size", 1)
-    return AttackConfig(**kwargs)
+    try:
+        return AttackConfig(**kwargs)
+    except ValueError as exc:
+        raise ctx.fail("attack", str(exc)) from None
 
 
 def _stft(ctx: _Ctx, raw: Any) -> STFTAttackConfig:
@@ -406,7 +427,9 @@ def _stft(ctx: _Ctx, raw: Any) -> STFTAttackConfig:
                 raise ctx.fail(f"{key}[{i}]", f"must be a multiple of 4 (hop = frame/4), got {size}")
         return sizes
 
-    return _dataclass_section(ctx, raw, "stft_attack", STFTAttackConfig, {"frame_sizes": frames})
+    return _dataclass_section(ctx, raw, "stft_attack", STFTAttackConfig, {
+        "frame_sizes": frames, "min_margin": lambda v, k: ctx.number(v, k, 0.0, 0.99),
+        "min_snr_db": lambda v, k: ctx.number(v, k)})
 
 
 def _checks(ctx: _Ctx, raw: Any) -> dict[str, dict]:

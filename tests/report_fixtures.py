@@ -95,7 +95,7 @@ def run_spec(name: str, clf: fa.Classifier, clips_per_class: int, arrays: dict, 
             record.update(status="misclassified", reason=f"model says {exp.target_label!r}, dataset says {label!r}")
             continue
         correct += 1
-        atk = fa.fourier_attack(engine, x, exp, fa.AttackConfig(budget=100))
+        atk = fa.fourier_attack(engine, x, exp, fa.AttackConfig(max_frequencies=100, query_budget=200))
         st = fa.stft_attack(engine, x, atk)
         key = f"s{spec_index}.{i}"
         record.update(explanation=exp.to_dict(arrays, f"{key}.explanation"),

@@ -10,7 +10,7 @@ from tests.audit_models import write_fragile_dataset
 SPEC = """
 model: {target: "tests.audit_models:fragile"}
 dataset: {path: data}
-attack: {budget: 5, pool: ranking}
+attack: {budget: 5, pool: ranking, min_snr_db: -60}  # pure-tone clips only flip loudly: count every flip
 checks:
   accuracy: {min: 0.9}
   fourier_attack: {max_success_rate: %s}
@@ -24,12 +24,14 @@ def test_audit_exit_status_follows_the_gates(tmp_path, capsys):
     args = ["--report", str(tmp_path / "reports"), "--cache", str(tmp_path / "cache"), "--device", "cpu"]
     assert main(["audit", str(tmp_path / "strict.yaml"), *args]) == 1
     out = capsys.readouterr().out
-    assert "FAIL strict::fourier_attack[aggregate]" in out and "success_rate = 0.5 (1/2, 95% CI 0.09–0.91), spec requires <= 0.25" in out
+    # Both clips flip: "loud" by cutting its 440 Hz bin, "quiet" (an absence class) by boosting it.
+    assert "FAIL strict::fourier_attack[aggregate]" in out
+    assert "success_rate = 1 (2/2, 95% CI 0.34–1.00), spec requires <= 0.25" in out
     assert main(["audit", str(tmp_path / "lenient.yaml"), *args]) == 0
     runs = sorted((tmp_path / "reports").glob("*/results.json"))
     doc = json.loads(runs[-1].read_text())
     assert doc["timings"]["per_spec"]["lenient"]["queries"] == 0  # same model, clips and configs: all cached
-    assert doc["specs"]["lenient"]["tables"]["attacks"]["success_rate"] == 0.5
+    assert doc["specs"]["lenient"]["tables"]["attacks"]["success_rate"] == 1.0
     index = (tmp_path / "reports" / "index.html").read_text()
     assert all(f"{run.parent.name}/report.html" in index for run in runs)  # both runs listed
 

@@ -38,7 +38,7 @@ def test_attack_on_a_tiny_hf_model_is_verified(classifiers):
     clf = classifiers["wav2vec2"]
     x = bench_clip(1.0, clf.sample_rate, seed=2)
     exp = fa.explain(clf, x, FAST)
-    atk = fa.fourier_attack(clf, x, exp, fa.AttackConfig(budget=100))
+    atk = fa.fourier_attack(clf, x, exp, fa.AttackConfig(max_frequencies=100, query_budget=200))
     if atk.success:
         probs = fa.QueryEngine(clf).query(atk.adversarial[None])[0]
         assert int(probs.argmax()) == atk.new_label != exp.target

@@ -1,7 +1,7 @@
 """The FreqReX algorithms: pure functions of (classifier, signal, config) returning frozen results."""
 
-from .attacks import (AttackConfig, FourierAttack, Mutation, STFTAttack, STFTAttackConfig, fourier_attack,
-                      stft_attack, summarize_attacks)
+from .attacks import (AttackConfig, ExhaustiveSingle, FourierAttack, Mutation, STFTAttack, STFTAttackConfig,
+                      exhaustive_single, fourier_attack, stft_attack, summarize_attacks)
 from .composition import CompositionResult, common_length, compose, compose_explanations
 from .explain import Explanation, FreqReXConfig, explain
 from .metrics import (ClassResponsibility, Faithfulness, FrequencyHistogram, InsertionDeletion, InverseHistogram,
@@ -12,7 +12,7 @@ from .transfer import (TransferMatrix, TransferResult, TransferSignal, flat_eart
                        transferability)
 
 __all__ = [
-    "AttackConfig", "ClassResponsibility", "CompositionResult", "Explanation", "Faithfulness", "FourierAttack",
+    "AttackConfig", "ExhaustiveSingle", "exhaustive_single", "ClassResponsibility", "CompositionResult", "Explanation", "Faithfulness", "FourierAttack",
     "FreqReXConfig", "FrequencyHistogram", "InsertionDeletion", "InverseHistogram", "MannWhitney", "Mutation",
     "STFTAttack", "STFTAttackConfig", "TransferMatrix", "TransferResult", "TransferSignal", "WelchPSD",
     "class_responsibility", "common_length", "compose", "compose_explanations", "explain",

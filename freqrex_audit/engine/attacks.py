@@ -1,21 +1,21 @@
-"""Algorithms 2 and 3: flip the label by mutating the most responsible sufficient frequencies.
+"""Algorithm 2 (the Fourier attack) and beyond it: find the quiet one-frequency flips that exist.
 
-The Fourier attack (Alg 2) multiplies the top-n sufficient bins (or, with ``pool: ranking``, the top-n
-of the whole responsibility ranking) by a complex factor (an amplitude
-scaling or a phase rotation); it finds the smallest n with the largest mutation, then the smallest
-mutation that still works with that n. The STFT attack (Alg 3) applies the same mutation to the
-matching STFT bins in as few frames as it can, so the change is short in time.
+The paper's Alg 2 mutates prefixes of the sufficient set; that stays one candidate source
+(``prefix``). Under one per-clip query budget the attack also screens single bins of the target's
+ranking, descends toward the bins that support the runner-up class, and grows small sets of the bins
+that moved the margin most (see :mod:`.search`). Mutations come from a ladder ordered by perturbation
+energy, quietest first (attenuations, boosts up to ×1000 clipped, phase turns). A flip counts only
+with ``min_margin`` between the new top class and the original label, and is re-verified by a fresh
+query on exactly the waveform returned; ``min_snr_db`` separates quiet flips from loud ones. Alg 3
+(the STFT attack) lives in :mod:`.stft_attack`.
 """
 
 from __future__ import annotations
 
-import cmath
-import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from .. import spectrum as spec
 from ..audio import int16_roundtrip, validate_waveform
@@ -23,346 +23,298 @@ from ..classifier import Classifier, QueryEngine
 from ..results import Result, timing_field
 from .explain import Explanation, as_engine
 from .metrics import linf, snr_db
+from .mutations import DEFAULT_PHASES, DEFAULT_SCALES, Mutation, clip_bound, default_mutations, extremes, ladder
+from .search import BudgetedSearch, Flip, grow_sets, prefix_search, runner_up_descent, screen
+from .stft_attack import STFTAttack, STFTAttackConfig, stft_attack
+from .summaries import summarize_attacks
 
-DEFAULT_SCALES = (1.1, 0.9, 1.25, 0.75, 1.5, 0.5, 2.0, 0.0, 3.0, 5.0, 10.0)
+__all__ = ["ATTACK_POOLS", "AttackConfig", "DEFAULT_PHASES", "DEFAULT_SCALES", "ExhaustiveSingle", "FourierAttack",
+           "Mutation", "STFTAttack", "STFTAttackConfig", "default_mutations", "exhaustive_single", "fourier_attack",
+           "stft_attack", "summarize_attacks"]
+
 ATTACK_POOLS = ("sufficient", "ranking")
-
-
-@dataclass(frozen=True, order=True)
-class Mutation(Result):
-    """A multiplier for a bin: ``scale`` multiplies the amplitude, ``phase`` rotates by degrees.
-
-    ``size`` = |m − 1|, the relative change of the bin's complex value, orders mutations of both kinds.
-    """
-
-    kind: str
-    value: float
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("scale", "phase"):
-            raise ValueError(f"mutation kind must be 'scale' or 'phase', not {self.kind!r}")
-        if self.kind == "scale" and self.value < 0:
-            raise ValueError(f"amplitude scale must be ≥ 0, got {self.value}")
-
-    @property
-    def multiplier(self) -> complex:
-        return complex(self.value) if self.kind == "scale" else cmath.exp(1j * math.radians(self.value))
-
-    @property
-    def size(self) -> float:
-        return abs(self.multiplier - 1)
-
-    def __str__(self) -> str:
-        return f"×{self.value:g}" if self.kind == "scale" else f"{self.value:+g}°"
-
-
-def default_mutations() -> tuple[Mutation, ...]:
-    return tuple(Mutation("scale", s) for s in DEFAULT_SCALES)
+VERIFY_RESERVE = 2  # the fresh query on the returned clip and its 16-bit round trip
 
 
 @dataclass(frozen=True)
 class AttackConfig(Result):
-    """Algorithm 2's knobs: the mutations (any order; sorted by size) and the budget of frequencies.
+    """The Fourier attack's knobs. Two budgets, named apart:
 
-    ``pool``: which bins may be mutated, most responsible first. ``"sufficient"`` (the paper) takes
-    the sufficient set; ``"ranking"`` takes the whole responsibility ranking, which also flips models
-    whose decision has redundant causes (an OR of bands: one band is sufficient, so mutating it alone
-    leaves the other deciding). ``search_chunk``: candidate counts asked together while searching n
-    (fixed, not the batch size, so query counts do not depend on hardware).
+    - ``max_frequencies``: most bins one candidate may mutate (the paper's budget; default 1000);
+    - ``query_budget``: most model queries per clip, all sources together (default 1000).
+
+    ``mutations`` (any order) become the ladder, quietest first, without boosts above ``max_scale``.
+    ``pool``: the paper's prefix source walks the ``sufficient`` set (default) or the whole ``ranking``;
+    a degenerate explanation (sufficient set of ≤ ``degenerate_bins`` bins or under ``degenerate_share``
+    of all bins) widens it to the ranking too. ``min_margin``: a flip needs the new top class this far
+    above the original label. ``min_snr_db``: flips at least this quiet count as ``quiet``.
+    ``require_int16``: a flip must also survive a 16-bit WAV round trip. ``screen_bins``: top-ranked
+    bins tried alone before anything else; ``branch``/``beam``/``nudge``: the runner-up descent (bands split ``branch``-way, ``beam`` kept, probed by moving
+    magnitudes ±``nudge``·max|X|);
+    ``max_set``: largest grown set; ``ladder_sets``: flipping sets whose whole ladder is tried.
+    ``search_chunk``: candidates asked together (fixed, so query counts never depend on batch size).
     """
 
     mutations: tuple[Mutation, ...] = field(default_factory=default_mutations)
-    budget: int = 1000
+    max_frequencies: int = 1000
+    query_budget: int = 1000
+    max_scale: float = 1000.0
     pool: str = "sufficient"
+    min_margin: float = 0.05
+    min_snr_db: float = 10.0
+    require_int16: bool = False
+    screen_bins: int = 32
+    branch: int = 8
+    beam: int = 2
+    nudge: float = 0.01
+    max_set: int = 5
+    ladder_sets: int = 6
+    degenerate_bins: int = 2
+    degenerate_share: float = 0.001
     search_chunk: int = 32
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
-        if self.budget < 1:
-            raise ValueError(f"AttackConfig: budget must be ≥ 1, got {self.budget}")
+        checks = {"max_frequencies": self.max_frequencies >= 1, "query_budget": self.query_budget > VERIFY_RESERVE,
+                  "max_scale": self.max_scale >= 1, "min_margin": 0 <= self.min_margin < 1,
+                  "screen_bins": self.screen_bins >= 0, "branch": self.branch >= 2, "beam": self.beam >= 1,
+                  "max_set": self.max_set >= 1, "ladder_sets": self.ladder_sets >= 0,
+                  "degenerate_bins": self.degenerate_bins >= 0, "degenerate_share": 0 <= self.degenerate_share <= 1,
+                  "search_chunk": self.search_chunk >= 1, "nudge": 0 < self.nudge <= 1}
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"AttackConfig: invalid {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")
         if self.pool not in ATTACK_POOLS:
             raise ValueError(f"AttackConfig: pool must be one of {', '.join(ATTACK_POOLS)}, got {self.pool!r}")
-        if not self.mutations:
+        if not self.ordered:
             raise ValueError("AttackConfig: at least one mutation is needed")
 
     @property
-    def extremes(self) -> tuple[Mutation, ...]:
-        """The largest mutation in each direction (amplitude up, amplitude down, phase).
-
-        Algorithm 2 searches n with "the largest mutation"; amplitude scalings go two ways and ×10
-        cannot flip a model that needs a bin turned down, so n is searched with each direction's
-        extreme and the smallest n that any of them flips wins.
-        """
-        groups: dict[str, Mutation] = {}
-        for m in self.ordered:
-            direction = m.kind if m.kind == "phase" else ("up" if m.value > 1 else "down")
-            if m.size > 0:
-                groups[direction] = m
-        return tuple(groups.values()) or self.ordered[-1:]
+    def budget(self) -> int:
+        """The frequency cap under its older name (``max_frequencies``)."""
+        return self.max_frequencies
 
     @property
     def ordered(self) -> tuple[Mutation, ...]:
-        """Mutations from the smallest perturbation to the largest (ties: lower value first)."""
-        return tuple(sorted(set(self.mutations), key=lambda m: (m.size, m.kind, m.value)))
+        """The ladder: mutations quietest first (by |m − 1|), none louder than ``max_scale``."""
+        return ladder(self.mutations, self.max_scale)
 
-
-@dataclass(frozen=True)
-class STFTAttackConfig(Result):
-    """Algorithm 3's knobs: frame sizes tried in order, and the most frames changed per size.
-
-    ``neighbours``: STFT bins on each side of the nearest one that are mutated too. A Hann-windowed
-    sinusoid spreads over the nearest bin and one on each side, so mutating the nearest bin alone
-    leaves much of the frequency's energy untouched (0 reproduces the paper's nearest-bin rule).
-    """
-
-    frame_sizes: tuple[int, ...] = (256, 512, 1024)
-    frame_budget: int | None = None
-    neighbours: int = 1
-    search_chunk: int = 32
-    batch_size: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.frame_sizes or any(w < 4 or w % 4 for w in self.frame_sizes):
-            raise ValueError(f"STFTAttackConfig: frame sizes must be multiples of 4, got {self.frame_sizes}")
-        if self.neighbours < 0:
-            raise ValueError(f"STFTAttackConfig: neighbours must be ≥ 0, got {self.neighbours}")
-        if self.frame_budget is not None and self.frame_budget < 1:
-            raise ValueError(f"STFTAttackConfig: frame_budget must be ≥ 1, got {self.frame_budget}")
+    @property
+    def extremes(self) -> tuple[Mutation, ...]:
+        """The largest mutation of each direction (down, up, phase): what the screens try first."""
+        return extremes(self.ordered)
 
 
 @dataclass(frozen=True)
 class FourierAttack(Result):
-    """The outcome of Algorithm 2 on one clip (``adversarial`` is None when it failed)."""
+    """The outcome of the Fourier attack on one clip (``adversarial`` is None when nothing flipped).
+
+    ``success``: a flip verified by a fresh query (raw success, any loudness); ``quiet``: that flip has
+    SNR ≥ ``min_snr_db`` (what inaudible-attack gates count). ``source``: which candidate source found
+    it. ``candidates``: distinct perturbations asked (bin set × mutation); ``pool_size``: distinct bins
+    the search mutated as candidates; ``queries_by_source``: where the query budget went.
+    ``degenerate``: the explanation's sufficient set was too small to attack by itself (``degenerate_reason``).
+    """
 
     success: bool
+    quiet: bool
     original_label: int
     new_label: int | None
     new_confidence: float | None
+    margin: float | None
     n_frequencies: int | None
     bins: np.ndarray
     hz: np.ndarray
     mutation: Mutation | None
+    source: str | None
     adversarial: np.ndarray | None
     snr_db: float | None
     linf: float | None
     survives_int16: bool | None
     int16_label: int | None
     queries: int
-    budget: int
-    sample_rate: int
-    seconds: float = timing_field()
-
-
-@dataclass(frozen=True)
-class STFTAttack(Result):
-    """The outcome of Algorithm 3 on one clip: which frame size worked and which frames changed."""
-
-    success: bool
-    original_label: int
-    new_label: int | None
-    new_confidence: float | None
-    frame_size: int | None
-    frames: np.ndarray
-    start_s: float | None
-    end_s: float | None
-    stft_bins: np.ndarray
-    mutation: Mutation | None
-    adversarial: np.ndarray | None
-    snr_db: float | None
-    linf: float | None
-    survives_int16: bool | None
-    int16_label: int | None
-    tried: dict[str, str]
-    reconstruction_error: float | None
-    queries: int
+    queries_by_source: dict[str, int]
+    candidates: int
+    pool_size: int
+    runner_up: int | None
+    degenerate: bool
+    degenerate_reason: str | None
+    max_frequencies: int
+    query_budget: int
+    min_margin: float
+    min_snr_db: float
     sample_rate: int
     seconds: float = timing_field()
 
     @property
-    def frames_changed(self) -> int:
-        return len(self.frames)
+    def budget(self) -> int:
+        """The frequency cap (the paper's budget; kept for older callers)."""
+        return self.max_frequencies
 
     @property
-    def attempted(self) -> bool:
-        """Whether any frame size was actually tried (not when the Fourier attack failed or the clip is
-        shorter than every frame); Table 4's rates count only attempted clips."""
-        return self.success or any(not str(v).startswith("skipped") for v in self.tried.values())
+    def summary(self) -> str:
+        """One line: what flipped, how, and what the search cost."""
+        if not self.success:
+            return f"no flip, searched {self.candidates} candidates with {self.queries} queries"
+        loud = "quiet" if self.quiet else f"loud (< {self.min_snr_db:g} dB)"
+        return (f"flipped with {self.n_frequencies} frequencies {self.mutation} (source {self.source}), "
+                f"SNR {self.snr_db:.1f} dB ({loud}), margin {self.margin:.2f}; searched {self.candidates} "
+                f"candidates with {self.queries} queries")
 
 
-def _first_flip(engine: QueryEngine, count: int, build: callable, original: int,
-                chunk: int) -> tuple[int | None, np.ndarray | None]:
-    """Index of the first candidate (in order, ``chunk`` at a time) whose top-1 is not ``original``."""
-    for start in range(0, count, chunk):
-        rows = range(start, min(start + chunk, count))
-        probs = engine.query(build(rows))
-        flipped = np.flatnonzero(probs.argmax(axis=1) != original)
-        if len(flipped):
-            return start + int(flipped[0]), probs[flipped[0]]
-    return None, None
+def _degenerate(explanation: Explanation, config: AttackConfig) -> str | None:
+    """Why the sufficient set alone is too small an attack pool (None when it is not)."""
+    suff = explanation.sufficient
+    if suff is None:
+        return "no sufficient set was found"
+    if len(suff) <= config.degenerate_bins:
+        return f"the sufficient set has {len(suff)} bin(s) (≤ {config.degenerate_bins})"
+    if len(suff) < config.degenerate_share * explanation.n_bins:
+        return f"the sufficient set is {len(suff) / explanation.n_bins:.4%} of the bins (< {config.degenerate_share:.4%})"
+    return None
 
 
-def _int16_check(engine: QueryEngine, adversarial: np.ndarray, sample_rate: int, original: int) -> tuple[bool, int]:
-    """Does the attack survive being written as 16-bit PCM? (one query)"""
-    label = int(engine.query(int16_roundtrip(adversarial, sample_rate)[None])[0].argmax())
-    return label != original, label
+def _verify(engine: QueryEngine, search: BudgetedSearch, flip: Flip, config: AttackConfig, rate: int
+            ) -> tuple[np.ndarray, np.ndarray, bool, int] | None:
+    """Rebuild the flip's clip, ask the model afresh, and run the int16 round trip (two queries)."""
+    adversarial = search.build([(flip.bins, flip.mutation)])[0].cpu().numpy().astype(np.float32)
+    q0 = engine.queries
+    probs = engine.query(adversarial[None])[0]
+    restored = int(engine.query(int16_roundtrip(adversarial, rate)[None])[0].argmax())
+    search.queries_by_source["verify"] = search.queries_by_source.get("verify", 0) + engine.queries - q0
+    survives = restored != search.original
+    if not search.flipped(probs) or (config.require_int16 and not survives):
+        return None
+    return adversarial, probs, survives, restored
 
 
 def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanation: Explanation,
                    config: AttackConfig | None = None) -> FourierAttack:
-    """Algorithm 2: the fewest top-ranked bins of the pool (``config.pool``), then the smallest mutation of
-    them, that flip the label."""
+    """Find the quietest, smallest verified flip within the query budget (see the module docstring)."""
     config = config or AttackConfig()
     engine = as_engine(classifier, config.batch_size)
     began, q0 = time.perf_counter(), engine.queries
     x = validate_waveform(x)
     n, rate, original = len(x), explanation.sample_rate, explanation.target
-    spectrum = spec.rfft(spec.as_tensor(x, engine.device))
-    if config.pool == "ranking":
-        ranked = explanation.ranking
-    else:
-        ranked = explanation.ranking[: len(explanation.sufficient) if explanation.sufficient is not None else 0]
-    limit = min(config.budget, len(ranked))
-    ordered = config.ordered
-    position = torch.full((spectrum.shape[-1],), limit + 1, dtype=torch.long, device=engine.device)
-    position[torch.from_numpy(np.asarray(ranked[:limit], dtype=np.int64)).to(engine.device)] = torch.arange(
-        limit, device=engine.device)
-
-    def with_mutation(counts: torch.Tensor, multipliers: torch.Tensor) -> torch.Tensor:
-        factors = torch.where(position[None, :] < counts[:, None], multipliers[:, None].to(spectrum.dtype),
-                              torch.ones((), dtype=spectrum.dtype, device=engine.device))
-        return spec.mutated_waveforms(spectrum, factors, n)
-
-    strongest = config.extremes
-    extremes = torch.tensor([m.multiplier for m in strongest], dtype=torch.complex64, device=engine.device)
-
-    def top_n(rows: range) -> torch.Tensor:  # row r: the top (r // E + 1) bins, extreme mutation r % E
-        index = torch.arange(rows.start, rows.stop, device=engine.device)
-        return with_mutation(index // len(strongest) + 1, extremes[index % len(strongest)])
-
-    def failure() -> FourierAttack:
-        return FourierAttack(False, original, None, None, None, np.zeros(0, np.int64), np.zeros(0), None, None,
-                             None, None, None, None, engine.queries - q0, config.budget, rate,
-                             time.perf_counter() - began)
-
-    found, _ = _first_flip(engine, limit * len(strongest), top_n, original, config.search_chunk)
-    if found is None:
-        return failure()
-    found //= len(strongest)
-    count = found + 1
-    multipliers = torch.tensor([m.multiplier for m in ordered], dtype=torch.complex64, device=engine.device)
-    candidates = with_mutation(torch.full((len(ordered),), count, device=engine.device), multipliers)
-    probs = engine.query(candidates)
-    flips = np.flatnonzero(probs.argmax(axis=1) != original)
-    if not len(flips):  # the model answered differently to the same input: report, don't pretend
-        return failure()
-    best = int(flips[0])
-    adversarial = candidates[best].cpu().numpy().astype(np.float32)
-    survives, int16_label = _int16_check(engine, adversarial, rate, original)
-    bins = np.asarray(ranked[:count], dtype=np.int64)
-    return FourierAttack(
-        success=True, original_label=original, new_label=int(probs[best].argmax()),
-        new_confidence=float(probs[best].max()), n_frequencies=count, bins=bins,
-        hz=spec.bin_to_hz(bins, n, rate), mutation=ordered[best], adversarial=adversarial,
-        snr_db=snr_db(x, adversarial), linf=linf(x, adversarial), survives_int16=survives,
-        int16_label=int16_label, queries=engine.queries - q0, budget=config.budget, sample_rate=rate,
-        seconds=time.perf_counter() - began)
-
-
-def stft_attack(classifier: Classifier | QueryEngine, x: np.ndarray, fourier: FourierAttack,
-                config: STFTAttackConfig | None = None) -> STFTAttack:
-    """Algorithm 3: apply the Fourier attack's mutation to its bins in the fewest STFT frames."""
-    config = config or STFTAttackConfig()
-    engine = as_engine(classifier, config.batch_size)
-    began, q0 = time.perf_counter(), engine.queries
-    x = validate_waveform(x)
-    n, rate, original = len(x), fourier.sample_rate, fourier.original_label
-    tried: dict[str, str] = {}
-
-    def failure(error: float | None = None) -> STFTAttack:
-        return STFTAttack(False, original, None, None, None, np.zeros(0, np.int64), None, None,
-                          np.zeros(0, np.int64), fourier.mutation, None, None, None, None, None, tried, error,
-                          engine.queries - q0, rate, time.perf_counter() - began)
-
-    if not fourier.success or fourier.mutation is None:
-        tried["all"] = "skipped: the Fourier attack did not succeed"
-        return failure()
     signal = spec.as_tensor(x, engine.device)
-    multiplier = torch.tensor(fourier.mutation.multiplier, dtype=torch.complex64, device=engine.device)
-    worst_error = 0.0
-    for frame in config.frame_sizes:
-        if frame > n:
-            tried[str(frame)] = f"skipped: the clip has {n} samples, fewer than one {frame}-sample frame"
-            continue
-        stft = spec.stft(signal, frame)
-        error = float(torch.linalg.norm(spec.istft(stft, frame, n) - signal) / torch.linalg.norm(signal))
-        worst_error = max(worst_error, error)
-        nearest = spec.nearest_stft_bins(fourier.bins, n, frame)
-        spread = (nearest[:, None] + np.arange(-config.neighbours, config.neighbours + 1)[None, :]).ravel()
-        bins = np.unique(np.clip(spread, 0, frame // 2))
-        bins_t = torch.from_numpy(bins).to(engine.device)
-        order = torch.argsort(stft[bins_t].abs().sum(dim=0), descending=True, stable=True)
-        frames_total = stft.shape[-1]
-        limit = min(frames_total, config.frame_budget or frames_total)
-        rank = torch.empty(frames_total, dtype=torch.long, device=engine.device)
-        rank[order] = torch.arange(frames_total, device=engine.device)
-        in_bins = torch.zeros(stft.shape[0], dtype=torch.bool, device=engine.device)
-        in_bins[bins_t] = True
+    spectrum = spec.rfft(signal)
+    search = BudgetedSearch(engine, signal, spectrum, original, budget=config.query_budget - VERIFY_RESERVE,
+                            chunk=config.search_chunk, min_margin=config.min_margin, min_snr_db=config.min_snr_db,
+                            max_frequencies=config.max_frequencies, bound=clip_bound(signal), climbs=config.ladder_sets)
+    q_base = engine.queries
+    base = engine.query(x[None])[0]
+    search.spent += 1
+    search.queries_by_source["original"] = engine.queries - q_base
+    order = np.argsort(-base, kind="stable")
+    runner_up = next((int(c) for c in order if c != original), None)
+    towards = sorted({c for c in (runner_up, explanation.inverse_label) if c is not None and c != original})
+    reason = _degenerate(explanation, config)
+    ranking = np.asarray(explanation.ranking, dtype=np.int64)
+    steps, ordered = config.extremes, config.ordered
 
-        def top_m(rows: range) -> torch.Tensor:
-            counts = torch.arange(rows.start + 1, rows.stop + 1, device=engine.device)
-            chosen = in_bins[None, :, None] & (rank[None, None, :] < counts[:, None, None])
-            mutated = torch.where(chosen, stft[None] * multiplier, stft[None])
-            return spec.istft(mutated, frame, n)
+    screen(search, "ranking", ranking[: config.screen_bins], steps, ordered, config.ladder_sets)
+    if towards and not search.settled:
+        leaves = runner_up_descent(search, len(ranking), towards, config.nudge, base, branch=config.branch,
+                                   beam=config.beam)
+        screen(search, "runner_up", leaves, steps, ordered, config.ladder_sets)
+    if not search.settled:
+        wide = config.pool == "ranking" or reason is not None or explanation.sufficient is None
+        pool = ranking if wide else ranking[: len(explanation.sufficient)]
+        if not search.quiet:
+            prefix_search(search, pool, steps, ordered)
+    if towards and not search.quiet:
+        grow_sets(search, steps, ordered, config.max_set, towards)
+    if not search.settled:
+        screen(search, "ranking", ranking[config.screen_bins:], steps, ordered, config.ladder_sets)
 
-        found, probs = _first_flip(engine, limit, top_m, original, config.search_chunk)
-        if found is None:
-            tried[str(frame)] = f"failed within {limit} frames"
-            continue
-        tried[str(frame)] = f"succeeded with {found + 1} frames"
-        frames = np.sort(order[: found + 1].cpu().numpy())
-        adversarial = top_m(range(found, found + 1))[0].cpu().numpy().astype(np.float32)
-        hop = frame // 4
-        survives, int16_label = _int16_check(engine, adversarial, rate, original)
-        return STFTAttack(
-            success=True, original_label=original, new_label=int(probs.argmax()),
-            new_confidence=float(probs.max()), frame_size=frame, frames=frames,
-            start_s=max(0.0, (frames.min() * hop - frame / 2) / rate), end_s=min(n, frames.max() * hop + frame / 2) / rate,
-            stft_bins=bins, mutation=fourier.mutation, adversarial=adversarial, snr_db=snr_db(x, adversarial),
-            linf=linf(x, adversarial), survives_int16=survives, int16_label=int16_label, tried=tried,
-            reconstruction_error=error, queries=engine.queries - q0, sample_rate=rate,
-            seconds=time.perf_counter() - began)
-    return failure(worst_error)
+    winner = None
+    for flip in search.best()[:3]:
+        checked = _verify(engine, search, flip, config, rate)
+        if checked is not None:
+            winner = (flip, *checked)
+            break
+    common = dict(original_label=original, queries=engine.queries - q0,
+                  queries_by_source=dict(sorted(search.queries_by_source.items())), candidates=len(search.asked),
+                  pool_size=len(search.pool), runner_up=runner_up, degenerate=reason is not None,
+                  degenerate_reason=reason, max_frequencies=config.max_frequencies, query_budget=config.query_budget,
+                  min_margin=config.min_margin, min_snr_db=config.min_snr_db, sample_rate=rate,
+                  seconds=time.perf_counter() - began)
+    if winner is None:
+        return FourierAttack(success=False, quiet=False, new_label=None, new_confidence=None, margin=None,
+                             n_frequencies=None, bins=np.zeros(0, np.int64), hz=np.zeros(0), mutation=None,
+                             source=None, adversarial=None, snr_db=None, linf=None, survives_int16=None,
+                             int16_label=None, **common)
+    flip, adversarial, probs, survives, restored = winner
+    bins = np.asarray(sorted(flip.bins), dtype=np.int64)
+    snr = snr_db(x, adversarial)
+    return FourierAttack(
+        success=True, quiet=snr >= config.min_snr_db, new_label=int(probs.argmax()),
+        new_confidence=float(probs.max()), margin=float(probs.max() - probs[original]), n_frequencies=len(bins),
+        bins=bins, hz=spec.bin_to_hz(bins, n, rate), mutation=flip.mutation, source=flip.source,
+        adversarial=adversarial, snr_db=snr, linf=linf(x, adversarial), survives_int16=survives,
+        int16_label=restored, **common)
 
 
-def summarize_attacks(fourier: list[FourierAttack], stft: list[STFTAttack] | None = None,
-                      frame_sizes: tuple[int, ...] = (256, 512, 1024)) -> dict[str, float | int | dict]:
-    """Dataset-level figures in the paper's shape (Tables 3 and 4) plus int16 survival and median SNR."""
-    total = len(fourier)
-    wins = [a for a in fourier if a.success]
+@dataclass(frozen=True)
+class ExhaustiveSingle(Result):
+    """Every single bin among the top ``n`` of the ranking × every ladder mutation: the flips that exist."""
 
-    def rate(count: int, of: int) -> float:
-        return count / of if of else float("nan")
+    bins_tried: int
+    mutations: tuple[Mutation, ...]
+    queries: int
+    flip_bins: np.ndarray
+    flip_mutations: tuple[Mutation, ...]
+    flip_labels: np.ndarray
+    flip_margins: np.ndarray
+    flip_snr_db: np.ndarray
+    min_margin: float
 
-    summary: dict[str, float | int | dict] = {
-        "attacked": total,
-        "success_rate": rate(len(wins), total),
-        "single_rate": rate(sum(a.n_frequencies == 1 for a in wins), total),
-        "five_rate": rate(sum((a.n_frequencies or 0) <= 5 for a in wins), total),
-        "int16_survival_rate": rate(sum(bool(a.survives_int16) for a in wins), len(wins)),
-        "median_snr_db": float(np.median([a.snr_db for a in wins])) if wins else float("nan"),
-        "median_frequencies": float(np.median([a.n_frequencies for a in wins])) if wins else float("nan"),
-        "queries": int(sum(a.queries for a in fourier)),
-    }
-    if stft is not None:
-        attempted = [s for s, f in zip(stft, fourier) if f.success and s.attempted]
-        done = [s for s in attempted if s.success]
-        summary["stft"] = {
-            "attempted": len(attempted),
-            "success_rate": rate(len(done), len(attempted)),
-            "per_frame_size": {str(w): rate(sum(s.frame_size == w for s in done), len(attempted)) for w in frame_sizes},
-            "int16_survival_rate": rate(sum(bool(s.survives_int16) for s in done), len(done)),
-            "median_snr_db": float(np.median([s.snr_db for s in done])) if done else float("nan"),
-            "median_frames": float(np.median([s.frames_changed for s in done])) if done else float("nan"),
-            "queries": int(sum(s.queries for s in stft)),
-        }
-    return summary
+    @property
+    def best_snr_db(self) -> float | None:
+        return float(self.flip_snr_db.max()) if len(self.flip_snr_db) else None
+
+
+def exhaustive_single(classifier: Classifier | QueryEngine, x: np.ndarray, explanation: Explanation, n: int,
+                      config: AttackConfig | None = None) -> ExhaustiveSingle:
+    """The diagnostic behind ``--exhaustive-single N``: no budget, batched in fixed chunks."""
+    config = config or AttackConfig()
+    engine = as_engine(classifier, config.batch_size)
+    x = validate_waveform(x)
+    signal = spec.as_tensor(x, engine.device)
+    spectrum = spec.rfft(signal)
+    bins = np.asarray(explanation.ranking[:n], dtype=np.int64)
+    ordered = config.ordered
+    rows = [((int(b),), m) for b in bins for m in ordered]
+    search = BudgetedSearch(engine, signal, spectrum, explanation.target, budget=len(rows), chunk=max(256, config.search_chunk),
+                            min_margin=config.min_margin, min_snr_db=config.min_snr_db, max_frequencies=1,
+                            bound=clip_bound(signal), climbs=0)
+    q0 = engine.queries
+    search.ask("exhaustive", rows)
+    flips = sorted(search.flips, key=lambda f: (f.bins, f.mutation.size))
+    return ExhaustiveSingle(
+        bins_tried=len(bins), mutations=ordered, queries=engine.queries - q0,
+        flip_bins=np.asarray([f.bins[0] for f in flips], dtype=np.int64),
+        flip_mutations=tuple(f.mutation for f in flips), flip_labels=np.asarray([f.label for f in flips], np.int64),
+        flip_margins=np.asarray([f.margin for f in flips]), flip_snr_db=np.asarray([f.snr_db for f in flips]),
+        min_margin=config.min_margin)
+
+
+
+def exhaustive_single_report(classifier: Classifier | QueryEngine, x: np.ndarray, explanation: Explanation, n: int,
+                             config: AttackConfig, path=None) -> dict:
+    """Run :func:`exhaustive_single`, save it to ``path`` (JSON) and summarise it for the CLI."""
+    found = exhaustive_single(classifier, x, explanation, n, config)
+    if path is not None:
+        found.save(path)
+    quiet = found.flip_snr_db >= config.min_snr_db
+    ranks = {int(b): i for i, b in enumerate(explanation.ranking[:n])}
+    line = (f"{len(found.flip_bins)} flips at {len(set(found.flip_bins.tolist()))} bins among the top {found.bins_tried} "
+            f"× {len(found.mutations)} mutations ({found.queries} queries); {int(quiet.sum())} quiet "
+            f"(SNR ≥ {config.min_snr_db:g} dB)")
+    if len(found.flip_bins):
+        best = int(np.argmax(found.flip_snr_db))
+        b = int(found.flip_bins[best])
+        line += (f"; quietest: bin {b} (rank {ranks[b]}, {float(spec.bin_to_hz(b, len(x), explanation.sample_rate)):.1f} Hz) "
+                 f"{found.flip_mutations[best]} at {found.flip_snr_db[best]:.1f} dB")
+    return {"bins_tried": found.bins_tried, "queries": found.queries, "flips": len(found.flip_bins),
+            "quiet_flips": int(quiet.sum()), "best_snr_db": found.best_snr_db, "line": line}

@@ -170,11 +170,12 @@ def sample_card(sample: dict, arrays: dict, budget: AudioBudget) -> dict:
                 detail = f"{atk.n_frequencies} frequencies, mutation {atk.mutation}"
                 if len(atk.hz):
                     detail += f" at {', '.join(f'{h:.0f}' for h in atk.hz[:5])}{' …' if len(atk.hz) > 5 else ''} Hz"
+                detail += f"; {'quiet' if atk.quiet else 'loud'}, source {atk.source}, {atk.queries} queries"
             else:
                 detail = (f"frame {atk.frame_size}, {atk.frames_changed} frames changed, "
                           f"{atk.start_s:.2f}–{atk.end_s:.2f} s, mutation {atk.mutation}")
         elif atk is not None:
-            detail = "no label change within budget" if isinstance(atk, FourierAttack) else \
+            detail = atk.summary if isinstance(atk, FourierAttack) else \
                 "; ".join(f"{k}: {v}" for k, v in atk.tried.items()) or "did not succeed"
         else:
             detail = "not run"

@@ -1,0 +1,148 @@
+"""The attack against planted models whose one-frequency flips are known (tests/attack_models.py).
+
+Each case must come out right within the default budget of 1,000 queries, and on every planted model
+the budgeted attack must do as well as an exhaustive search of every single bin × the whole ladder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+import freqrex_audit as fa
+from freqrex_audit.engine import exhaustive_single
+from freqrex_audit.engine.mutations import Mutation
+from freqrex_audit.engine.subsets import rank_bins
+
+from . import attack_models as am
+
+
+def label_of(clf: fa.Classifier, x: np.ndarray) -> int:
+    return int(fa.QueryEngine(clf).query(x[None])[0].argmax())
+
+
+@lru_cache(maxsize=None)
+def case(name: str):
+    """(classifier, clip, explanation) per planted case; the runner-up bin's responsibility is zeroed."""
+    if name == "runner_up":
+        clf, x = am.runner_up_model(), am.clip({1700: 0.01})
+    elif name == "x100":
+        clf, x = am.needs_x100_model(), am.clip({2500: 0.0005})
+    elif name == "phase":
+        clf, x = am.phase_model(), am.clip({}, cosine=True)
+    else:
+        clf, x = am.energy_model(), am.clip({})
+    exp = fa.explain(clf, x, fa.FreqReXConfig(seed=0))
+    if name == "runner_up":  # a bin with zero responsibility for the label, ranked by magnitude among the rest
+        r = exp.responsibility.copy()
+        r[am.bin_of(1700)] = 0.0
+        exp = dataclasses.replace(exp, responsibility=r, ranking=rank_bins(r, np.abs(np.fft.rfft(x))))
+    return clf, x, exp
+
+
+@lru_cache(maxsize=None)
+def attacked(name: str) -> fa.FourierAttack:
+    clf, x, exp = case(name)
+    return fa.fourier_attack(clf, x, exp)
+
+
+def verified(clf, x, atk) -> None:
+    assert atk.success and atk.adversarial is not None
+    probs = fa.QueryEngine(clf).query(atk.adversarial[None])[0]
+    assert int(probs.argmax()) == atk.new_label != atk.original_label
+    assert probs.max() - probs[atk.original_label] >= atk.min_margin
+
+
+def test_quiet_one_bin_flip_toward_the_runner_up_at_a_bin_with_no_responsibility():
+    clf, x, exp = case("runner_up")
+    b = am.bin_of(1700)
+    assert exp.responsibility[b] == 0 and list(exp.ranking).index(b) > 500  # beyond any prefix or screen
+    louder = np.abs(np.fft.rfft(x)) > np.abs(np.fft.rfft(x))[b]
+    assert louder.sum() >= 58  # the distractors are louder: a magnitude order would not reach it first
+    atk = attacked("runner_up")
+    verified(clf, x, atk)
+    assert atk.n_frequencies == 1 and atk.bins.tolist() == [b] and atk.new_label == atk.runner_up == 1
+    # B's logit is 400·a = 4 against A's 10: ×2 gives 8 (no flip), ×3 gives 12: the quietest flip.
+    assert atk.mutation == Mutation("scale", 3.0) and atk.quiet and atk.snr_db > 10
+    assert atk.source == "runner_up" and atk.queries <= 1000
+    assert sum(atk.queries_by_source.values()) == atk.queries
+
+
+def test_a_flip_that_needs_x100():
+    clf, x, exp = case("x100")
+    atk = attacked("x100")
+    verified(clf, x, atk)
+    assert atk.bins.tolist() == [am.bin_of(2500)] and atk.mutation == Mutation("scale", 100.0)
+    assert atk.quiet and atk.queries <= 1000
+    # Capping the ladder at ×10 leaves no flip at that bin.
+    capped = fa.fourier_attack(clf, x, exp, fa.AttackConfig(max_scale=10))
+    assert not capped.success or capped.bins.tolist() != [am.bin_of(2500)]
+
+
+def test_phase_only_sensitivity_is_found_and_a_tie_is_not_a_flip():
+    clf, x, exp = case("phase")
+    atk = attacked("phase")
+    verified(clf, x, atk)
+    assert atk.bins.tolist() == [am.bin_of(440)] and atk.mutation == Mutation("phase", 180.0)
+    assert atk.queries <= 1000
+    # Silencing the bin gives a 0.5 / 0.5 tie: a flip without the margin, which must not count.
+    only_silence = fa.fourier_attack(clf, x, exp, fa.AttackConfig(mutations=(Mutation("scale", 0.0),)))
+    assert not only_silence.success
+
+
+def test_unflippable_model_reports_what_it_searched():
+    clf, x, exp = case("energy")
+    atk = attacked("energy")
+    assert not atk.success and atk.adversarial is None and not atk.quiet
+    assert 900 <= atk.queries <= 1000 and atk.candidates >= 800 and atk.pool_size >= 250
+    assert atk.summary == f"no flip, searched {atk.candidates} candidates with {atk.queries} queries"
+    assert {"ranking", "runner_up", "prefix"} <= set(atk.queries_by_source)
+
+
+@pytest.mark.parametrize("name", ["runner_up", "x100", "phase", "energy"])
+def test_budgeted_attack_finds_what_exhaustive_single_bin_search_finds(name):
+    clf, x, exp = case(name)
+    every = exhaustive_single(clf, x, exp, n=exp.n_bins)
+    assert every.bins_tried == exp.n_bins and every.queries == exp.n_bins * len(fa.AttackConfig().ordered)
+    atk = attacked(name)
+    if not len(every.flip_bins):
+        assert not atk.success or atk.n_frequencies > 1
+        return
+    assert atk.success and atk.n_frequencies == 1
+    found = set(zip(every.flip_bins.tolist(), every.flip_mutations))
+    assert (int(atk.bins[0]), atk.mutation) in found
+    assert atk.snr_db >= every.best_snr_db - 0.1  # as quiet as the quietest single-bin flip there is
+
+
+def test_results_are_deterministic_whatever_the_batch_size_and_round_trip():
+    clf, x, exp = case("runner_up")
+    small = fa.fourier_attack(fa.QueryEngine(clf, batch_size=7), x, exp)
+    large = fa.fourier_attack(fa.QueryEngine(clf, batch_size=500), x, exp)
+    assert small.to_json() == large.to_json()
+    assert fa.FourierAttack.from_json(small.to_json()).to_json() == small.to_json()
+
+
+def test_degenerate_explanation_is_flagged_and_the_pool_widens():
+    clf, x, exp = case("runner_up")
+    tiny = dataclasses.replace(exp, sufficient=np.sort(exp.ranking[:1]))
+    atk = fa.fourier_attack(clf, x, tiny)
+    assert atk.degenerate and "1 bin(s)" in atk.degenerate_reason
+    assert atk.pool_size > 1 and atk.success  # the other sources still find the runner-up bin
+    assert not fa.fourier_attack(clf, x, exp).degenerate
+
+
+def test_stft_stops_a_frame_size_after_one_query_when_all_frames_do_not_flip():
+    clf, x, exp = case("phase")
+    atk = attacked("phase")
+    st = fa.stft_attack(clf, x, atk)
+    verified(clf, x, st)
+    assert sum(st.queries_by_frame.values()) == st.queries and list(st.queries_by_frame) == ["256"]
+    # The same attack against a model nothing flips: one query per frame size, then the next size.
+    energy, _, _ = case("energy")
+    none = fa.stft_attack(energy, x, atk)
+    assert not none.success and none.queries_by_frame == {"256": 1, "512": 1, "1024": 1} and none.queries == 3
+    assert all("do not flip" in v for v in none.tried.values())
+    assert fa.STFTAttack.from_json(st.to_json()).to_json() == st.to_json()
