@@ -134,3 +134,16 @@ class CountingClassifier(Classifier):
     def predict(self, waveforms: torch.Tensor) -> torch.Tensor:
         self.seen += waveforms.shape[0]
         return self.inner.predict(waveforms)
+
+
+def knife_edge_model(sr: int = SR) -> Classifier:
+    """A iff the 440 Hz band is present and the clip is numerically clean above 3.5 kHz (relative energy
+    < 1e-13): float32 synthesis passes, 1e-6 relative noise or 16-bit quantisation does not — the kind
+    of quantising front end that makes a recorded subset knife-edge."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        power = torch.fft.rfft(x.double()).abs() ** 2
+        hz = torch.fft.rfftfreq(x.shape[-1], 1 / sr).to(x.device)
+        dirt = power[:, hz > 3500].sum(-1) / power.sum(-1).clamp_min(1e-30)
+        clean = torch.log(torch.tensor(1e-13, dtype=torch.float64)) - torch.log(dirt + 1e-30)
+        return two_class(torch.minimum(log_ratio(band_energy(x, 440, sr), 0.05).double(), clean).float())
+    return Classifier.from_callable(fn, ["A", "B"], sr, name="knife-edge")

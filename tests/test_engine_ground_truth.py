@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import freqrex_audit as fa
 from freqrex_audit import spectrum as spec
 from freqrex_audit.engine.responsibility import partition_bins
+from freqrex_audit.engine.subsets import is_complete
 
 from . import known_models as km
 
@@ -35,7 +36,7 @@ def assert_valid(clf: fa.Classifier, exp: fa.Explanation) -> None:
     if exp.complete is not None:
         assert set(exp.necessary) <= set(exp.complete)
         label, conf = label_and_confidence(clf, exp.signal("complete"))
-        assert label == exp.target and round(conf, 2) == round(exp.confidence, 2)
+        assert label == exp.target and is_complete(conf, exp.confidence, exp.config.decimals)
 
 
 def precision_recall(found: np.ndarray, causal: set[int]) -> tuple[float, float]:
@@ -192,3 +193,73 @@ def test_responsibility_is_non_negative_and_subsets_are_prefixes(seed, a, b):
         bins = getattr(exp, kind)
         if bins is not None:
             assert set(bins.tolist()) == set(exp.ranking[: len(bins)].tolist())
+
+
+def test_an_empty_iteration_is_not_a_convergence_step(monkeypatch):
+    """An iteration with no passing mutant adds nothing: the running map does not move, EMD = 0.
+    That must not stop the loop as converged (it did: iterations 2-3 empty → stopped after 3)."""
+    from freqrex_audit.engine import responsibility as resp
+
+    maps = iter([np.eye(1, 50, 10)[0], np.zeros(50), np.zeros(50), np.zeros(50)] + [np.eye(1, 50, 10)[0]] * 10)
+    monkeypatch.setattr(resp, "responsibility_iteration", lambda *a, **k: next(maps))
+    run = resp.compute_responsibility(None, torch.zeros(1, 50), 98, 0, seed=0, iterations=12, min_iterations=3,
+                                      epsilon=0.005)
+    assert run.empty_iterations == 3
+    assert run.iterations == 6, "3 empty iterations must neither converge nor count towards min_iterations"
+    assert len(run.emd_trace) == run.iterations - run.empty_iterations - 1
+
+
+def test_literal_convergence_compares_the_iteration_map_with_the_running_map(monkeypatch):
+    from freqrex_audit.engine import responsibility as resp
+
+    a, b = np.eye(1, 50, 10)[0], np.eye(1, 50, 40)[0]
+    assert resp.convergence_distance(a, np.zeros(50), "literal") is None
+    assert resp.convergence_distance(a, b, "literal") == pytest.approx(resp.emd_1d(b, a + b))
+    assert resp.convergence_distance(a, b, "running") == pytest.approx(resp.emd_1d(a, a + b))
+    # literally, an iteration that keeps finding the same band is at distance 0 from the running map
+    assert resp.convergence_distance(a, a, "literal") == 0.0
+    clf, x = km.ratio_model(), km.tones({440: 1.0, 1000: 0.6, 2200: 3.0})
+    exp = fa.explain(clf, x, fa.FreqReXConfig(seed=0, convergence="literal"))
+    assert_valid(clf, exp)
+    with pytest.raises(ValueError, match="convergence"):
+        fa.FreqReXConfig(convergence="sometimes")
+
+
+def test_batched_and_single_synthesis_give_the_identical_waveform():
+    x = torch.from_numpy(km.tones({440: 1.0, 1000: 0.6}, seconds=1.0, sr=16000))  # T where batched FFTs differed
+    X = spec.rfft(x)
+    masks = torch.rand(16, X.shape[-1], generator=torch.Generator().manual_seed(0)) < 0.3
+    batched = spec.masked_waveforms(X, masks, len(x))
+    for row in range(16):
+        assert torch.equal(batched[row], spec.masked_waveforms(X, masks[row:row + 1], len(x))[0])
+
+
+def test_recorded_confidences_are_those_of_the_handed_out_signals():
+    clf, x = km.lowpass_model(), km.tones({440: 1.0, 1000: 0.6, 5000: 2.0}, sr=16000)
+    exp = fa.explain(clf, x, CONFIG)
+    engine = fa.QueryEngine(clf)
+    for kind in ("sufficient", "necessary", "complete"):
+        if getattr(exp, kind) is not None:
+            assert engine.query(exp.signal(kind)[None])[0][exp.target] == getattr(exp, f"{kind}_confidence")
+    assert not exp.requeried  # same device: the search's waveforms are bit for bit the handed-out ones
+
+
+def test_knife_edge_subsets_are_flagged_fragile_and_robust_ones_are_not():
+    clf, x = km.knife_edge_model(), km.tones({440: 1.0, 1000: 0.6, 2200: 0.8}, noise=0.0)
+    exp = fa.explain(clf, x, CONFIG)
+    assert_valid(clf, exp)
+    assert set(exp.fragile["sufficient"]) == {"noise_1e-6", "int16"} and exp.is_fragile("sufficient")
+    robust = fa.explain(km.ratio_model(), km.tones({440: 0.5, 1000: 0.3, 2200: 0.4}), CONFIG)
+    assert robust.fragile["sufficient"] == () and not robust.is_fragile("sufficient")
+    assert robust.queries_by_phase["verify"] == 2 * sum(getattr(robust, k) is not None
+                                                        for k in ("sufficient", "necessary", "complete"))
+    unchecked = fa.explain(clf, x, fa.FreqReXConfig(seed=0, fragility_check=False))
+    assert unchecked.queries_by_phase["verify"] == 0 and not unchecked.is_fragile("sufficient")
+
+
+@pytest.mark.parametrize("conf,original,decimals,expected", [
+    (0.6951, 0.6949, 2, True),    # rounding both sides said 0.70 vs 0.69: not complete
+    (0.700, 0.694, 2, False), (0.7049, 0.700, 2, True), (0.7051, 0.700, 2, False), (0.5, 0.5, 0, True),
+])
+def test_one_completeness_rule(conf, original, decimals, expected):
+    assert is_complete(conf, original, decimals) is expected

@@ -107,35 +107,56 @@ def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samp
     return responsibility
 
 
+CONVERGENCE_RULES = ("running", "literal")
+
+
 @dataclass(frozen=True)
 class ResponsibilityRun:
-    """The merged map, the EMD between successive running maps, and how many iterations ran."""
+    """The merged map, the EMD of every convergence step, how many iterations ran and how many were empty."""
 
     responsibility: np.ndarray
     emd_trace: tuple[float, ...]
     iterations: int
+    empty_iterations: int = 0
+
+
+def convergence_distance(running: np.ndarray, current: np.ndarray, rule: str) -> float | None:
+    """EMD of one convergence step, or None when the iteration is not one (no passing mutant).
+
+    ``running``: EMD between the running map before and after merging ``current`` (settles as 1/i);
+    ``literal``: the paper's test, EMD between this iteration's map R_i and the running map R_g.
+    An iteration with no passing mutant adds nothing, so under ``running`` its distance would be
+    exactly 0 — a false convergence; it is no step under either rule.
+    """
+    if rule not in CONVERGENCE_RULES:
+        raise ValueError(f"convergence must be one of {CONVERGENCE_RULES}, not {rule!r}")
+    if not current.any() or not running.any():
+        return None
+    if rule == "literal":
+        return emd_1d(current, running + current)
+    return emd_1d(running, running + current)
 
 
 def compute_responsibility(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, target: int, *,
-                           seed: int, iterations: int, min_iterations: int, epsilon: float, **iteration_options
-                           ) -> ResponsibilityRun:
-    """Iterate with fresh seeds; stop once the running map moves by at most ``epsilon`` (EMD).
+                           seed: int, iterations: int, min_iterations: int, epsilon: float,
+                           convergence: str = "running", **iteration_options) -> ResponsibilityRun:
+    """Iterate with fresh seeds; stop once a convergence step moves the map by at most ``epsilon`` (EMD).
 
-    The EMD compares the normalised running map before and after merging an iteration. Comparing an
-    iteration's own map with the running map (the literal reading) measured 0.015–0.1 on every
-    iteration of band-ratio classifiers and so never converges; the running map settles as 1/i.
+    ``min_iterations`` counts iterations that found a passing mutant: empty ones neither converge nor
+    count towards the minimum. See :func:`convergence_distance` for the two rules.
     """
     running = np.zeros(spectrum.shape[-1])
     trace: list[float] = []
-    done = 0
+    done = informative = 0
     for i in range(iterations):
         rng = np.random.default_rng([seed, i])
         current = responsibility_iteration(engine, spectrum, n_samples, target, rng, **iteration_options)
-        merged = running + current
-        if running.any():
-            trace.append(emd_1d(running, merged))
-        running = merged
+        distance = convergence_distance(running, current, convergence)
+        if distance is not None:
+            trace.append(distance)
+        running = running + current
         done = i + 1
-        if done >= min_iterations and trace and trace[-1] <= epsilon:
+        informative += bool(current.any())
+        if informative >= min_iterations and distance is not None and distance <= epsilon:
             break
-    return ResponsibilityRun(running, tuple(trace), done)
+    return ResponsibilityRun(running, tuple(trace), done, done - informative)

@@ -28,6 +28,16 @@ def margin(probs: np.ndarray, target: int) -> float:
     return float(probs[target] - (others.max() if len(others) else 0.0))
 
 
+def is_complete(conf: float, original: float, decimals: int) -> bool:
+    """The one completeness criterion (engine, gates, report, tests): the subset's confidence for the
+    target equals the clip's to ``decimals`` places, read as |conf − original| ≤ ½·10^−decimals.
+
+    Rounding both sides (the earlier engine rule) splits 0.6949 and 0.6951 although they differ by 2e-4;
+    the tolerance form is what "agree to d decimals" means and is continuous in the confidences.
+    """
+    return abs(float(conf) - float(original)) <= 0.5 * 10.0 ** (-decimals) + 1e-12
+
+
 def rank_bins(responsibility: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     """Bins by responsibility, highest first; ties broken by larger |X| first, then lower bin."""
     return np.lexsort((np.arange(len(responsibility)), -magnitude, -responsibility))
@@ -97,7 +107,7 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
         return margin(probs, target) < -TIE_MARGIN
 
     def matches(probs: np.ndarray) -> bool:
-        return round(float(probs[target]), decimals) == round(confidence, decimals)
+        return is_complete(probs[target], confidence, decimals)
 
     kept = [keeps(p) for p in oracle.keep(grid)]
     stable = [all(kept[i:i + chain_length]) for i in range(len(grid))]
