@@ -44,8 +44,12 @@ def precision_recall(found: np.ndarray, causal: set[int]) -> tuple[float, float]
     return hits / len(found), hits / len(causal)
 
 
+# Every clip has distractor tones LOUDER than the causal ones: a ranking by loudness puts them first, so
+# these tests pass only when the responsibility (not |X|) finds the causes — see the mutation test below.
+
+
 def test_ratio_model_sufficient_bins_are_all_in_the_440_band():
-    clf, x = km.ratio_model(), km.tones({440: 1.0, 1000: 0.6, 2200: 0.8})
+    clf, x = km.ratio_model(), km.tones({440: 0.5, 1000: 0.2, 2200: 2.0, 3100: 2.0})
     exp = fa.explain(clf, x, CONFIG)
     assert exp.target == 0
     assert_valid(clf, exp)
@@ -58,7 +62,7 @@ def test_ratio_model_sufficient_bins_are_all_in_the_440_band():
 
 
 def test_and_model_needs_both_bands():
-    clf, x = km.and_model(), km.tones({300: 1.0, 1200: 1.0, 2000: 1.0})
+    clf, x = km.and_model(), km.tones({300: 0.5, 1200: 0.5, 2000: 2.0, 3300: 2.0})
     exp = fa.explain(clf, x, CONFIG)
     assert exp.target == 0
     assert_valid(clf, exp)
@@ -70,7 +74,7 @@ def test_and_model_needs_both_bands():
 
 
 def test_or_model_one_band_suffices():
-    clf, x = km.or_model(), km.tones({300: 1.0, 1200: 1.0, 2000: 1.0})
+    clf, x = km.or_model(), km.tones({300: 0.5, 1200: 0.5, 2000: 2.0, 3300: 2.0})
     exp = fa.explain(clf, x, CONFIG)
     assert_valid(clf, exp)
     low, high = km.band_bins(300, len(x)), km.band_bins(1200, len(x))
@@ -82,34 +86,77 @@ def test_or_model_one_band_suffices():
 
 
 def test_non_monotone_model_chain_does_not_stop_at_first_hit():
-    clf, x = km.parity_model(), km.tones({300: 1.0, 1200: 1.0, 2500: 1.0})
+    clf, x = km.parity_model(), km.tones({300: 0.5, 1200: 0.5, 2500: 0.5, 700: 2.0, 3300: 2.0})
     exp = fa.explain(clf, x, CONFIG)
     assert exp.target == 0
     assert_valid(clf, exp)
-    # The sufficient prefix and the next L-1 grid points all keep 'A' (the chain); with L = 1 the
-    # search accepts a prefix that a few more frequencies would flip.
-    short = fa.explain(clf, x, fa.FreqReXConfig(seed=0, chain_length=1))
-    assert len(short.sufficient) <= len(exp.sufficient)
-    from freqrex_audit.engine.subsets import prefix_grid
-
-    grid = prefix_grid(exp.n_bins, CONFIG.grid_points)
-    later = grid[grid > len(exp.sufficient)][: CONFIG.chain_length - 1]
+    bands = km.band_bins(300, len(x)) | km.band_bins(1200, len(x)) | km.band_bins(2500, len(x))
+    assert precision_recall(exp.sufficient, bands)[0] == 1.0, exp.hz("sufficient")
+    # The chain: P_k .. P_{k+L-1} (L prefixes, counted in bins as the paper does) all keep 'A'.
+    later = np.arange(len(exp.sufficient), len(exp.sufficient) + CONFIG.chain_length)
     engine = fa.QueryEngine(clf)
     X = spec.rfft(torch.from_numpy(x))
     position = np.empty(exp.n_bins, dtype=np.int64)
     position[exp.ranking] = np.arange(exp.n_bins)
     masks = torch.from_numpy(position[None, :] < later[:, None])
     assert (engine.query_spectral(X, masks, len(x)).argmax(1) == 0).all()
+    short = fa.explain(clf, x, fa.FreqReXConfig(seed=0, chain_length=1))
+    assert len(short.sufficient) <= len(exp.sufficient)
 
 
 def test_lowpass_model_never_blames_frequencies_above_4khz():
     clf = km.lowpass_model()
-    x = km.tones({440: 1.0, 1000: 0.6, 5000: 2.0, 6500: 2.0}, sr=16000)
+    x = km.tones({440: 0.5, 1000: 0.2, 5000: 2.0, 6500: 2.0}, sr=16000)
     exp = fa.explain(clf, x, CONFIG)
     assert_valid(clf, exp)
     assert exp.hz("sufficient").max() < 4000 and exp.hz("necessary").max() < 4000
     hz = spec.bin_to_hz(np.arange(exp.n_bins), len(x), 16000)
     assert exp.responsibility[hz < 4000].mean() > exp.responsibility[hz >= 4000].mean()
+
+
+@pytest.mark.parametrize("n_bands,seed", [(2, 0), (8, 1)])
+def test_conjunction_of_narrow_bands_gives_a_near_minimal_set(n_bands, seed):
+    """The label needs energy in every one of n narrow bands; loud distractors are ignored by the model.
+    The pruned (minimal) set must keep every band, stay sufficient and be ≤ 2× the causal bins."""
+    centres = km.CONJUNCTION_CENTRES[:n_bands]
+    clf, x = km.conjunction_model(centres), km.conjunction_clip(centres)
+    exp = fa.explain(clf, x, fa.FreqReXConfig(seed=seed))
+    assert exp.target == 0
+    assert_valid(clf, exp)
+    bands = [km.band_bins(c, len(x), width=km.NARROW) for c in centres]
+    causal = set().union(*bands)
+    minimal = set(exp.minimal.tolist())
+    assert all(minimal & band for band in bands), exp.hz("minimal")
+    assert len(minimal) <= 2 * len(causal), (len(minimal), len(causal))
+    assert minimal <= set(exp.sufficient.tolist())
+    label, conf = label_and_confidence(clf, exp.signal("minimal"))
+    assert label == exp.target and conf >= exp.config.min_confidence * exp.confidence
+    assert conf == exp.minimal_confidence
+    # the map, not loudness, points at the causes
+    loud = set().union(*[km.band_bins(f, len(x), width=0) for f in km.LOUD_DISTRACTORS])
+    assert exp.responsibility[sorted(causal)].mean() > exp.responsibility[sorted(loud)].mean()
+
+
+GROUND_TRUTH = [test_ratio_model_sufficient_bins_are_all_in_the_440_band, test_and_model_needs_both_bands,
+                test_or_model_one_band_suffices, test_non_monotone_model_chain_does_not_stop_at_first_hit,
+                test_lowpass_model_never_blames_frequencies_above_4khz,
+                lambda: test_conjunction_of_narrow_bands_gives_a_near_minimal_set(2, 0)]
+
+
+@pytest.mark.parametrize("check", GROUND_TRUTH, ids=lambda f: getattr(f, "__name__", "conjunction"))
+def test_a_magnitude_only_ranking_fails_the_ground_truth_checks(check, monkeypatch):
+    """Mutation test: with the responsibility replaced by zeros the ranking is |X| alone (the tie-break);
+    every ground-truth check above must then fail, or it could not tell causal from loud."""
+    import importlib
+
+    from freqrex_audit.engine.responsibility import ResponsibilityRun
+
+    explain_module = importlib.import_module("freqrex_audit.engine.explain")
+
+    monkeypatch.setattr(explain_module, "compute_responsibility",
+                        lambda engine, spectrum, *a, **k: ResponsibilityRun(np.zeros(spectrum.shape[-1]), (), 1))
+    with pytest.raises(AssertionError):
+        check()
 
 
 @pytest.mark.parametrize("model,clip", [
@@ -140,7 +187,7 @@ def test_query_counts_are_exact_and_budgets_hold():
 
 
 def test_early_stopping_happens_and_keeps_results_valid():
-    clf, x = km.ratio_model(), km.tones({440: 1.0, 1000: 0.6, 2200: 0.8})
+    clf, x = km.ratio_model(), km.tones({440: 0.5, 1000: 0.2, 2200: 2.0, 3100: 2.0})
     early = fa.explain(clf, x, CONFIG)
     full = fa.explain(clf, x, fa.FreqReXConfig(seed=0, epsilon=0.0))
     assert early.iterations < full.iterations == CONFIG.iterations
@@ -161,7 +208,7 @@ def test_explanation_round_trips_through_json(tmp_path):
 
 
 def test_interleaved_partitions_find_the_band_too():
-    clf, x = km.ratio_model(), km.tones({440: 1.0, 1000: 0.6})
+    clf, x = km.ratio_model(), km.tones({440: 0.5, 1000: 0.2, 2200: 2.0, 3100: 2.0})
     exp = fa.explain(clf, x, fa.FreqReXConfig(seed=0, partition="interleaved"))
     assert_valid(clf, exp)
     assert precision_recall(exp.sufficient, km.band_bins(440, len(x)))[0] == 1.0
@@ -214,7 +261,7 @@ def test_literal_convergence_compares_the_iteration_map_with_the_running_map(mon
 
     a, b = np.eye(1, 50, 10)[0], np.eye(1, 50, 40)[0]
     assert resp.convergence_distance(a, np.zeros(50), "literal") is None
-    assert resp.convergence_distance(a, b, "literal") == pytest.approx(resp.emd_1d(b, a + b))
+    assert resp.convergence_distance(a, b, "literal") == pytest.approx(0.6)  # R_i at bin 40, R_g at bin 10
     assert resp.convergence_distance(a, b, "running") == pytest.approx(resp.emd_1d(a, a + b))
     # literally, an iteration that keeps finding the same band is at distance 0 from the running map
     assert resp.convergence_distance(a, a, "literal") == 0.0
@@ -252,7 +299,7 @@ def test_knife_edge_subsets_are_flagged_fragile_and_robust_ones_are_not():
     robust = fa.explain(km.ratio_model(), km.tones({440: 0.5, 1000: 0.3, 2200: 0.4}), CONFIG)
     assert robust.fragile["sufficient"] == () and not robust.is_fragile("sufficient")
     assert robust.queries_by_phase["verify"] == 2 * sum(getattr(robust, k) is not None
-                                                        for k in ("sufficient", "necessary", "complete"))
+                                                        for k in ("sufficient", "minimal", "necessary", "complete"))
     unchecked = fa.explain(clf, x, fa.FreqReXConfig(seed=0, fragility_check=False))
     assert unchecked.queries_by_phase["verify"] == 0 and not unchecked.is_fragile("sufficient")
 
