@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -310,3 +312,20 @@ def test_knife_edge_subsets_are_flagged_fragile_and_robust_ones_are_not():
 ])
 def test_one_completeness_rule(conf, original, decimals, expected):
     assert is_complete(conf, original, decimals) is expected
+
+
+def test_inverse_classification_records_its_rule_and_offers_the_complete_removal():
+    clf, x = km.and_model(), km.tones({300: 0.5, 1200: 0.5, 2000: 2.0, 3300: 2.0})
+    exp = fa.explain(clf, x, CONFIG)
+    assert exp.inverse_rule == "necessary-complement"
+    assert np.array_equal(exp.bins("inverse"), np.setdiff1d(np.arange(exp.n_bins), exp.necessary))
+    engine = fa.QueryEngine(clf)
+    assert int(engine.query(exp.signal("inverse")[None])[0].argmax()) == exp.inverse_label
+    # the transferability paper removes the complete set: label of that remainder, at no extra query
+    assert exp.complete is not None
+    assert np.array_equal(exp.bins("inverse_complete"), np.setdiff1d(np.arange(exp.n_bins), exp.complete))
+    probs = engine.query(exp.signal("inverse_complete")[None])[0]
+    assert int(probs.argmax()) == exp.complete_inverse_label != exp.target
+    # without a necessary set the fallback is named, not silent
+    fallback = dataclasses.replace(exp, necessary=None, inverse_rule="sufficient-complement")
+    assert np.array_equal(fallback.bins("inverse"), np.setdiff1d(np.arange(exp.n_bins), exp.sufficient))

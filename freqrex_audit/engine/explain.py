@@ -16,7 +16,7 @@ from ..results import Result, timing_field
 from .responsibility import CONVERGENCE_RULES, compute_responsibility
 from .subsets import TIE_MARGIN, PrefixOracle, find_subsets, is_complete, margin, prune, rank_bins
 
-SIGNAL_KINDS = ("original", "sufficient", "minimal", "necessary", "complete", "inverse")
+SIGNAL_KINDS = ("original", "sufficient", "minimal", "necessary", "complete", "inverse", "inverse_complete")
 SUBSET_KINDS = ("sufficient", "minimal", "necessary", "complete")
 
 
@@ -123,6 +123,9 @@ class Explanation(Result):
     empty_iterations: int = 0
     minimal: np.ndarray | None = None
     minimal_confidence: float | None = None
+    inverse_rule: str | None = None
+    complete_inverse_label: int | None = None
+    complete_inverse_confidence: float | None = None
     requeried: bool = False
     fragile: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
@@ -149,14 +152,19 @@ class Explanation(Result):
         return None if bins is None else len(bins) / self.n_bins
 
     def bins(self, kind: str) -> np.ndarray | None:
-        """Bin indices of a subset; ``inverse`` is the complement of necessary (else sufficient)."""
+        """Bin indices of a subset. ``inverse``: the complement of the set named by ``inverse_rule`` (the
+        necessary set, else the sufficient one: FreqReX's inverse classification); ``inverse_complete``:
+        the complement of the complete set (the transferability paper's removal)."""
         if kind == "original":
             return np.arange(self.n_bins)
-        if kind == "inverse":
-            removed = self.necessary if self.necessary is not None else self.sufficient
-            if removed is None:
-                return None
-            return np.setdiff1d(np.arange(self.n_bins), removed)
+        if kind in ("inverse", "inverse_complete"):
+            if kind == "inverse_complete":
+                removed = self.complete
+            elif self.inverse_rule == "sufficient-complement":
+                removed = self.sufficient
+            else:
+                removed = self.necessary if self.necessary is not None else self.sufficient
+            return None if removed is None else np.setdiff1d(np.arange(self.n_bins), removed)
         if kind not in SIGNAL_KINDS:
             raise ValueError(f"signal kind must be one of {SIGNAL_KINDS}, not {kind!r}")
         return getattr(self, kind)
@@ -254,7 +262,10 @@ def explain(classifier: Classifier | QueryEngine, x: np.ndarray, config: FreqReX
         sufficient=sets["sufficient"], necessary=sets["necessary"], complete=sets["complete"],
         sufficient_confidence=score(probs["sufficient"]), necessary_confidence=score(probs["necessary"]),
         complete_confidence=score(probs["complete"]),
-        minimal=sets["minimal"], minimal_confidence=score(probs["minimal"]),
+        minimal=sets["minimal"], minimal_confidence=score(probs["minimal"]), inverse_rule=found.inverse_rule,
+        complete_inverse_label=None if found.complete_inverse_probs is None else int(found.complete_inverse_probs.argmax()),
+        complete_inverse_confidence=None if found.complete_inverse_probs is None
+        else float(found.complete_inverse_probs.max()),
         inverse_label=None if found.inverse_probs is None else int(found.inverse_probs.argmax()),
         inverse_confidence=None if found.inverse_probs is None else float(found.inverse_probs.max()),
         queries_by_phase=queries, emd_trace=run.emd_trace, iterations=run.iterations, config=config,

@@ -93,6 +93,11 @@ class SubsetSearch:
     necessary_probs: np.ndarray | None
     complete_probs: np.ndarray | None
     inverse_probs: np.ndarray | None
+    inverse_rule: str | None = None
+    complete_inverse_probs: np.ndarray | None = None
+
+
+INVERSE_RULES = ("necessary-complement", "sufficient-complement", "complete-complement")
 
 
 def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_confidence: float,
@@ -181,12 +186,14 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
     k_c = refine(i_c, k_n, complete_ok) if i_c is not None else None
 
     inverse_k = k_n if k_n is not None else k_s
+    inverse_rule = None if inverse_k is None else INVERSE_RULES[0] if k_n is not None else INVERSE_RULES[1]
     return SubsetSearch(
         sufficient=k_s, necessary=k_n, complete=k_c,
         sufficient_probs=oracle.keep([k_s])[0] if k_s else None,
         necessary_probs=oracle.keep([k_n])[0] if k_n else None,
         complete_probs=oracle.keep([k_c])[0] if k_c else None,
-        inverse_probs=oracle.drop([inverse_k])[0] if inverse_k else None,
+        inverse_probs=oracle.drop([inverse_k])[0] if inverse_k else None, inverse_rule=inverse_rule,
+        complete_inverse_probs=oracle.drop([k_c])[0] if k_c else None,  # asked by the complete search: free
     )
 
 
