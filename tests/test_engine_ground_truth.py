@@ -300,10 +300,10 @@ def test_knife_edge_subsets_are_flagged_fragile_and_robust_ones_are_not():
     assert set(exp.fragile["sufficient"]) == {"noise_1e-6", "int16"} and exp.is_fragile("sufficient")
     robust = fa.explain(km.ratio_model(), km.tones({440: 0.5, 1000: 0.3, 2200: 0.4}), CONFIG)
     assert robust.fragile["sufficient"] == () and not robust.is_fragile("sufficient")
-    assert robust.queries_by_phase["verify"] == 2 * sum(getattr(robust, k) is not None
+    assert robust.queries_by_phase["fragility"] == 2 * sum(getattr(robust, k) is not None
                                                         for k in ("sufficient", "minimal", "necessary", "complete"))
     unchecked = fa.explain(clf, x, fa.FreqReXConfig(seed=0, fragility_check=False))
-    assert unchecked.queries_by_phase["verify"] == 0 and not unchecked.is_fragile("sufficient")
+    assert unchecked.queries_by_phase["fragility"] == 0 and not unchecked.is_fragile("sufficient")
 
 
 @pytest.mark.parametrize("conf,original,decimals,expected", [

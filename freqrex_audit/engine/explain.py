@@ -251,7 +251,7 @@ def explain(classifier: Classifier | QueryEngine, x: np.ndarray, config: FreqReX
 
     q0, t0 = engine.queries, time.perf_counter()
     requeried, fragile = verify_handed_out(engine, x, clf.sample_rate, target, confidence, sets, probs, config)
-    phase("verify", q0, t0)
+    phase("fragility", q0, t0)
 
     def score(p: np.ndarray | None) -> float | None:
         return None if p is None else float(p[target])
