@@ -329,3 +329,27 @@ def test_inverse_classification_records_its_rule_and_offers_the_complete_removal
     # without a necessary set the fallback is named, not silent
     fallback = dataclasses.replace(exp, necessary=None, inverse_rule="sufficient-complement")
     assert np.array_equal(fallback.bins("inverse"), np.setdiff1d(np.arange(exp.n_bins), exp.sufficient))
+
+
+def test_chain_never_accepts_a_prefix_it_did_not_check():
+    """Regression: after the chain had moved past failures L times, the last unchecked k was accepted
+    (a HuBERT clip got a 'sufficient' set at 0.028 confidence). Scripted oracle: P_k keeps the target only
+    for k in {3..6, 8, 10, 12, 14} and k ≥ 20; with L = 5 the first stable prefix is 20."""
+    from freqrex_audit.engine.subsets import find_subsets
+
+    def keeps(k: int) -> bool:
+        return 3 <= k <= 6 or k in (8, 10, 12, 14) or k >= 20
+
+    class ScriptedOracle:
+        position = np.arange(200)
+
+        def keep(self, ks):
+            return [np.array([0.9, 0.1]) if keeps(int(k)) else np.array([0.1, 0.9]) for k in ks]
+
+        def drop(self, ks):
+            return [np.array([0.1, 0.9]) for _ in ks]
+
+    found = find_subsets(ScriptedOracle(), 0, 0.9, min_confidence=0.5, chain_length=5, grid_points=48,
+                         refine_points=16, decimals=2)
+    assert found.sufficient == 20
+    assert found.sufficient_probs[0] >= 0.45

@@ -163,20 +163,20 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
     drop_loses = lambda k: loses(oracle.drop([k])[0])  # noqa: E731
     complete_ok = lambda k: drop_loses(k) and matches(oracle.keep([k])[0])  # noqa: E731
 
-    k_s, lowest, nxt = None, 1, None
+    k_s, lowest = None, 1
     for tries, i in enumerate(i for i in range(len(grid)) if kept[i] and grid[i] >= lowest):
-        if tries >= 8 or grid[i] < lowest:
+        if tries >= 8:
             break
-        k = refine(i, lowest, None)
+        k: int | None = refine(i, lowest, None)
         for _attempt in range(chain_length):  # a failing chain moves past the failure, a few times at most
             nxt = chain_from(k)
-            if nxt is None or nxt == k:
+            if nxt == k:
+                k_s = k
                 break
             k = nxt
-        if nxt == k:
-            k_s = k
-            break
-        if nxt is None:
+            if k is None:
+                break
+        if k_s is not None or k is None:
             break
         lowest = k
     i_s = None if k_s is None else int(np.searchsorted(grid, k_s))
