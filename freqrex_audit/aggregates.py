@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from . import spectrum as spec_mod
 from .engine import Explanation, summarize_attacks
+from .engine.metrics import class_responsibility, inverse_histogram, necessary_histogram
 from .evidence import rate_counts
 from .gates import alpha_toward_peers
 from .records import SampleRecord, SpecResult, analysed as _analysed
@@ -63,32 +63,20 @@ def _finite(value: Any) -> Any:
 
 
 def figures(result: SpecResult, points: int = 128, edges: int = 33) -> dict:
-    done = _analysed(result)
+    """The per-class figures of a spec, from the engine's one implementation of each (engine/metrics.py)."""
+    explanations = [r.explanation for r in _analysed(result)]
     rate = result.model_info.get("sample_rate") or 1
-    grid = np.linspace(0, rate / 2, points)
-    responsibility: dict[str, list[np.ndarray]] = {}
-    histogram: dict[str, np.ndarray] = {}
-    inverse: dict[str, int] = {}
+    responsibility = class_responsibility(explanations, n_points=points, normalise="sum")
     hz_edges = np.linspace(0, rate / 2, edges)
-    for r in done:
-        e = r.explanation
-        label = e.target_label
-        hz = spec_mod.bin_to_hz(np.arange(e.n_bins), len(e.waveform), e.sample_rate)
-        total = float(np.sum(e.responsibility)) or 1.0
-        responsibility.setdefault(label, []).append(np.interp(grid, hz, e.responsibility / total))
-        if e.necessary is not None:
-            counts, _ = np.histogram(e.hz("necessary"), bins=hz_edges)
-            histogram[label] = histogram.get(label, np.zeros(edges - 1, dtype=np.int64)) + counts
-        if e.inverse_label is not None:
-            name = e.labels[e.inverse_label]
-            inverse[name] = inverse.get(name, 0) + 1
+    histogram = necessary_histogram(explanations, bins_hz=hz_edges)
     return {
-        "class_responsibility": {c: {"hz": [round(float(h), 3) for h in grid],
-                                     "value": [float(v) for v in np.mean(maps, axis=0)]}
-                                 for c, maps in sorted(responsibility.items())},
+        "class_responsibility": {c: {"hz": [round(float(h), 3) for h in responsibility.hz],
+                                     "value": [float(v) for v in curve]}
+                                 for c, curve in responsibility.by_class.items()},
         "necessary_histogram": {c: {"hz_edges": [round(float(h), 3) for h in hz_edges],
-                                    "counts": [int(v) for v in counts]} for c, counts in sorted(histogram.items())},
-        "inverse_counts": dict(sorted(inverse.items())),
+                                    "counts": [int(v) for v in counts]} for c, counts in histogram.by_class.items()},
+        "inverse_counts": inverse_histogram(explanations).counts,
+        "inverse_complete_counts": inverse_histogram(explanations, "inverse_complete").counts,
     }
 
 

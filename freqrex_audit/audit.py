@@ -226,7 +226,7 @@ def _model_failure(clf: Classifier, records: list[SampleRecord]) -> str | None:
 
 def _composition(result: SpecResult, runner: _Runner) -> None:
     """Composition ratio per class (Table 2), from the sufficient signals of the analysed clips."""
-    from .engine.composition import compose_explanations
+    from .engine.composition import compose_explanations, composite_spectra, entropy_tests
 
     exps = [r.explanation for r in analysed(result)]
     key = (sorted(hash_array(e.waveform) for e in exps), result.spec.freqrex.to_dict())
@@ -234,12 +234,14 @@ def _composition(result: SpecResult, runner: _Runner) -> None:
 
     def compute() -> dict:
         found = compose_explanations(runner.engine, exps, kind="sufficient")
-        return {str(c): {"ratio": float(r.ratio), "kept": len(r.kept), "available": int(r.available)}
+        spectra = composite_spectra(found, exps)  # the transferability paper's §5.1-5.2
+        return {str(c): {"ratio": float(r.ratio), "kept": len(r.kept), "available": int(r.available), **spectra[c]}
                 for c, r in found.items()}
 
     result.composition = runner.cached("composition", key, compute, lambda v, a: v, lambda d, a: d)
     runner.queries_by_phase["composition"] += runner.engine.queries - q0
     result.tables["composition_by_class"] = {c: v["ratio"] for c, v in sorted(result.composition.items())}
+    result.tables["composite_entropy_tests"] = entropy_tests(result.composition)
 
 
 def _transferability(result: SpecResult, runner: _Runner, device: str, cache: Cache,

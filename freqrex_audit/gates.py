@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .datasets import Sample
+from .engine.subsets import is_complete
 from .evidence import DEFAULT_MIN_CLIPS, attack_evidence
 from .records import Outcome, SampleRecord, SpecResult, Verdict, analysed, wilson
 from .specs import Spec
@@ -274,9 +275,8 @@ def _per_sample(check: str, record: SampleRecord, spec: Spec) -> Verdict:
                f"(must not be {label!r})") if fact else f"{key}: the complement was not re-classified"
     else:
         fact = facts.get("complete", {})
-        tol = 0.5 * 10 ** (-spec.freqrex.decimals) + 1e-6
         got = fact.get("target_confidence")
-        ok = got is not None and fact.get("label") == e.target and abs(got - e.confidence) <= tol
+        ok = got is not None and fact.get("label") == e.target and is_complete(got, e.confidence, spec.freqrex.decimals)
         msg = (f"{key}: complete signal ({len(bins)} bins) gives {label!r} {_show(got)}, the clip {e.confidence:.4f} "
                f"(must agree to {spec.freqrex.decimals} decimals)")
     return Verdict(check, key, Outcome.PASSED if ok else Outcome.FAILED, msg, [_gate(f"{kind}_valid", int(ok), ">=", 1)])

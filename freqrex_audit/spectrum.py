@@ -46,8 +46,17 @@ def rfft(x: torch.Tensor) -> torch.Tensor:
 
 
 def irfft(spectrum: torch.Tensor, n: int) -> torch.Tensor:
-    """Real waveforms of length ``n`` from rfft spectra ([..., K] → [..., n])."""
-    return torch.fft.irfft(spectrum, n=n, dim=-1)
+    """Real waveforms of length ``n`` from rfft spectra ([..., K] → [..., n]).
+
+    Row by row: a batched FFT may take another code path than a single one (measured on CPU: up to
+    1e-6 apart for T = 16000), and a quantising model can turn that into a different label. One row
+    at a time, the waveform a search queried is bit for bit the one ``Explanation.signal`` hands out.
+    """
+    if spectrum.ndim < 2 or spectrum.shape[0] == 1 and spectrum.ndim == 2:
+        return torch.fft.irfft(spectrum, n=n, dim=-1)
+    flat = spectrum.reshape(-1, spectrum.shape[-1])
+    rows = [torch.fft.irfft(row[None], n=n, dim=-1)[0] for row in flat]
+    return torch.stack(rows).reshape(*spectrum.shape[:-1], n)
 
 
 def masked_waveforms(spectrum: torch.Tensor, masks: torch.Tensor, n: int) -> torch.Tensor:

@@ -134,3 +134,34 @@ class CountingClassifier(Classifier):
     def predict(self, waveforms: torch.Tensor) -> torch.Tensor:
         self.seen += waveforms.shape[0]
         return self.inner.predict(waveforms)
+
+
+def knife_edge_model(sr: int = SR) -> Classifier:
+    """A iff the 440 Hz band is present and the clip is numerically clean above 3.5 kHz (relative energy
+    < 1e-13): float32 synthesis passes, 1e-6 relative noise or 16-bit quantisation does not — the kind
+    of quantising front end that makes a recorded subset knife-edge."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        power = torch.fft.rfft(x.double()).abs() ** 2
+        hz = torch.fft.rfftfreq(x.shape[-1], 1 / sr).to(x.device)
+        dirt = power[:, hz > 3500].sum(-1) / power.sum(-1).clamp_min(1e-30)
+        clean = torch.log(torch.tensor(1e-13, dtype=torch.float64)) - torch.log(dirt + 1e-30)
+        return two_class(torch.minimum(log_ratio(band_energy(x, 440, sr), 0.05).double(), clean).float())
+    return Classifier.from_callable(fn, ["A", "B"], sr, name="knife-edge")
+
+
+CONJUNCTION_CENTRES = (310.0, 530.0, 770.0, 1130.0, 1470.0, 1910.0, 2330.0, 2810.0)
+LOUD_DISTRACTORS = {420.0: 3.0, 990.0: 3.0, 1650.0: 3.0, 2600.0: 3.0, 3300.0: 3.0}
+NARROW = 2.0  # Hz either side: one tone's bin and its two neighbours at 2 Hz resolution
+
+
+def conjunction_model(centres: tuple[float, ...], threshold: float = 0.02) -> Classifier:
+    """A iff every narrow band (±2 Hz) around ``centres`` holds energy: a conjunction, as real models need."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        energy = torch.stack([band_energy(x, c, width=NARROW) for c in centres], -1)
+        return two_class(torch.log(energy + 1e-6).min(-1).values - float(np.log(threshold)))
+    return Classifier.from_callable(fn, ["A", "B"], SR, name=f"and-of-{len(centres)}-bands")
+
+
+def conjunction_clip(centres: tuple[float, ...], seed: int = 1) -> np.ndarray:
+    """Quiet causal tones (0.5) under loud distractors (3.0) that the model ignores."""
+    return tones({**{c: 0.5 for c in centres}, **LOUD_DISTRACTORS}, seed=seed)

@@ -119,3 +119,20 @@ def test_compose_explanations_groups_by_class_and_round_trips(clf, tmp_path):
     assert CompositionResult.load(path).to_json() == results["low"].to_json()
     with pytest.raises(ValueError, match="labels"):
         compose_explanations(peak_model(labels=("a", "b", "c")), explanations)
+
+
+def test_composite_spectra_and_entropy_tests_ship_the_papers_analyses(clf):
+    from freqrex_audit.engine.composition import composite_spectra, entropy_tests
+
+    engine = fa.QueryEngine(clf)
+    tonal = compose(engine, [tone_mix({400: 1.0}, SECONDS) for _ in range(3)], "low")
+    noisy = compose(engine, [tone_mix({1500: 1.0}, SECONDS, noise=0.5, seed=s) for s in range(3)], "high")
+    spectra = composite_spectra({"low": tonal, "high": noisy}, [])
+    low, high = spectra["low"], spectra["high"]
+    assert low["psd_hz"][int(np.argmax(low["psd_power"]))] == pytest.approx(400, abs=8000 / 256)
+    assert low["composite_entropy"] < 0.05 < 0.15 < high["composite_entropy"]  # a pure tone vs a noisy one
+    tests = entropy_tests({"a": {"signal_entropies": [0.1, 0.2, 0.15, 0.12, 0.18]},
+                           "b": {"signal_entropies": [0.8, 0.9, 0.85, 0.95, 0.7]}})
+    ab = tests["a vs b"]
+    assert ab["effect"] == -1.0 and ab["statistic"] == 0.0 and ab["pvalue"] < 0.01  # every a below every b
+    assert entropy_tests({"a": {"signal_entropies": []}, "b": {}})["a vs b"]["pvalue"] is None

@@ -23,7 +23,7 @@ remainder of a window. Decisions do not depend on w; ``queries`` counts the disc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -32,7 +32,8 @@ from ..classifier import Classifier, QueryEngine
 from ..results import Result
 from .explain import Explanation, as_engine
 
-__all__ = ["CompositionResult", "common_length", "compose", "compose_explanations"]
+__all__ = ["CompositionResult", "common_length", "compose", "compose_explanations", "composite_spectra",
+           "entropy_tests"]
 
 
 @dataclass(frozen=True)
@@ -179,3 +180,48 @@ def compose_explanations(classifier: Classifier | QueryEngine, explanations: Seq
         results[labels[target]] = compose(engine, signals, target, confidences=scores, length=length,
                                           kind=kind, missing=missing)
     return results
+
+
+def composite_spectra(found: Mapping[str, CompositionResult], explanations: Sequence[Explanation],
+                      kind: str = "sufficient", nperseg: int = 256) -> dict[str, dict]:
+    """The transferability paper's §5.1–5.2 per class, as plain JSON: the composite's Welch PSD and
+    spectral entropy, and the spectral entropy of every clip's ``kind`` signal (for the class tests).
+
+    One implementation, used by the audit's results and the report; see :func:`entropy_tests`.
+    """
+    from .metrics import spectral_entropy, welch_psd  # metrics imports explain; keep the module light
+
+    entropies: dict[str, list[float]] = {}
+    for exp in explanations:
+        signal = exp.signal(kind)
+        if signal is not None:
+            entropies.setdefault(exp.target_label, []).append(_finite(spectral_entropy(signal)))
+    out: dict[str, dict] = {}
+    for name, result in found.items():
+        has_composite = len(result.kept) > 0
+        psd = welch_psd(result.composite, result.sample_rate, nperseg) if has_composite else None
+        out[name] = {
+            "composite_entropy": _finite(spectral_entropy(result.composite)) if has_composite else None,
+            "psd_hz": None if psd is None else [float(v) for v in psd.hz],
+            "psd_power": None if psd is None else [float(v) for v in psd.power],
+            "signal_entropies": [v for v in entropies.get(name, []) if v is not None],
+        }
+    return out
+
+
+def entropy_tests(spectra: Mapping[str, dict]) -> dict[str, dict]:
+    """Mann–Whitney U between every pair of classes' signal spectral entropies (the paper's §5.2)."""
+    from .metrics import mann_whitney
+
+    names = sorted(spectra)
+    tests: dict[str, dict] = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            test = mann_whitney(spectra[a].get("signal_entropies", []), spectra[b].get("signal_entropies", []))
+            tests[f"{a} vs {b}"] = {k: _finite(v) if isinstance(v, float) else v for k, v in test.to_dict().items()}
+    return tests
+
+
+def _finite(value: float) -> float | None:
+    """JSON-safe number: None for NaN / inf (a silent signal has no spectral entropy)."""
+    return float(value) if np.isfinite(value) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -9,13 +10,14 @@ import numpy as np
 import torch
 
 from .. import spectrum as spec
-from ..audio import validate_waveform
+from ..audio import int16_roundtrip, validate_waveform
 from ..classifier import Classifier, QueryEngine
 from ..results import Result, timing_field
-from .responsibility import compute_responsibility
-from .subsets import PrefixOracle, find_subsets, rank_bins
+from .responsibility import CONVERGENCE_RULES, compute_responsibility
+from .subsets import TIE_MARGIN, PrefixOracle, find_subsets, is_complete, margin, prune, rank_bins
 
-SIGNAL_KINDS = ("original", "sufficient", "necessary", "complete", "inverse")
+SIGNAL_KINDS = ("original", "sufficient", "minimal", "necessary", "complete", "inverse", "inverse_complete")
+SUBSET_KINDS = ("sufficient", "minimal", "necessary", "complete")
 
 
 @dataclass(frozen=True)
@@ -31,14 +33,24 @@ class FreqReXConfig(Result):
         iterations (median 6) with 21–74% of a full 20-iteration run's queries; sufficient sets had the
         same size as the full run's on ratio, OR and parity, and 3–7 vs 2–5 bins on AND (all precision
         1.0). ε = 0.01 stopped at 3–8 but once kept 13 bins for AND's 2; ε = 0.002 cost 2–3× more.
+    convergence: "running" (default) compares successive running maps; "literal" is the paper's test,
+        this iteration's map R_i against the running map R_g. Under both, an iteration with no passing
+        mutant is not a convergence step and does not count towards min_iterations (README: measurements).
     max_depth / min_part_size / iteration_budget / refine_top: refinement limits per iteration
         (levels, smallest part split further in bins, queries, passing mutants refined per level).
     min_confidence: δ, the sufficient prefix keeps the target with conf ≥ δ·conf(x).
-    chain_length: L, grid points in a row that must all be sufficient.
-    grid_points: size of the geometric grid of prefix sizes; refine_points: linear sub-grid size.
+    chain_length: L, prefixes in a row (bins, as the paper counts them) that must all be sufficient.
+    grid_points: size of the geometric grid of prefix sizes (48: with the bin-level chain and pruning, 64
+        found the same sufficient prefixes on the known models at ~12 more queries); refine_points:
+        linear sub-grid size.
     decimals: completeness matches the original confidence to this many decimals.
     search_chunk: candidates asked together in the necessary/complete search; fixed (not the batch
         size) so that results and query counts never depend on the hardware's batch size.
+    prune / prune_budget: after the paper's prefix search, remove in batches the bins of the sufficient
+        prefix that the label does not need (``minimal``; ``sufficient`` stays the paper's prefix set), at
+        most ``prune_budget`` queries.
+    fragility_check: re-query every found subset's handed-out signal with 1e-6 relative noise and after a
+        16-bit PCM round trip (2 queries per subset, one batch) and record which it does not survive.
     batch_size: queries per model call (None: the QueryEngine's).
     """
 
@@ -48,16 +60,20 @@ class FreqReXConfig(Result):
     iterations: int = 20
     min_iterations: int = 3
     epsilon: float = 0.005
+    convergence: str = "running"
     max_depth: int = 8
     min_part_size: int = 4
     iteration_budget: int = 200
     refine_top: int = 1
     min_confidence: float = 0.5
     chain_length: int = 5
-    grid_points: int = 64
+    grid_points: int = 48
     refine_points: int = 16
     decimals: int = 2
     search_chunk: int = 8
+    prune: bool = True
+    prune_budget: int = 64
+    fragility_check: bool = True
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
@@ -68,8 +84,9 @@ class FreqReXConfig(Result):
             "iteration_budget": self.iteration_budget >= 1, "refine_top": self.refine_top >= 1,
             "min_confidence": 0 <= self.min_confidence <= 1, "chain_length": self.chain_length >= 1,
             "grid_points": self.grid_points >= 2, "refine_points": self.refine_points >= 1,
-            "decimals": self.decimals >= 0, "search_chunk": self.search_chunk >= 1, "batch_size": self.batch_size is None or self.batch_size >= 1,
+            "decimals": self.decimals >= 0, "search_chunk": self.search_chunk >= 1, "prune_budget": self.prune_budget >= 1, "batch_size": self.batch_size is None or self.batch_size >= 1,
             "partition": self.partition in ("contiguous", "interleaved"),
+            "convergence": self.convergence in CONVERGENCE_RULES,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -78,7 +95,10 @@ class FreqReXConfig(Result):
 
 @dataclass(frozen=True)
 class Explanation(Result):
-    """What FreqReX found for one clip. Bin sets are prefixes of ``ranking`` (None: not found)."""
+    """What FreqReX found for one clip. ``sufficient``, ``necessary`` and ``complete`` are prefixes of
+    ``ranking`` (the paper's sets; None: not found); ``minimal`` is the sufficient prefix pruned of the
+    bins the label does not need (None when pruning is off). ``fragile`` names, per subset, the
+    perturbations (``noise_1e-6``, ``int16``, ``resynthesis``) under which it lost its property."""
 
     target: int
     confidence: float
@@ -100,6 +120,14 @@ class Explanation(Result):
     iterations: int
     config: FreqReXConfig
     seconds_by_phase: dict[str, float] = timing_field({})
+    empty_iterations: int = 0
+    minimal: np.ndarray | None = None
+    minimal_confidence: float | None = None
+    inverse_rule: str | None = None
+    complete_inverse_label: int | None = None
+    complete_inverse_confidence: float | None = None
+    requeried: bool = False
+    fragile: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def queries(self) -> int:
@@ -114,20 +142,29 @@ class Explanation(Result):
     def target_label(self) -> str:
         return self.labels[self.target]
 
+    def is_fragile(self, kind: str) -> bool:
+        """Whether a subset's property failed under 1e-6 relative noise or the 16-bit round trip."""
+        return bool(self.fragile.get(kind))
+
     def fraction(self, kind: str) -> float | None:
         """Size of a subset as a share of all K bins (the paper's Table 1 unit)."""
         bins = getattr(self, kind)
         return None if bins is None else len(bins) / self.n_bins
 
     def bins(self, kind: str) -> np.ndarray | None:
-        """Bin indices of a subset; ``inverse`` is the complement of necessary (else sufficient)."""
+        """Bin indices of a subset. ``inverse``: the complement of the set named by ``inverse_rule`` (the
+        necessary set, else the sufficient one: FreqReX's inverse classification); ``inverse_complete``:
+        the complement of the complete set (the transferability paper's removal)."""
         if kind == "original":
             return np.arange(self.n_bins)
-        if kind == "inverse":
-            removed = self.necessary if self.necessary is not None else self.sufficient
-            if removed is None:
-                return None
-            return np.setdiff1d(np.arange(self.n_bins), removed)
+        if kind in ("inverse", "inverse_complete"):
+            if kind == "inverse_complete":
+                removed = self.complete
+            elif self.inverse_rule == "sufficient-complement":
+                removed = self.sufficient
+            else:
+                removed = self.necessary if self.necessary is not None else self.sufficient
+            return None if removed is None else np.setdiff1d(np.arange(self.n_bins), removed)
         if kind not in SIGNAL_KINDS:
             raise ValueError(f"signal kind must be one of {SIGNAL_KINDS}, not {kind!r}")
         return getattr(self, kind)
@@ -140,12 +177,16 @@ class Explanation(Result):
     def signal(self, kind: str = "sufficient") -> np.ndarray | None:
         """Time-domain reconstruction of a subset: ``irfft(X * 1_S)`` (None if the subset was not found)."""
         bins = self.bins(kind)
-        if bins is None:
-            return None
-        x = torch.from_numpy(np.asarray(self.waveform, dtype=np.float32))
-        mask = torch.zeros(1, self.n_bins, dtype=torch.bool)
-        mask[0, torch.from_numpy(np.asarray(bins, dtype=np.int64))] = True
-        return spec.masked_waveforms(spec.rfft(x), mask, len(x))[0].numpy()
+        return None if bins is None else subset_signal(self.waveform, bins)
+
+
+def subset_signal(waveform: np.ndarray, bins: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+    """float32 ``irfft(rfft(x) * 1_S)``: the one synthesis of a handed-out subset signal."""
+    x = spec.as_tensor(waveform, device)
+    spectrum = spec.rfft(x)
+    mask = torch.zeros(1, spectrum.shape[-1], dtype=torch.bool, device=spectrum.device)
+    mask[0, torch.as_tensor(np.asarray(bins, dtype=np.int64), device=spectrum.device)] = True
+    return spec.masked_waveforms(spectrum, mask, len(x))[0].cpu().numpy()
 
 
 def as_engine(classifier: Classifier | QueryEngine, batch_size: int | None = None) -> QueryEngine:
@@ -180,7 +221,8 @@ def explain(classifier: Classifier | QueryEngine, x: np.ndarray, config: FreqReX
     q0, t0 = engine.queries, time.perf_counter()
     run = compute_responsibility(
         engine, spectrum, n, target, seed=config.seed, iterations=config.iterations,
-        min_iterations=config.min_iterations, epsilon=config.epsilon, parts=config.parts,
+        min_iterations=config.min_iterations, epsilon=config.epsilon, convergence=config.convergence,
+        parts=config.parts,
         partition=config.partition, max_depth=config.max_depth, min_part_size=config.min_part_size,
         query_budget=config.iteration_budget, refine_top=config.refine_top)
     phase("responsibility", q0, t0)
@@ -196,17 +238,78 @@ def explain(classifier: Classifier | QueryEngine, x: np.ndarray, config: FreqReX
     def prefix(k: int | None) -> np.ndarray | None:
         return None if k is None else np.sort(ranking[:k])
 
-    def score(probs: np.ndarray | None) -> float | None:
-        return None if probs is None else float(probs[target])
+    sets = {kind: prefix(getattr(found, kind)) for kind in ("sufficient", "necessary", "complete")}
+    probs = {kind: getattr(found, f"{kind}_probs") for kind in sets}
+    sets["minimal"] = probs["minimal"] = None
+    if config.prune and found.sufficient is not None:
+        q0, t0 = engine.queries, time.perf_counter()
+        kept, probs["minimal"] = prune(
+            engine, spectrum, n, ranking[:found.sufficient], found.sufficient_probs,
+            lambda p: subset_holds("sufficient", p, target, confidence, config), budget=config.prune_budget)
+        sets["minimal"] = np.sort(kept)
+        phase("prune", q0, t0)
+
+    q0, t0 = engine.queries, time.perf_counter()
+    requeried, fragile = verify_handed_out(engine, x, clf.sample_rate, target, confidence, sets, probs, config)
+    phase("fragility", q0, t0)
+
+    def score(p: np.ndarray | None) -> float | None:
+        return None if p is None else float(p[target])
 
     return Explanation(
         target=target, confidence=confidence, labels=tuple(clf.labels), sample_rate=clf.sample_rate,
         waveform=x, responsibility=run.responsibility, ranking=ranking,
-        sufficient=prefix(found.sufficient), necessary=prefix(found.necessary), complete=prefix(found.complete),
-        sufficient_confidence=score(found.sufficient_probs), necessary_confidence=score(found.necessary_probs),
-        complete_confidence=score(found.complete_probs),
+        sufficient=sets["sufficient"], necessary=sets["necessary"], complete=sets["complete"],
+        sufficient_confidence=score(probs["sufficient"]), necessary_confidence=score(probs["necessary"]),
+        complete_confidence=score(probs["complete"]),
+        minimal=sets["minimal"], minimal_confidence=score(probs["minimal"]), inverse_rule=found.inverse_rule,
+        complete_inverse_label=None if found.complete_inverse_probs is None else int(found.complete_inverse_probs.argmax()),
+        complete_inverse_confidence=None if found.complete_inverse_probs is None
+        else float(found.complete_inverse_probs.max()),
         inverse_label=None if found.inverse_probs is None else int(found.inverse_probs.argmax()),
         inverse_confidence=None if found.inverse_probs is None else float(found.inverse_probs.max()),
         queries_by_phase=queries, emd_trace=run.emd_trace, iterations=run.iterations, config=config,
-        seconds_by_phase=seconds,
+        seconds_by_phase=seconds, empty_iterations=run.empty_iterations, requeried=requeried, fragile=fragile,
     )
+
+
+def subset_holds(kind: str, probs: np.ndarray, target: int, confidence: float, config: FreqReXConfig) -> bool:
+    """Whether a subset signal's output still has the property its kind names (sufficient, necessary's
+    positive half, complete; minimal is a sufficient set) — the same tests the search applied."""
+    kept = margin(probs, target) > TIE_MARGIN and probs[target] >= config.min_confidence * confidence
+    return kept and (kind != "complete" or is_complete(probs[target], confidence, config.decimals))
+
+
+def verify_handed_out(engine: QueryEngine, x: np.ndarray, sample_rate: int, target: int, confidence: float,
+                      sets: dict[str, np.ndarray | None], probs: dict[str, np.ndarray | None],
+                      config: FreqReXConfig) -> tuple[bool, dict[str, tuple[str, ...]]]:
+    """Make every recorded confidence one of the exact signal ``Explanation.signal`` returns, and flag
+    knife-edge subsets. Updates ``probs`` in place; returns (re-queried?, fragile reasons by kind).
+
+    On the engine's own device the search synthesised the same float32 waveform (same rfft, row-by-row
+    irfft), checked bit for bit here; only when it differs (another device) are the handed-out signals
+    queried again. The fragility check costs 2 queries per subset (1e-6 relative noise; 16-bit PCM).
+    """
+    found = {kind: bins for kind, bins in sets.items() if bins is not None}
+    fragile: dict[str, list[str]] = {kind: [] for kind in found}
+    handed = {kind: subset_signal(x, bins) for kind, bins in found.items()}
+    differs = [kind for kind, bins in found.items()
+               if not np.array_equal(subset_signal(x, bins, engine.device), handed[kind])]
+    if differs:
+        again = engine.query(np.stack([handed[kind] for kind in differs]))
+        for kind, p in zip(differs, again):
+            probs[kind] = p
+            if not subset_holds(kind, p, target, confidence, config):
+                fragile[kind].append("resynthesis")
+    if config.fragility_check and found:
+        rng = np.random.default_rng([config.seed, 22])
+        perturbed, tags = [], []
+        for kind, signal in handed.items():
+            rms = float(np.sqrt(np.mean(signal.astype(np.float64) ** 2))) or 1.0
+            noise = (1e-6 * rms * rng.standard_normal(len(signal))).astype(np.float32)
+            perturbed += [signal + noise, int16_roundtrip(signal, sample_rate)]
+            tags += [(kind, "noise_1e-6"), (kind, "int16")]
+        for (kind, reason), p in zip(tags, engine.query(np.stack(perturbed).astype(np.float32))):
+            if not subset_holds(kind, p, target, confidence, config):
+                fragile[kind].append(reason)
+    return bool(differs), {kind: tuple(reasons) for kind, reasons in fragile.items()}

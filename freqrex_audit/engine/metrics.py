@@ -277,16 +277,22 @@ class InverseHistogram(Result):
     missing: int
 
 
-def inverse_histogram(explanations: Sequence[Explanation]) -> InverseHistogram:
-    """Counts of inverse-classification labels (by name), as in the FreqReX paper's inversion table."""
+def inverse_histogram(explanations: Sequence[Explanation], removed: str = "inverse") -> InverseHistogram:
+    """Counts of inverse-classification labels (by name), as in the FreqReX paper's inversion table.
+
+    ``removed``: ``"inverse"`` (the clip without its necessary set, else sufficient; the rule is recorded
+    per explanation) or ``"inverse_complete"`` (without its complete set: the transferability paper's).
+    """
+    attribute = {"inverse": "inverse_label", "inverse_complete": "complete_inverse_label"}[removed]
     counts: Counter[str] = Counter()
     by_class: dict[str, Counter[str]] = {}
     missing = 0
     for exp in explanations:
-        if exp.inverse_label is None:
+        index = getattr(exp, attribute)
+        if index is None:
             missing += 1
             continue
-        name = exp.labels[exp.inverse_label]
+        name = exp.labels[index]
         counts[name] += 1
         by_class.setdefault(exp.target_label, Counter())[name] += 1
     return InverseHistogram(counts=dict(sorted(counts.items())),

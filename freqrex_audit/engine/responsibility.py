@@ -58,46 +58,68 @@ def emd_1d(u: np.ndarray, v: np.ndarray) -> float:
     return float(ot.wasserstein_1d(positions, positions, u / total_u, v / total_v, p=1))
 
 
+def spread_budget(per_node: list[list], budget: int) -> list:
+    """Up to ``budget`` items taken round-robin across nodes (each node's list smallest first), so a
+    budget too small for the whole level still tests every node's smallest unions instead of starving
+    the later nodes (cutting the concatenated list did: with 8 bands, the last bands got nothing)."""
+    taken: list = []
+    for rank in range(max((len(items) for items in per_node), default=0)):
+        for items in per_node:
+            if rank < len(items):
+                taken.append(items[rank])
+    return taken[:max(0, budget)]
+
+
 def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, target: int,
                              rng: np.random.Generator, *, parts: int, partition: str, max_depth: int,
                              min_part_size: int, query_budget: int, refine_top: int) -> np.ndarray:
     """One iteration of calculate_responsibility: a responsibility map over the K bins.
 
     Each node of a level keeps its own smallest passing mutant(s) for the next level, so every part of
-    a passing k-part mutant is refined as deep as the others (one global pick starves the others:
-    with an AND of two bands only one band's neighbourhood would ever be refined).
+    a passing k-part mutant is refined as deep as the others. When no proper union of a node's children
+    passes (a conjunction spread over every child), the smallest passing mutant is the node itself —
+    its full union, known to pass without a query (the clip, or the parent's passing mutant): every
+    child is then needed, gets 1/p, and is refined with its siblings in context. Without this an AND
+    of many narrow bands left every iteration empty and the ranking fell back to loudness.
     """
     n_bins = spectrum.shape[-1]
     responsibility = np.zeros(n_bins)
     frontier = [_Node(np.arange(n_bins), np.zeros(0, dtype=np.int64))]
     spent = 0
     for _depth in range(max_depth):
-        mutants: list[tuple[_Node, list[np.ndarray]]] = []
+        per_node: list[list[tuple[int, list[np.ndarray]]]] = []
+        split: list[tuple[_Node, list[np.ndarray]]] = []
         for node in frontier:
             if len(node.bins) < 2:
                 continue
             children = partition_bins(node.bins, parts, rng, partition)
-            mutants += [(node, [children[i] for i in subset]) for subset in proper_unions(len(children))]
-        mutants = mutants[: max(0, query_budget - spent)]
+            split.append((node, children))
+            if len(children) > 1:
+                per_node.append([(len(split) - 1, [children[i] for i in subset])
+                                 for subset in proper_unions(len(children))])
+        mutants = spread_budget(per_node, query_budget - spent)
         if not mutants:
             break
         masks = torch.zeros(len(mutants), n_bins, dtype=torch.bool)
-        for row, (node, chosen) in enumerate(mutants):
-            masks[row, node.context] = True
+        for row, (at, chosen) in enumerate(mutants):
+            masks[row, split[at][0].context] = True
             masks[row, np.concatenate(chosen)] = True
         probs = engine.query_spectral(spectrum, masks, n_samples)
         spent += len(mutants)
         passing = [m for m, top in zip(mutants, probs.argmax(axis=1)) if top == target]
-        for _node, chosen in passing:
+        tested = {at for at, _ in mutants}
+        passed = {at for at, _ in passing}
+        passing += [(at, children) for at, (_node, children) in enumerate(split)
+                    if at in tested and at not in passed and len(children) > 1]
+        for _at, chosen in passing:
             for part in chosen:
                 responsibility[part] += 1.0 / len(chosen)
-        if not passing:
-            break
         frontier = []
-        for node in dict.fromkeys(id(m[0]) for m in passing):  # each node refines its own branch
-            own = sorted((m for m in passing if id(m[0]) == node),
+        for at in dict.fromkeys(at for at, _ in passing):  # each node refines its own branch
+            parent = split[at][0]
+            own = sorted((m for m in passing if m[0] == at),
                          key=lambda m: (len(m[1]), sum(len(part) for part in m[1])))
-            for parent, chosen in own[:refine_top]:
+            for _at, chosen in own[:refine_top]:
                 for i, part in enumerate(chosen):
                     if len(part) >= 2 * min_part_size:
                         rest = [parent.context] + [other for j, other in enumerate(chosen) if j != i]
@@ -107,35 +129,57 @@ def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samp
     return responsibility
 
 
+CONVERGENCE_RULES = ("running", "literal")
+
+
 @dataclass(frozen=True)
 class ResponsibilityRun:
-    """The merged map, the EMD between successive running maps, and how many iterations ran."""
+    """The merged map, the EMD of every convergence step, how many iterations ran and how many were empty."""
 
     responsibility: np.ndarray
     emd_trace: tuple[float, ...]
     iterations: int
+    empty_iterations: int = 0
+
+
+def convergence_distance(running: np.ndarray, current: np.ndarray, rule: str) -> float | None:
+    """EMD of one convergence step, or None when the iteration is not one (no passing mutant).
+
+    ``running``: EMD between the running map before and after merging ``current`` (settles as 1/i);
+    ``literal``: the paper's test, EMD between this iteration's map R_i and the running map R_g "at the
+    end of each iteration, before updating R_g with R_i" (FreqReX §4).
+    An iteration with no passing mutant adds nothing, so under ``running`` its distance would be
+    exactly 0 — a false convergence; it is no step under either rule.
+    """
+    if rule not in CONVERGENCE_RULES:
+        raise ValueError(f"convergence must be one of {CONVERGENCE_RULES}, not {rule!r}")
+    if not current.any() or not running.any():
+        return None
+    if rule == "literal":
+        return emd_1d(current, running)
+    return emd_1d(running, running + current)
 
 
 def compute_responsibility(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, target: int, *,
-                           seed: int, iterations: int, min_iterations: int, epsilon: float, **iteration_options
-                           ) -> ResponsibilityRun:
-    """Iterate with fresh seeds; stop once the running map moves by at most ``epsilon`` (EMD).
+                           seed: int, iterations: int, min_iterations: int, epsilon: float,
+                           convergence: str = "running", **iteration_options) -> ResponsibilityRun:
+    """Iterate with fresh seeds; stop once a convergence step moves the map by at most ``epsilon`` (EMD).
 
-    The EMD compares the normalised running map before and after merging an iteration. Comparing an
-    iteration's own map with the running map (the literal reading) measured 0.015–0.1 on every
-    iteration of band-ratio classifiers and so never converges; the running map settles as 1/i.
+    ``min_iterations`` counts iterations that found a passing mutant: empty ones neither converge nor
+    count towards the minimum. See :func:`convergence_distance` for the two rules.
     """
     running = np.zeros(spectrum.shape[-1])
     trace: list[float] = []
-    done = 0
+    done = informative = 0
     for i in range(iterations):
         rng = np.random.default_rng([seed, i])
         current = responsibility_iteration(engine, spectrum, n_samples, target, rng, **iteration_options)
-        merged = running + current
-        if running.any():
-            trace.append(emd_1d(running, merged))
-        running = merged
+        distance = convergence_distance(running, current, convergence)
+        if distance is not None:
+            trace.append(distance)
+        running = running + current
         done = i + 1
-        if done >= min_iterations and trace and trace[-1] <= epsilon:
+        informative += bool(current.any())
+        if informative >= min_iterations and distance is not None and distance <= epsilon:
             break
-    return ResponsibilityRun(running, tuple(trace), done)
+    return ResponsibilityRun(running, tuple(trace), done, done - informative)

@@ -2,8 +2,11 @@
 
 ``P_k`` is the first k bins of the ranking. Prefix sizes are searched on a geometric grid (batched),
 then refined on a linear sub-grid just below the grid point that was found. A prefix counts as
-sufficient only if it and the next ``chain_length - 1`` grid points all keep the target with
-confidence ≥ δ·conf(x), so a non-monotone model cannot stop the search at a lucky early hit.
+sufficient only if it and the next ``chain_length - 1`` prefixes — bins, one per iteration of the
+paper's final loop — all keep the target with confidence ≥ δ·conf(x), so a non-monotone model cannot
+stop the search at a lucky early hit. (Counted over grid points, as before, the chain asked the label
+to hold up to ~2.2× the prefix for K ≈ 240k.) :func:`prune` then removes, in batches, the bins of the
+sufficient prefix the label does not need: the paper's prefix set and this minimal set are both kept.
 """
 
 from __future__ import annotations
@@ -26,6 +29,16 @@ def margin(probs: np.ndarray, target: int) -> float:
     """Target probability minus the best other class's."""
     others = np.delete(probs, target)
     return float(probs[target] - (others.max() if len(others) else 0.0))
+
+
+def is_complete(conf: float, original: float, decimals: int) -> bool:
+    """The one completeness criterion (engine, gates, report, tests): the subset's confidence for the
+    target equals the clip's to ``decimals`` places, read as |conf − original| ≤ ½·10^−decimals.
+
+    Rounding both sides (the earlier engine rule) splits 0.6949 and 0.6951 although they differ by 2e-4;
+    the tolerance form is what "agree to d decimals" means and is continuous in the confidences.
+    """
+    return abs(float(conf) - float(original)) <= 0.5 * 10.0 ** (-decimals) + 1e-12
 
 
 def rank_bins(responsibility: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
@@ -80,6 +93,11 @@ class SubsetSearch:
     necessary_probs: np.ndarray | None
     complete_probs: np.ndarray | None
     inverse_probs: np.ndarray | None
+    inverse_rule: str | None = None
+    complete_inverse_probs: np.ndarray | None = None
+
+
+INVERSE_RULES = ("necessary-complement", "sufficient-complement", "complete-complement")
 
 
 def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_confidence: float,
@@ -97,10 +115,20 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
         return margin(probs, target) < -TIE_MARGIN
 
     def matches(probs: np.ndarray) -> bool:
-        return round(float(probs[target]), decimals) == round(confidence, decimals)
+        return is_complete(probs[target], confidence, decimals)
 
     kept = [keeps(p) for p in oracle.keep(grid)]
-    stable = [all(kept[i:i + chain_length]) for i in range(len(grid))]
+    # necessary / complete candidates: grid points that keep the target (at or above the chain-checked k_s)
+    stable = kept
+
+    def chain_from(k: int) -> int | None:
+        """k itself if P_k .. P_{k+L-1} all keep the target, else the first later k worth trying (None: none)."""
+        window = [j for j in range(k, min(k + chain_length, n_bins + 1))]
+        ok = [keeps(p) for p in oracle.keep(window)]
+        if all(ok):
+            return k
+        failed = window[ok.index(False)]
+        return failed + 1 if failed < n_bins else None
 
     def first_grid_index(start: int, extra: Callable[[int], bool] | None) -> int | None:
         """First stable grid index ≥ start meeting ``extra`` (complements asked in batches)."""
@@ -135,18 +163,80 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
     drop_loses = lambda k: loses(oracle.drop([k])[0])  # noqa: E731
     complete_ok = lambda k: drop_loses(k) and matches(oracle.keep([k])[0])  # noqa: E731
 
-    i_s = first_grid_index(0, None)
-    k_s = refine(i_s, 1, None) if i_s is not None else None
+    k_s, lowest = None, 1
+    for tries, i in enumerate(i for i in range(len(grid)) if kept[i] and grid[i] >= lowest):
+        if tries >= 8:
+            break
+        k: int | None = refine(i, lowest, None)
+        for _attempt in range(chain_length):  # a failing chain moves past the failure, a few times at most
+            nxt = chain_from(k)
+            if nxt == k:
+                k_s = k
+                break
+            k = nxt
+            if k is None:
+                break
+        if k_s is not None or k is None:
+            break
+        lowest = k
+    i_s = None if k_s is None else int(np.searchsorted(grid, k_s))
     i_n = first_grid_index(i_s, lambda i: drop_loses(int(grid[i]))) if i_s is not None else None
     k_n = refine(i_n, k_s, drop_loses) if i_n is not None else None
     i_c = first_grid_index(i_n, lambda i: complete_ok(int(grid[i]))) if i_n is not None else None
     k_c = refine(i_c, k_n, complete_ok) if i_c is not None else None
 
     inverse_k = k_n if k_n is not None else k_s
+    inverse_rule = None if inverse_k is None else INVERSE_RULES[0] if k_n is not None else INVERSE_RULES[1]
     return SubsetSearch(
         sufficient=k_s, necessary=k_n, complete=k_c,
         sufficient_probs=oracle.keep([k_s])[0] if k_s else None,
         necessary_probs=oracle.keep([k_n])[0] if k_n else None,
         complete_probs=oracle.keep([k_c])[0] if k_c else None,
-        inverse_probs=oracle.drop([inverse_k])[0] if inverse_k else None,
+        inverse_probs=oracle.drop([inverse_k])[0] if inverse_k else None, inverse_rule=inverse_rule,
+        complete_inverse_probs=oracle.drop([k_c])[0] if k_c else None,  # asked by the complete search: free
     )
+
+
+def prune(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, ranked: np.ndarray, probs: np.ndarray,
+          holds: Callable[[np.ndarray], bool], *, budget: int, groups: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Batched pruning of a sufficient set: remove the bins the label does not need (Def. 1's minimality).
+
+    ``ranked`` is the sufficient prefix in ranking order and ``probs`` its output. Each round splits the
+    kept bins into groups (least responsible first), asks for the set without each group (one batch),
+    then for the cumulative removals of the groups that could go (a second batch) and drops the longest
+    run that still ``holds``. Groups halve each round down to single bins; the rounds stop when single
+    bins no longer go or ``budget`` queries are spent. Returns the kept bins (ranking order) and their output.
+    """
+    keep = [int(b) for b in ranked]
+    spent, size = 0, max(1, -(-len(keep) // groups))
+
+    def ask(removals: list[set[int]]) -> np.ndarray:
+        masks = torch.zeros(len(removals), spectrum.shape[-1], dtype=torch.bool)
+        for row, gone in enumerate(removals):
+            masks[row, [b for b in keep if b not in gone]] = True
+        return engine.query_spectral(spectrum, masks, n_samples)
+
+    while len(keep) > 1 and spent < budget:
+        order = keep[::-1]
+        chunks = [set(order[at:at + size]) for at in range(0, len(order), size)]
+        chunks = [c for c in chunks if len(c) < len(keep)][: budget - spent]
+        answers = ask(chunks) if chunks else []
+        spent += len(chunks)
+        removable = [c for c, p in zip(chunks, answers) if holds(p)]
+        removed = False
+        if len(removable) == 1:
+            keep = [b for b in keep if b not in removable[0]]
+            probs, removed = answers[[holds(p) for p in answers].index(True)], True
+        elif removable and spent < budget:
+            cumulative = [set().union(*removable[:j + 1]) for j in range(min(len(removable), budget - spent))]
+            answers = ask(cumulative)
+            spent += len(cumulative)
+            ok = [holds(p) for p in answers]
+            run = ok.index(False) if False in ok else len(ok)
+            if run:
+                keep = [b for b in keep if b not in cumulative[run - 1]]
+                probs, removed = answers[run - 1], True
+        if size == 1 and not removed:
+            break
+        size = max(1, size // 2)
+    return np.asarray(keep, dtype=np.int64), probs

@@ -161,7 +161,9 @@ def sample_card(sample: dict, arrays: dict, budget: AudioBudget) -> dict:
             "confidence": conf, "conf_note": "of the target class" if kind in ("sufficient", "necessary", "complete") else "",
             "snr_db": None if signal is None or kind == "original" else snr_db(x, signal),
             "int16": None, "share": exp.fraction(kind) if kind in ("sufficient", "necessary", "complete") else None,
-            "detail": "" if kind != "inverse" else "the clip with its necessary frequencies removed"})
+            "detail": (f"the clip with its {(exp.inverse_rule or 'necessary-complement').split('-')[0]} frequencies removed"
+                       if kind == "inverse" else f"fragile: lost under {', '.join(exp.fragile[kind])}"
+                       if getattr(exp, "is_fragile", lambda k: False)(kind) else "")})
     for kind, atk in (("Fourier attack", fourier), ("STFT attack", stft)):
         found = atk is not None and atk.success and atk.adversarial is not None
         detail = ""
