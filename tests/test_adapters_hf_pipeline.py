@@ -128,7 +128,7 @@ freqrex: {seed: 0}
 attack: {budget: 50}
 checks:
   sufficiency: {}
-  fourier_attack: {}
+  fourier_attack: {max_success_rate: 1.0}
 """
 
 

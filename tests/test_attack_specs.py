@@ -12,7 +12,7 @@ from .test_specs import GOOD, folder, write  # noqa: F401  (the fixture)
 
 
 def test_attack_keys_reach_the_config(folder):  # noqa: F811
-    spec = load_spec(write(folder, GOOD.replace("fourier_attack: {budget: 1000}", "fourier_attack: {}") +
+    spec = load_spec(write(folder, GOOD.replace("fourier_attack: {budget: 1000, max_success_rate: 0.5}", "fourier_attack: {max_success_rate: 1.0}") +
                            "attack: {max_frequencies: 50, query_budget: 400, max_scale: 100, min_margin: 0.1,\n"
                            "         min_snr_db: 20, require_int16: true, screen_bins: 8, degenerate_share: 0.01}\n"
                            "stft_attack: {min_margin: 0.2, min_snr_db: 15}\n"))
@@ -31,7 +31,7 @@ def test_attack_keys_reach_the_config(folder):  # noqa: F811
     ("{budget: 5, max_frequencies: 5}", "attack.budget", "older name of attack.max_frequencies"),
 ])
 def test_bad_attack_keys_name_the_key(folder, attack, key, problem):  # noqa: F811
-    path: Path = write(folder, GOOD.replace("fourier_attack: {budget: 1000}", "fourier_attack: {}") +
+    path: Path = write(folder, GOOD.replace("fourier_attack: {budget: 1000, max_success_rate: 0.5}", "fourier_attack: {max_success_rate: 1.0}") +
                        f"attack: {attack}\n")
     with pytest.raises(SpecError) as info:
         load_spec(path)

@@ -17,7 +17,7 @@ name: fragile
 model: {target: "tests.audit_models:fragile", batch_size: 64}
 dataset: {path: ../data/fragile, clip_seconds: 0.25}
 freqrex: {seed: 0}
-attack: {budget: 5, pool: ranking}
+attack: {budget: 5, pool: ranking, min_snr_db: -60}  # tone clips only flip loudly
 checks:
   accuracy: {min: 0.9}
   sufficiency: {max_fraction: 0.5}
@@ -83,8 +83,9 @@ def test_fragile_fails_only_its_attack_gate_robust_passes_broken_is_one_collecti
     assert failed == [line for line in failed if "fragile.yaml::fourier_attack[aggregate]" in line] and len(failed) == 1
     text = result.stdout.str()
     assert "model_specs/broken.yaml: checks.fourier_attack.max_success_rate: must be in [0, 1], got 1.5" in text
-    assert "success_rate = 0.5 (2/4, 95% CI 0.15–0.85), spec requires <= 0.25 (FAILED)" in text
-    assert "single_rate = 0.5 (2/4, 95% CI 0.15–0.85), spec requires <= 0.25 (FAILED)" in text
+    # both classes flip with one frequency: "loud" by cutting its tone, "quiet" by adding one
+    assert "success_rate = 1 (4/4, 95% CI 0.51–1.00), spec requires <= 0.25 (FAILED)" in text
+    assert "single_rate = 1 (4/4, 95% CI 0.51–1.00), spec requires <= 0.25 (FAILED)" in text
     assert "report: reports/" in text and "freqrex results:" in text
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     doc = results_of(project)
@@ -92,7 +93,9 @@ def test_fragile_fails_only_its_attack_gate_robust_passes_broken_is_one_collecti
     failing = {(g["spec"], g["check"], g["metric"]) for g in doc["gates"] if not g["passed"]}
     assert failing == {("fragile", "fourier_attack", "success_rate"), ("fragile", "fourier_attack", "single_rate")}
     robust = doc["specs"]["robust"]
-    assert robust["accuracy"] == 1.0 and robust["tables"]["attacks"]["success_rate"] == 0.0
+    # robust flips only loudly (a ×1000 boost, clipped): recorded as raw success, never counted by the gates
+    assert robust["accuracy"] == 1.0 and robust["tables"]["attacks"]["quiet_success_rate"] == 0.0
+    assert robust["rates"]["fourier_attack.success_rate"]["k"] == 0
     assert all(s["explanation"] is not None for s in robust["samples"])
     # the second run finds everything in the cache: no model query at all
     again = project.runpytest("model_specs")

@@ -25,7 +25,7 @@ FRAGILE = """
 name: fragile
 model: {target: "tests.audit_models:fragile"}
 dataset: {path: ../data/fragile}
-attack: {budget: 5, pool: ranking}
+attack: {budget: 5, pool: ranking, min_snr_db: -60}  # tone clips only flip loudly
 checks:
   accuracy: {min: 0.9}
   sufficiency: {}
@@ -236,18 +236,21 @@ def tiny(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_an_attack_with_a_one_bin_pool_is_not_measured_with_the_reason(tiny):
-    (tiny / "tiny.yaml").write_text(TINY_POOL % "")
+STARVED = TINY_POOL.replace("attack: {budget: 1000}", "attack: {query_budget: 3}")
+
+
+def test_an_attack_that_searched_almost_nothing_is_not_measured_with_the_reason(tiny):
+    (tiny / "tiny.yaml").write_text(STARVED % "")
     result = run_spec(load_spec(tiny / "tiny.yaml"), "cpu")
     per_clip = [v for v in result.verdicts if v.check == "fourier_attack" and v.key != "aggregate"]
     aggregate = result.verdict("fourier_attack", "aggregate")
     assert len(per_clip) == 4 and all(v.outcome == "not_measured" for v in per_clip)
-    assert all("attack pool of 1 bin; 2 queries" in v.message for v in per_clip)
+    assert all("below the floor of 3 bins and 8 candidates" in v.message for v in per_clip), per_clip[0].message
     assert aggregate.outcome == "not_measured" and aggregate.passed is False
     assert "0/0 measured clips" in aggregate.message and "measured 0 of 4 clips" == aggregate.measured
     assert result.rates["fourier_attack.success_rate"]["n"] == 0
     # the spec may choose to skip what it cannot measure: skipped, never passed
-    (tiny / "tiny.yaml").write_text(TINY_POOL % ", on_unmeasured: skip")
+    (tiny / "tiny.yaml").write_text(STARVED % ", on_unmeasured: skip")
     skipped = run_spec(load_spec(tiny / "tiny.yaml"), "cpu")
     assert {v.outcome for v in skipped.verdicts if v.check == "fourier_attack"} == {"skipped"}
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import spectrum as spec
-from ..audio import int16_roundtrip, validate_waveform
+from ..audio import check_same_clip, int16_roundtrip, validate_waveform
 from ..classifier import Classifier, QueryEngine
 from ..results import Result, timing_field
 from .explain import Explanation, as_engine
@@ -195,6 +195,7 @@ def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanat
     engine = as_engine(classifier, config.batch_size)
     began, q0 = time.perf_counter(), engine.queries
     x = validate_waveform(x)
+    check_same_clip(x, explanation.waveform)  # an explanation's bins only mean something for its own clip
     n, rate, original = len(x), explanation.sample_rate, explanation.target
     signal = spec.as_tensor(x, engine.device)
     spectrum = spec.rfft(signal)
