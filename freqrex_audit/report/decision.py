@@ -96,7 +96,8 @@ def gate_rows(gates: list[dict], verdicts: list[dict], specs: dict[str, dict], a
         red = [item_key(g.get("item")) for g in red_gates]
         worst = min(outcomes, key=_rank)
         shown = f"{outcomes.count('passed')} of {judged} measured clips pass ({len(members)} clips)"
-        rows.append({**members[0], "metric": f"{metric} (per clip)", "shown": shown, "value": None, "k": None,
+        decisive = next(g for g, o in zip(members, outcomes) if o == worst)  # its item names the row
+        rows.append({**decisive, "metric": f"{metric} (per clip)", "shown": shown, "value": None, "k": None,
                      "n": None, "outcome": worst, "baseline": None, "delta": None,
                      "_keys": red or [item_key(g.get("item")) for g in members],
                      "_context": _context(specs.get(spec), [(item_key(g.get("item")), g.get("value"))
