@@ -120,6 +120,17 @@ def gate_rows(gates: list[dict], verdicts: list[dict], specs: dict[str, dict], a
     return rows
 
 
+def result_queries(spec: dict) -> int:
+    """Model queries the spec's per-clip results cost (explanations + attacks), whether this run made them
+    or read them from the cache (``timings.per_spec[*].queries`` counts only the queries this run made)."""
+    total = 0
+    for sample in spec.get("samples") or []:
+        total += sum(((sample.get("explanation") or {}).get("queries_by_phase") or {}).values())
+        for attack in ("fourier_attack", "stft_attack"):
+            total += int((sample.get(attack) or {}).get("queries") or 0)
+    return total
+
+
 def spec_rows(specs: dict[str, dict], errors: list[dict], anchors: dict, timings: dict) -> list[dict]:
     """One row per spec (and per spec file that did not load): its items' outcomes, worst first, and its
     key rates with k/n and interval; specs with red items first."""
@@ -136,10 +147,11 @@ def spec_rows(specs: dict[str, dict], errors: list[dict], anchors: dict, timings
                      "label": SHOWN.get(worst, worst.upper().replace("_", " ")), "css": css_of(worst),
                      "counts": [{"outcome": o, "label": SHOWN.get(o, o), "n": n, "css": css_of(o)}
                                 for o, n in counts.items()],
-                     "figures": figures, "queries": per.get("queries"), "error": spec.get("error"), "_i": i})
+                     "figures": figures, "queries": per.get("queries"), "cost": result_queries(spec),
+                     "error": spec.get("error"), "_i": i})
     for e in errors:
         rows.append({"name": e.get("spec_file", "?"), "href": None, "outcome": "error", "label": "ERROR",
-                     "css": "fail", "counts": [], "figures": [], "queries": None, "error": e.get("message"),
+                     "css": "fail", "counts": [], "figures": [], "queries": None, "cost": None, "error": e.get("message"),
                      "_i": len(rows)})
     rows.sort(key=lambda r: (_rank(r["outcome"]), r["_i"]))
     return rows
