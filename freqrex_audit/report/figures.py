@@ -86,7 +86,7 @@ def sample_panels(waveform: np.ndarray, sample_rate: int, hz: np.ndarray, respon
         bins = subsets.get(kind)
         if bins is not None and len(bins):
             axes[2].vlines(hz[bins], 0, magnitude[bins], color=COLOURS[kind], lw=1.0,
-                           label=f"{kind} ({len(bins):,} bins)")
+                           label=f"{kind} ({len(bins):,} bin{'' if len(bins) == 1 else 's'})")
     axes[2].set(title="(c) subsets on the spectrum", ylabel="|X(f)| (linear)")
     _khz(axes[2])
     axes[2].legend(loc="upper right", framealpha=0.9, edgecolor="none")
@@ -144,7 +144,7 @@ def necessary_histogram(series: Mapping[str, Mapping[str, Sequence[float]]], cla
         s = series.get(label)
         counts = np.asarray((s or {}).get("counts") or [], dtype=float)
         if s is None or not counts.sum():
-            _no_data(ax, label, "no necessary sets" if s is not None else "no analysed clips")
+            _no_data(ax, label, "no necessary sets")  # a class without clips has none either (see Figure 2)
         else:
             ax.stairs(counts, np.asarray(s["hz_edges"], dtype=float), fill=True, color=COLOURS["necessary"])
             ax.set_title(str(label))
