@@ -9,6 +9,10 @@ import numpy as np
 
 from .engine import Explanation, FourierAttack, STFTAttack
 
+COLOURS = {"signal": "#0072B2", "responsibility": "#009E73", "sufficient": "#D55E00", "necessary": "#E69F00",
+           "complete": "#56B4E9"}
+"""Okabe-Ito colours (colour-blind safe), the same roles as in the HTML report's figures."""
+
 
 def _pyplot():
     import matplotlib
@@ -26,22 +30,26 @@ def explanation_figure(exp: Explanation, path: str | Path, title: str | None = N
     t = np.arange(n) / rate
     hz = np.fft.rfftfreq(n, 1 / rate)
     fig, axes = plt.subplots(4, 1, figsize=(9, 9), constrained_layout=True)
-    axes[0].plot(t, exp.waveform, lw=0.6)
-    axes[0].set(title=title or f"clip: {exp.target_label} ({exp.confidence:.2f})", xlabel="s", ylabel="amplitude")
-    axes[1].plot(hz, exp.responsibility, lw=0.8, color="tab:red")
-    axes[1].set(title="responsibility", xlabel="Hz")
+    axes[0].plot(t, exp.waveform, lw=0.6, color=COLOURS["signal"])
+    axes[0].set(title=title or f"clip: {exp.target_label} ({exp.confidence:.2f})", xlabel="time (s)",
+                ylabel="amplitude")
+    axes[1].plot(hz, exp.responsibility, lw=0.8, color=COLOURS["responsibility"])
+    axes[1].set(title="responsibility", xlabel="frequency (Hz)", ylabel="responsibility (score)")
     for row, kind in enumerate(("sufficient", "necessary", "complete")):
         bins = exp.hz(kind)
         if bins is not None:
-            axes[2].scatter(bins, np.full(len(bins), row), s=6, label=f"{kind} ({len(bins)} bins)")
-    axes[2].set(title="subsets", xlabel="Hz", yticks=[0, 1, 2], yticklabels=["sufficient", "necessary", "complete"],
-                xlim=(0, rate / 2))
+            axes[2].scatter(bins, np.full(len(bins), row), s=6, color=COLOURS[kind],
+                            label=f"{kind} ({len(bins):,} of {exp.n_bins:,} bins)")
+    axes[2].set(title="subsets", xlabel="frequency (Hz)", yticks=[0, 1, 2],
+                yticklabels=["sufficient", "necessary", "complete"], xlim=(0, rate / 2))
+    if axes[2].get_legend_handles_labels()[0]:
+        axes[2].legend(loc="upper right", frameon=False)
     sufficient = exp.signal("sufficient")
     if sufficient is not None:
-        axes[3].plot(t, exp.waveform, lw=0.5, alpha=0.4, label="original")
-        axes[3].plot(t, sufficient, lw=0.6, label="sufficient")
-        axes[3].legend(loc="upper right")
-    axes[3].set(title="sufficient signal (reconstructed)", xlabel="s")
+        axes[3].plot(t, exp.waveform, lw=0.5, color="#B0B0B0", label="original")
+        axes[3].plot(t, sufficient, lw=0.6, color=COLOURS["sufficient"], label="sufficient")
+        axes[3].legend(loc="upper right", frameon=False)
+    axes[3].set(title="sufficient signal (reconstructed)", xlabel="time (s)", ylabel="amplitude")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -60,8 +68,8 @@ def attack_figure(x: np.ndarray, attack: FourierAttack | STFTAttack, path: str |
                               f"after: {labels[attack.new_label] if attack.new_label is not None else 'unchanged'}")):
         with np.errstate(divide="ignore"):  # digital silence in a frame is -inf dB, drawn as the floor
             ax.specgram(signal, NFFT=nfft, Fs=rate, noverlap=nfft * 3 // 4)
-        ax.set(title=name, ylabel="Hz")
-    axes[1].set_xlabel("s")
+        ax.set(title=name, ylabel="frequency (Hz)")
+    axes[1].set_xlabel("time (s)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

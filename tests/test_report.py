@@ -20,6 +20,8 @@ from .report_fixtures import build_results
 
 XSS = "<script>alert(1)</script>"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "reports" / "test-artifacts"
+PAGE_HEIGHT_BUDGET_PX = 16_000
+"""Two specs, three cards each, all sections: the fixture page's height in a 1400-px-wide window."""
 
 
 @pytest.fixture(scope="module")
@@ -59,56 +61,129 @@ def cells(html: str, css_class: str) -> list[str]:
     return re.findall(rf'<td class="{css_class}">([^<]*)</td>', html)
 
 
+def hrefs_and_ids(html: str) -> tuple[list[str], set[str]]:
+    found = tags(html)
+    return ([a["href"][1:] for _, a in found if (a.get("href") or "").startswith("#")],
+            {a["id"] for _, a in found if a.get("id")})
+
+
 def test_every_section_is_there(report, results):
     _, html = report
-    for needle in ('id="verdict"', 'id="gates"', "Table 1", "Table 2", "Table 3", "Table 4", "Figure 2",
-                   "Figure 3", "Inverse classification", 'id="transferability"', 'id="run-facts"',
-                   'id="phases"', 'id="trust-remote-code-warning"', "Skipped and not analysed",
-                   'class="card sample"', 'id="flat-earthers"'):
+    for needle in ('id="run-verdict"', 'id="specs-summary"', 'id="gates"', "Table 1", "Table 2", "Table 3",
+                   "Table 4", "Figure 2", "Figure 3", "Inverse classification", 'id="transferability"',
+                   'id="run-facts"', 'id="phases"', 'id="trust-remote-code-warning"', 'class="clips"',
+                   'class="card sample"', 'id="flat-earthers"', 'class="spec-row spec-error"'):
         assert needle in html, needle
     for name in results["specs"]:
         assert f"Spec: {name}" in html
     skipped = [s for spec in results["specs"].values() for s in spec["samples"] if s["status"] == "skipped"]
     assert skipped and all(s["reason"] in html for s in skipped)
     for spec in results["specs"].values():
-        assert spec["model"]["fingerprint"] in html
+        assert spec["model"]["fingerprint"] in html and spec["config_hash"] in html
 
 
-def test_numbers_are_the_results_numbers(report, results):
+def test_first_screen_is_the_decision(report, results):
+    """The run's verdict as results.json states it, then the specs (red first), then the red gates first."""
     _, html = report
-    from freqrex_audit.report.html import gate_rows
+    state = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "interrupted": "INCOMPLETE"}
+    verdict = re.search(r'<span id="run-verdict" class="verdict \w+">([^<]*)</span>', html).group(1)
+    assert verdict == state[results["run"]["verdict"]]
+    assert html.index('id="run-verdict"') < html.index('id="specs-summary"') < html.index('id="gates"') \
+        < html.index('id="spec-1"')
+    spec_labels = re.findall(r'<tr class="spec-row[^"]*">.*?</td>\s*<td class="\w+">([^<]*)</td>', html, re.S)
+    order = ["ERROR", "FAIL", "NOT MEASURED", "NOT RUN", "SKIP", "PASS"]
+    assert spec_labels == sorted(spec_labels, key=order.index) and len(spec_labels) == len(results["specs"]) + 1
+    outcomes = re.findall(r'data-outcome="(\w+)"', html)
+    severity = ["error", "failed", "not_measured", "interrupted", "deselected", "skipped", "passed"]
+    assert outcomes == sorted(outcomes, key=severity.index), "failures first"
+    red_gates = [g for g in results["gates"] if g["outcome"] in ("failed", "not_measured", "error")]
+    assert red_gates and outcomes[0] in ("failed", "not_measured", "error")
+    first_table = html[html.index('id="gates"'):html.index('id="passed-gates"')]
+    for g in red_gates:  # every red gate's clip or spec is named in the first table
+        key = g["item"].split("[")[-1][:-1]
+        assert (key if key != "aggregate" else g["metric"]) in first_table
 
-    rows = gate_rows(results["gates"])
-    assert cells(html, "value") == [fmt_number(r["shown"]) if not isinstance(r["shown"], str) else r["shown"]
-                                    for r in rows]
-    aggregates = [g for g in results["gates"] if g["item"].endswith("[aggregate]")]
-    assert [fmt_number(g["value"]) for g in aggregates] == [
-        fmt_number(r["shown"]) for r in rows if r["item"].endswith("[aggregate]") and "per clip" not in r["metric"]]
-    per_clip = [g for g in results["gates"] if not g["item"].endswith("[aggregate]")]
-    assert sum(int(r["shown"].split("/")[1].split()[0]) for r in rows if "per clip" in r["metric"]) == len(per_clip)
-    assert html.count('class="fail"') >= sum(not g["passed"] for g in results["gates"])
-    rates = cells(html, "success-rate")
-    assert rates == [fmt_number(s["tables"]["attacks"]["success_rate"]) for s in results["specs"].values()]
-    assert cells(html, "single-rate") == [fmt_number(s["tables"]["attacks"]["single_rate"])
-                                          for s in results["specs"].values()]
-    attacked = [s for spec in results["specs"].values() for s in spec["samples"]
-                if s["fourier_attack"] and s["fourier_attack"]["success"]]
-    assert attacked, "the fixture should contain at least one successful attack"
-    snrs = re.findall(r'<span class="snr">([^<]*)</span>', html)
-    assert fmt_number(attacked[0]["fourier_attack"]["snr_db"]) in snrs
-    t = results["transferability"]["sufficient"]["alpha"]
-    assert f"<td>{fmt_number(t[0][1], 2)}</td>" in html
+
+def test_failures_explain_themselves_with_their_numbers(report, results):
+    _, html = report
+    first_table = html[html.index('id="gates"'):html.index('id="passed-gates"')]
+    rows = re.findall(r'<tr class="gate fail-row" id="gate-\d+">(.*?)</tr>', first_table, re.S)
+    assert rows
+    for row in rows:
+        why = re.search(r'<td class="text why"><b>([^<]+)</b>', row)
+        assert why, row[:300]
+        assert "Next:" in row
+    for g in results["gates"]:
+        if g["outcome"] == "not_measured":
+            assert g["unmeasured"] in html
+    per_clip = [g for g in results["gates"] if g["outcome"] == "failed" and not g["item"].endswith("[aggregate]")]
+    for g in per_clip:  # the failing clip and its measured share, against the spec's threshold
+        assert f"{g['item'].split('[')[-1][:-1]} ({100 * g['value']:.2g} %)" in html
+    assert "the spec needs ≤ 2 %" in html
+
+
+def test_rates_show_counts_and_intervals(report, results):
+    _, html = report
+    for g in results["gates"]:
+        if g.get("n"):
+            assert f"{g['k']} of {g['n']} clips" in html
+            assert f"95 % CI {100 * g['low']:.0f}–{100 * g['high']:.0f} %" in html
+    for name, spec in results["specs"].items():
+        queries = results["timings"]["per_spec"][name]["queries"]
+        assert f"{queries:,} model queries" in html  # in that spec's own section
+    phases = re.findall(r'<td class="queries">([^<]*)</td>', html)
+    assert phases == [f"{results['timings']['per_spec'][n]['queries']:,}" for n in results["specs"]]
+    assert "seed 0 (set for the whole run)" in html and "seed n/a" not in html
+
+
+def test_every_link_resolves_and_cards_link_back(report):
+    _, html = report
+    links, ids = hrefs_and_ids(html)
+    assert links and not [x for x in links if x not in ids]
+    gate_links = re.findall(r'class="evidence-link" href="#([^"]+)"', html)
+    assert gate_links and all(x in ids for x in gate_links)
+    cards = re.findall(r'<div class="card sample" id="([^"]+)">(.*?)<img', html, re.S)
+    assert cards
+    for card_id, head in cards:
+        assert "Decides:" in head and f'href="#{card_id.replace("card-", "clip-")}"' in head
+        assert f'href="#{card_id}"' in html, "the clips table links to every card"
+    backed = [head for _, head in cards if 'href="#gate-' in head]
+    assert backed, "a card of a clip that failed a gate links back to that gate"
+
+
+def test_numbers_for_people():
+    from freqrex_audit.report.format import fmt_bins, fmt_snr
+
+    assert fmt_bins(1, 8001) == "1 of 8,001 bins (0.01 %)"
+    assert fmt_bins(40, 2001) == "40 of 2,001 bins (2.0 %)"
+    assert fmt_snr(1.47e-09) == "0 dB" and fmt_snr(float("inf")) == "identical" and fmt_snr(187.2) == "> 99 dB"
+    assert fmt_snr(21.04) == "21 dB" and fmt_snr(7.25) == "7.2 dB"
+    assert fmt_number(1.47e-09) == "< 0.001" and fmt_number(12345.6) == "12,346" and fmt_number(8001) == "8,001"
+
+
+def test_inverse_classification_excludes_the_clips_own_label(results_path, results):
+    from freqrex_audit.engine.explain import Explanation
+    from freqrex_audit.report.html import inverse_table, load_results
+
+    _, arrays = load_results(results_path)
+    for spec in results["specs"].values():
+        table = inverse_table(spec, arrays, list(spec["model"]["labels"]))
+        exps = [Explanation.from_dict(s["explanation"], arrays) for s in spec["samples"] if s["explanation"]]
+        inverted = [e for e in exps if e.inverse_label is not None and e.inverse_label != e.target]
+        assert sum(sum(r["to"].values()) for r in table["rows"]) == len(inverted)
+        assert sum(r["own"] for r in table["rows"]) == sum(e.inverse_label == e.target for e in exps)
+        assert all(r["cls"] not in r["to"] for r in table["rows"])
 
 
 def test_self_contained_and_escaped(report, results_path, tmp_path):
-    _, html = report
+    out, html = report
     for tag, attrs in tags(html):
         for attr in ("src", "href"):
             value = attrs.get(attr) or ""
             assert not re.match(r"\s*(https?:|//)", value, re.I), f"external {attr} on <{tag}>: {value[:80]}"
     assert "<script" not in html.lower(), "the report needs no JavaScript"
-    audio = [a for t, a in tags(html) if t == "audio"]
-    assert audio and all(a["src"].startswith("data:audio/flac;base64,") for a in audio)
+    audio = [a["src"] for t, a in tags(html) if t == "audio"]
+    assert audio and all(src.startswith("data:audio/flac;base64,") or (out.parent / src).is_file() for src in audio)
 
     # a hostile spec name and label are shown as text
     run = tmp_path / "xss"
@@ -122,12 +197,20 @@ def test_self_contained_and_escaped(report, results_path, tmp_path):
     assert not [t for t, _ in tags(hostile) if t == "script"]
 
 
-def test_size_caps_are_stated(results_path, tmp_path):
-    html = render_report(results_path, tmp_path / "small.html", max_sample_cards=1,
-                         max_audio_bytes=30_000).read_text(encoding="utf-8")
-    assert html.count('class="card sample"') == 2  # one per spec
-    assert "left out" in html and "at most 1 per spec" in html
-    assert "audio budget reached" in html and "player(s) left out" in html
+def test_size_budget(report, results_path, tmp_path):
+    out, html = report
+    assert out.stat().st_size <= 3_000_000
+    small = render_report(results_path, tmp_path / "small.html", max_sample_cards=1, max_audio_bytes=30_000)
+    text = small.read_text(encoding="utf-8")
+    assert text.count('class="card sample"') == 2  # one per spec
+    assert "left out" in text and "at most 1 per spec" in text
+    files = sorted((tmp_path / "small_files").glob("*.flac"))
+    assert files and f"{len(files)} more player(s)" in text and "small_files/" in text
+    linked = [a["src"] for t, a in tags(text) if t == "audio" and not a["src"].startswith("data:")]
+    assert sorted(linked) == sorted(f"small_files/{f.name}" for f in files)
+    bare = render_report(results_path, tmp_path / "bare.html", max_sample_cards=1, max_audio_bytes=30_000,
+                         audio_files=False).read_text(encoding="utf-8")
+    assert "audio budget reached" in bare and "player(s) left out" in bare
 
 
 def test_index_lists_runs(report, results_path):
@@ -142,7 +225,7 @@ def test_cli_report_rerenders(results_path, tmp_path):
 
     out = tmp_path / "cli.html"
     assert main(["report", str(results_path), "--out", str(out), "--max-cards", "0"]) == 0
-    assert 'id="verdict"' in out.read_text(encoding="utf-8")
+    assert 'id="run-verdict"' in out.read_text(encoding="utf-8")
     assert main(["report", str(tmp_path / "missing.json")]) == 2
 
 
@@ -164,7 +247,15 @@ function __report(audio, partial) {
   out.textContent = JSON.stringify({
     partial: partial, audio: audio,
     images: [...document.images].map(i => i.complete ? i.naturalWidth : -1),
-    errors: window.__errors, scripts: document.scripts.length});
+    errors: window.__errors, scripts: document.scripts.length,
+    unresolved: [...document.querySelectorAll('a[href^="#"]')].map(a => a.getAttribute("href").slice(1))
+      .filter(id => !document.getElementById(id)),
+    gateLinks: document.querySelectorAll("a.evidence-link").length,
+    height: document.documentElement.scrollHeight, viewport: window.innerHeight,
+    verdict: (document.getElementById("run-verdict") || {textContent: null}).textContent,
+    verdictBottom: document.getElementById("run-verdict").getBoundingClientRect().bottom,
+    firstRed: (() => { const r = document.querySelector("#gates tr.fail-row");
+                       return r ? {top: r.getBoundingClientRect().top, text: r.textContent} : null; })()});
   document.body.appendChild(out);
 }
 window.addEventListener("load", () => {
@@ -197,7 +288,7 @@ def chromium(binary: str, *args: str, timeout: float = 90) -> subprocess.Complet
             capture_output=True, text=True, timeout=timeout)
 
 
-def test_report_works_in_a_real_browser(report):
+def test_report_works_in_a_real_browser(report, results):
     binary = chromium_binary()
     if binary is None:
         pytest.skip("no chromium binary on PATH (CI installs Debian's `chromium`: apt-get install -y chromium)")
@@ -205,7 +296,7 @@ def test_report_works_in_a_real_browser(report):
     probed = out.with_name("probed.html")
     probed.write_text(html.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>", 1),
                       encoding="utf-8")
-    done = chromium(binary, "--virtual-time-budget=30000", "--dump-dom", probed.as_uri())
+    done = chromium(binary, "--virtual-time-budget=30000", "--window-size=1400,1000", "--dump-dom", probed.as_uri())
     found = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.S)
     assert found, f"probe did not report; chromium rc={done.returncode}, stderr tail: {done.stderr[-2000:]}"
     verdict = json.loads(found.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
@@ -218,9 +309,19 @@ def test_report_works_in_a_real_browser(report):
     assert all(w > 0 for w in verdict["images"]), verdict["images"]
     assert verdict["errors"] == []
     assert verdict["scripts"] == 2  # the probe's own two; the report has none
+    # the first screen (1400 × 1000) shows the run's verdict and the first failing gate
+    assert verdict["verdict"] == {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}[results["run"]["verdict"]]
+    assert verdict["verdictBottom"] <= verdict["viewport"]
+    assert verdict["firstRed"] and verdict["firstRed"]["top"] < verdict["viewport"], verdict["firstRed"]
+    assert "FAIL" in verdict["firstRed"]["text"] or "NOT MEASURED" in verdict["firstRed"]["text"]
+    # every in-page link (gate → evidence, card → gate) names an element that exists
+    assert verdict["gateLinks"] > 0 and verdict["unresolved"] == []
+    # budgets: the page's size on disk and its height in the browser
+    assert out.stat().st_size <= 3_000_000
+    assert verdict["height"] <= PAGE_HEIGHT_BUDGET_PX, verdict["height"]
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
-    done = chromium(binary, "--hide-scrollbars", "--window-size=1280,2400", "--virtual-time-budget=5000", f"--screenshot={shot}", out.as_uri())
+    done = chromium(binary, "--hide-scrollbars", "--window-size=1400,2000", "--virtual-time-budget=5000", f"--screenshot={shot}", out.as_uri())
     assert shot.exists() and shot.stat().st_size > 10_000, done.stderr[-2000:]

@@ -1,5 +1,5 @@
-"""HTML audit reports: one self-contained page per run, plus an index of runs."""
+"""HTML audit reports: one page per run that leads with the decision, plus an index of runs."""
 
-from .html import MAX_AUDIO_BYTES, load_results, render_index, render_report
+from .html import MAX_AUDIO_BYTES, MAX_SAMPLE_CARDS, load_results, render_index, render_report
 
-__all__ = ["render_report", "render_index", "load_results", "MAX_AUDIO_BYTES"]
+__all__ = ["render_report", "render_index", "load_results", "MAX_AUDIO_BYTES", "MAX_SAMPLE_CARDS"]

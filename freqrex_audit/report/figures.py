@@ -1,8 +1,9 @@
 """matplotlib figures for the HTML report, returned as ``data:image/png;base64,...`` URIs.
 
-Every function takes numbers read from the results file and draws them; nothing is computed here
-that the results do not already hold, except for display-only reductions (envelopes of long
-waveforms, so a 30-s clip plots from ~2000 points instead of 480 000).
+Every function draws numbers read from the results file; nothing is computed here except display-only
+reductions (envelopes of long waveforms). Figures use the Okabe-Ito palette (safe for the common colour
+vision deficiencies), label both axes with units, and draw every class the model has, saying so when a
+class has no data rather than leaving it out.
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
 __all__ = ["png_uri", "envelope", "sample_panels", "class_responsibility", "necessary_histogram",
-           "transfer_heatmaps", "inverse_counts", "MAX_PLOT_POINTS"]
+           "inverse_counts", "MAX_PLOT_POINTS", "OKABE_ITO"]
 
 MAX_PLOT_POINTS = 2000
 """Waveforms and spectra longer than this are drawn from a min/max envelope of this many points."""
 DPI = 80
-COLOURS = {"sufficient": "#f28e2b", "necessary": "#edc948", "complete": "#e15759"}
-plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "axes.spines.top": False, "axes.spines.right": False,
-                     "svg.fonttype": "none"})
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+COLOURS = {"signal": "#0072B2", "responsibility": "#009E73", "spectrum": "#B0B0B0",
+           "sufficient": "#D55E00", "necessary": "#E69F00", "complete": "#56B4E9"}
+plt.rcParams.update({"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "legend.fontsize": 11,
+                     "xtick.labelsize": 11, "ytick.labelsize": 11, "axes.spines.top": False,
+                     "axes.spines.right": False, "svg.fonttype": "none"})
 
 
 def png_uri(fig: "plt.Figure") -> str:
@@ -33,7 +38,17 @@ def png_uri(fig: "plt.Figure") -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(_palette_png(buffer.getvalue())).decode("ascii")
+
+
+def _palette_png(png: bytes, colours: int = 64) -> bytes:
+    """The PNG with a 64-colour palette: a plot has few colours, and this makes it 2–4× smaller."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue() if out.tell() < len(png) else png
 
 
 def envelope(x: np.ndarray, y: np.ndarray, points: int = MAX_PLOT_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -49,108 +64,112 @@ def envelope(x: np.ndarray, y: np.ndarray, points: int = MAX_PLOT_POINTS) -> tup
     return np.repeat(xs, 2), np.column_stack([lo, hi]).ravel()
 
 
+def _khz(ax: "plt.Axes") -> None:
+    ax.set_xlabel("frequency (kHz)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}"))
+
+
 def sample_panels(waveform: np.ndarray, sample_rate: int, hz: np.ndarray, responsibility: np.ndarray,
                   magnitude: np.ndarray, subsets: Mapping[str, np.ndarray | None],
-                  sufficient_signal: np.ndarray | None, title: str = "") -> str:
-    """The paper's Figure 1: (a) signal, (b) responsibility over Hz, (c) sufficient / necessary /
-    complete bins over the spectrum, (d) the reconstructed sufficient signal."""
-    fig, axes = plt.subplots(1, 4, figsize=(13, 2.1))
+                  sufficient_signal: np.ndarray | None) -> str:
+    """The paper's Figure 1: (a) signal, (b) responsibility over frequency, (c) the sufficient /
+    necessary / complete bins over the spectrum, (d) the reconstructed sufficient signal."""
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
     t = np.arange(len(waveform)) / sample_rate
-    axes[0].plot(*envelope(t, waveform), lw=0.5, color="#4e79a7")
-    axes[0].set(title="(a) signal", xlabel="s")
-    axes[1].plot(*envelope(hz, responsibility), lw=0.7, color="#59a14f")
-    axes[1].set(title="(b) responsibility", xlabel="Hz")
-    axes[2].plot(*envelope(hz, magnitude), lw=0.4, color="#bab0ac")
-    # complete ⊇ necessary ⊇ sufficient: draw the larger sets first so each added layer stays visible
-    for kind in ("complete", "necessary", "sufficient"):
+    axes[0].plot(*envelope(t, waveform), lw=0.6, color=COLOURS["signal"])
+    axes[0].set(title="(a) clip", xlabel="time (s)", ylabel="amplitude")
+    axes[1].plot(*envelope(hz, responsibility), lw=0.8, color=COLOURS["responsibility"])
+    axes[1].set(title="(b) responsibility", ylabel="score")
+    _khz(axes[1])
+    axes[2].plot(*envelope(hz, magnitude), lw=0.5, color=COLOURS["spectrum"], label="spectrum")
+    for kind in ("complete", "necessary", "sufficient"):  # largest first so each smaller set stays visible
         bins = subsets.get(kind)
         if bins is not None and len(bins):
-            axes[2].vlines(hz[bins], 0, magnitude[bins], color=COLOURS[kind], lw=0.8,
-                           label=f"{kind} ({len(bins)})")
-    axes[2].set(title="(c) subsets over the spectrum", xlabel="Hz")
-    if axes[2].get_legend_handles_labels()[0]:
-        axes[2].legend(fontsize=6, frameon=False, loc="upper right")
+            axes[2].vlines(hz[bins], 0, magnitude[bins], color=COLOURS[kind], lw=1.0,
+                           label=f"{kind} ({len(bins):,} bin{'' if len(bins) == 1 else 's'})")
+    axes[2].set(title="(c) subsets on the spectrum", ylabel="|X(f)| (linear)")
+    _khz(axes[2])
+    axes[2].legend(loc="upper right", framealpha=0.9, edgecolor="none")
     if sufficient_signal is not None:
-        axes[3].plot(*envelope(t, waveform), lw=0.5, color="#d9d9d9")
-        axes[3].plot(*envelope(t, sufficient_signal), lw=0.5, color=COLOURS["sufficient"])
-        axes[3].set(title="(d) sufficient signal", xlabel="s")
+        axes[3].plot(*envelope(t, waveform), lw=0.5, color="#D0D0D0", label="clip")
+        axes[3].plot(*envelope(t, sufficient_signal), lw=0.6, color=COLOURS["sufficient"], label="sufficient")
+        axes[3].legend(loc="upper right", framealpha=0.9, edgecolor="none")
     else:
-        axes[3].text(0.5, 0.5, "no sufficient subset found", ha="center", va="center", transform=axes[3].transAxes)
-        axes[3].set(title="(d) sufficient signal")
-    for ax in axes:
-        ax.tick_params(labelsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9, x=0.01, ha="left")
+        axes[3].text(0.5, 0.5, "no sufficient set found", ha="center", va="center", transform=axes[3].transAxes)
+    axes[3].set(title="(d) sufficient signal", xlabel="time (s)", ylabel="amplitude")
     fig.tight_layout()
     return png_uri(fig)
 
 
-def _grid(n: int, width: float = 13, row_height: float = 1.7, cols: int = 4):
+def _grid(n: int, cols: int = 4, row_height: float = 2.8):
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width, row_height * rows + 0.3), squeeze=False,
-                             sharex=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, row_height * rows + 0.4), squeeze=False, sharex=True,
+                             sharey=True)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
-    return fig, axes.ravel()
+    return fig, axes.ravel(), cols
 
 
-def class_responsibility(series: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
-    """Figure 2: average (normalised) responsibility per class over Hz; one small panel per class."""
-    fig, axes = _grid(len(series))
-    for ax, (label, s) in zip(axes, series.items()):
-        ax.plot(*envelope(np.asarray(s["hz"]), np.asarray(s["value"])), lw=0.7, color="#59a14f")
-        ax.set_title(str(label))
-        ax.set_yticks([])
-    for ax in axes[-4:]:
-        ax.set_xlabel("Hz")
+def _no_data(ax: "plt.Axes", label: str, why: str) -> None:
+    ax.set_title(label)
+    ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color="#555")
+
+
+def class_responsibility(series: Mapping[str, Mapping[str, Sequence[float]]], classes: Sequence[str]) -> str:
+    """Figure 2: average responsibility per class over frequency; one panel per model class."""
+    names = list(classes) + [c for c in series if c not in classes]
+    fig, axes, cols = _grid(len(names))
+    for i, (ax, label) in enumerate(zip(axes, names)):
+        s = series.get(label)
+        if s is None:
+            _no_data(ax, label, "no analysed clips")
+        else:
+            # shown in % of the class's total responsibility per bin (the stored value is a share)
+            ax.plot(*envelope(np.asarray(s["hz"]), 100 * np.asarray(s["value"])), lw=0.9,
+                    color=COLOURS["responsibility"])
+            ax.set_title(str(label))
+        if i % cols == 0:
+            ax.set_ylabel("mean responsibility\n(% of total per bin)")
+        _khz(ax)
     fig.tight_layout()
     return png_uri(fig)
 
 
-def necessary_histogram(series: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
-    """Figure 3: how often each frequency band appears in necessary subsets, per class."""
-    fig, axes = _grid(len(series))
-    for ax, (label, s) in zip(axes, series.items()):
-        edges, counts = np.asarray(s["hz_edges"], dtype=float), np.asarray(s["counts"], dtype=float)
-        ax.stairs(counts, edges, fill=True, color="#edc948", alpha=0.9)
-        ax.set_title(str(label))
-    for ax in axes[-4:]:
-        ax.set_xlabel("Hz")
+def necessary_histogram(series: Mapping[str, Mapping[str, Sequence[float]]], classes: Sequence[str]) -> str:
+    """Figure 3: how often each frequency band is in a clip's necessary set, per model class."""
+    names = list(classes) + [c for c in series if c not in classes]
+    fig, axes, cols = _grid(len(names))
+    for i, (ax, label) in enumerate(zip(axes, names)):
+        s = series.get(label)
+        counts = np.asarray((s or {}).get("counts") or [], dtype=float)
+        if s is None or not counts.sum():
+            _no_data(ax, label, "no necessary sets")  # a class without clips has none either (see Figure 2)
+        else:
+            ax.stairs(counts, np.asarray(s["hz_edges"], dtype=float), fill=True, color=COLOURS["necessary"])
+            ax.set_title(str(label))
+            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if i % cols == 0:
+            ax.set_ylabel("necessary bins\n(count per band)")
+        _khz(ax)
     fig.tight_layout()
     return png_uri(fig)
 
 
-def transfer_heatmaps(models: Sequence[str], matrices: Mapping[str, np.ndarray], flat_earthers: Sequence[str]) -> str:
-    """α / β heatmaps (rows: source, columns: target), values written in; flat-earthers in red with ⚑."""
-    fig, axes = plt.subplots(1, len(matrices), figsize=(3.3 * len(matrices), 3.0), squeeze=False)
-    ticks = [f"⚑ {m}" if m in flat_earthers else str(m) for m in models]
-    for ax, (title, m) in zip(axes[0], matrices.items()):
-        m = np.asarray(m, dtype=float)
-        ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
-        for (i, j), v in np.ndenumerate(m):
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if v > 0.6 else "white")
-        ax.set_title(title)
-        ax.set_xticks(range(len(models)), ticks, rotation=35, ha="right", fontsize=7)
-        ax.set_yticks(range(len(models)), ticks, fontsize=7)
-        for tick in list(ax.get_xticklabels()) + list(ax.get_yticklabels()):
-            if tick.get_text().startswith("⚑"):
-                tick.set_color("#c0392b")
-        ax.set_xlabel("target")
-        ax.spines[:].set_visible(False)
-    axes[0][0].set_ylabel("source")
-    fig.tight_layout()
-    return png_uri(fig)
-
-
-def inverse_counts(counts: Mapping[str, int]) -> str:
-    """How often each label is what remains once the necessary frequencies are removed."""
-    labels = list(counts)
-    fig, ax = plt.subplots(figsize=(max(3.0, 0.5 * len(labels) + 1.5), 2.0))
-    ax.bar(range(len(labels)), [counts[k] for k in labels], color="#76b7b2")
-    ax.set_xticks(range(len(labels)), [str(k) for k in labels], rotation=30, ha="right")
-    ax.set_ylabel("clips")
+def inverse_counts(by_class: Mapping[str, Mapping[str, int]], to_labels: Sequence[str]) -> str:
+    """Inverse classification: per clip class (x), the labels its clips get once the necessary frequencies
+    are removed, stacked; a clip that keeps its own label is not an inversion and is not drawn."""
+    classes = list(by_class)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(classes) + 3.0), 3.2))
+    bottom = np.zeros(len(classes))
+    for i, to in enumerate(to_labels):
+        heights = np.array([by_class[c].get(to, 0) for c in classes], dtype=float)
+        ax.bar(range(len(classes)), heights, bottom=bottom, color=OKABE_ITO[i % len(OKABE_ITO)], label=str(to))
+        bottom += heights
+    ax.set_xticks(range(len(classes)), [str(c) for c in classes], rotation=20, ha="right")
+    ax.set(xlabel="clip's class", ylabel="clips (count)")
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.legend(title="label without its\nnecessary frequencies", frameon=False, bbox_to_anchor=(1.02, 1),
+              loc="upper left")
     fig.tight_layout()
     return png_uri(fig)
