@@ -74,7 +74,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--freqrex-compare", default=None, metavar="NAME", help="add regression items against baseline NAME")
     group.addoption("--freqrex-compare-fail", action="append", default=None, metavar="RULE",
                     help="regression rule, e.g. 'fourier_attack.success_rate:+5%%' (repeatable)")
+    group.addoption("--freqrex-no-report", action="store_true", default=False,
+                    help="write results.json only, not the HTML report")
+    group.addoption("--freqrex-keep", type=int, default=None, metavar="N",
+                    help="keep the N newest run folders under the report folder (default 20; 0 keeps all)")
     parser.addini("freqrex_device", "default for --freqrex-device", default="auto")
+    parser.addini("freqrex_keep", "default for --freqrex-keep", default="20")
     parser.addini("freqrex_samples", "default for --freqrex-samples", default="")
     parser.addini("freqrex_seed", "default for --freqrex-seed", default="")
     parser.addini("freqrex_report", "default for --freqrex-report", default="reports")
@@ -108,6 +113,8 @@ class _State:
         self.report_root = where(str(opt("freqrex_report", "freqrex_report")))
         cache = opt("freqrex_cache", "freqrex_cache")
         self.cache_dir = None if config.getoption("freqrex_no_cache") or not cache else where(str(cache))
+        self.no_report = bool(config.getoption("freqrex_no_report"))
+        self.keep = int(opt("freqrex_keep", "freqrex_keep") or 0)
         self.save = config.getoption("freqrex_save")
         self.save_force = config.getoption("freqrex_save_force")
         self.compare = config.getoption("freqrex_compare")
@@ -123,6 +130,8 @@ class _State:
                 raise pytest.UsageError(str(exc)) from None
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
+        self.workers = int(workerinput.get("workercount", 1)) if self.is_worker else 1
+        self.worker_index = int("".join(c for c in str(workerinput.get("workerid", "")) if c.isdigit()) or 0) if self.is_worker else 0
         if self.is_worker and "freqrex_run_id" in workerinput:
             self.run_id = workerinput["freqrex_run_id"]
             self.started = workerinput["freqrex_started"]
@@ -149,6 +158,20 @@ class _State:
 
             self._cache = Cache(self.cache_dir)
         return self._cache
+
+    def share_machine(self) -> None:
+        """Under xdist, this worker takes its share of the CPU cores (cores // workers, at least 1) for torch,
+        and on a machine with several GPUs its own one (when the device is auto / cuda)."""
+        if not self.is_worker or getattr(self, "_shared", False):
+            return
+        self._shared = True
+        import os
+
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, self.workers)))
+        if self.device in ("auto", "cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+            self.device = f"cuda:{self.worker_index % torch.cuda.device_count()}"
 
     def where_to_look(self) -> str:
         return str(self.run_dir.relative_to(self.config.rootpath) if self.run_dir.is_relative_to(self.config.rootpath)
@@ -291,8 +314,13 @@ class SpecFile(pytest.File):
             from .audit import run_spec
             from .runfile import save_part, spec_part
 
+            from .selection import stages_for
+
             state: _State = self.config.stash[STATE]
-            result = run_spec(self.spec, state.device, state.cache, state.samples, state.seed)
+            state.share_machine()
+            mine = [(i.check, i.key) for i in self.session.items if isinstance(i, SpecItem) and i.parent is self]
+            result = run_spec(self.spec, state.device, state.cache, state.samples, state.seed,
+                              stages=stages_for(mine))
             result.verdicts += _regressions(state, result)
             arrays: dict = {}
             save_part(state.parts_dir, spec_part(result, self.nodeid, arrays), arrays)
@@ -392,16 +420,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.results_path = write_doc(doc, arrays, state.run_dir)
     shutil.rmtree(state.parts_dir, ignore_errors=True)
     state.report_path = state.results_path
-    from .isolation import private_matplotlib
+    from .selection import prune_runs
 
-    private_matplotlib(state.cache_dir)  # matplotlib's font cache goes there, not into ~/.cache
-    from .report import render_index, render_report
-
-    try:
-        state.report_path = Path(render_report(state.results_path))
-        render_index(state.run_dir.parent)
-    except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
-        state.report_error = f"{type(exc).__name__}: {exc}"
+    state.pruned = prune_runs(state.report_root, state.keep, state.run_dir)
+    if not state.no_report:
+        _render(state)
     if state.save:
         from .baselines import BaselineRefused, save_baseline
 
@@ -412,6 +435,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             state.baseline_refused = str(exc)
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+def _render(state: _State) -> None:
+    """The HTML report of this run and the runs index, once per session, after the last item."""
+    from .isolation import private_matplotlib
+
+    private_matplotlib(state.cache_dir)  # matplotlib's font cache goes there, not into ~/.cache
+    from .report import render_index, render_report
+
+    try:
+        state.report_path = Path(render_report(state.results_path))
+        render_index(state.run_dir.parent)
+    except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
+        state.report_error = f"{type(exc).__name__}: {exc}"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
