@@ -105,6 +105,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Print the metric deltas between two runs / baselines (B − A)."""
+    from .compare_runs import delta_rows, format_table, metrics_of
+
+    where = Path(args.baseline_dir)
+    rows = delta_rows(metrics_of(args.a, where), metrics_of(args.b, where))
+    print(format_table(rows, args.a, args.b, changed_only=args.changed))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """Run specs without pytest and write the run's results. Exit status: 0 every gate passed, 1 a gate
     failed or was not measured, 2 a spec did not load (or a usage error), 130 interrupted."""
@@ -307,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None, help="HTML file to write (default: report.html beside the JSON)")
     report.add_argument("--max-cards", type=non_negative_int, default=12, help="most per-sample cards per spec (default 12)")
     report.set_defaults(run=cmd_report)
+
+    compare = commands.add_parser("compare", help="table of metric deltas between two runs or baselines (B − A)")
+    compare.add_argument("a", metavar="RUN_A", help="results.json, a run folder or a baseline name")
+    compare.add_argument("b", metavar="RUN_B", help="results.json, a run folder or a baseline name")
+    compare.add_argument("--baseline-dir", default=".freqrex/baselines", help="where baseline names are looked up")
+    compare.add_argument("--changed", action="store_true", help="only the metrics that changed")
+    compare.set_defaults(run=cmd_compare)
 
     audit = commands.add_parser("audit", help="run model specs without pytest; exit 0 all gates passed, 1 a gate "
                                               "failed or was not measured, 2 spec/usage error, 130 interrupted")

@@ -340,6 +340,9 @@ def _regressions(state: _State, result) -> list:
 
     if not state.rules:
         return []
+    from .baselines import annotate_gates
+
+    annotate_gates(result, state.baseline_dir / f"{state.compare}.json")
     return regression_verdicts(state.rules, result, state.baseline_dir / f"{state.compare}.json", state.compare)
 
 
