@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -138,11 +139,13 @@ def _load(spec: Spec, device: str) -> Classifier:
 
 
 def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, samples_limit: int | None = None,
-             seed: int | None = None, cross: bool = True, stages: frozenset[str] | None = None) -> SpecResult:
+             seed: int | None = None, cross: bool = True, stages: frozenset[str] | None = None,
+             progress: Callable[[int, int, int], None] | None = None) -> SpecResult:
     """Audit one spec. ``samples_limit`` and ``seed`` override the spec's; ``cross`` runs composition and
     transferability (which need peers' results) — peers are audited with ``cross=False``. ``stages`` (a
     subset of :data:`STAGES`, default all) limits the work to what the selected items need; the verdicts of
-    the items it starves are computed from what is there and must not be reported as run."""
+    the items it starves are computed from what is there and must not be reported as run. ``progress`` is
+    called with (clips done, clips in all, model queries so far) after every clip."""
     stages = STAGES if stages is None else frozenset(stages)
     began = time.perf_counter()
     spec = spec.with_seed(seed).with_limit(samples_limit)
@@ -163,7 +166,9 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     if clf is not None and sample_error is None:
         runner = _Runner(spec, clf, cache, stages)
         rate = spec.dataset.sample_rate or clf.sample_rate
-        for sample in samples:
+        for done, sample in enumerate(samples):
+            if progress is not None:
+                progress(done, len(samples), runner.engine.queries)
             if sample.label not in clf.labels:
                 records.append(SampleRecord(sample, "skipped", f"label {sample.label!r} is not one of the model's "
                                                                f"labels (map it with dataset.label_map)"))
@@ -191,6 +196,8 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                 error = f"model hung: {exc}"
             except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
                 records.append(SampleRecord(sample, "error", _describe(exc), notes=list(clip.notes)))
+        if progress is not None:
+            progress(len(samples), len(samples), runner.engine.queries)
         error = error or _model_failure(clf, records)
     else:
         records = [SampleRecord(s, "skipped", error or "not analysed") for s in samples]

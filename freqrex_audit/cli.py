@@ -125,6 +125,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .cache import Cache
     from .datasets import list_samples
     from .paths import unwritable
+    from .progress import stream_line
     from .records import EXIT_CODES, SHOWN
     from .runfile import default_prefix, new_run_id, write_results
     from .specs import SpecError, find_specs, load_spec
@@ -164,7 +165,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     results, interrupted = [], False
     try:
         for spec in specs:
-            result = run_spec(spec, args.device, cache, args.samples, args.seed)
+            line = None if args.quiet else stream_line(spec.name)
+            try:
+                result = run_spec(spec, args.device, cache, args.samples, args.seed, progress=line)
+            finally:
+                if line is not None:
+                    line.close()
             results.append(result)
             for warning in result.model_info.get("warnings") or []:  # self-check noise, uncacheable model…
                 print(f"WARN {spec.name}: {warning}")
@@ -335,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--cache", default=".freqrex_cache", help="result cache folder (default .freqrex_cache/)")
     audit.add_argument("--no-cache", action="store_true", help="compute everything afresh")
     audit.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
+    audit.add_argument("-q", "--quiet", action="store_true", help="no live progress line (it shows only on a TTY)")
     audit.set_defaults(run=cmd_audit)
 
     for name, func, text in (("explain", cmd_explain, "FreqReX on one clip: subsets, WAVs and a figure"),

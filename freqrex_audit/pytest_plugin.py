@@ -76,6 +76,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="regression rule, e.g. 'fourier_attack.success_rate:+5%%' (repeatable)")
     group.addoption("--freqrex-no-report", action="store_true", default=False,
                     help="write results.json only, not the HTML report")
+    group.addoption("--freqrex-progress", choices=("auto", "always", "never"), default="auto",
+                    help="live per-spec line (clips, queries, ETA): auto = on a TTY and not under -q")
     group.addoption("--freqrex-keep", type=int, default=None, metavar="N",
                     help="keep the N newest run folders under the report folder (default 20; 0 keeps all)")
     parser.addini("freqrex_device", "default for --freqrex-device", default="auto")
@@ -319,13 +321,33 @@ class SpecFile(pytest.File):
             state: _State = self.config.stash[STATE]
             state.share_machine()
             mine = [(i.check, i.key) for i in self.session.items if isinstance(i, SpecItem) and i.parent is self]
-            result = run_spec(self.spec, state.device, state.cache, state.samples, state.seed,
-                              stages=stages_for(mine))
+            line = _live_line(self.config, self.spec.name)
+            try:
+                result = run_spec(self.spec, state.device, state.cache, state.samples, state.seed,
+                                  stages=stages_for(mine), progress=line)
+            finally:
+                if line is not None:
+                    line.close()
             result.verdicts += _regressions(state, result)
             arrays: dict = {}
             save_part(state.parts_dir, spec_part(result, self.nodeid, arrays), arrays)
             self._result = result
         return self._result
+
+
+def _live_line(config: pytest.Config, name: str):
+    """The spec's live progress line in pytest's terminal, or None (xdist worker, -q, not a TTY, never)."""
+    from .progress import LiveLine
+
+    mode = config.getoption("freqrex_progress")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if mode == "never" or reporter is None or getattr(config, "workerinput", None) is not None:
+        return None
+    if mode == "auto" and (config.get_verbosity() < 0 or not reporter.isatty()):
+        return None
+    if reporter.currentfspath is not None:  # pytest is mid-line ("model_specs/x.yaml ..."): start a new one
+        reporter.write("\n")
+    return LiveLine(name, lambda text: reporter.write(text, flush=True))
 
 
 def _shown(path: Path, config: pytest.Config) -> str:

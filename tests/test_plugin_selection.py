@@ -102,3 +102,25 @@ def test_last_failed_failed_first_and_stepwise_rerun_the_failed_items(project):
     assert ran_items(sw)[-1] == failed[0] and call_reports(sw, failed=True) == [failed[0]]
     resumed = project.inline_run("model_specs", "--sw", "--freqrex-no-report")  # starts again from it
     assert ran_items(resumed)[0] == failed[0] and call_reports(resumed, failed=True) == [failed[0]]
+
+
+def test_progress_line_counts_clips_and_queries_and_is_quiet_when_asked(project):
+    shown = project.runpytest("model_specs/robust.yaml", "--freqrex-progress", "always", "--freqrex-no-report",
+                              "--freqrex-no-cache")
+    text = shown.stdout.str()
+    n = json.loads(sorted((project.path / "reports").glob("*/results.json"))[-1].read_text())
+    queries = n["timings"]["per_spec"]["robust"]["queries"]
+    assert f"robust: 4/4 clips, {queries:,} queries" in text and "done" in text
+    assert "robust: 0/4 clips" in text  # the line is live: it was shown before the first clip
+    quiet = project.runpytest("model_specs/robust.yaml", "--freqrex-no-report")  # auto: pytester is not a TTY
+    assert "clips," not in quiet.stdout.str()
+    workers = project.runpytest("model_specs/robust.yaml", "--freqrex-progress", "always", "-n", "2",
+                                "--freqrex-no-report")
+    assert "clips," not in workers.stdout.str()  # workers never write to the terminal
+
+
+def test_format_line_eta():
+    from freqrex_audit.progress import format_line
+
+    assert format_line("m", 2, 8, 1500, 10.0) == "m: 2/8 clips, 1,500 queries, 10 s, ETA 30 s"
+    assert format_line("m", 8, 8, 1500, 40.0).endswith(", done")
