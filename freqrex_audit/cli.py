@@ -128,14 +128,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .progress import stream_line
     from .records import EXIT_CODES, SHOWN
     from .runfile import default_prefix, new_run_id, write_results
-    from .specs import SpecError, find_specs, load_spec
+    from .specs import SpecError, find_specs, load_spec, spec_dirs_from_ini
 
     started = time.time()
     cache = Cache(None if args.no_cache else args.cache)
-    paths = find_specs(args.specs)
+    dirs, root = spec_dirs_from_ini()
+    paths = find_specs(args.specs, dirs, root)
     if not paths:
-        print(f"freqrex-audit: error: no spec files (*.yaml, *.yml) in {', '.join(args.specs)}: nothing to audit",
-              file=sys.stderr)
+        print(f"freqrex-audit: error: no spec files in {', '.join(args.specs) or 'the spec folders'}: nothing to "
+              f"audit (a spec is a *.yaml / *.yml file named on the command line or inside a spec folder: "
+              f"{' '.join(dirs)}; set freqrex_specs in the pytest ini file)", file=sys.stderr)
         return 2
     for folder, what in ((args.report, "report"), *(((args.cache, "cache"),) if not args.no_cache else ())):
         problem = unwritable(folder, what)
@@ -333,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="run model specs without pytest; exit 0 all gates passed, 1 a gate "
                                               "failed or was not measured, 2 spec/usage error, 130 interrupted")
-    audit.add_argument("specs", nargs="+", metavar="SPEC_OR_DIR", help="spec files or folders of specs")
+    audit.add_argument("specs", nargs="*", metavar="SPEC_OR_DIR",
+                       help="spec files, or folders searched for specs (default: the freqrex_specs folders)")
     audit.add_argument("--report", default="reports", help="folder for the run (default reports/)")
     audit.add_argument("--samples", type=positive_int, default=None, help="at most N clips per spec")
     audit.add_argument("--seed", type=seed_value, default=None, help="override every spec's freqrex.seed")

@@ -81,6 +81,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--freqrex-keep", type=int, default=None, metavar="N",
                     help="keep the N newest run folders under the report folder (default 20; 0 keeps all)")
     parser.addini("freqrex_device", "default for --freqrex-device", default="auto")
+    parser.addini("freqrex_specs", "folders holding model specs: bare names match a folder of that name anywhere, "
+                  "paths are relative to the ini file", type="args", default=["model_specs"])
     parser.addini("freqrex_keep", "default for --freqrex-keep", default="20")
     parser.addini("freqrex_samples", "default for --freqrex-samples", default="")
     parser.addini("freqrex_seed", "default for --freqrex-seed", default="")
@@ -239,9 +241,14 @@ class _Recorder:
 
 
 def _is_spec_file(file_path: Path, config: pytest.Config) -> bool:
+    """The one discovery rule (:func:`freqrex_audit.specs.in_spec_dir`): a YAML file inside a ``freqrex_specs``
+    folder, or named on the command line."""
     if file_path.suffix not in SPEC_SUFFIXES:
         return False
-    if "model_specs" in file_path.parent.parts:
+    from .specs import in_spec_dir
+
+    root = config.inipath.parent if config.inipath else config.rootpath
+    if in_spec_dir(file_path, config.getini("freqrex_specs"), root):
         return True
     invocation = config.invocation_params.dir
     for arg in config.args:
@@ -432,6 +439,8 @@ def _filtered(config: pytest.Config) -> bool:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state: _State | None = session.config.stash.get(STATE, None)
     if state is None or state.is_worker or state.report_problem:  # nowhere to write: the error says so
+        return
+    if session.config.option.collectonly:  # nothing ran: no run folder
         return
     from .runfile import assemble, finalize, load_parts, run_info, write_doc
 
