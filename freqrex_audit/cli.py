@@ -214,22 +214,37 @@ def _clip(args: argparse.Namespace):
     return clf, QueryEngine(clf, batch_size=spec.batch_size if spec else 64), x, spec
 
 
+def _freqrex_config(args: argparse.Namespace, spec):
+    """The spec's FreqReX settings (defaults without a spec), with ``--seed`` applied: one rule for explain
+    and attack."""
+    from .engine import FreqReXConfig
+
+    config = spec.freqrex if spec else FreqReXConfig()
+    return dataclasses.replace(config, seed=args.seed) if args.seed is not None else config
+
+
+def _attack_config(args: argparse.Namespace, spec):
+    """The spec's attack settings (defaults without a spec); ``--budget`` / ``--query-budget`` override."""
+    from .engine import AttackConfig
+
+    config = spec.attack if spec else AttackConfig()
+    changes = {k: v for k, v in (("max_frequencies", args.budget), ("query_budget", args.query_budget)) if v is not None}
+    return dataclasses.replace(config, **changes) if changes else config
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     """FreqReX on one clip: explanation.json (+npz), WAVs of each subset's signal, a Figure-1-style PNG."""
     import time
 
     from .audio import save_audio
-    from .engine import FreqReXConfig, explain
+    from .engine import explain
     from .plots import explanation_figure
 
     private_matplotlib(None)
 
     clf, engine, x, spec = _clip(args)
-    config = spec.freqrex if spec else FreqReXConfig()
-    if args.seed is not None:
-        config = dataclasses.replace(config, seed=args.seed)
     began = time.perf_counter()
-    exp = explain(engine, x, config)
+    exp = explain(engine, x, _freqrex_config(args, spec))
     seconds = time.perf_counter() - began
     out = Path(args.out)
     exp.save(out / "explanation.json")
@@ -252,15 +267,15 @@ def cmd_attack(args: argparse.Namespace) -> int:
     import time
 
     from .audio import save_audio
-    from .engine import AttackConfig, FreqReXConfig, STFTAttackConfig, explain, fourier_attack, stft_attack
+    from .engine import STFTAttackConfig, explain, fourier_attack, stft_attack
     from .plots import attack_figure
 
     private_matplotlib(None)
 
     clf, engine, x, spec = _clip(args)
     began = time.perf_counter()
-    exp = explain(engine, x, spec.freqrex if spec else FreqReXConfig())
-    config = spec.attack if spec else AttackConfig(max_frequencies=args.budget, query_budget=args.query_budget)
+    exp = explain(engine, x, _freqrex_config(args, spec))
+    config = _attack_config(args, spec)
     atk = fourier_attack(engine, x, exp, config)
     st = stft_attack(engine, x, atk, spec.stft_attack if spec else STFTAttackConfig()) if args.stft else None
     seconds = time.perf_counter() - began
@@ -357,8 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--seconds", type=positive_float, default=None, help="analyse only the first N seconds")
         sub.add_argument("--seed", type=seed_value, default=None, help="FreqReX seed (default: the spec's, else 0)")
         if name == "attack":
-            sub.add_argument("--budget", type=positive_int, default=1000, help="most frequencies one candidate mutates (no spec)")
-            sub.add_argument("--query-budget", type=positive_int, default=1000, help="most model queries per clip (no spec)")
+            sub.add_argument("--budget", type=positive_int, default=None,
+                             help="most frequencies one candidate mutates (default: the spec's attack.max_frequencies, else 1000)")
+            sub.add_argument("--query-budget", type=positive_int, default=None,
+                             help="most model queries per clip (default: the spec's attack.query_budget, else 1000)")
             sub.add_argument("--exhaustive-single", type=non_negative_int, default=0, metavar="N",
                              help="diagnostic: also try every single bin among the top N of the ranking × the "
                                   "whole ladder (no budget) and report the flips that exist")

@@ -311,6 +311,19 @@ class SpecFile(pytest.File):
             yield SpecItem.from_parent(self, name=f"{check}[{key}]", nodeid=f"{self.nodeid}::{check}[{key}]",
                                        check=check, key=key)
 
+    def line_of(self, check: str) -> int | None:
+        """0-based line of the spec's ``<check>:`` key (``model:`` for the model check, ``checks:`` for a
+        regression item) — where a skip or failure of that check points."""
+        import re
+
+        key = {"model": "model", "regression": "checks"}.get(check, check)
+        try:
+            lines = self.path.read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return None
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*:")
+        return next((i for i, line in enumerate(lines) if pattern.match(line)), None)
+
     def repr_failure(self, excinfo):
         from .specs import SpecError
 
@@ -389,18 +402,18 @@ class SpecItem(pytest.Item):
         verdict = result.verdict(self.check, self.key)
         if verdict is None:
             raise GateFailure(f"{self.nodeid}: no verdict was computed (did the dataset change during the run?)")
-        for gate in verdict.gates:
+        props = self.user_properties
+        for gate in verdict.gates:  # JUnit properties: only values that exist (a missing one is no "None")
             name = f"{self.check}.{gate['metric']}"
-            self.user_properties.append((name, gate["value"]))
-            self.user_properties.append((f"{name}.threshold", gate["threshold"]))
-            if gate.get("baseline") is not None:
-                self.user_properties.append((f"{name}.baseline", gate["baseline"]))
-        self.user_properties.append(("freqrex_report", state.where_to_look()))
+            props += [(key, value) for key, value in ((name, gate["value"]), (f"{name}.threshold", gate["threshold"]),
+                                                      (f"{name}.baseline", gate.get("baseline")),
+                                                      (f"{name}.delta", gate.get("delta"))) if value is not None]
+        props.append(("freqrex_report", state.where_to_look()))
         if verdict.measured:
-            self.user_properties.append(("freqrex.measured", verdict.measured))
-        self.user_properties.append(("freqrex.outcome", verdict.outcome))
-        if verdict.passed is None:
-            pytest.skip(verdict.message)
+            props.append(("freqrex.measured", verdict.measured))
+        props.append(("freqrex.outcome", verdict.outcome))
+        if verdict.passed is None:  # the skip points at the spec's line, not into the plugin
+            raise pytest.skip.Exception(verdict.message, _use_item_location=True)
         if not verdict.passed:
             shown = "NOT MEASURED: " if verdict.outcome == "not_measured" else ""
             raise GateFailure(f"{result.name}: {shown}{verdict.message}\n"
@@ -413,7 +426,7 @@ class SpecItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, None, f"{self.parent.spec.name}::{self.name}"
+        return self.path, self.parent.line_of(self.check), f"{self.parent.spec.name}::{self.name}"
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -124,3 +124,13 @@ def test_format_line_eta():
 
     assert format_line("m", 2, 8, 1500, 10.0) == "m: 2/8 clips, 1,500 queries, 10 s, ETA 30 s"
     assert format_line("m", 8, 8, 1500, 40.0).endswith(", done")
+
+
+def test_skips_point_at_the_spec_line_and_junit_has_no_none(project):
+    result = project.runpytest("model_specs", "-rs", "--junitxml=junit.xml", "--freqrex-no-report")
+    spec_lines = (project.path / "model_specs" / "fragile.yaml").read_text().splitlines()
+    necessity = next(i for i, line in enumerate(spec_lines) if line.strip().startswith("necessity:")) + 1
+    skips = [line for line in result.outlines if line.startswith("SKIPPED")]
+    assert skips and all(f"model_specs/fragile.yaml:{necessity}:" in line for line in skips), skips
+    xml = (project.path / "junit.xml").read_text()
+    assert 'value="None"' not in xml and 'name="fourier_attack.success_rate.threshold"' in xml
