@@ -115,6 +115,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of a model spec (for editors: yaml-language-server, VS Code, PyCharm)."""
+    import json
+
+    from .schema import spec_schema
+
+    print(json.dumps(spec_schema(), indent=1))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """Run specs without pytest and write the run's results. Exit status: 0 every gate passed, 1 a gate
     failed or was not measured, 2 a spec did not load (or a usage error), 130 interrupted."""
@@ -347,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--baseline-dir", default=".freqrex/baselines", help="where baseline names are looked up")
     compare.add_argument("--changed", action="store_true", help="only the metrics that changed")
     compare.set_defaults(run=cmd_compare)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of a model spec (editor autocompletion)")
+    schema.set_defaults(run=cmd_schema)
 
     audit = commands.add_parser("audit", help="run model specs without pytest; exit 0 all gates passed, 1 a gate "
                                               "failed or was not measured, 2 spec/usage error, 130 interrupted")
