@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,13 +33,15 @@ __all__ = ["SampleRecord", "SpecResult", "Verdict", "run_spec", "evaluate", "ana
            "write_results"]
 
 PHASES = ("predict", "original", "responsibility", "subsets", "verify", "fourier_attack", "stft_attack", "composition")
+STAGES = frozenset({"predict", "explain", "verify", "fourier", "stft", "cross"})  # what run_spec may compute
 
 
 # --- the per-sample pipeline ---------------------------------------------------------------------------
 
 class _Runner:
-    def __init__(self, spec: Spec, clf: Classifier, cache: Cache):
+    def __init__(self, spec: Spec, clf: Classifier, cache: Cache, stages: frozenset[str] = STAGES):
         self.spec = spec
+        self.stages = stages
         self.clf = clf
         self.engine = QueryEngine(clf, batch_size=spec.batch_size, timeout_s=spec.timeout_s)
         self.cache = cache if clf.fingerprint else Cache(None)
@@ -76,6 +79,9 @@ class _Runner:
             if self.spec.dataset.only_correct:
                 record.reason += "; not analysed (dataset.only_correct)"
                 return record
+        if not self.stages & (STAGES - {"predict"}):
+            record.notes.append("not explained: no selected item needs more than the prediction")
+            return record
         q0 = self.engine.queries
         exp = self.cached("explain", (audio, cfg), lambda: explain(self.engine, x, self.spec.freqrex),
                           lambda e, a: e.to_dict(a), lambda d, a: Explanation.from_dict(d, a))
@@ -83,17 +89,20 @@ class _Runner:
         if self.engine.queries > q0:
             for phase, count in exp.queries_by_phase.items():
                 self.queries_by_phase[phase] = self.queries_by_phase.get(phase, 0) + count
-        q0 = self.engine.queries
-        record.verification = self.cached("verify", (audio, cfg), lambda: verify(self.engine, exp),
-                                          lambda v, a: v, lambda d, a: d)
-        self.queries_by_phase["verify"] += self.engine.queries - q0
+        if "verify" in self.stages:
+            q0 = self.engine.queries
+            record.verification = self.cached("verify", (audio, cfg), lambda: verify(self.engine, exp),
+                                              lambda v, a: v, lambda d, a: d)
+            self.queries_by_phase["verify"] += self.engine.queries - q0
+        if not self.stages & {"fourier", "stft"}:
+            return record
         q0 = self.engine.queries
         attack_cfg = self.spec.attack.to_dict()
         record.fourier = self.cached("fourier", (audio, cfg, attack_cfg),
                                      lambda: fourier_attack(self.engine, x, exp, self.spec.attack),
                                      lambda f, a: f.to_dict(a), lambda d, a: FourierAttack.from_dict(d, a))
         self.queries_by_phase["fourier_attack"] += self.engine.queries - q0
-        if self.spec.needs_stft:
+        if self.spec.needs_stft and "stft" in self.stages:
             smallest = min(self.spec.stft_attack.frame_sizes)
             if len(x) < smallest:  # Algorithm 3 has no frame to change; the STFT rates leave the clip out
                 record.notes.append(f"{len(x)} samples, shorter than the smallest STFT frame ({smallest}): "
@@ -130,9 +139,14 @@ def _load(spec: Spec, device: str) -> Classifier:
 
 
 def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, samples_limit: int | None = None,
-             seed: int | None = None, cross: bool = True) -> SpecResult:
+             seed: int | None = None, cross: bool = True, stages: frozenset[str] | None = None,
+             progress: Callable[[int, int, int], None] | None = None) -> SpecResult:
     """Audit one spec. ``samples_limit`` and ``seed`` override the spec's; ``cross`` runs composition and
-    transferability (which need peers' results) — peers are audited with ``cross=False``."""
+    transferability (which need peers' results) — peers are audited with ``cross=False``. ``stages`` (a
+    subset of :data:`STAGES`, default all) limits the work to what the selected items need; the verdicts of
+    the items it starves are computed from what is there and must not be reported as run. ``progress`` is
+    called with (clips done, clips in all, model queries so far) after every clip."""
+    stages = STAGES if stages is None else frozenset(stages)
     began = time.perf_counter()
     spec = spec.with_seed(seed).with_limit(samples_limit)
     cache = cache or Cache(None)
@@ -150,9 +164,11 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     records: list[SampleRecord] = []
     runner = None
     if clf is not None and sample_error is None:
-        runner = _Runner(spec, clf, cache)
+        runner = _Runner(spec, clf, cache, stages)
         rate = spec.dataset.sample_rate or clf.sample_rate
-        for sample in samples:
+        for done, sample in enumerate(samples):
+            if progress is not None:
+                progress(done, len(samples), runner.engine.queries)
             if sample.label not in clf.labels:
                 records.append(SampleRecord(sample, "skipped", f"label {sample.label!r} is not one of the model's "
                                                                f"labels (map it with dataset.label_map)"))
@@ -180,6 +196,8 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                 error = f"model hung: {exc}"
             except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
                 records.append(SampleRecord(sample, "error", _describe(exc), notes=list(clip.notes)))
+        if progress is not None:
+            progress(len(samples), len(samples), runner.engine.queries)
         error = error or _model_failure(clf, records)
     else:
         records = [SampleRecord(s, "skipped", error or "not analysed") for s in samples]
@@ -191,7 +209,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     )
     result.tables = aggregates.tables(result)
     result.figures = aggregates.figures(result)
-    if cross and runner is not None and not error:
+    if cross and "cross" in stages and runner is not None and not error:
         for check, run_check in (("composition", lambda: _composition(result, runner)),
                                  ("transferability", lambda: _transferability(result, runner, device, cache,
                                                                               samples_limit, seed))):

@@ -194,3 +194,24 @@ def regression_verdicts(rules: list[Rule], result: SpecResult, path: Path, name:
             f"(delta {gate['delta']:+.4g}); rule {rule.text!r} allows {gate['op']} {gate['threshold']:.4g}"
             f"{' (ok)' if gate['passed'] else ' (REGRESSED)'}{note}", [gate]))
     return out
+
+
+def annotate_gates(result: SpecResult, path: Path) -> None:
+    """Put the baseline's value and the delta on every gate of ``result`` whose ``check.metric`` the baseline
+    holds (the report's Δ column), when the baseline exists, is readable and measured the same config."""
+    try:
+        baseline = load_baseline(path).get("specs", {}).get(result.name) if path.is_file() else None
+    except BaselineError:
+        return  # the regression items say why
+    if not baseline or baseline.get("config_hash") != config_hash(result.spec):
+        return
+    saved = baseline.get("metrics", {})
+    for verdict in result.verdicts:
+        if verdict.check == "regression":
+            continue
+        for gate in verdict.gates:
+            then = saved.get(f"{verdict.check}.{gate['metric']}")
+            if then is None:
+                continue
+            gate["baseline"] = then
+            gate["delta"] = None if gate["value"] is None else float(gate["value"]) - float(then)

@@ -105,6 +105,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Print the metric deltas between two runs / baselines (B − A)."""
+    from .compare_runs import delta_rows, format_table, metrics_of
+
+    where = Path(args.baseline_dir)
+    rows = delta_rows(metrics_of(args.a, where), metrics_of(args.b, where))
+    print(format_table(rows, args.a, args.b, changed_only=args.changed))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of a model spec (for editors: yaml-language-server, VS Code, PyCharm)."""
+    import json
+
+    from .schema import spec_schema
+
+    print(json.dumps(spec_schema(), indent=1))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """Run specs without pytest and write the run's results. Exit status: 0 every gate passed, 1 a gate
     failed or was not measured, 2 a spec did not load (or a usage error), 130 interrupted."""
@@ -115,16 +135,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .cache import Cache
     from .datasets import list_samples
     from .paths import unwritable
+    from .progress import stream_line
     from .records import EXIT_CODES, SHOWN
     from .runfile import default_prefix, new_run_id, write_results
-    from .specs import SpecError, find_specs, load_spec
+    from .specs import SpecError, find_specs, load_spec, spec_dirs_from_ini
 
     started = time.time()
     cache = Cache(None if args.no_cache else args.cache)
-    paths = find_specs(args.specs)
+    dirs, root = spec_dirs_from_ini()
+    paths = find_specs(args.specs, dirs, root)
     if not paths:
-        print(f"freqrex-audit: error: no spec files (*.yaml, *.yml) in {', '.join(args.specs)}: nothing to audit",
-              file=sys.stderr)
+        print(f"freqrex-audit: error: no spec files in {', '.join(args.specs) or 'the spec folders'}: nothing to "
+              f"audit (a spec is a *.yaml / *.yml file named on the command line or inside a spec folder: "
+              f"{' '.join(dirs)}; set freqrex_specs in the pytest ini file)", file=sys.stderr)
         return 2
     for folder, what in ((args.report, "report"), *(((args.cache, "cache"),) if not args.no_cache else ())):
         problem = unwritable(folder, what)
@@ -154,7 +177,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     results, interrupted = [], False
     try:
         for spec in specs:
-            result = run_spec(spec, args.device, cache, args.samples, args.seed)
+            line = None if args.quiet else stream_line(spec.name)
+            try:
+                result = run_spec(spec, args.device, cache, args.samples, args.seed, progress=line)
+            finally:
+                if line is not None:
+                    line.close()
             results.append(result)
             for warning in result.model_info.get("warnings") or []:  # self-check noise, uncacheable model…
                 print(f"WARN {spec.name}: {warning}")
@@ -196,22 +224,37 @@ def _clip(args: argparse.Namespace):
     return clf, QueryEngine(clf, batch_size=spec.batch_size if spec else 64), x, spec
 
 
+def _freqrex_config(args: argparse.Namespace, spec):
+    """The spec's FreqReX settings (defaults without a spec), with ``--seed`` applied: one rule for explain
+    and attack."""
+    from .engine import FreqReXConfig
+
+    config = spec.freqrex if spec else FreqReXConfig()
+    return dataclasses.replace(config, seed=args.seed) if args.seed is not None else config
+
+
+def _attack_config(args: argparse.Namespace, spec):
+    """The spec's attack settings (defaults without a spec); ``--budget`` / ``--query-budget`` override."""
+    from .engine import AttackConfig
+
+    config = spec.attack if spec else AttackConfig()
+    changes = {k: v for k, v in (("max_frequencies", args.budget), ("query_budget", args.query_budget)) if v is not None}
+    return dataclasses.replace(config, **changes) if changes else config
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     """FreqReX on one clip: explanation.json (+npz), WAVs of each subset's signal, a Figure-1-style PNG."""
     import time
 
     from .audio import save_audio
-    from .engine import FreqReXConfig, explain
+    from .engine import explain
     from .plots import explanation_figure
 
     private_matplotlib(None)
 
     clf, engine, x, spec = _clip(args)
-    config = spec.freqrex if spec else FreqReXConfig()
-    if args.seed is not None:
-        config = dataclasses.replace(config, seed=args.seed)
     began = time.perf_counter()
-    exp = explain(engine, x, config)
+    exp = explain(engine, x, _freqrex_config(args, spec))
     seconds = time.perf_counter() - began
     out = Path(args.out)
     exp.save(out / "explanation.json")
@@ -234,15 +277,15 @@ def cmd_attack(args: argparse.Namespace) -> int:
     import time
 
     from .audio import save_audio
-    from .engine import AttackConfig, FreqReXConfig, STFTAttackConfig, explain, fourier_attack, stft_attack
+    from .engine import STFTAttackConfig, explain, fourier_attack, stft_attack
     from .plots import attack_figure
 
     private_matplotlib(None)
 
     clf, engine, x, spec = _clip(args)
     began = time.perf_counter()
-    exp = explain(engine, x, spec.freqrex if spec else FreqReXConfig())
-    config = spec.attack if spec else AttackConfig(max_frequencies=args.budget, query_budget=args.query_budget)
+    exp = explain(engine, x, _freqrex_config(args, spec))
+    config = _attack_config(args, spec)
     atk = fourier_attack(engine, x, exp, config)
     st = stft_attack(engine, x, atk, spec.stft_attack if spec else STFTAttackConfig()) if args.stft else None
     seconds = time.perf_counter() - began
@@ -308,9 +351,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--max-cards", type=non_negative_int, default=12, help="most per-sample cards per spec (default 12)")
     report.set_defaults(run=cmd_report)
 
+    compare = commands.add_parser("compare", help="table of metric deltas between two runs or baselines (B − A)")
+    compare.add_argument("a", metavar="RUN_A", help="results.json, a run folder or a baseline name")
+    compare.add_argument("b", metavar="RUN_B", help="results.json, a run folder or a baseline name")
+    compare.add_argument("--baseline-dir", default=".freqrex/baselines", help="where baseline names are looked up")
+    compare.add_argument("--changed", action="store_true", help="only the metrics that changed")
+    compare.set_defaults(run=cmd_compare)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of a model spec (editor autocompletion)")
+    schema.set_defaults(run=cmd_schema)
+
     audit = commands.add_parser("audit", help="run model specs without pytest; exit 0 all gates passed, 1 a gate "
                                               "failed or was not measured, 2 spec/usage error, 130 interrupted")
-    audit.add_argument("specs", nargs="+", metavar="SPEC_OR_DIR", help="spec files or folders of specs")
+    audit.add_argument("specs", nargs="*", metavar="SPEC_OR_DIR",
+                       help="spec files, or folders searched for specs (default: the freqrex_specs folders)")
     audit.add_argument("--report", default="reports", help="folder for the run (default reports/)")
     audit.add_argument("--samples", type=positive_int, default=None, help="at most N clips per spec")
     audit.add_argument("--seed", type=seed_value, default=None, help="override every spec's freqrex.seed")
@@ -318,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--cache", default=".freqrex_cache", help="result cache folder (default .freqrex_cache/)")
     audit.add_argument("--no-cache", action="store_true", help="compute everything afresh")
     audit.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
+    audit.add_argument("-q", "--quiet", action="store_true", help="no live progress line (it shows only on a TTY)")
     audit.set_defaults(run=cmd_audit)
 
     for name, func, text in (("explain", cmd_explain, "FreqReX on one clip: subsets, WAVs and a figure"),
@@ -330,8 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--seconds", type=positive_float, default=None, help="analyse only the first N seconds")
         sub.add_argument("--seed", type=seed_value, default=None, help="FreqReX seed (default: the spec's, else 0)")
         if name == "attack":
-            sub.add_argument("--budget", type=positive_int, default=1000, help="most frequencies one candidate mutates (no spec)")
-            sub.add_argument("--query-budget", type=positive_int, default=1000, help="most model queries per clip (no spec)")
+            sub.add_argument("--budget", type=positive_int, default=None,
+                             help="most frequencies one candidate mutates (default: the spec's attack.max_frequencies, else 1000)")
+            sub.add_argument("--query-budget", type=positive_int, default=None,
+                             help="most model queries per clip (default: the spec's attack.query_budget, else 1000)")
             sub.add_argument("--exhaustive-single", type=non_negative_int, default=0, metavar="N",
                              help="diagnostic: also try every single bin among the top N of the ranking × the "
                                   "whole ladder (no budget) and report the flips that exist")

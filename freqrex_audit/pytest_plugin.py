@@ -31,128 +31,7 @@ from typing import Any
 
 import pytest
 
-MARKERS = {
-    "model": "freqrex_model",
-    "accuracy": "freqrex_accuracy",
-    "sufficiency": "freqrex_sufficiency",
-    "necessity": "freqrex_necessity",
-    "completeness": "freqrex_completeness",
-    "fourier_attack": "freqrex_attack",
-    "stft_attack": "freqrex_stft",
-    "composition": "freqrex_composition",
-    "transferability": "freqrex_transfer",
-    "regression": "freqrex_regression",
-}
-MARKER_HELP = {
-    "freqrex_model": "FreqReX audit: the model loads and its labels match the dataset",
-    "freqrex_accuracy": "FreqReX audit: accuracy on the spec's dataset",
-    "freqrex_sufficiency": "FreqReX audit: sufficient subsets are valid and small enough",
-    "freqrex_necessity": "FreqReX audit: necessary subsets are valid",
-    "freqrex_completeness": "FreqReX audit: complete subsets are valid",
-    "freqrex_attack": "FreqReX audit: Fourier attack (Alg 2) resistance",
-    "freqrex_stft": "FreqReX audit: STFT attack (Alg 3) resistance",
-    "freqrex_composition": "FreqReX audit: sufficient composition ratios",
-    "freqrex_transfer": "FreqReX audit: transferability toward peer models",
-    "freqrex_regression": "FreqReX audit: no regression against a saved baseline",
-}
-SPEC_SUFFIXES = (".yaml", ".yml")
-STATE = pytest.StashKey["_State"]()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("freqrex", "FreqReX audit (model specs)")
-    group.addoption("--freqrex-device", default=None, help="device for the models: auto (default), cpu, cuda…")
-    group.addoption("--freqrex-samples", type=int, default=None, help="at most N clips per spec (overrides dataset.limit)")
-    group.addoption("--freqrex-seed", type=int, default=None, help="seed for every spec (overrides freqrex.seed)")
-    group.addoption("--freqrex-report", default=None, metavar="DIR", help="where runs are written (default reports/)")
-    group.addoption("--freqrex-cache", default=None, metavar="DIR", help="result cache (default .freqrex_cache/)")
-    group.addoption("--freqrex-no-cache", action="store_true", default=None, help="compute everything afresh")
-    group.addoption("--freqrex-save", default=None, metavar="NAME",
-                    help="save this run's metrics as baseline NAME (only a complete, passing, unfiltered run)")
-    group.addoption("--freqrex-save-force", default=None, metavar="WHY",
-                    help="save the baseline even from a failing, filtered or incomplete run; WHY is recorded")
-    group.addoption("--freqrex-compare", default=None, metavar="NAME", help="add regression items against baseline NAME")
-    group.addoption("--freqrex-compare-fail", action="append", default=None, metavar="RULE",
-                    help="regression rule, e.g. 'fourier_attack.success_rate:+5%%' (repeatable)")
-    parser.addini("freqrex_device", "default for --freqrex-device", default="auto")
-    parser.addini("freqrex_samples", "default for --freqrex-samples", default="")
-    parser.addini("freqrex_seed", "default for --freqrex-seed", default="")
-    parser.addini("freqrex_report", "default for --freqrex-report", default="reports")
-    parser.addini("freqrex_cache", "default for --freqrex-cache ('' disables the cache)", default=".freqrex_cache")
-    parser.addini("freqrex_compare_fail", "default --freqrex-compare-fail rules", type="linelist", default=[])
-    parser.addini("freqrex_baseline_dir", "where --freqrex-save/--freqrex-compare keep baselines",
-                  default=".freqrex/baselines")
-    parser.addini("freqrex_loadgroup", "switch xdist --dist load to loadgroup (keeps a spec on one worker)",
-                  type="bool", default=True)
-
-
-class _State:
-    """Per-process plugin state: options, the run folder, computed results."""
-
-    def __init__(self, config: pytest.Config):
-        self.config = config
-        root = config.rootpath
-
-        def opt(name: str, ini: str) -> Any:
-            value = config.getoption(name)
-            return value if value is not None else config.getini(ini)
-
-        def where(value: str) -> Path:
-            path = Path(value).expanduser()
-            return path if path.is_absolute() else root / path
-
-        self.device = str(opt("freqrex_device", "freqrex_device") or "auto")
-        samples, seed = opt("freqrex_samples", "freqrex_samples"), opt("freqrex_seed", "freqrex_seed")
-        self.samples = int(samples) if samples not in (None, "") else None
-        self.seed = int(seed) if seed not in (None, "") else None
-        self.report_root = where(str(opt("freqrex_report", "freqrex_report")))
-        cache = opt("freqrex_cache", "freqrex_cache")
-        self.cache_dir = None if config.getoption("freqrex_no_cache") or not cache else where(str(cache))
-        self.save = config.getoption("freqrex_save")
-        self.save_force = config.getoption("freqrex_save_force")
-        self.compare = config.getoption("freqrex_compare")
-        self.baseline_dir = where(str(config.getini("freqrex_baseline_dir")))
-        rules = config.getoption("freqrex_compare_fail") or config.getini("freqrex_compare_fail") or []
-        self.rules: list = []
-        if self.compare:
-            from .baselines import DEFAULT_RULES, RuleError, parse_rule
-
-            try:
-                self.rules = [parse_rule(r) for r in (rules or DEFAULT_RULES)]
-            except RuleError as exc:
-                raise pytest.UsageError(str(exc)) from None
-        workerinput = getattr(config, "workerinput", None)
-        self.is_worker = workerinput is not None
-        if self.is_worker and "freqrex_run_id" in workerinput:
-            self.run_id = workerinput["freqrex_run_id"]
-            self.started = workerinput["freqrex_started"]
-        else:
-            from .runfile import new_run_id
-
-            self.run_id, self.started = new_run_id(self.report_root), time.time()
-        self.run_dir = self.report_root / self.run_id
-        self.parts_dir = self.run_dir / "parts"
-        self.names: dict[str, Path] = {}
-        self.report_problem: str | None = None  # why reports cannot be written ('' when they can)
-        self.spec_errors = 0  # this process's collection errors (hidden from the test loop's count)
-        self.errors: dict[str, str] = {}  # spec file → why it did not load (every process's, on the controller)
-        self.ran: dict[str, str] = {}  # item nodeid → pytest's outcome
-        self.total = 0  # spec items selected for the run
-        self.results_path: Path | None = None
-        self.report_path: Path | None = None
-        self._cache = None
-
-    @property
-    def cache(self):
-        if self._cache is None:
-            from .cache import Cache
-
-            self._cache = Cache(self.cache_dir)
-        return self._cache
-
-    def where_to_look(self) -> str:
-        return str(self.run_dir.relative_to(self.config.rootpath) if self.run_dir.is_relative_to(self.config.rootpath)
-                   else self.run_dir)
+from .plugin_options import MARKER_HELP, MARKERS, SPEC_SUFFIXES, STATE, _State, pytest_addoption  # noqa: F401
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -214,9 +93,14 @@ class _Recorder:
 
 
 def _is_spec_file(file_path: Path, config: pytest.Config) -> bool:
+    """The one discovery rule (:func:`freqrex_audit.specs.in_spec_dir`): a YAML file inside a ``freqrex_specs``
+    folder, or named on the command line."""
     if file_path.suffix not in SPEC_SUFFIXES:
         return False
-    if "model_specs" in file_path.parent.parts:
+    from .specs import in_spec_dir
+
+    root = config.inipath.parent if config.inipath else config.rootpath
+    if in_spec_dir(file_path, config.getini("freqrex_specs"), root):
         return True
     invocation = config.invocation_params.dir
     for arg in config.args:
@@ -279,6 +163,19 @@ class SpecFile(pytest.File):
             yield SpecItem.from_parent(self, name=f"{check}[{key}]", nodeid=f"{self.nodeid}::{check}[{key}]",
                                        check=check, key=key)
 
+    def line_of(self, check: str) -> int | None:
+        """0-based line of the spec's ``<check>:`` key (``model:`` for the model check, ``checks:`` for a
+        regression item) — where a skip or failure of that check points."""
+        import re
+
+        key = {"model": "model", "regression": "checks"}.get(check, check)
+        try:
+            lines = self.path.read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return None
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*:")
+        return next((i for i, line in enumerate(lines) if pattern.match(line)), None)
+
     def repr_failure(self, excinfo):
         from .specs import SpecError
 
@@ -291,13 +188,38 @@ class SpecFile(pytest.File):
             from .audit import run_spec
             from .runfile import save_part, spec_part
 
+            from .selection import stages_for
+
             state: _State = self.config.stash[STATE]
-            result = run_spec(self.spec, state.device, state.cache, state.samples, state.seed)
+            state.share_machine()
+            mine = [(i.check, i.key) for i in self.session.items if isinstance(i, SpecItem) and i.parent is self]
+            line = _live_line(self.config, self.spec.name)
+            try:
+                result = run_spec(self.spec, state.device, state.cache, state.samples, state.seed,
+                                  stages=stages_for(mine), progress=line)
+            finally:
+                if line is not None:
+                    line.close()
             result.verdicts += _regressions(state, result)
             arrays: dict = {}
             save_part(state.parts_dir, spec_part(result, self.nodeid, arrays), arrays)
             self._result = result
         return self._result
+
+
+def _live_line(config: pytest.Config, name: str):
+    """The spec's live progress line in pytest's terminal, or None (xdist worker, -q, not a TTY, never)."""
+    from .progress import LiveLine
+
+    mode = config.getoption("freqrex_progress")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if mode == "never" or reporter is None or getattr(config, "workerinput", None) is not None:
+        return None
+    if mode == "auto" and (config.get_verbosity() < 0 or not reporter.isatty()):
+        return None
+    if reporter.currentfspath is not None:  # pytest is mid-line ("model_specs/x.yaml ..."): start a new one
+        reporter.write("\n")
+    return LiveLine(name, lambda text: reporter.write(text, flush=True))
 
 
 def _shown(path: Path, config: pytest.Config) -> str:
@@ -312,6 +234,9 @@ def _regressions(state: _State, result) -> list:
 
     if not state.rules:
         return []
+    from .baselines import annotate_gates
+
+    annotate_gates(result, state.baseline_dir / f"{state.compare}.json")
     return regression_verdicts(state.rules, result, state.baseline_dir / f"{state.compare}.json", state.compare)
 
 
@@ -329,18 +254,18 @@ class SpecItem(pytest.Item):
         verdict = result.verdict(self.check, self.key)
         if verdict is None:
             raise GateFailure(f"{self.nodeid}: no verdict was computed (did the dataset change during the run?)")
-        for gate in verdict.gates:
+        props = self.user_properties
+        for gate in verdict.gates:  # JUnit properties: only values that exist (a missing one is no "None")
             name = f"{self.check}.{gate['metric']}"
-            self.user_properties.append((name, gate["value"]))
-            self.user_properties.append((f"{name}.threshold", gate["threshold"]))
-            if gate.get("baseline") is not None:
-                self.user_properties.append((f"{name}.baseline", gate["baseline"]))
-        self.user_properties.append(("freqrex_report", state.where_to_look()))
+            props += [(key, value) for key, value in ((name, gate["value"]), (f"{name}.threshold", gate["threshold"]),
+                                                      (f"{name}.baseline", gate.get("baseline")),
+                                                      (f"{name}.delta", gate.get("delta"))) if value is not None]
+        props.append(("freqrex_report", state.where_to_look()))
         if verdict.measured:
-            self.user_properties.append(("freqrex.measured", verdict.measured))
-        self.user_properties.append(("freqrex.outcome", verdict.outcome))
-        if verdict.passed is None:
-            pytest.skip(verdict.message)
+            props.append(("freqrex.measured", verdict.measured))
+        props.append(("freqrex.outcome", verdict.outcome))
+        if verdict.passed is None:  # the skip points at the spec's line, not into the plugin
+            raise pytest.skip.Exception(verdict.message, _use_item_location=True)
         if not verdict.passed:
             shown = "NOT MEASURED: " if verdict.outcome == "not_measured" else ""
             raise GateFailure(f"{result.name}: {shown}{verdict.message}\n"
@@ -353,7 +278,7 @@ class SpecItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, None, f"{self.parent.spec.name}::{self.name}"
+        return self.path, self.parent.line_of(self.check), f"{self.parent.spec.name}::{self.name}"
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -380,6 +305,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state: _State | None = session.config.stash.get(STATE, None)
     if state is None or state.is_worker or state.report_problem:  # nowhere to write: the error says so
         return
+    if session.config.option.collectonly:  # nothing ran: no run folder
+        return
     from .runfile import assemble, finalize, load_parts, run_info, write_doc
 
     parts, arrays = load_parts(state.parts_dir)
@@ -392,16 +319,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.results_path = write_doc(doc, arrays, state.run_dir)
     shutil.rmtree(state.parts_dir, ignore_errors=True)
     state.report_path = state.results_path
-    from .isolation import private_matplotlib
+    from .selection import prune_runs
 
-    private_matplotlib(state.cache_dir)  # matplotlib's font cache goes there, not into ~/.cache
-    from .report import render_index, render_report
-
-    try:
-        state.report_path = Path(render_report(state.results_path))
-        render_index(state.run_dir.parent)
-    except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
-        state.report_error = f"{type(exc).__name__}: {exc}"
+    state.pruned = prune_runs(state.report_root, state.keep, state.run_dir)
+    if not state.no_report:
+        _render(state)
     if state.save:
         from .baselines import BaselineRefused, save_baseline
 
@@ -412,6 +334,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             state.baseline_refused = str(exc)
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+def _render(state: _State) -> None:
+    """The HTML report of this run and the runs index, once per session, after the last item."""
+    from .isolation import private_matplotlib
+
+    private_matplotlib(state.cache_dir)  # matplotlib's font cache goes there, not into ~/.cache
+    from .report import render_index, render_report
+
+    try:
+        state.report_path = Path(render_report(state.results_path))
+        render_index(state.run_dir.parent)
+    except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
+        state.report_error = f"{type(exc).__name__}: {exc}"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -25,7 +25,7 @@ from .engine import AttackConfig, FreqReXConfig, Mutation, STFTAttackConfig
 from .engine.attacks import ATTACK_POOLS
 from .paths import allowed_roots, outside_roots
 
-__all__ = ["Spec", "DatasetSpec", "SpecError", "load_spec", "find_specs", "CHECKS", "SPEC_SUFFIXES"]
+__all__ = ["Spec", "DatasetSpec", "SpecError", "load_spec", "find_specs", "in_spec_dir", "spec_dirs_from_ini", "CHECKS", "SPEC_SUFFIXES"]
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 MODEL_TYPES = ("transformers", "torchscript", "onnx", "tflite", "callable")
@@ -539,13 +539,80 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def find_specs(paths: list[str | Path]) -> list[Path]:
-    """Spec files named directly, plus ``*.yaml`` / ``*.yml`` anywhere under named directories (sorted)."""
+SPEC_DIRS = ("model_specs",)
+"""Default spec folders (the ``freqrex_specs`` ini option replaces them)."""
+
+
+def spec_dirs_from_ini(start: str | Path = ".") -> tuple[list[str], Path]:
+    """``freqrex_specs`` from the pytest ini file pytest would use from ``start`` (pytest.ini, pyproject.toml
+    ``[tool.pytest.ini_options]``, tox.ini, setup.cfg ``[tool:pytest]``; nearest folder first), with the
+    folder it is relative to. Default: ``model_specs`` relative to ``start``."""
+    import configparser
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: pyproject.toml is not read
+        tomllib = None
+
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        for name, section in (("pytest.ini", "pytest"), ("pyproject.toml", None), ("tox.ini", "pytest"),
+                              ("setup.cfg", "tool:pytest")):
+            path = folder / name
+            if not path.is_file() or (section is None and tomllib is None):
+                continue
+            try:
+                if section is None:
+                    ini = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("pytest", {})
+                    ini = ini.get("ini_options") if isinstance(ini, dict) else None
+                    if ini is None:
+                        continue
+                    value = ini.get("freqrex_specs")
+                else:
+                    parser = configparser.ConfigParser(interpolation=None)
+                    parser.read(path, encoding="utf-8")
+                    if not parser.has_section(section):
+                        if name != "pytest.ini":
+                            continue
+                        return list(SPEC_DIRS), folder
+                    value = parser.get(section, "freqrex_specs", fallback=None)
+            except (OSError, ValueError, configparser.Error):  # TOMLDecodeError is a ValueError
+                continue
+            dirs = value.split() if isinstance(value, str) else [str(v) for v in value] if value else list(SPEC_DIRS)
+            return dirs, folder
+    return list(SPEC_DIRS), here
+
+
+def in_spec_dir(path: str | Path, dirs: list[str] | tuple[str, ...], root: str | Path) -> bool:
+    """THE discovery rule: a spec is a ``*.yaml`` / ``*.yml`` file inside a spec folder. An entry of
+    ``freqrex_specs`` that is a bare name (``model_specs``) is any folder of that name; one with a slash is
+    a path relative to ``root`` (the ini file's folder). Files named explicitly are specs as well."""
+    path = Path(path).resolve()
+    if path.suffix not in SPEC_SUFFIXES:
+        return False
+    for entry in dirs:
+        if "/" not in entry and entry in path.parent.parts:
+            return True
+        folder = (Path(root) / entry).resolve()
+        if folder == path.parent or folder in path.parents:
+            return True
+    return False
+
+
+def find_specs(paths: list[str | Path], dirs: list[str] | None = None, root: str | Path | None = None) -> list[Path]:
+    """Spec files named directly, plus the specs (:func:`in_spec_dir`) under named folders — a named folder
+    that is itself inside a spec folder gives all its YAML files (sorted). No paths: the spec folders."""
+    if dirs is None:
+        dirs, found_root = spec_dirs_from_ini()
+        root = root if root is not None else found_root
+    root = Path(root if root is not None else ".")
+    if not paths:
+        paths = [root / e for e in dirs if (root / e).is_dir()]
     found: list[Path] = []
     for item in paths:
         item = Path(item)
         if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
+            found += sorted(p for p in item.rglob("*") if p.is_file() and in_spec_dir(p, dirs, root))
         else:
             found.append(item)
     return found

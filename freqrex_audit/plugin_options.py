@@ -1,0 +1,163 @@
+"""The pytest plugin's options (command line and ini) and the per-process state they configure.
+
+Split from :mod:`freqrex_audit.pytest_plugin` (collection, items, session end) along that seam; the
+plugin module re-exports :func:`pytest_addoption` so pytest finds the hook there.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MARKERS = {
+    "model": "freqrex_model",
+    "accuracy": "freqrex_accuracy",
+    "sufficiency": "freqrex_sufficiency",
+    "necessity": "freqrex_necessity",
+    "completeness": "freqrex_completeness",
+    "fourier_attack": "freqrex_attack",
+    "stft_attack": "freqrex_stft",
+    "composition": "freqrex_composition",
+    "transferability": "freqrex_transfer",
+    "regression": "freqrex_regression",
+}
+MARKER_HELP = {
+    "freqrex_model": "FreqReX audit: the model loads and its labels match the dataset",
+    "freqrex_accuracy": "FreqReX audit: accuracy on the spec's dataset",
+    "freqrex_sufficiency": "FreqReX audit: sufficient subsets are valid and small enough",
+    "freqrex_necessity": "FreqReX audit: necessary subsets are valid",
+    "freqrex_completeness": "FreqReX audit: complete subsets are valid",
+    "freqrex_attack": "FreqReX audit: Fourier attack (Alg 2) resistance",
+    "freqrex_stft": "FreqReX audit: STFT attack (Alg 3) resistance",
+    "freqrex_composition": "FreqReX audit: sufficient composition ratios",
+    "freqrex_transfer": "FreqReX audit: transferability toward peer models",
+    "freqrex_regression": "FreqReX audit: no regression against a saved baseline",
+}
+SPEC_SUFFIXES = (".yaml", ".yml")
+STATE = pytest.StashKey["_State"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("freqrex", "FreqReX audit (model specs)")
+    group.addoption("--freqrex-device", default=None, help="device for the models: auto (default), cpu, cuda…")
+    group.addoption("--freqrex-samples", type=int, default=None, help="at most N clips per spec (overrides dataset.limit)")
+    group.addoption("--freqrex-seed", type=int, default=None, help="seed for every spec (overrides freqrex.seed)")
+    group.addoption("--freqrex-report", default=None, metavar="DIR", help="where runs are written (default reports/)")
+    group.addoption("--freqrex-cache", default=None, metavar="DIR", help="result cache (default .freqrex_cache/)")
+    group.addoption("--freqrex-no-cache", action="store_true", default=None, help="compute everything afresh")
+    group.addoption("--freqrex-save", default=None, metavar="NAME",
+                    help="save this run's metrics as baseline NAME (only a complete, passing, unfiltered run)")
+    group.addoption("--freqrex-save-force", default=None, metavar="WHY",
+                    help="save the baseline even from a failing, filtered or incomplete run; WHY is recorded")
+    group.addoption("--freqrex-compare", default=None, metavar="NAME", help="add regression items against baseline NAME")
+    group.addoption("--freqrex-compare-fail", action="append", default=None, metavar="RULE",
+                    help="regression rule, e.g. 'fourier_attack.success_rate:+5%%' (repeatable)")
+    group.addoption("--freqrex-no-report", action="store_true", default=False,
+                    help="write results.json only, not the HTML report")
+    group.addoption("--freqrex-progress", choices=("auto", "always", "never"), default="auto",
+                    help="live per-spec line (clips, queries, ETA): auto = on a TTY and not under -q")
+    group.addoption("--freqrex-keep", type=int, default=None, metavar="N",
+                    help="keep the N newest run folders under the report folder (default 20; 0 keeps all)")
+    parser.addini("freqrex_device", "default for --freqrex-device", default="auto")
+    parser.addini("freqrex_specs", "folders holding model specs: bare names match a folder of that name anywhere, "
+                  "paths are relative to the ini file", type="args", default=["model_specs"])
+    parser.addini("freqrex_keep", "default for --freqrex-keep", default="20")
+    parser.addini("freqrex_samples", "default for --freqrex-samples", default="")
+    parser.addini("freqrex_seed", "default for --freqrex-seed", default="")
+    parser.addini("freqrex_report", "default for --freqrex-report", default="reports")
+    parser.addini("freqrex_cache", "default for --freqrex-cache ('' disables the cache)", default=".freqrex_cache")
+    parser.addini("freqrex_compare_fail", "default --freqrex-compare-fail rules", type="linelist", default=[])
+    parser.addini("freqrex_baseline_dir", "where --freqrex-save/--freqrex-compare keep baselines",
+                  default=".freqrex/baselines")
+    parser.addini("freqrex_loadgroup", "switch xdist --dist load to loadgroup (keeps a spec on one worker)",
+                  type="bool", default=True)
+
+
+class _State:
+    """Per-process plugin state: options, the run folder, computed results."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        root = config.rootpath
+
+        def opt(name: str, ini: str) -> Any:
+            value = config.getoption(name)
+            return value if value is not None else config.getini(ini)
+
+        def where(value: str) -> Path:
+            path = Path(value).expanduser()
+            return path if path.is_absolute() else root / path
+
+        self.device = str(opt("freqrex_device", "freqrex_device") or "auto")
+        samples, seed = opt("freqrex_samples", "freqrex_samples"), opt("freqrex_seed", "freqrex_seed")
+        self.samples = int(samples) if samples not in (None, "") else None
+        self.seed = int(seed) if seed not in (None, "") else None
+        self.report_root = where(str(opt("freqrex_report", "freqrex_report")))
+        cache = opt("freqrex_cache", "freqrex_cache")
+        self.cache_dir = None if config.getoption("freqrex_no_cache") or not cache else where(str(cache))
+        self.no_report = bool(config.getoption("freqrex_no_report"))
+        self.keep = int(opt("freqrex_keep", "freqrex_keep") or 0)
+        self.save = config.getoption("freqrex_save")
+        self.save_force = config.getoption("freqrex_save_force")
+        self.compare = config.getoption("freqrex_compare")
+        self.baseline_dir = where(str(config.getini("freqrex_baseline_dir")))
+        rules = config.getoption("freqrex_compare_fail") or config.getini("freqrex_compare_fail") or []
+        self.rules: list = []
+        if self.compare:
+            from .baselines import DEFAULT_RULES, RuleError, parse_rule
+
+            try:
+                self.rules = [parse_rule(r) for r in (rules or DEFAULT_RULES)]
+            except RuleError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        workerinput = getattr(config, "workerinput", None)
+        self.is_worker = workerinput is not None
+        self.workers = int(workerinput.get("workercount", 1)) if self.is_worker else 1
+        self.worker_index = int("".join(c for c in str(workerinput.get("workerid", "")) if c.isdigit()) or 0) if self.is_worker else 0
+        if self.is_worker and "freqrex_run_id" in workerinput:
+            self.run_id = workerinput["freqrex_run_id"]
+            self.started = workerinput["freqrex_started"]
+        else:
+            from .runfile import new_run_id
+
+            self.run_id, self.started = new_run_id(self.report_root), time.time()
+        self.run_dir = self.report_root / self.run_id
+        self.parts_dir = self.run_dir / "parts"
+        self.names: dict[str, Path] = {}
+        self.report_problem: str | None = None  # why reports cannot be written ('' when they can)
+        self.spec_errors = 0  # this process's collection errors (hidden from the test loop's count)
+        self.errors: dict[str, str] = {}  # spec file → why it did not load (every process's, on the controller)
+        self.ran: dict[str, str] = {}  # item nodeid → pytest's outcome
+        self.total = 0  # spec items selected for the run
+        self.results_path: Path | None = None
+        self.report_path: Path | None = None
+        self._cache = None
+
+    @property
+    def cache(self):
+        if self._cache is None:
+            from .cache import Cache
+
+            self._cache = Cache(self.cache_dir)
+        return self._cache
+
+    def share_machine(self) -> None:
+        """Under xdist, this worker takes its share of the CPU cores (cores // workers, at least 1) for torch,
+        and on a machine with several GPUs its own one (when the device is auto / cuda)."""
+        if not self.is_worker or getattr(self, "_shared", False):
+            return
+        self._shared = True
+        import os
+
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, self.workers)))
+        if self.device in ("auto", "cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+            self.device = f"cuda:{self.worker_index % torch.cuda.device_count()}"
+
+    def where_to_look(self) -> str:
+        return str(self.run_dir.relative_to(self.config.rootpath) if self.run_dir.is_relative_to(self.config.rootpath)
+                   else self.run_dir)

@@ -1,0 +1,53 @@
+"""Every CLI subcommand honours --seed and the spec's config keys (explain and attack read one helper)."""
+
+from __future__ import annotations
+
+import pytest
+
+import freqrex_audit.engine as engine
+from freqrex_audit.cli import main
+from tests.audit_models import write_fragile_dataset
+
+SPEC = """
+name: fragile
+model: {target: "tests.audit_models:fragile"}
+dataset: {path: data}
+freqrex: {seed: 7}
+attack: {max_frequencies: 3, query_budget: 50}
+checks:
+  accuracy: {min: 0.5}
+"""
+
+
+class Seen(Exception):
+    pass
+
+
+@pytest.mark.parametrize("command", ["explain", "attack"])
+@pytest.mark.parametrize("extra, seed", [([], 7), (["--seed", "11"], 11)])
+def test_seed_and_spec_settings_reach_the_engine(tmp_path, monkeypatch, command, extra, seed):
+    write_fragile_dataset(tmp_path / "data", per_class=1)
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    seen = {}
+
+    def fake_explain(eng, x, config):
+        seen["seed"] = config.seed
+        raise Seen
+
+    def fake_attack(eng, x, exp, config):
+        seen["attack"] = (config.max_frequencies, config.query_budget)
+        raise Seen
+
+    monkeypatch.setattr(engine, "explain", fake_explain)
+    with pytest.raises(Seen):
+        main([command, str(tmp_path / "spec.yaml"), str(tmp_path / "data" / "loud" / "000.wav"),
+              "--out", str(tmp_path / "out"), "--device", "cpu", *extra])
+    assert seen["seed"] == seed
+    if command == "attack":  # the spec's attack keys, and the flags override them
+        monkeypatch.setattr(engine, "explain", lambda eng, x, config: None)
+        monkeypatch.setattr(engine, "fourier_attack", fake_attack)
+        for flags, expected in (([], (3, 50)), (["--budget", "2", "--query-budget", "9"], (2, 9))):
+            with pytest.raises(Seen):
+                main([command, str(tmp_path / "spec.yaml"), str(tmp_path / "data" / "loud" / "000.wav"),
+                      "--out", str(tmp_path / "out"), "--device", "cpu", *flags])
+            assert seen["attack"] == expected
