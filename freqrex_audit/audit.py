@@ -10,6 +10,7 @@ it never stops the audit.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from typing import Any
@@ -22,6 +23,7 @@ from .audio import AudioError
 from .cache import Cache, hash_array, make_key
 from .classifier import Classifier, ClassifierTimeout, QueryEngine, cached_probabilities, model_info
 from .datasets import Sample, list_samples, read_clip
+from .input_window import crop_to_input_window
 from .engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
 from .gates import evaluate, planned_items  # noqa: F401  (re-exported)
 from .records import SampleRecord, SpecResult, Verdict, analysed  # noqa: F401  (re-exported)
@@ -167,6 +169,8 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                     from .audio import resample
 
                     x = resample(x, rate, clf.sample_rate)
+                x, cropped = crop_to_input_window(x, clf)  # audit what the model hears (input_window.py)
+                clip = dataclasses.replace(clip, notes=(*clip.notes, cropped)) if cropped else clip
             except AudioError as exc:
                 records.append(SampleRecord(sample, "skipped", exc.problem))
                 continue

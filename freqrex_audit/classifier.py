@@ -53,6 +53,7 @@ class Classifier:
     fingerprint: str = ""
     outputs: str = "probabilities"  # what predict returns once the adapter has converted it
     warnings: list[str] = []  # load-time findings (self-check, cache) that must reach every view; set per instance
+    input_window: int | None = None  # samples the model reads from the clip's start (None: all of it); see input_window.py
 
     def predict(self, waveforms: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError

@@ -193,6 +193,11 @@ def _clip(args: argparse.Namespace):
     x, _ = load_audio(args.audio, sample_rate=clf.sample_rate)
     if args.seconds:
         x = x[: int(args.seconds * clf.sample_rate)]
+    from .input_window import crop_to_input_window
+
+    x, cropped = crop_to_input_window(x, clf)  # explain what the model hears
+    if cropped:
+        print(f"{args.audio}: {cropped}", file=sys.stderr)
     return clf, QueryEngine(clf, batch_size=spec.batch_size if spec else 64), x, spec
 
 
