@@ -42,7 +42,8 @@ class _Runner:
     def __init__(self, spec: Spec, clf: Classifier, cache: Cache):
         self.spec = spec
         self.clf = clf
-        self.engine = QueryEngine(clf, batch_size=spec.batch_size, timeout_s=spec.timeout_s)
+        self.engine = QueryEngine(clf, batch_size=spec.batch_size, timeout_s=spec.timeout_s,
+                                  precision=spec.model.get("precision", "fp32"))
         self.cache = cache if clf.fingerprint else Cache(None)
         self.fp = clf.fingerprint
         self.queries_by_phase: dict[str, int] = {p: 0 for p in PHASES}
@@ -68,10 +69,16 @@ class _Runner:
         cfg = self.spec.freqrex.to_dict()
         labels = self.clf.labels
         q0 = self.engine.queries
+        notes = list(notes or [])
+        fallback = self.engine.check_precision(x)  # reduced precision only where it agrees with fp32 on this clip
+        if fallback:
+            notes.append(fallback)
+        if self.engine.autocast is not None:  # results at reduced precision are cached apart from fp32 ones
+            audio = f"{audio}-{self.engine.precision}"
         probs = self.predict(audio, x)
         self.queries_by_phase["predict"] += self.engine.queries - q0
         top = int(np.argmax(probs))
-        record = SampleRecord(sample, "ok", predicted=labels[top], confidence=float(probs[top]), notes=notes or [])
+        record = SampleRecord(sample, "ok", predicted=labels[top], confidence=float(probs[top]), notes=notes)
         if labels[top] != sample.label:
             record.status = "misclassified"
             record.reason = f"predicted {labels[top]!r} ({probs[top]:.2f}), labelled {sample.label!r}"
