@@ -23,6 +23,7 @@ from .audio import AudioError
 from .cache import Cache, hash_array, make_key
 from .classifier import Classifier, ClassifierTimeout, QueryEngine, cached_probabilities, model_info
 from .datasets import Sample, list_samples, read_clip
+from .executors import ClipOutcome, current_executor
 from .input_window import crop_to_input_window
 from .engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
 from .gates import evaluate, planned_items  # noqa: F401  (re-exported)
@@ -127,6 +128,35 @@ def verify(engine: QueryEngine, exp: Explanation) -> dict:
     return out
 
 
+def _audit_sample(runner: _Runner, sample: Sample, rate: int) -> ClipOutcome:
+    """One clip through the pipeline (never raises): its record, and the spec's error if the model hung."""
+    clf, spec = runner.clf, runner.spec
+    if sample.label not in clf.labels:
+        return ClipOutcome(SampleRecord(sample, "skipped", f"label {sample.label!r} is not one of the model's "
+                                                           f"labels (map it with dataset.label_map)"))
+    if sample.problem:
+        return ClipOutcome(SampleRecord(sample, "skipped", sample.problem))
+    try:
+        clip = read_clip(sample, rate, spec.dataset.clip_seconds)
+        x = clip.samples
+        if rate != clf.sample_rate:
+            from .audio import resample
+
+            x = resample(x, rate, clf.sample_rate)
+        x, cropped = crop_to_input_window(x, clf)  # audit what the model hears (input_window.py)
+        clip = dataclasses.replace(clip, notes=(*clip.notes, cropped)) if cropped else clip
+    except AudioError as exc:
+        return ClipOutcome(SampleRecord(sample, "skipped", exc.problem))
+    if runner.engine.hung:
+        return ClipOutcome(SampleRecord(sample, "skipped", f"not analysed: {runner.engine.hung}"))
+    try:
+        return ClipOutcome(runner.run(sample, x, list(clip.notes)))
+    except ClassifierTimeout as exc:  # the model hangs: fail the spec, keep what was done
+        return ClipOutcome(SampleRecord(sample, "error", str(exc), notes=list(clip.notes)), f"model hung: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
+        return ClipOutcome(SampleRecord(sample, "error", _describe(exc), notes=list(clip.notes)))
+
+
 def _describe(exc: BaseException) -> str:
     """``Type: message (file:line)`` — where the failure happened, without a whole traceback."""
     last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
@@ -161,36 +191,14 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     if clf is not None and sample_error is None:
         runner = _Runner(spec, clf, cache)
         rate = spec.dataset.sample_rate or clf.sample_rate
-        for sample in samples:
-            if sample.label not in clf.labels:
-                records.append(SampleRecord(sample, "skipped", f"label {sample.label!r} is not one of the model's "
-                                                               f"labels (map it with dataset.label_map)"))
-                continue
-            if sample.problem:
-                records.append(SampleRecord(sample, "skipped", sample.problem))
-                continue
-            try:
-                clip = read_clip(sample, rate, spec.dataset.clip_seconds)
-                x = clip.samples
-                if rate != clf.sample_rate:
-                    from .audio import resample
-
-                    x = resample(x, rate, clf.sample_rate)
-                x, cropped = crop_to_input_window(x, clf)  # audit what the model hears (input_window.py)
-                clip = dataclasses.replace(clip, notes=(*clip.notes, cropped)) if cropped else clip
-            except AudioError as exc:
-                records.append(SampleRecord(sample, "skipped", exc.problem))
-                continue
-            if runner.engine.hung:
-                records.append(SampleRecord(sample, "skipped", f"not analysed: {runner.engine.hung}"))
-                continue
-            try:
-                records.append(runner.run(sample, x, list(clip.notes)))
-            except ClassifierTimeout as exc:  # the model hangs: fail the spec, keep what was done
-                records.append(SampleRecord(sample, "error", str(exc), notes=list(clip.notes)))
-                error = f"model hung: {exc}"
-            except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
-                records.append(SampleRecord(sample, "error", _describe(exc), notes=list(clip.notes)))
+        executor = current_executor()
+        outcomes = (executor.run_clips(spec, device, cache.root, samples) if executor and len(samples) > 1
+                    else (_audit_sample(runner, sample, rate) for sample in samples))
+        for outcome in outcomes:
+            records.append(outcome.record)
+            error = outcome.hung or error
+            if outcome.remote:
+                outcome.add_counts(runner, cache)
         error = error or _model_failure(clf, records)
     else:
         records = [SampleRecord(s, "skipped", error or "not analysed") for s in samples]

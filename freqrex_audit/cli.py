@@ -118,6 +118,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .records import EXIT_CODES, SHOWN
     from .runfile import default_prefix, new_run_id, write_results
     from .specs import SpecError, find_specs, load_spec
+    from .executors import configure, make_executor
+
+    configure(make_executor(args.executor, args.address, args.workers, args.devices.split(",") if args.devices else None)
+              if args.executor else "environment")
 
     started = time.time()
     cache = Cache(None if args.no_cache else args.cache)
@@ -323,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--cache", default=".freqrex_cache", help="result cache folder (default .freqrex_cache/)")
     audit.add_argument("--no-cache", action="store_true", help="compute everything afresh")
     audit.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
+    audit.add_argument("--executor", choices=("serial", "process", "ray"),
+                       help="where clips run (default: $FREQREX_EXECUTOR or serial)")
+    audit.add_argument("--address", help="Ray cluster address (auto: the running one; none: a local instance)")
+    audit.add_argument("--workers", type=positive_int, help="processes / local Ray CPUs")
+    audit.add_argument("--devices", help="one per worker, e.g. cuda:0,cuda:1 (process executor)")
     audit.set_defaults(run=cmd_audit)
 
     for name, func, text in (("explain", cmd_explain, "FreqReX on one clip: subsets, WAVs and a figure"),
