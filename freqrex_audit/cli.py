@@ -79,7 +79,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         clf = classifier_from_arg(name, args.device)
         for seconds in args.seconds:
             row = bench_model(name, clf, seconds, batch_size=args.batch_size,
-                              with_batch1=seconds <= args.batch1_max_seconds)
+                              with_batch1=seconds <= args.batch1_max_seconds, precision=args.precision)
             rows.append(row)
             print(f"{name} {seconds:g}s: {row.queries} queries in {row.explain_s:.2f} s "
                   f"(overhead ×{row.overhead_ratio:.2f})", file=sys.stderr)
@@ -308,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch1-max-seconds", type=float, default=1.0,
                        help="also time batch size 1 for clips up to this long (slow)")
     bench.add_argument("--device", default="auto")
+    bench.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast (checked vs fp32)")
     bench.add_argument("--json", help="write the measurements as JSON to this file")
     bench.set_defaults(run=cmd_bench)
 
