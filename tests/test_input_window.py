@@ -61,3 +61,15 @@ def test_cropped_clip_note_reaches_results_and_report(tmp_path, monkeypatch):
         assert len(arrays[waveform["__npz__"]]) == 2000
     html = (results.parent / "report.html").read_text()
     assert "input window" in html and "0.25 s" in html
+
+
+def test_spec_window_seconds_sets_the_window(tmp_path):
+    from freqrex_audit import load_classifier
+    from freqrex_audit.specs import load_spec
+
+    (tmp_path / "data" / "loud").mkdir(parents=True)
+    (tmp_path / "s.yaml").write_text('model: {target: "tests.audit_models:fragile", window_seconds: 0.25}\n'
+                                     "dataset: {path: data}\nchecks: {accuracy: {min: 0.5}}\n")
+    spec = load_spec(tmp_path / "s.yaml")
+    clf = load_classifier(spec.model, device="cpu", base_dir=spec.base_dir, self_check=False)
+    assert clf.input_window == SR // 4
