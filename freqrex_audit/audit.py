@@ -10,6 +10,7 @@ it never stops the audit.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from .audio import AudioError
 from .cache import Cache, hash_array, make_key
 from .classifier import Classifier, ClassifierTimeout, QueryEngine, cached_probabilities, model_info
 from .datasets import Sample, list_samples, read_clip
+from .executors import ClipOutcome, current_executor
+from .input_window import crop_to_input_window
 from .engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
 from .gates import evaluate, planned_items  # noqa: F401  (re-exported)
 from .records import SampleRecord, SpecResult, Verdict, analysed  # noqa: F401  (re-exported)
@@ -43,7 +46,8 @@ class _Runner:
         self.spec = spec
         self.stages = stages
         self.clf = clf
-        self.engine = QueryEngine(clf, batch_size=spec.batch_size, timeout_s=spec.timeout_s)
+        self.engine = QueryEngine(clf, batch_size=spec.batch_size, timeout_s=spec.timeout_s,
+                                  precision=spec.model.get("precision", "fp32"))
         self.cache = cache if clf.fingerprint else Cache(None)
         self.fp = clf.fingerprint
         self.queries_by_phase: dict[str, int] = {p: 0 for p in PHASES}
@@ -69,10 +73,16 @@ class _Runner:
         cfg = self.spec.freqrex.to_dict()
         labels = self.clf.labels
         q0 = self.engine.queries
+        notes = list(notes or [])
+        fallback = self.engine.check_precision(x)  # reduced precision only where it agrees with fp32 on this clip
+        if fallback:
+            notes.append(fallback)
+        if self.engine.autocast is not None:  # results at reduced precision are cached apart from fp32 ones
+            audio = f"{audio}-{self.engine.precision}"
         probs = self.predict(audio, x)
         self.queries_by_phase["predict"] += self.engine.queries - q0
         top = int(np.argmax(probs))
-        record = SampleRecord(sample, "ok", predicted=labels[top], confidence=float(probs[top]), notes=notes or [])
+        record = SampleRecord(sample, "ok", predicted=labels[top], confidence=float(probs[top]), notes=notes)
         if labels[top] != sample.label:
             record.status = "misclassified"
             record.reason = f"predicted {labels[top]!r} ({probs[top]:.2f}), labelled {sample.label!r}"
@@ -127,6 +137,35 @@ def verify(engine: QueryEngine, exp: Explanation) -> dict:
     return out
 
 
+def _audit_sample(runner: _Runner, sample: Sample, rate: int) -> ClipOutcome:
+    """One clip through the pipeline (never raises): its record, and the spec's error if the model hung."""
+    clf, spec = runner.clf, runner.spec
+    if sample.label not in clf.labels:
+        return ClipOutcome(SampleRecord(sample, "skipped", f"label {sample.label!r} is not one of the model's "
+                                                           f"labels (map it with dataset.label_map)"))
+    if sample.problem:
+        return ClipOutcome(SampleRecord(sample, "skipped", sample.problem))
+    try:
+        clip = read_clip(sample, rate, spec.dataset.clip_seconds)
+        x = clip.samples
+        if rate != clf.sample_rate:
+            from .audio import resample
+
+            x = resample(x, rate, clf.sample_rate)
+        x, cropped = crop_to_input_window(x, clf)  # audit what the model hears (input_window.py)
+        clip = dataclasses.replace(clip, notes=(*clip.notes, cropped)) if cropped else clip
+    except AudioError as exc:
+        return ClipOutcome(SampleRecord(sample, "skipped", exc.problem))
+    if runner.engine.hung:
+        return ClipOutcome(SampleRecord(sample, "skipped", f"not analysed: {runner.engine.hung}"))
+    try:
+        return ClipOutcome(runner.run(sample, x, list(clip.notes)))
+    except ClassifierTimeout as exc:  # the model hangs: fail the spec, keep what was done
+        return ClipOutcome(SampleRecord(sample, "error", str(exc), notes=list(clip.notes)), f"model hung: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
+        return ClipOutcome(SampleRecord(sample, "error", _describe(exc), notes=list(clip.notes)))
+
+
 def _describe(exc: BaseException) -> str:
     """``Type: message (file:line)`` — where the failure happened, without a whole traceback."""
     last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
@@ -166,38 +205,18 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     if clf is not None and sample_error is None:
         runner = _Runner(spec, clf, cache, stages)
         rate = spec.dataset.sample_rate or clf.sample_rate
-        for done, sample in enumerate(samples):
+        executor = current_executor()
+        outcomes = (executor.run_clips(spec, device, cache.root, samples) if executor and len(samples) > 1
+                    else (_audit_sample(runner, sample, rate) for sample in samples))
+        if progress is not None:
+            progress(0, len(samples), runner.engine.queries)
+        for done, outcome in enumerate(outcomes, start=1):  # the generator computes each clip on demand
+            records.append(outcome.record)
+            error = outcome.hung or error
+            if outcome.remote:
+                outcome.add_counts(runner, cache)
             if progress is not None:
                 progress(done, len(samples), runner.engine.queries)
-            if sample.label not in clf.labels:
-                records.append(SampleRecord(sample, "skipped", f"label {sample.label!r} is not one of the model's "
-                                                               f"labels (map it with dataset.label_map)"))
-                continue
-            if sample.problem:
-                records.append(SampleRecord(sample, "skipped", sample.problem))
-                continue
-            try:
-                clip = read_clip(sample, rate, spec.dataset.clip_seconds)
-                x = clip.samples
-                if rate != clf.sample_rate:
-                    from .audio import resample
-
-                    x = resample(x, rate, clf.sample_rate)
-            except AudioError as exc:
-                records.append(SampleRecord(sample, "skipped", exc.problem))
-                continue
-            if runner.engine.hung:
-                records.append(SampleRecord(sample, "skipped", f"not analysed: {runner.engine.hung}"))
-                continue
-            try:
-                records.append(runner.run(sample, x, list(clip.notes)))
-            except ClassifierTimeout as exc:  # the model hangs: fail the spec, keep what was done
-                records.append(SampleRecord(sample, "error", str(exc), notes=list(clip.notes)))
-                error = f"model hung: {exc}"
-            except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
-                records.append(SampleRecord(sample, "error", _describe(exc), notes=list(clip.notes)))
-        if progress is not None:
-            progress(len(samples), len(samples), runner.engine.queries)
         error = error or _model_failure(clf, records)
     else:
         records = [SampleRecord(s, "skipped", error or "not analysed") for s in samples]

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .classifier import Classifier, QueryEngine
+from .input_window import crop_to_input_window
 from .engine import AttackConfig, FreqReXConfig, explain, fourier_attack, stft_attack
 
 
@@ -28,6 +29,8 @@ class BenchRow:
     model: str
     device: str
     seconds: float
+    window_s: float  # what the engine explained: the model's input window when the clip is longer (input_window.py)
+    precision: str
     n_bins: int
     batch_size: int
     queries: int
@@ -57,12 +60,14 @@ def bench_clip(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
     return (0.3 * x / np.max(np.abs(x))).astype(np.float32)
 
 
-def forward_time(classifier: Classifier, n_samples: int, queries: int, batch_size: int, repeats: int = 1) -> float:
+def forward_time(classifier: Classifier, n_samples: int, queries: int, batch_size: int, repeats: int = 1,
+                 autocast: torch.dtype | None = None) -> float:
     """Seconds the model alone needs for ``queries`` forward passes at ``batch_size`` (inputs pre-built)."""
     batch = torch.randn(batch_size, n_samples, device=classifier.device) * 0.1
     full, rest = divmod(queries, batch_size)
     best = math.inf
-    with torch.inference_mode():
+    device_type = "cuda" if classifier.device.type == "cuda" else "cpu"
+    with torch.inference_mode(), torch.autocast(device_type, dtype=autocast or torch.bfloat16, enabled=bool(autocast)):
         classifier.predict(batch[:1])  # warm-up
         for _ in range(repeats):
             _sync(classifier.device)
@@ -89,21 +94,24 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 def bench_model(name: str, classifier: Classifier, seconds: float, batch_size: int = 64,
-                config: FreqReXConfig | None = None, with_batch1: bool = False) -> BenchRow:
-    """Measure one explanation (+ attacks) of a ``seconds``-long clip against the model's forward floor."""
+                config: FreqReXConfig | None = None, with_batch1: bool = False, precision: str = "fp32") -> BenchRow:
+    """Measure one explanation (+ attacks) of a ``seconds``-long clip against the model's forward floor.
+
+    Like an audit, the clip is first cropped to the model's input window (the model ignores the rest)."""
     config = config or FreqReXConfig(seed=0)
-    x = bench_clip(seconds, classifier.sample_rate)
+    x, _note = crop_to_input_window(bench_clip(seconds, classifier.sample_rate), classifier)
     if classifier.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(classifier.device)
-    engine = QueryEngine(classifier, batch_size=batch_size)
+    engine = QueryEngine(classifier, batch_size=batch_size, precision=precision)
     engine.query(x[None])  # warm-up (lazy init, kernels), not counted below
+    engine.check_precision(x)  # reduced precision only where it agrees with fp32 on this clip
     engine.queries = 0
     _sync(classifier.device)
     began = time.perf_counter()
     exp = explain(engine, x, config)
     _sync(classifier.device)
     explain_s = time.perf_counter() - began
-    floor = forward_time(classifier, len(x), exp.queries, batch_size)
+    floor = forward_time(classifier, len(x), exp.queries, batch_size, autocast=engine.autocast)
     probs = engine.query(exp.signal("sufficient")[None])[0]
     valid = int(probs.argmax()) == exp.target and probs[exp.target] >= config.min_confidence * exp.confidence
 
@@ -119,7 +127,8 @@ def bench_model(name: str, classifier: Classifier, seconds: float, batch_size: i
         batch1_s = time.perf_counter() - began
         speedup = batch1_s / explain_s
     return BenchRow(
-        model=name, device=str(classifier.device), seconds=seconds, n_bins=exp.n_bins, batch_size=batch_size,
+        model=name, device=str(classifier.device), seconds=seconds, window_s=len(x) / classifier.sample_rate,
+        precision=precision if engine.autocast is not None else "fp32", n_bins=exp.n_bins, batch_size=batch_size,
         queries=exp.queries, queries_by_phase=dict(exp.queries_by_phase), explain_s=explain_s, forward_s=floor,
         overhead_ratio=explain_s / floor if floor > 0 else math.nan, queries_per_s=exp.queries / explain_s,
         peak_memory_mb=_peak_memory_mb(classifier.device), batch1_explain_s=batch1_s, batching_speedup=speedup,
@@ -128,11 +137,11 @@ def bench_model(name: str, classifier: Classifier, seconds: float, batch_size: i
 
 def format_table(rows: list[BenchRow]) -> str:
     """A plain-text table of the measurements, one row per (model, clip length)."""
-    head = ("model", "device", "clip s", "K bins", "queries", "explain s", "forward s", "overhead",
+    head = ("model", "device", "clip s", "window s", "precision", "K bins", "queries", "explain s", "forward s", "overhead",
             "q/s", "peak MB", "batch-1 ×", "attack q", "valid")
     lines = [head]
     for r in rows:
-        lines.append((r.model, r.device, f"{r.seconds:g}", f"{r.n_bins:,}", f"{r.queries:,}", f"{r.explain_s:.2f}",
+        lines.append((r.model, r.device, f"{r.seconds:g}", f"{r.window_s:g}", r.precision, f"{r.n_bins:,}", f"{r.queries:,}", f"{r.explain_s:.2f}",
                       f"{r.forward_s:.2f}", f"{r.overhead_ratio:.2f}", f"{r.queries_per_s:.0f}",
                       f"{r.peak_memory_mb:.0f}", "-" if r.batching_speedup is None else f"{r.batching_speedup:.1f}",
                       f"{r.attack_queries:,}", "yes" if r.sufficient_valid else "NO"))

@@ -21,7 +21,20 @@ from .fingerprint import fingerprint_of
 from .boundary import check_labels, check_probabilities, check_sample_rate, output_kind, to_probabilities
 
 __all__ = ["Classifier", "ClassifierError", "ClassifierTimeout", "QueryEngine", "resolve_device", "model_info",
-           "cached_probabilities"]
+           "cached_probabilities", "PRECISIONS", "to_device"]
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""``precision`` (spec ``model.precision``, ``bench --precision``) -> the autocast dtype (None: plain fp32)."""
+PRECISION_TOLERANCE = 0.02
+"""Largest |confidence difference| of the top label between reduced precision and fp32 on the clip that
+still lets the audit trust reduced precision (the label must be the same too)."""
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device``; a host tensor bound for CUDA goes through pinned memory with a non-blocking copy."""
+    if device.type != "cuda" or x.device.type != "cpu":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
 
 
 class ClassifierError(RuntimeError):
@@ -53,6 +66,7 @@ class Classifier:
     fingerprint: str = ""
     outputs: str = "probabilities"  # what predict returns once the adapter has converted it
     warnings: list[str] = []  # load-time findings (self-check, cache) that must reach every view; set per instance
+    input_window: int | None = None  # samples the model reads from the clip's start (None: all of it); see input_window.py
 
     def predict(self, waveforms: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
@@ -141,9 +155,12 @@ class QueryEngine:
     a hanging model fails its spec instead of hanging CI.
     """
 
-    def __init__(self, classifier: Classifier, batch_size: int = 64, timeout_s: float | None = None):
+    def __init__(self, classifier: Classifier, batch_size: int = 64, timeout_s: float | None = None,
+                 precision: str = "fp32"):
         if batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         try:
             check_labels(getattr(classifier, "labels", None) or [], getattr(classifier, "name", "classifier"))
         except ValueError as exc:
@@ -154,6 +171,8 @@ class QueryEngine:
         self.hung: str | None = None  # the timeout message once a call has hung
         self.queries = 0
         self.seconds = 0.0
+        self.precision = precision  # what was asked for
+        self.autocast: torch.dtype | None = PRECISIONS[precision]  # what runs (None: fp32, also after a fallback)
 
     @property
     def device(self) -> torch.device:
@@ -161,7 +180,7 @@ class QueryEngine:
 
     def query(self, waveforms: torch.Tensor | np.ndarray) -> np.ndarray:
         """Probabilities [N, C] (float64, host) for a batch of N waveforms [N, T]."""
-        waveforms = spec.as_tensor(waveforms, self.device)  # integer PCM is refused there
+        waveforms = to_device(spec.as_tensor(waveforms), self.device)  # integer PCM is refused there
         if waveforms.ndim == 1:
             waveforms = waveforms[None]
         return self._run(waveforms.shape[0], lambda rows: waveforms[rows])
@@ -171,8 +190,8 @@ class QueryEngine:
 
         ``factors`` is [N, K]: a bool mask selects bins, a complex tensor mutates them.
         """
-        spectrum = spectrum.to(self.device)
-        factors = factors.to(self.device)
+        spectrum = to_device(spectrum, self.device)
+        factors = to_device(factors, self.device)
 
         def build(rows: slice) -> torch.Tensor:
             chunk = factors[rows]
@@ -204,20 +223,55 @@ class QueryEngine:
             return np.zeros((0, len(self.classifier.labels)))
         return np.concatenate(outputs)
 
+    def check_precision(self, x: np.ndarray | torch.Tensor) -> str | None:
+        """Trust reduced precision for clip ``x`` only if its top label matches fp32's and the confidence is
+        within ``PRECISION_TOLERANCE``; otherwise fall back to fp32 and return the warning (2 queries, counted).
+
+        Returns None when precision is fp32 or the check passed."""
+        if PRECISIONS[self.precision] is None:
+            return None
+        self.autocast = None
+        exact = self.query(x)[0]
+        self.autocast = PRECISIONS[self.precision]
+        reduced = self.query(x)[0]
+        top = int(exact.argmax())
+        drift = abs(float(reduced[top]) - float(exact[top]))
+        if int(reduced.argmax()) == top and drift <= PRECISION_TOLERANCE:
+            return None
+        self.autocast = None
+        return (f"{self.classifier.name}: {self.precision} disagrees with fp32 on the clip (top label "
+                f"{int(reduced.argmax())} vs {top}, confidence drift {drift:.3g} > {PRECISION_TOLERANCE}); "
+                f"this clip runs in fp32")
+
+    def _autocast_predict(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The classifier's predict, under autocast when reduced precision is on (autocast is per thread, so it
+        is entered inside the call, which may run in the timeout worker thread)."""
+        dtype, predict = self.autocast, self.classifier.predict
+        if dtype is None:
+            return predict
+        device_type = self.device.type if self.device.type in ("cuda", "cpu") else "cpu"
+
+        def reduced(batch: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(device_type=device_type, dtype=dtype):
+                return predict(batch)
+
+        return reduced
+
     def _predict(self, batch: torch.Tensor) -> np.ndarray:
         name = self.classifier.name
         if self.hung:
             raise ClassifierTimeout(self.hung)
         began = time.perf_counter()
         batch = batch.clone()  # the model gets its own copy: writing into it cannot corrupt the audit's clip
+        predict = self._autocast_predict()
         if self.timeout_s is None or getattr(self.classifier, "kills_on_timeout", False):
             try:  # a subprocess model enforces the timeout itself, with a hard kill (freqrex_audit.sandbox)
-                out = self.classifier.predict(batch)
+                out = predict(batch)
             except ClassifierTimeout as exc:
                 self.hung = str(exc)
                 raise
         else:
-            out = _call_with_timeout(self.classifier.predict, batch, self.timeout_s)
+            out = _call_with_timeout(predict, batch, self.timeout_s)
             if out is _TIMED_OUT:
                 self.hung = (f"{name}: a call with {batch.shape[0]} queries did not return within the "
                              f"{self.timeout_s:g} s query timeout (model.timeout_s); the model is treated as hung")

@@ -79,7 +79,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         clf = classifier_from_arg(name, args.device)
         for seconds in args.seconds:
             row = bench_model(name, clf, seconds, batch_size=args.batch_size,
-                              with_batch1=seconds <= args.batch1_max_seconds)
+                              with_batch1=seconds <= args.batch1_max_seconds, precision=args.precision)
             rows.append(row)
             print(f"{name} {seconds:g}s: {row.queries} queries in {row.explain_s:.2f} s "
                   f"(overhead ×{row.overhead_ratio:.2f})", file=sys.stderr)
@@ -138,7 +138,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .progress import stream_line
     from .records import EXIT_CODES, SHOWN
     from .runfile import default_prefix, new_run_id, write_results
+    from .executors import configure, make_executor
     from .specs import SpecError, find_specs, load_spec, spec_dirs_from_ini
+
+    configure(make_executor(args.executor, args.address, args.workers, args.devices.split(",") if args.devices else None)
+              if args.executor else "environment")
 
     started = time.time()
     cache = Cache(None if args.no_cache else args.cache)
@@ -221,6 +225,11 @@ def _clip(args: argparse.Namespace):
     x, _ = load_audio(args.audio, sample_rate=clf.sample_rate)
     if args.seconds:
         x = x[: int(args.seconds * clf.sample_rate)]
+    from .input_window import crop_to_input_window
+
+    x, cropped = crop_to_input_window(x, clf)  # explain what the model hears
+    if cropped:
+        print(f"{args.audio}: {cropped}", file=sys.stderr)
     return clf, QueryEngine(clf, batch_size=spec.batch_size if spec else 64), x, spec
 
 
@@ -342,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch1-max-seconds", type=float, default=1.0,
                        help="also time batch size 1 for clips up to this long (slow)")
     bench.add_argument("--device", default="auto")
+    bench.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast (checked vs fp32)")
     bench.add_argument("--json", help="write the measurements as JSON to this file")
     bench.set_defaults(run=cmd_bench)
 
@@ -373,6 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--no-cache", action="store_true", help="compute everything afresh")
     audit.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
     audit.add_argument("-q", "--quiet", action="store_true", help="no live progress line (it shows only on a TTY)")
+    audit.add_argument("--executor", choices=("serial", "process", "ray"),
+                       help="where clips run (default: $FREQREX_EXECUTOR or serial)")
+    audit.add_argument("--address", help="Ray cluster address (auto: the running one; none: a local instance)")
+    audit.add_argument("--workers", type=positive_int, help="processes / local Ray CPUs")
+    audit.add_argument("--devices", help="one per worker, e.g. cuda:0,cuda:1 (process executor)")
     audit.set_defaults(run=cmd_audit)
 
     for name, func, text in (("explain", cmd_explain, "FreqReX on one clip: subsets, WAVs and a figure"),

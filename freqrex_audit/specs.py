@@ -225,7 +225,7 @@ def _join(key: str, sub: str) -> str:
 # --- sections -----------------------------------------------------------------------------------------
 
 MODEL_KEYS = ("type", "path", "target", "device", "batch_size", "timeout_s", "labels", "sample_rate",
-              "trust_remote_code", "options", "outputs", "isolation", "window", "id")
+              "trust_remote_code", "options", "outputs", "isolation", "window", "id", "precision", "window_seconds")
 WINDOW_KEYS = ("samples", "context", "reduce")
 OUTPUT_CHOICES = ("probabilities", "logits", "log_probabilities", "probs")
 NAME_MAX = 100
@@ -286,6 +286,10 @@ def _model(ctx: _Ctx, raw: Any, base: Path) -> tuple[dict, int, bool, float]:
         out["window"] = {"samples": ctx.integer(window.get("samples"), "model.window.samples", 1),
                          "context": ctx.integer(window.get("context", 0), "model.window.context", 0),
                          "reduce": ctx.string(window.get("reduce", "mean"), "model.window.reduce", ("mean", "max"))}
+    if "precision" in model:  # autocast, checked against fp32 on every clip (classifier.QueryEngine.check_precision)
+        out["precision"] = ctx.string(model["precision"], "model.precision", ("fp32", "bf16", "fp16"))
+    if "window_seconds" in model:  # the model's input window when its extractor does not say (input_window.py)
+        out["window_seconds"] = ctx.number(model["window_seconds"], "model.window_seconds", 0.0, open_low=True)
     if "device" in model:
         out["device"] = ctx.string(model["device"], "model.device")
     if "labels" in model:

@@ -148,6 +148,8 @@ def load_classifier(model: str | Path | Mapping[str, Any], device: str = "auto",
     if spec.get("device") in (None, "auto"):
         spec["device"] = device
     timeout_s = spec.pop("timeout_s", None)
+    spec.pop("precision", None)  # the QueryEngine's business (audit.py), not the loader's
+    window_seconds = spec.pop("window_seconds", None)
     isolation = spec.pop("isolation", "thread")
     if "outputs" in spec:
         try:
@@ -162,6 +164,8 @@ def load_classifier(model: str | Path | Mapping[str, Any], device: str = "auto",
         clf = _load_in_process(spec)
     else:
         raise ClassifierError(f"model.isolation must be 'thread' or 'subprocess', got {isolation!r}")
+    if window_seconds:
+        clf.input_window = max(1, round(float(window_seconds) * clf.sample_rate))
     return _checked(clf, timeout_s, self_check)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from ..classifier import Classifier, ClassifierError, resolve_device
+from ..input_window import extractor_window
 from .features import FeatureFunction, feature_function
 
 __all__ = ["TransformersClassifier", "load_transformers_classifier", "classifier_from_pipeline",
@@ -58,6 +59,7 @@ class TransformersClassifier(Classifier):
         self.features: FeatureFunction = feature_function(extractor, on_device=on_device_features)
         self.fingerprint = fingerprint
         self.device = device
+        self.input_window = extractor_window(extractor)  # AST max_length / Whisper n_samples; None: whole clip
         self.model.to(device).eval()
 
     def to(self, device: str | torch.device) -> "TransformersClassifier":

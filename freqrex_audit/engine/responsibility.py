@@ -72,7 +72,8 @@ def spread_budget(per_node: list[list], budget: int) -> list:
 
 def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, target: int,
                              rng: np.random.Generator, *, parts: int, partition: str, max_depth: int,
-                             min_part_size: int, query_budget: int, refine_top: int) -> np.ndarray:
+                             min_part_size: int, query_budget: int, refine_top: int,
+                             refine_parts: int | None = None) -> np.ndarray:
     """One iteration of calculate_responsibility: a responsibility map over the K bins.
 
     Each node of a level keeps its own smallest passing mutant(s) for the next level, so every part of
@@ -86,13 +87,14 @@ def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samp
     responsibility = np.zeros(n_bins)
     frontier = [_Node(np.arange(n_bins), np.zeros(0, dtype=np.int64))]
     spent = 0
-    for _depth in range(max_depth):
+    for depth in range(max_depth):
+        p = parts if depth == 0 or not refine_parts else refine_parts  # deeper levels: cheaper splits
         per_node: list[list[tuple[int, list[np.ndarray]]]] = []
         split: list[tuple[_Node, list[np.ndarray]]] = []
         for node in frontier:
             if len(node.bins) < 2:
                 continue
-            children = partition_bins(node.bins, parts, rng, partition)
+            children = partition_bins(node.bins, p, rng, partition)
             split.append((node, children))
             if len(children) > 1:
                 per_node.append([(len(split) - 1, [children[i] for i in subset])

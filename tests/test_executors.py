@@ -1,0 +1,62 @@
+"""Executors (#21): clips fanned out to a process pool or Ray give the serial run's results.json."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from freqrex_audit.executors import ProcessExecutor, _device_for, configure, current_executor, make_executor
+from tests.audit_models import write_fragile_dataset
+from tests.audit_runs import FRAGILE_SPEC, assert_same_arrays, audit, npz_arrays, stable_text
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    write_fragile_dataset(tmp_path / "data", per_class=1)  # 2 clips: enough to fan out
+    (tmp_path / "spec.yaml").write_text(FRAGILE_SPEC % "tests.audit_models:fragile")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FREQREX_EXECUTOR", raising=False)
+    yield tmp_path
+    configure("environment")
+
+
+def _same_as_serial(project, *executor_args: str) -> None:
+    serial = audit(project, "spec.yaml", cache=None)
+    fanned = audit(project, "spec.yaml", *executor_args, cache=None)
+    assert stable_text(fanned) == stable_text(serial)  # records, query counts, verdicts: all identical
+    assert_same_arrays(npz_arrays(fanned), npz_arrays(serial))
+
+
+def test_process_pool_gives_the_serial_results(project):
+    _same_as_serial(project, "--executor", "process", "--workers", "2")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install '.[ray]')")
+def test_local_ray_with_two_cpus_gives_the_serial_results(project):
+    import ray
+
+    try:
+        _same_as_serial(project, "--executor", "ray", "--workers", "2")
+    finally:
+        ray.shutdown()
+
+
+def test_executor_from_environment_and_names(monkeypatch):
+    monkeypatch.setenv("FREQREX_EXECUTOR", "process")
+    monkeypatch.setenv("FREQREX_DEVICES", "cuda:0,cuda:1")
+    configure("environment")
+    try:
+        executor = current_executor()
+        assert isinstance(executor, ProcessExecutor) and executor.workers == 2
+        assert executor.devices == ["cuda:0", "cuda:1"]
+    finally:
+        configure("environment")
+    assert make_executor("serial") is None
+    with pytest.raises(ValueError, match="executor must be one of serial, process, ray"):
+        make_executor("dask")
+
+
+def test_one_device_per_task_round_robin():
+    assert [_device_for(["cuda:0", "cuda:1"], i, "cpu") for i in range(4)] == ["cuda:0", "cuda:1"] * 2
+    assert _device_for(None, 3, "cpu") == "cpu"

@@ -1,0 +1,75 @@
+"""The model's input window (#21): reported by HF classifiers, honoured by audits and explain, noted in results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from freqrex_audit.input_window import crop_to_input_window, extractor_window
+from tests.audit_models import SR, write_fragile_dataset
+from tests.audit_runs import audit, load, npz_arrays
+
+
+def test_crop_keeps_first_window_and_says_so():
+    clf = type("C", (), {"input_window": 100, "sample_rate": 1000})()
+    x = np.arange(250, dtype=np.float32)
+    cropped, note = crop_to_input_window(x, clf)
+    assert np.array_equal(cropped, x[:100])
+    assert note.startswith("cropped to the model's 0.1 s input window") and "100 of 250" in note
+    short, none = crop_to_input_window(x[:80], clf)
+    assert none is None and len(short) == 80
+    clf.input_window = None
+    assert crop_to_input_window(x, clf)[1] is None
+
+
+@pytest.mark.parametrize("family, expected", [("ast", 99 * 160 + 400), ("whisper", 16000), ("wav2vec2", None)])
+def test_hf_classifier_reports_the_window_its_extractor_reads(tmp_path, family, expected):
+    """The window is exactly what the model reads: its answer on a long clip equals that on the window."""
+    from freqrex_audit.adapters.transformers import load_transformers_classifier
+    from tests.hf_models import build_tiny_model
+
+    clf = load_transformers_classifier(build_tiny_model(family, tmp_path / family), device="cpu")
+    assert clf.input_window == expected
+    if expected is None:
+        return
+    x = torch.randn(2, expected + 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    whole, window = clf.predict(x), clf.predict(x[:, :expected])
+    assert torch.allclose(whole, window, atol=1e-6)
+    shorter = clf.predict(x[:, :expected - 2000])  # and the window is no larger than needed: its end matters
+    assert not torch.allclose(window, shorter, atol=1e-6)
+
+
+def test_extractor_window_unknown_extractor_is_unbounded():
+    assert extractor_window(object()) is None
+
+
+def test_cropped_clip_note_reaches_results_and_report(tmp_path, monkeypatch):
+    write_fragile_dataset(tmp_path / "data", per_class=1, seconds=0.5)  # 4000 samples, window 2000
+    (tmp_path / "spec.yaml").write_text(
+        'model: {target: "tests.scale_models:windowed"}\ndataset: {path: data}\nfreqrex: {seed: 0}\n'
+        "attack: {budget: 5, pool: ranking}\nchecks:\n  accuracy: {min: 0.5}\n  sufficiency: {max_fraction: 0.5}\n")
+    monkeypatch.chdir(tmp_path)
+    results = audit(tmp_path, "spec.yaml")
+    doc = load(results)
+    samples = doc["specs"]["spec"]["samples"]
+    arrays = npz_arrays(results)
+    assert len(samples) == 2
+    for sample in samples:
+        assert any(n.startswith("cropped to the model's 0.25 s input window") for n in sample["notes"]), sample
+        waveform = sample["explanation"]["waveform"]  # the explanation is of the window, not the whole clip
+        assert len(arrays[waveform["__npz__"]]) == 2000
+    html = (results.parent / "report.html").read_text()
+    assert "input window" in html and "0.25 s" in html
+
+
+def test_spec_window_seconds_sets_the_window(tmp_path):
+    from freqrex_audit import load_classifier
+    from freqrex_audit.specs import load_spec
+
+    (tmp_path / "data" / "loud").mkdir(parents=True)
+    (tmp_path / "s.yaml").write_text('model: {target: "tests.audit_models:fragile", window_seconds: 0.25}\n'
+                                     "dataset: {path: data}\nchecks: {accuracy: {min: 0.5}}\n")
+    spec = load_spec(tmp_path / "s.yaml")
+    clf = load_classifier(spec.model, device="cpu", base_dir=spec.base_dir, self_check=False)
+    assert clf.input_window == SR // 4
