@@ -605,7 +605,8 @@ def in_spec_dir(path: str | Path, dirs: list[str] | tuple[str, ...], root: str |
 
 def find_specs(paths: list[str | Path], dirs: list[str] | None = None, root: str | Path | None = None) -> list[Path]:
     """Spec files named directly, plus the specs (:func:`in_spec_dir`) under named folders — a named folder
-    that is itself inside a spec folder gives all its YAML files (sorted). No paths: the spec folders."""
+    that is itself inside a spec folder gives all its YAML files (sorted), and so does a named folder that
+    holds no spec folder at all (``audit my_specs/``). No paths: the spec folders."""
     if dirs is None:
         dirs, found_root = spec_dirs_from_ini()
         root = root if root is not None else found_root
@@ -616,10 +617,24 @@ def find_specs(paths: list[str | Path], dirs: list[str] | None = None, root: str
     for item in paths:
         item = Path(item)
         if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.is_file() and in_spec_dir(p, dirs, root))
+            inside = sorted(p for p in item.rglob("*") if p.is_file() and in_spec_dir(p, dirs, root))
+            # a folder named on purpose with no spec folder in it is itself a folder of specs
+            found += inside or sorted(p for p in item.iterdir() if _looks_like_spec(p))
         else:
             found.append(item)
     return found
+
+
+def _looks_like_spec(path: Path) -> bool:
+    """A YAML file with a top-level ``model:`` key (read no further than its first 64 KiB)."""
+    if not path.is_file() or path.suffix not in SPEC_SUFFIXES:
+        return False
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return re.search(r"^model\s*:", head, re.MULTILINE) is not None
 
 
 def find_peer(spec: Spec, name: str) -> Path:

@@ -66,3 +66,14 @@ def test_a_folder_without_specs_says_the_rule(tmp_path: Path, capsys, monkeypatc
     monkeypatch.chdir(tmp_path)
     assert main(["audit", ".", "--no-cache"]) == 2
     assert "inside a spec folder: model_specs; set freqrex_specs" in capsys.readouterr().err
+
+
+def test_a_folder_named_on_purpose_is_a_folder_of_specs(tmp_path: Path):
+    """``audit my_specs/``: a named folder holding no spec folder gives its YAML files that declare a model."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    folder = tmp_path / "my_specs"
+    folder.mkdir()
+    (folder / "kws.yaml").write_text("name: kws\nmodel: {target: 'x:y'}\n")
+    (folder / "ci.yaml").write_text("on: push\n")
+    assert find_specs([folder], ["model_specs"], tmp_path) == [folder / "kws.yaml"]
+    assert find_specs([tmp_path], ["model_specs"], tmp_path) == []  # the project root: only spec folders

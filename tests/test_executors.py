@@ -33,9 +33,15 @@ def test_process_pool_gives_the_serial_results(project):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install '.[ray]')")
-def test_local_ray_with_two_cpus_gives_the_serial_results(project):
+def test_local_ray_with_two_cpus_gives_the_serial_results(project, monkeypatch):
+    import os
+    from pathlib import Path
+
     import ray
 
+    # Ray's workers are fresh interpreters: they find the test models (tests.audit_models) on PYTHONPATH
+    repo = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p))
     try:
         _same_as_serial(project, "--executor", "ray", "--workers", "2")
     finally:

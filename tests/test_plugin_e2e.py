@@ -131,9 +131,11 @@ def test_serial_and_xdist_agree(project):
 def test_regression_against_saved_baseline_fails_as_an_item(project):
     specs = project.path / "model_specs"
     (specs / "fragile.yaml").unlink()
-    (specs / "robust.yaml").write_text(ROBUST.replace("  fourier_attack: {min_frequencies: 2, max_success_rate: 0.25}\n", ""))
+    # a lenient attack gate: the attack runs (a run computes only what its checks need) and passes
+    (specs / "robust.yaml").write_text(ROBUST.replace("{min_frequencies: 2, max_success_rate: 0.25}",
+                                                      "{max_success_rate: 1.0}"))
     saved = project.runpytest("model_specs", "--freqrex-save", "v1")
-    saved.assert_outcomes(passed=6)
+    saved.assert_outcomes(passed=7)
     baseline = json.loads((project.path / ".freqrex" / "baselines" / "v1.json").read_text())
     assert baseline["specs"]["robust"]["metrics"]["fourier_attack.success_rate"] == 0.0
     # a new model version that decides on one frequency: same accuracy, far easier to attack
@@ -142,7 +144,7 @@ def test_regression_against_saved_baseline_fails_as_an_item(project):
     result = project.runpytest("model_specs", "--freqrex-compare", "v1",
                                "--freqrex-compare-fail", "fourier_attack.success_rate:+0.1",
                                "--freqrex-compare-fail", "accuracy.accuracy:-5%")
-    result.assert_outcomes(passed=7, failed=1)
+    result.assert_outcomes(passed=8, failed=1)
     text = result.stdout.str()
     assert "regression[fourier_attack.success_rate]" in text and "REGRESSED" in text
     assert "the model changed since the baseline" in text
