@@ -74,3 +74,20 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 def cli_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "freqrex_audit.cli", *args]
+
+
+def spec_project(pytester, monkeypatch, cache: Path, specs: dict[str, str]):
+    """A pytester project: this repo importable, one shared result cache, the fragile and robust
+    datasets under data/, and ``specs`` (file name → YAML) under model_specs/."""
+    from tests.audit_models import write_fragile_dataset, write_robust_dataset
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.syspath_prepend(str(REPO))
+    pytester.makeini(f"[pytest]\nfreqrex_cache = {cache}\n")
+    (pytester.path / "pyproject.toml").write_text("")  # the project root: specs may reach ../data
+    write_fragile_dataset(pytester.path / "data" / "fragile")
+    write_robust_dataset(pytester.path / "data" / "robust")
+    folder = pytester.mkdir("model_specs")
+    for name, text in specs.items():
+        (folder / name).write_text(text)
+    return pytester

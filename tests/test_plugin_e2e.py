@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.audit_models import write_fragile_dataset, write_robust_dataset
+from tests.audit_runs import spec_project
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,16 +51,7 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, shared_cache: Path) -> pytest.Pytester:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.syspath_prepend(str(REPO))
-    pytester.makeini(f"[pytest]\nfreqrex_cache = {shared_cache}\n")
-    (pytester.path / "pyproject.toml").write_text("")  # the project root: specs may reach ../data
-    write_fragile_dataset(pytester.path / "data" / "fragile")
-    write_robust_dataset(pytester.path / "data" / "robust")
-    specs = pytester.mkdir("model_specs")
-    (specs / "fragile.yaml").write_text(FRAGILE)
-    (specs / "robust.yaml").write_text(ROBUST)
-    return pytester
+    return spec_project(pytester, monkeypatch, shared_cache, {"fragile.yaml": FRAGILE, "robust.yaml": ROBUST})
 
 
 def results_of(pytester: pytest.Pytester) -> dict:

@@ -17,7 +17,8 @@ from freqrex_audit.audit import run_spec
 from freqrex_audit.baselines import BaselineRefused, regression_verdicts, parse_rule, save_baseline
 from freqrex_audit.cli import main
 from freqrex_audit.specs import load_spec
-from tests.audit_models import write_fragile_dataset, write_robust_dataset
+from tests.audit_models import write_robust_dataset
+from tests.audit_runs import spec_project
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,16 +52,7 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, shared_cache: Path) -> pytest.Pytester:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.syspath_prepend(str(REPO))
-    pytester.makeini(f"[pytest]\nfreqrex_cache = {shared_cache}\n")
-    (pytester.path / "pyproject.toml").write_text("")
-    write_fragile_dataset(pytester.path / "data" / "fragile")
-    write_robust_dataset(pytester.path / "data" / "robust")
-    specs = pytester.mkdir("model_specs")
-    (specs / "fragile.yaml").write_text(FRAGILE)
-    (specs / "robust.yaml").write_text(ROBUST)
-    return pytester
+    return spec_project(pytester, monkeypatch, shared_cache, {"fragile.yaml": FRAGILE, "robust.yaml": ROBUST})
 
 
 def latest_run(root: Path) -> Path:
