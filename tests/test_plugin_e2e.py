@@ -9,7 +9,6 @@ import pytest
 
 from tests.audit_runs import spec_project
 
-REPO = Path(__file__).resolve().parents[1]
 
 FRAGILE = """
 name: fragile
