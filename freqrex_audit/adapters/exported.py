@@ -159,7 +159,8 @@ class ExportedModel:
         if len(shape) == 3 and shape[2] == 1:
             return True, 2, shape[1]
         raise ClassifierError(f"{self.source}: audio input {self.audio.describe()} is not [batch, samples], "
-                              f"[samples] or [batch, 1, samples]")
+                              f"[samples] or [batch, 1, samples]; a TFLite model that reads TFLite-Micro "
+                              f"features ([1, frames, channels]) needs options: {{frontend: micro}}")
 
     def expected_shape(self) -> str:
         return "[" + ", ".join("batch" if d is None and i == 0 and self.layout[0] else

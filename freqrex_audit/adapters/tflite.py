@@ -18,7 +18,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..classifier import ClassifierError, FunctionClassifier, resolve_device
-from .exported import ExportedModel, TensorInfo, fingerprint_file, parse_window
+from .exported import ExportedModel, TensorInfo, fingerprint_file, output_kind, parse_window
+from .micro_features import MicroFeatureModel, micro_options
 
 __all__ = ["load_tflite_classifier", "tflite_interpreter_class"]
 
@@ -41,6 +42,16 @@ def tflite_interpreter_class() -> type:
     except (ImportError, AttributeError):
         raise ClassifierError("TFLite models need a TFLite interpreter: pip install 'freqrex_audit[tflite]' "
                               "(ai-edge-litert)") from None
+
+
+def _builtin_kernels() -> Any:
+    """LiteRT's resolver without default delegates: TFLite's builtin kernels instead of XNNPACK's."""
+    try:
+        from ai_edge_litert.interpreter import OpResolverType
+    except ImportError:
+        raise ClassifierError("model.options.xnnpack: false needs ai-edge-litert (pip install "
+                              "'freqrex_audit[tflite]')") from None
+    return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
 
 def _quantisation(detail: Mapping[str, Any]) -> tuple[float, int]:
@@ -105,22 +116,41 @@ class _TFLiteRunner:
 
 def load_tflite_classifier(path: str, labels: Sequence[str] | None = None, sample_rate: int | None = None,
                            device: str = "auto", outputs: str = "probs", window: Mapping[str, Any] | None = None,
-                           threads: int | None = None, **unused: Any) -> FunctionClassifier:
+                           threads: int | None = None, options: Mapping[str, Any] | None = None,
+                           **unused: Any) -> FunctionClassifier:
     """Load a ``.tflite`` file as a classifier; ``labels`` and ``sample_rate`` come from the spec.
 
-    The interpreter runs on the CPU whatever the device; scores are moved to ``device``.
+    The interpreter runs on the CPU whatever the device; scores are moved to ``device``. With
+    ``options: {frontend: micro}`` the model reads TFLite-Micro features (:mod:`.micro_features`).
     """
     source = Path(path)
     if not source.is_file():
         raise ClassifierError(f"{source}: TFLite model file not found")
     if not labels or not sample_rate:
         raise ClassifierError(f"{source}: a TFLite model needs 'labels' and 'sample_rate' in its spec")
+    micro = micro_options(options, str(source))
     interpreter_class = tflite_interpreter_class()
-    try:
-        interpreter = interpreter_class(model_path=str(source), num_threads=int(threads) if threads else None)
-        runner = _TFLiteRunner(interpreter)
-    except Exception as exc:
-        raise ClassifierError(f"{source}: cannot be loaded by the TFLite interpreter ({type(exc).__name__}: {exc})") from None
+    arguments: dict[str, Any] = {"model_path": str(source), "num_threads": int(threads) if threads else None}
+    if micro and not micro["xnnpack"]:
+        arguments["experimental_op_resolver_type"] = _builtin_kernels()
+
+    def make_runner() -> _TFLiteRunner:
+        try:
+            return _TFLiteRunner(interpreter_class(**arguments))
+        except Exception as exc:
+            raise ClassifierError(f"{source}: cannot be loaded by the TFLite interpreter "
+                                  f"({type(exc).__name__}: {exc})") from None
+
+    if micro:
+        if output_kind(outputs) != "probabilities":
+            raise ClassifierError(f"{source}: a micro-frontend wake-word model gives probabilities; "
+                                  f"leave model.outputs out")
+        model: Any = MicroFeatureModel(source, make_runner, int(sample_rate), len(labels), micro["smoothing"])
+        classifier = FunctionClassifier(model, labels, int(sample_rate), device=resolve_device(device),
+                                        name=source.stem, outputs="probabilities")
+        classifier.fingerprint = fingerprint_file(source, "tflite", list(labels), int(sample_rate), micro)
+        return classifier
+    runner = make_runner()
     model = ExportedModel(source, [_info(d) for d in runner.inputs], [_info(d) for d in runner.outputs], runner,
                           int(sample_rate), len(labels), outputs, parse_window(window, str(source)), reset=runner.reset)
     classifier = FunctionClassifier(model, labels, int(sample_rate), device=resolve_device(device), name=source.stem,
