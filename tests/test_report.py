@@ -252,6 +252,7 @@ function __report(audio, partial) {
       .filter(id => !document.getElementById(id)),
     gateLinks: document.querySelectorAll("a.evidence-link").length,
     height: document.documentElement.scrollHeight, viewport: window.innerHeight,
+    scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
     verdict: (document.getElementById("run-verdict") || {textContent: null}).textContent,
     verdictBottom: document.getElementById("run-verdict").getBoundingClientRect().bottom,
     firstRed: (() => { const r = document.querySelector("#gates tr.fail-row");
@@ -319,6 +320,8 @@ def test_report_works_in_a_real_browser(report, results):
     # budgets: the page's size on disk and its height in the browser
     assert out.stat().st_size <= 3_000_000
     assert verdict["height"] <= PAGE_HEIGHT_BUDGET_PX, verdict["height"]
+    # wide tables scroll inside their box: the page itself never scrolls sideways at 1400 px
+    assert verdict["scrollWidth"] <= verdict["innerWidth"], (verdict["scrollWidth"], verdict["innerWidth"])
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "report.png"
