@@ -29,6 +29,9 @@ def _tidy(node: Any, defs: dict) -> Any:
     if "$ref" in node:
         rest = {k: v for k, v in node.items() if k != "$ref"}
         node = {**defs[node["$ref"].rsplit("/", 1)[-1]], **rest}
+    if len(node.get("anyOf", ())) == 1:  # a one-option anyOf (Checks drops the null branch) is that option
+        node = {**{k: v for k, v in node.items() if k != "anyOf"}, **node["anyOf"][0]}
+        return _tidy(node, defs)
     out = {k: _tidy(v, defs) for k, v in node.items() if k != "title"}
     nullable = any(option.get("type") == "null" for option in out.get("anyOf", ()))
     if "default" in out and out["default"] is None and not nullable:

@@ -110,10 +110,24 @@ def kind(value: Any) -> str:
     return f"{type(value).__name__} {shown}" if len(shown) <= 60 else f"a {type(value).__name__} of {len(shown)} characters"
 
 
+def _extend_schema(schema: dict, cls: type) -> None:
+    cls.extend_schema(schema)
+
+
 class Section(BaseModel):
     """A mapping in the spec: unknown keys are errors, values strictly typed, an empty (null) section is {}."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True,
+                              json_schema_extra=_extend_schema)
+
+    @classmethod
+    def extend_schema(cls, schema: dict) -> None:
+        """What the JSON Schema must say beyond the fields: a section that loads when left empty may be null."""
+        try:
+            cls.model_validate(None)
+        except ValueError:
+            return
+        schema["type"] = ["object", "null"]
 
     @model_validator(mode="before")
     @classmethod
@@ -151,6 +165,10 @@ class ModelSection(Section):
     trust_remote_code: bool = Field(False, description="let transformers run the model folder's code")
     batch_size: Integer(1) = Field(64, description="waveforms per model call")
     timeout_s: Positive = Field(600.0, description="seconds one model call may take; then the model is hung")
+
+    @classmethod
+    def extend_schema(cls, schema: dict) -> None:
+        schema["oneOf"] = [{"required": [key]} for key in ("path", "target", "id")]
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelSection":
@@ -245,15 +263,14 @@ class STFTAttackSection(Section):
 
 # --- checks ---------------------------------------------------------------------------------------------
 
-def _one_gate_required(schema: dict, cls: type) -> None:
-    if getattr(cls, "gates", ()):
-        schema["anyOf"] = [{"required": [gate]} for gate in cls.gates]
-
-
 class Check(Section):
     """Settings every check takes. ``gates``: settings of which one must be given, or the check makes no item."""
 
-    model_config = ConfigDict(json_schema_extra=_one_gate_required)
+    @classmethod
+    def extend_schema(cls, schema: dict) -> None:
+        super().extend_schema(schema)
+        if cls.gates:
+            schema["anyOf"] = [{"required": [gate]} for gate in cls.gates]
     gates: ClassVar[tuple[str, ...]] = ()
     on_unmeasured: Literal["fail", "skip"] = Field("fail", description="an item its clips could not measure fails "
                                                                        "or is skipped")
@@ -350,6 +367,14 @@ class Checks(Section):
     stft_attack: Optional[STFTAttackCheck] = None
     composition: Optional[CompositionCheck] = None
     transferability: Optional[TransferabilityCheck] = None
+
+    @classmethod
+    def extend_schema(cls, schema: dict) -> None:
+        """A check given as null is read as {}: its own schema says whether that loads (a check with gates
+        does not), so the Optional's null branch goes."""
+        super().extend_schema(schema)
+        for prop in schema["properties"].values():
+            prop["anyOf"] = [option for option in prop.get("anyOf", ()) if option.get("type") != "null"]
 
     @model_validator(mode="before")
     @classmethod
