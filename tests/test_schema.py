@@ -53,6 +53,16 @@ def test_cli_prints_the_schema(capsys):
     assert "$ref" not in json.dumps(printed)  # inline: each key's rules where the key is
 
 
+def test_the_committed_schema_is_current_and_the_demo_specs_point_at_it():
+    committed = REPO / "docs" / "spec.schema.json"
+    assert json.loads(committed.read_text(encoding="utf-8")) == SCHEMA, \
+        "regenerate it: freqrex-audit schema > docs/spec.schema.json"
+    for path in sorted((REPO / "model_specs").glob("*.yaml")):
+        modeline = path.read_text(encoding="utf-8").splitlines()[0]
+        assert modeline.startswith("# yaml-language-server: $schema="), path.name
+        assert (path.parent / modeline.split("=", 1)[1]).resolve() == committed, path.name
+
+
 @pytest.mark.parametrize("config,section,not_in_spec", [
     (FreqReXConfig, FreqrexSection, set()),
     (STFTAttackConfig, STFTAttackSection, set()),
