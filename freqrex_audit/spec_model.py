@@ -75,23 +75,13 @@ def Integer(minimum: int) -> Any:
     return Annotated[int, Range(minimum)]
 
 
-Text = Annotated[str, Field(min_length=1)]
-Rate = Annotated[float, Range(0.0, 1.0)]
-Positive = Annotated[float, Range(0.0, open_low=True)]
-Margin = Annotated[float, Range(0.0, 0.99)]
-SpecName = Annotated[str, Rule(lambda v: None if name_ok(v) else (
-    f"must be 1-{NAME_MAX} letters, digits, '.', '_' or '-' (not starting with '.'), so it is a valid file name "
-    f"everywhere; got {kind(v)}"), {"pattern": r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$", "maxLength": NAME_MAX})]
-Target = Annotated[str, Rule(lambda v: None if ":" in v else f"must look like 'package.module:factory', got {v!r}",
-                             {"pattern": ":"})]
-Labels = Annotated[list[Text], Rule(lambda v: _repeated(v), {"uniqueItems": True})]
-FrameSize = Annotated[int, Range(4), Rule(lambda v: None if v % 4 == 0 else
-                                          f"must be a multiple of 4 (hop = frame/4), got {v}", {"multipleOf": 4})]
-
-
 def _repeated(labels: list[str]) -> str | None:
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     return f"labels must be unique; repeated: {', '.join(map(repr, repeated))}" if repeated else None
+
+
+NAME_RULE = (f"must be 1-{NAME_MAX} letters, digits, '.', '_' or '-' (not starting with '.'), so it is a valid "
+             f"file name everywhere")
 
 
 def name_ok(name: str) -> bool:
@@ -108,6 +98,19 @@ def kind(value: Any) -> str:
         return type(value).__name__
     shown = repr(value)
     return f"{type(value).__name__} {shown}" if len(shown) <= 60 else f"a {type(value).__name__} of {len(shown)} characters"
+
+
+Text = Annotated[str, Field(min_length=1)]
+Rate = Annotated[float, Range(0.0, 1.0)]
+Positive = Annotated[float, Range(0.0, open_low=True)]
+Margin = Annotated[float, Range(0.0, 0.99)]
+SpecName = Annotated[str, Rule(lambda v: None if name_ok(v) else NAME_RULE + f"; got {kind(v)}",
+                               {"pattern": r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$", "maxLength": NAME_MAX})]
+Target = Annotated[str, Rule(lambda v: None if ":" in v else f"must look like 'package.module:factory', got {kind(v)}",
+                             {"pattern": ":"})]
+Labels = Annotated[list[Text], Rule(_repeated, {"uniqueItems": True})]
+FrameSize = Annotated[int, Range(4), Rule(lambda v: None if v % 4 == 0 else
+                                          f"must be a multiple of 4 (hop = frame/4), got {v}", {"multipleOf": 4})]
 
 
 def _extend_schema(schema: dict, cls: type) -> None:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from .engine import AttackConfig, FreqReXConfig, Mutation, STFTAttackConfig
 from .paths import allowed_roots, outside_roots
 from .spec_discovery import SPEC_DIRS, SPEC_SUFFIXES, find_peer, find_specs, in_spec_dir, spec_dirs_from_ini
-from .spec_model import (CHECK_MODELS, MAX_ATTACK_SCALE, MODEL_TYPES, NAME_MAX, OUTPUT_CHOICES, AttackSection,
+from .spec_model import (CHECK_MODELS, MAX_ATTACK_SCALE, MODEL_TYPES, NAME_MAX, NAME_RULE, OUTPUT_CHOICES, AttackSection,
                          Check, DatasetSection, FreqrexSection, ModelSection, SpecDocument, STFTAttackSection,
                          Window, kind, name_ok)
 from .spec_yaml import MAX_SPEC_BYTES, MAX_SPEC_VALUES, SpecError, key_line, read_spec_document, shown, yaml_load
@@ -181,8 +181,7 @@ class _Loader:
         base = Path(os.path.abspath(path)).parent  # as named: a symlinked spec belongs to the link's project
         name = doc.name if doc.name is not None else path.stem
         if not name_ok(name):  # the file name stands in for a missing name: the same rule
-            raise self.fail("name", f"must be 1-{NAME_MAX} letters, digits, '.', '_' or '-' (not starting with '.'), "
-                                    f"so it is a valid file name everywhere; got {kind(name)}")
+            raise self.fail("name", f"{NAME_RULE}; got {kind(name)}")
         checks = {name: _as_given(getattr(doc.checks, name), raw["checks"][name]) for name in raw.get("checks") or {}}
         return Spec(
             name=name, path=path.resolve(), base_dir=base, model=self._model(doc.model, base),
