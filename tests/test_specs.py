@@ -90,3 +90,14 @@ def test_attack_mutations_and_stft_settings(folder):
     assert spec.stft_attack.frame_sizes == (256, 512) and spec.stft_attack.neighbours == 0
     with pytest.raises(SpecError, match=r"stft_attack.frame_sizes\[0\]: must be a multiple of 4"):
         load_spec(write(folder, GOOD + "stft_attack: {frame_sizes: [250]}\n"))
+
+
+def test_every_problem_is_reported_each_with_its_line(folder):
+    text = GOOD.replace("limit: 4", "limit: -4").replace("freqrex: {seed: 0}", "freqrex: {seed: 0}\nattack:\n  pool: everything")
+    with pytest.raises(SpecError) as info:
+        load_spec(write(folder, text))
+    lines = str(info.value).splitlines()
+    assert info.value.key == "dataset.limit" and info.value.line == 4
+    assert lines == ["model_specs/x.yaml: dataset.limit: must be ≥ 1, got -4 (line 4)",
+                     "model_specs/x.yaml: attack.pool: must be one of sufficient, ranking, got 'everything' (line 7)"]
+    assert [(e.key, e.line) for e in info.value.also] == [("attack.pool", 7)]
