@@ -76,3 +76,14 @@ def gil_hog(device: str = "cpu", after_calls: int = 0):
         return torch.softmax(_logits(x), -1)
 
     return fn
+
+
+def windowed(device: str = "cpu", window: int = 800, outputs: str = "probabilities") -> Classifier:
+    """Reads only its first ``window`` samples, like AST's max_length or Whisper's n_samples (input_window)."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        scores = _logits(x[:, :window])
+        return scores if outputs == "logits" else torch.softmax(scores, -1)
+
+    clf = Classifier.from_callable(fn, LABELS, SR, device=device, name="windowed")
+    clf.input_window = window
+    return clf
