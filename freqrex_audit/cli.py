@@ -95,10 +95,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     private_matplotlib(None)
     from .report import render_index, render_report
 
+    from .results_file import ResultsError
+
     results = Path(args.results)
     if not results.is_file():
         raise FileNotFoundError(f"{results}: no such results file")
-    out = render_report(results, args.out, max_sample_cards=args.max_cards)
+    try:  # render_report reads through results_file.load_run: a bad file is a ResultsError naming file and key
+        out = render_report(results, args.out, max_sample_cards=args.max_cards)
+    except ResultsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a valid-looking file the renderer still chokes on: name it, no traceback
+        raise ResultsError(results, "", f"cannot be rendered ({type(exc).__name__}: {str(exc)[:200]}); the file "
+                                        f"passed validation, so this is a freqrex-audit bug: please report it") from None
     if args.out is None:
         render_index(results.parent.parent)
     print(out)
