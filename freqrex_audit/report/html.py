@@ -217,6 +217,9 @@ def run_state(results: dict) -> dict:
     errors = results.get("errors") or []
     if errors:
         headline += f"; {len(errors)} spec(s) did not load: " + ", ".join(e.get("spec_file", "?") for e in errors)
+    stopped = run.get("deadline") or {}
+    if stopped.get("hit"):
+        headline += f"; DEADLINE: {stopped.get('message') or 'the session deadline passed'}"
     if run.get("filtered"):
         headline += "; filtered run (-m / -k / --lf): unselected items were not run"
     return {"verdict": verdict, "label": label, "complete": complete, "headline": headline, "errors": errors,
