@@ -131,6 +131,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     from .schema import spec_schema
 
+    if args.results:
+        from .results_file import RESULTS_SCHEMA
+
+        print(json.dumps(RESULTS_SCHEMA, indent=1))
+        return 0
     print(json.dumps(spec_schema(), indent=1))
     return 0
 
@@ -391,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(run=cmd_compare)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a model spec (editor autocompletion)")
+    schema.add_argument("--results", action="store_true", help="the JSON Schema of results.json instead")
     schema.set_defaults(run=cmd_schema)
 
     audit = commands.add_parser("audit", help="run model specs without pytest; exit 0 all gates passed, 1 a gate "

@@ -149,3 +149,13 @@ def test_a_subprocess_model_stuck_in_c_is_killed_at_the_deadline_not_blamed():
     with pytest.raises(deadline.DeadlineReached, match="the model process was killed"):
         engine.query(X)
     assert time.monotonic() - began < 60 and clf.process.poll() is not None and engine.hung is None
+
+
+def test_a_bad_deadline_is_refused_at_parse_time(pytester, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["audit", "--deadline", "-1"])
+    assert stopped.value.code == 2 and "--deadline: must be a finite number > 0" in capsys.readouterr().err
+    result = pytester.runpytest("--freqrex-deadline", "soon")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--freqrex-deadline / freqrex_deadline: must be a finite number of seconds > 0, got 'soon'" in \
+        result.stderr.str()

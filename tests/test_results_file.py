@@ -242,3 +242,14 @@ def test_read_json_names_an_unreadable_file(tmp_path):
         locked.chmod(0)
         with pytest.raises(ResultsError, match="locked.json: cannot be read"):
             read_json(locked)
+
+
+def test_the_schema_command_prints_the_results_schema_the_loader_uses(capsys):
+    import jsonschema
+
+    from freqrex_audit.results_file import RESULTS_SCHEMA
+
+    assert main(["schema", "--results"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(json.dumps(RESULTS_SCHEMA))
+    jsonschema.validate(valid_doc(), printed)
