@@ -218,7 +218,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
             progress(0, len(samples), runner.engine.queries)
         for done, outcome in enumerate(outcomes, start=1):  # the generator computes each clip on demand
             records.append(outcome.record)
-            if deadline.passed() and len(records) < len(samples):  # executors: stop taking their clips
+            if len(records) < len(samples) and deadline.passed():  # executors: stop taking their clips
                 records += [SampleRecord(s, "skipped", f"not measured: {deadline.message()} before this clip")
                             for s in samples[len(records):]]
                 break

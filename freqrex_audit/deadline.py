@@ -74,11 +74,15 @@ def check(what: str = "") -> None:
         raise DeadlineReached(f"{REASON} of {_current.seconds:g} s passed" + (f" before {what}" if what else ""))
 
 
-def facts() -> dict | None:
-    """``run.deadline`` in results.json: the seconds set, whether it was hit, and the message every view shows."""
+def facts(doc: dict | None = None) -> dict | None:
+    """``run.deadline`` in results.json: the seconds set, whether it was hit, and the message every view shows.
+
+    *Hit* means it cut work short: this process saw it pass before some work (a finished run whose report
+    is written after the deadline did not hit it), or ``doc`` (a results document assembled from xdist
+    workers' parts) has a clip or spec the deadline stopped."""
     if _current is None:
         return None
-    hit = passed()
+    hit = _current.hit_at is not None or (doc is not None and cut_in(doc))
     return {"seconds": _current.seconds, "hit": hit,
             "message": (f"{message()}: no new model work was started; items not measured are interrupted"
                         if hit else None)}
@@ -87,3 +91,11 @@ def facts() -> dict | None:
 def cut_short(reason: str | None) -> bool:
     """Whether a clip's reason says the deadline stopped it."""
     return bool(reason) and reason.startswith(REASON)
+
+
+def cut_in(doc: dict) -> bool:
+    """Whether a results document has a clip, or a spec, that the deadline stopped."""
+    for spec in (doc.get("specs") or {}).values():
+        if cut_short(spec.get("error")) or any(cut_short(s.get("reason")) for s in spec.get("samples") or []):
+            return True
+    return False

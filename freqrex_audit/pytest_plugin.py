@@ -314,9 +314,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from .deadline import facts
 
-    stopped = facts()  # the session deadline: it interrupts like Ctrl-C, and run.deadline says so
-    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(stopped and stopped["hit"])
     doc = assemble(parts, run_info(state.seed, state.device), state.started, time.time() - state.started)
+    stopped = facts(doc)  # the session deadline (workers' cuts included): it interrupts like Ctrl-C
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(stopped and stopped["hit"])
     errors = [{"spec_file": f, "message": m} for f, m in sorted(state.errors.items())]
     finalize(doc, state.ran, state.total, interrupted, errors, _filtered(session.config))
     doc["run"]["deadline"] = stopped

@@ -159,3 +159,18 @@ def test_a_bad_deadline_is_refused_at_parse_time(pytester, capsys):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--freqrex-deadline / freqrex_deadline: must be a finite number of seconds > 0, got 'soon'" in \
         result.stderr.str()
+
+
+def test_hit_means_work_was_cut_not_that_the_clock_passed(monkeypatch):
+    from types import SimpleNamespace
+
+    now = [0.0]
+    monkeypatch.setattr(deadline, "time", SimpleNamespace(time=lambda: now[0]))
+    deadline.start(2.0, started=0.0)
+    now[0] = 5.0  # the run finished in time; only writing the report took it past the deadline
+    assert deadline.facts() == {"seconds": 2.0, "hit": False, "message": None}
+    cut = {"specs": {"s": {"error": None, "samples": [{"reason": f"{deadline.REASON} of 2 s passed before this clip"}]}}}
+    assert deadline.facts(cut)["hit"] is True  # an xdist worker's cut, seen in the merged document
+    with pytest.raises(deadline.DeadlineReached):
+        deadline.check("a clip")
+    assert deadline.facts()["hit"] is True and "no new model work was started" in deadline.facts()["message"]
