@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from freqrex_audit.adapters import load_classifier
-from tests import hostile_models as hm
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="select() on pipes is POSIX")
 
