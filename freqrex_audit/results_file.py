@@ -168,6 +168,10 @@ def validate_results(doc: Any, path: str | Path, arrays: dict[str, np.ndarray] |
     if version not in SUPPORTED_SCHEMA:
         raise ResultsError(path, "schema_version", f"version {version} is not one this freqrex-audit reads "
                                                    f"({', '.join(map(str, SUPPORTED_SCHEMA))})")
+    for i, gate in enumerate(doc["gates"]):  # a gate speaks for a spec of this run, or it is not this run's
+        if "spec" in gate and gate["spec"] not in doc["specs"]:
+            raise ResultsError(path, key_path(("gates", i, "spec")), f"{_shown(gate['spec'])} is not a spec of this "
+                                                                     f"run (specs has {len(doc['specs'])})")
     if arrays is not None:
         _check_samples(doc, path, arrays)
     return doc
@@ -222,18 +226,20 @@ def _check_samples(doc: dict, path: Path, arrays: dict[str, np.ndarray]) -> None
                                    f"expected {n_bins} finite values (one per rfft bin), got shape {resp.shape}")
             for kind in ("ranking", "sufficient", "necessary", "complete", "minimal"):
                 bins = _array(exp.get(kind), arrays, (*at, kind), path)
-                if bins is not None and (bins.ndim != 1 or (bins.size and (bins.min() < 0 or bins.max() >= n_bins
-                                                                          or np.any(bins != np.round(bins))))):
+                if bins is not None and not _bin_indices(bins, n_bins):
                     raise ResultsError(path, key_path((*at, kind)), f"expected bin indices in [0, {n_bins})")
             n_labels = len(exp["labels"])
             for key in ("target", "inverse_label"):
                 if exp.get(key) is not None and exp[key] >= n_labels:
                     raise ResultsError(path, key_path((*at, key)), f"label index {exp[key]} but only "
                                                                    f"{n_labels} labels")
+            _decodes(exp, "Explanation", arrays, at, path)
             for kind in ("fourier_attack", "stft_attack"):
                 atk = sample.get(kind)
                 if not atk:
                     continue
+                _decodes(atk, "FourierAttack" if kind == "fourier_attack" else "STFTAttack", arrays, (*where, kind),
+                         path)
                 adv = _array(atk.get("adversarial"), arrays, (*where, kind, "adversarial"), path)
                 if adv is not None and adv.shape != wave.shape:
                     raise ResultsError(path, key_path((*where, kind, "adversarial")),
@@ -241,6 +247,27 @@ def _check_samples(doc: dict, path: Path, arrays: dict[str, np.ndarray]) -> None
                 if atk.get("new_label") is not None and atk["new_label"] >= n_labels:
                     raise ResultsError(path, key_path((*where, kind, "new_label")),
                                        f"label index {atk['new_label']} but only {n_labels} labels")
+
+
+def _bin_indices(bins: np.ndarray, n_bins: int) -> bool:
+    """A 1-D array of whole numbers in [0, n_bins) (not booleans: a mask is not a list of bins)."""
+    if bins.ndim != 1 or bins.dtype.kind == "b":
+        return False
+    return not bins.size or bool(bins.min() >= 0 and bins.max() < n_bins and np.all(bins == np.round(bins)))
+
+
+def _decodes(value: dict, kind: str, arrays: dict[str, np.ndarray], where: tuple, path: Path) -> None:
+    """The report rebuilds explanations and attacks from their dicts: they must decode (every field there)."""
+    from .engine import Explanation, FourierAttack, STFTAttack
+
+    cls = {"Explanation": Explanation, "FourierAttack": FourierAttack, "STFTAttack": STFTAttack}[kind]
+    try:
+        with np.errstate(all="ignore"):
+            cls.from_dict(value, arrays)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        missing = str(exc).split("missing", 1)[-1].strip() if "missing" in str(exc) else ""
+        problem = f"missing {missing[:120]}" if missing else f"{type(exc).__name__}: {str(exc)[:120]}"
+        raise ResultsError(path, key_path(where), f"not a {kind} ({problem})") from None
 
 
 def _sidecar(path: Path) -> dict[str, np.ndarray]:

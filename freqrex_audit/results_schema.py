@@ -20,12 +20,14 @@ _STR_OR_NULL = {"type": ["string", "null"]}
 _OBJ = {"type": "object"}
 _OBJ_OR_NULL = {"type": ["object", "null"]}
 _OUTCOME = {"enum": list(OUTCOMES)}
+_NUMS = {"$ref": "#/$defs/numbers"}  # a (nested) list of numbers: no booleans, strings or nulls
 _ARRAY_REF = {"anyOf": [
     {"type": "object", "required": ["__npz__"], "properties": {"__npz__": _STR}},
     {"type": "object", "required": ["__ndarray__", "dtype", "shape"],
-     "properties": {"__ndarray__": {"type": "array"}, "dtype": _STR,
+     "properties": {"__ndarray__": _NUMS, "dtype": _STR,
                     "shape": {"type": "array", "items": _INT, "maxItems": 8}}},
-    {"type": "array"}]}
+    _NUMS]}
+_DEFS = {"numbers": {"type": "array", "items": {"anyOf": [{"type": "number"}, {"$ref": "#/$defs/numbers"}]}}}
 _ARRAY_REF_OR_NULL = {"anyOf": [{"type": "null"}, _ARRAY_REF]}
 
 _GATE = {"type": "object", "required": ["metric", "value", "op", "threshold", "outcome"],
@@ -110,7 +112,7 @@ _RUN = {"type": "object",
 
 RESULTS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "freqrex-audit results.json (docs/results-schema.md)",
+    "title": "freqrex-audit results.json (docs/results-schema.md)", "$defs": _DEFS,
     "type": "object", "required": ["schema_version", "run", "gates", "specs"],
     "properties": {
         "schema_version": {"type": "integer"},

@@ -95,15 +95,20 @@ CASES = [
     (edited(specs__s__samples__0__explanation__target=5), "specs.s.samples[0].explanation.target: label index 5"),
     (edited(specs__s__samples__0__explanation__sufficient=[0, 999]),
      "specs.s.samples[0].explanation.sufficient: expected bin indices in [0, 33)"),
+    (edited(specs__s__samples__0__explanation__sufficient=[True, False]),
+     "specs.s.samples[0].explanation.sufficient[0]: expected a number, got True"),
+    (edited(specs__s__samples__0__fourier_attack={"success": True}),
+     "specs.s.samples[0].fourier_attack: not a FourierAttack (missing"),
     (edited(specs__s__samples__0__explanation__responsibility={"__npz__": "missing"}),
      "specs.s.samples[0].explanation.responsibility: array 'missing' is not in results.npz"),
     (edited(specs__s__samples__0__explanation__waveform={"__ndarray__": [1, "x"], "dtype": "float32",
                                                            "shape": [2]}),
-     "specs.s.samples[0].explanation.waveform: not an array of numbers"),
+     "specs.s.samples[0].explanation.waveform.__ndarray__[1]: expected a number, got 'x'"),
     (edited(specs__s__metrics={"accuracy.accuracy": "high"}), "specs.s.metrics.accuracy.accuracy: expected a number"),
     (edited(specs={"s": []}), "specs.s: expected an object, got a list of 0 item(s)"),
     (edited(schema_version=99), "schema_version: version 99 is not one this freqrex-audit reads"),
     (edited(specs=KeyError), ": missing key 'specs'"),
+    (edited(specs={}), "gates[0].spec: 's' is not a spec of this run (specs has 0)"),
     ([valid_doc()], "expected an object (a results.json), got a list of 1 item(s)"),
     ('{"schema_version": 2, "run": {', "not valid JSON (Expecting property name enclosed in double quotes at line 1"),
     ("[" * 100_000 + "]" * 100_000, "nested"),
@@ -215,6 +220,23 @@ def test_fuzz_a_valid_document_with_any_value_at_any_key(tmp_path, where, value)
         target = target[part]
     target[where[-1]] = value
     _assert_only_results_errors(write_run(tmp_path / "fuzz", doc))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=st.sampled_from(PATHS), value=JSON)
+def test_fuzz_what_validates_also_renders(tmp_path, capsys, where, value):
+    """The loader is the renderer's contract: a file it accepts renders (exit 0), one it refuses exits 2 naming
+    the file; never the CLI's 'this is a freqrex-audit bug' net."""
+    doc = copy.deepcopy(valid_doc())
+    target = doc
+    for part in where[:-1]:
+        target = target[part]
+    target[where[-1]] = value
+    path = write_run(tmp_path / "fuzz", doc)
+    code = main(["report", str(path), "--max-cards", "1"])
+    err = capsys.readouterr().err
+    assert code in (0, 2) and "freqrex-audit bug" not in err, err[:300]
+    assert code == 0 or f"{path}: " in err
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
