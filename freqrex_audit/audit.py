@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import aggregates
+from . import aggregates, deadline
 from .adapters import load_classifier
 from .audio import AudioError
 from .cache import Cache, hash_array, make_key
@@ -159,7 +159,10 @@ def _audit_sample(runner: _Runner, sample: Sample, rate: int) -> ClipOutcome:
     if runner.engine.hung:
         return ClipOutcome(SampleRecord(sample, "skipped", f"not analysed: {runner.engine.hung}"))
     try:
+        deadline.check("this clip")
         return ClipOutcome(runner.run(sample, x, list(clip.notes)))
+    except deadline.DeadlineReached as exc:  # no new model work; what this clip did is dropped, not half-used
+        return ClipOutcome(SampleRecord(sample, "skipped", str(exc), notes=list(clip.notes)))
     except ClassifierTimeout as exc:  # the model hangs: fail the spec, keep what was done
         return ClipOutcome(SampleRecord(sample, "error", str(exc), notes=list(clip.notes)), f"model hung: {exc}")
     except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
@@ -196,8 +199,11 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     except Exception as exc:
         samples, sample_error = [], f"dataset cannot be read: {exc}"
     try:
+        deadline.check("loading the model")
         clf = _load(spec, device)
         error = sample_error
+    except deadline.DeadlineReached as exc:
+        clf, error = None, str(exc)
     except Exception as exc:  # noqa: BLE001 - any loader failure is reported as the model check's failure
         clf, error = None, f"model did not load: {type(exc).__name__}: {exc}"
     records: list[SampleRecord] = []
@@ -212,6 +218,10 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
             progress(0, len(samples), runner.engine.queries)
         for done, outcome in enumerate(outcomes, start=1):  # the generator computes each clip on demand
             records.append(outcome.record)
+            if len(records) < len(samples) and deadline.passed():  # executors: stop taking their clips
+                records += [SampleRecord(s, "skipped", f"not measured: {deadline.message()} before this clip")
+                            for s in samples[len(records):]]
+                break
             error = outcome.hung or error
             if outcome.remote:
                 outcome.add_counts(runner, cache)
@@ -239,7 +249,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                     result.cross_failed[check] = _describe(exc)
     result.rates = aggregates.rates(result)
     result.metrics = aggregates.metrics(result)
-    result.verdicts = evaluate(result)
+    result.verdicts = deadline_verdicts(result, evaluate(result))
     result.seconds = time.perf_counter() - began
     result.queries = runner.engine.queries if runner else 0
     result.queries_by_phase = {k: v for k, v in (runner.queries_by_phase if runner else {}).items() if v}
@@ -247,6 +257,28 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                           "corrupt": cache.corrupt - corrupt0, "invalid": cache.invalid - invalid0}
     result.model_info = model_info(clf, cache)  # again: warnings raised during the run (cache not writable)
     return result
+
+
+def deadline_verdicts(result: SpecResult, verdicts: list[Verdict]) -> list[Verdict]:
+    """When the session deadline cut this spec short, every verdict that rests on what was not measured is
+    ``interrupted`` (never passed): the cut clips' items, the aggregates and cross checks, and ``model[load]``
+    when the model was never loaded. Items of clips measured in full keep their verdicts."""
+    cut = {r.sample.id for r in result.samples if deadline.cut_short(r.reason)}
+    never_loaded = deadline.cut_short(result.error)
+    cross = {check for check, why in {**result.cross_skipped, **result.cross_failed}.items() if deadline.REASON in why}
+    if not cut and not never_loaded and not cross:
+        return verdicts
+    from .records import Outcome
+
+    done = len(result.samples) - len(cut)
+    story = f"{deadline.message()} after {done} of {len(result.samples)} clips of this spec were measured"
+    out = []
+    for v in verdicts:
+        if never_loaded or v.key in cut or v.check in cross or (cut and v.key == "aggregate"):
+            v = dataclasses.replace(v, outcome=Outcome.INTERRUPTED, message=f"interrupted: {story}; computed "
+                                    f"from what was measured: {v.message}")
+        out.append(v)
+    return out
 
 
 def _model_failure(clf: Classifier, records: list[SampleRecord]) -> str | None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from .records import Outcome, SpecResult, Verdict
 from .results import atomic_write_bytes, to_jsonable
+from .results_file import ResultsError, read_json, validate_baseline
 from .specs import Spec
 
 __all__ = ["Rule", "parse_rule", "save_baseline", "load_baseline", "compare", "DEFAULT_RULES", "BaselineError",
@@ -123,30 +124,22 @@ def save_baseline(path: str | Path, doc: dict, name: str, force: str | None = No
     return atomic_write_bytes(path, json.dumps(data, sort_keys=True, indent=1).encode())
 
 
-class BaselineError(ValueError):
+class BaselineError(ResultsError):
     """A baseline file that is not what ``--freqrex-save`` writes (hand-edited, truncated); names file and key."""
 
 
+SAVE_AGAIN = "save it again with --freqrex-save"
+
+
 def load_baseline(path: str | Path) -> dict:
-    """The saved baseline, validated: ``specs.<name>.metrics.<metric>`` numbers (or null), else BaselineError."""
+    """The saved baseline, validated against :data:`~freqrex_audit.results_file.BASELINE_SCHEMA` by the one
+    results loader (``specs.<name>.metrics.<metric>`` numbers or null…), else BaselineError naming file and key."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"{path}: not a readable baseline ({type(exc).__name__}: "
-                            f"{getattr(exc, 'msg', None) or getattr(exc, 'strerror', None) or exc}); "
-                            f"save it again with --freqrex-save") from None
-    specs = doc.get("specs") if isinstance(doc, dict) else None
-    if not isinstance(specs, dict):
-        raise BaselineError(f"{path}: specs: expected a mapping of spec name to its metrics")
-    for name, section in specs.items():
-        metrics = section.get("metrics") if isinstance(section, dict) else None
-        if not isinstance(metrics, dict):
-            raise BaselineError(f"{path}: specs.{name}.metrics: expected a mapping of metric to number")
-        for metric, value in metrics.items():
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise BaselineError(f"{path}: specs.{name}.metrics.{metric}: expected a number or null, "
-                                    f"got {type(value).__name__}")
-    return doc
+        return validate_baseline(read_json(path, "baseline", SAVE_AGAIN), path, SAVE_AGAIN)
+    except BaselineError:
+        raise
+    except ResultsError as exc:
+        raise BaselineError(exc.path, exc.key, exc.problem) from None
 
 
 def compare(rule: Rule, value: Any, baseline: Any) -> dict:

@@ -117,6 +117,7 @@ def self_check(classifier: object, timeout_s: float | None = None) -> dict:
     as a warning (``warnings``) that the audit carries into every view. Costs 3 calls, 7 clip-queries.
     """
     from .classifier import ClassifierError, ClassifierTimeout, QueryEngine
+    from .deadline import DeadlineReached
 
     engine = QueryEngine(classifier, batch_size=8, timeout_s=timeout_s)  # type: ignore[arg-type]
     clips = probe_clips(int(classifier.sample_rate))  # type: ignore[attr-defined]
@@ -124,7 +125,7 @@ def self_check(classifier: object, timeout_s: float | None = None) -> dict:
         batched = engine.query(clips)
         alone = engine.query(clips[:1])
         reordered = engine.query(clips[::-1])[::-1]
-    except ClassifierTimeout:
+    except (ClassifierTimeout, DeadlineReached):  # a hang, or the session deadline: not a bad output
         raise
     except Exception as exc:  # noqa: BLE001 - bad outputs fail every clip of the run, with the precise error
         return {"queries": engine.queries, "skipped": f"{type(exc).__name__}: {exc}"[:300], "warnings": []}

@@ -18,6 +18,7 @@ import torch
 
 from . import spectrum as spec
 from .fingerprint import fingerprint_of
+from . import deadline
 from .boundary import check_labels, check_probabilities, check_sample_rate, output_kind, to_probabilities
 
 __all__ = ["Classifier", "ClassifierError", "ClassifierTimeout", "QueryEngine", "resolve_device", "model_info",
@@ -261,18 +262,34 @@ class QueryEngine:
         name = self.classifier.name
         if self.hung:
             raise ClassifierTimeout(self.hung)
+        deadline.check(f"a call with {batch.shape[0]} queries")  # the session deadline: no new model work
+        left = deadline.remaining()
+        capped = left is not None and (self.timeout_s is None or left < self.timeout_s)  # the deadline comes first
+        timeout_s = max(left, 0.001) if capped else self.timeout_s
         began = time.perf_counter()
         batch = batch.clone()  # the model gets its own copy: writing into it cannot corrupt the audit's clip
         predict = self._autocast_predict()
-        if self.timeout_s is None or getattr(self.classifier, "kills_on_timeout", False):
+        if timeout_s is None or getattr(self.classifier, "kills_on_timeout", False):
+            own = getattr(self.classifier, "timeout_s", None)
+            if capped and hasattr(self.classifier, "timeout_s"):
+                self.classifier.timeout_s = timeout_s  # the watchdog kills the model process at the deadline
             try:  # a subprocess model enforces the timeout itself, with a hard kill (freqrex_audit.sandbox)
                 out = predict(batch)
             except ClassifierTimeout as exc:
+                if capped:
+                    raise deadline.DeadlineReached(f"not measured: {deadline.message()} during a model call "
+                                                   f"(the model process was killed)") from None
                 self.hung = str(exc)
                 raise
+            finally:
+                if capped and hasattr(self.classifier, "timeout_s"):
+                    self.classifier.timeout_s = own
         else:
-            out = _call_with_timeout(predict, batch, self.timeout_s)
+            out = _call_with_timeout(predict, batch, timeout_s)
             if out is _TIMED_OUT:
+                if capped:  # abandoned for the deadline: not the model's fault
+                    raise deadline.DeadlineReached(f"not measured: {deadline.message()} during a model call "
+                                                   f"(the call was abandoned)")
                 self.hung = (f"{name}: a call with {batch.shape[0]} queries did not return within the "
                              f"{self.timeout_s:g} s query timeout (model.timeout_s); the model is treated as hung")
                 raise ClassifierTimeout(self.hung)

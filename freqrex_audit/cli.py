@@ -17,6 +17,8 @@ from .audio import AudioError, load_audio
 from .classifier import Classifier, ClassifierError
 from .isolation import private_matplotlib
 
+DEADLINE_EXIT = 3
+"""``freqrex-audit audit`` exit status when ``--deadline`` passed before the run was done (the run is incomplete)."""
 MODEL_HELP = "a zoo:// name, a model directory or file, package.module:factory, or a spec .yaml"
 
 
@@ -95,10 +97,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     private_matplotlib(None)
     from .report import render_index, render_report
 
+    from .results_file import ResultsError
+
     results = Path(args.results)
     if not results.is_file():
         raise FileNotFoundError(f"{results}: no such results file")
-    out = render_report(results, args.out, max_sample_cards=args.max_cards)
+    try:  # render_report reads through results_file.load_run: a bad file is a ResultsError naming file and key
+        out = render_report(results, args.out, max_sample_cards=args.max_cards)
+    except ResultsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a valid-looking file the renderer still chokes on: name it, no traceback
+        raise ResultsError(results, "", f"cannot be rendered ({type(exc).__name__}: {str(exc)[:200]}); the file "
+                                        f"passed validation, so this is a freqrex-audit bug: please report it") from None
     if args.out is None:
         render_index(results.parent.parent)
     print(out)
@@ -121,13 +131,19 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     from .schema import spec_schema
 
+    if args.results:
+        from .results_file import RESULTS_SCHEMA
+
+        print(json.dumps(RESULTS_SCHEMA, indent=1))
+        return 0
     print(json.dumps(spec_schema(), indent=1))
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """Run specs without pytest and write the run's results. Exit status: 0 every gate passed, 1 a gate
-    failed or was not measured, 2 a spec did not load (or a usage error), 130 interrupted."""
+    failed or was not measured, 2 a spec did not load (or a usage error), 3 the --deadline passed first,
+    130 interrupted."""
     import json
     import time
 
@@ -178,9 +194,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
             total += len(planned_items(spec, list_samples(spec.with_limit(args.samples).dataset)))
         except Exception:  # noqa: BLE001 - an unreadable dataset is the model[load] item's failure
             total += 1
+    from . import deadline
+
+    deadline.start(args.deadline, started)
     results, interrupted = [], False
     try:
         for spec in specs:
+            if deadline.passed():  # no new model work: the specs not started are not run
+                print(f"DEADLINE {deadline.message()}: {spec.name} and the specs after it were not started",
+                      file=sys.stderr)
+                break
             line = None if args.quiet else stream_line(spec.name)
             try:
                 result = run_spec(spec, args.device, cache, args.samples, args.seed, progress=line)
@@ -204,17 +227,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print("freqrex-audit: interrupted; writing what ran", file=sys.stderr)
     if not results and not errors and not interrupted:
         return 0
+    stopped = deadline.facts()
+    hit = bool(stopped and stopped["hit"])
+    deadline.clear()
     out = write_results(results, Path(args.report) / new_run_id(args.report), seed=args.seed, device=args.device,
-                        started=started, errors=errors, total=total, interrupted=interrupted)
+                        started=started, errors=errors, total=total, interrupted=interrupted or hit,
+                        deadline=stopped)
     run = json.loads(out.read_text())["run"]
-    print(f"run: {run['verdict'].upper()}: {run['summary']}")
+    print(f"run: {run['verdict'].upper()}: {run['summary']}" + (f"; {stopped['message']}" if hit else ""))
     print(f"results: {out}")
     private_matplotlib(None if args.no_cache else args.cache)
     from .report import render_index, render_report
 
     print(f"report: {render_report(out)}")
     render_index(Path(args.report))
-    return EXIT_CODES[run["verdict"]]
+    return DEADLINE_EXIT if hit and not interrupted else EXIT_CODES[run["verdict"]]
 
 
 def _clip(args: argparse.Namespace):
@@ -369,10 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(run=cmd_compare)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a model spec (editor autocompletion)")
+    schema.add_argument("--results", action="store_true", help="the JSON Schema of results.json instead")
     schema.set_defaults(run=cmd_schema)
 
     audit = commands.add_parser("audit", help="run model specs without pytest; exit 0 all gates passed, 1 a gate "
-                                              "failed or was not measured, 2 spec/usage error, 130 interrupted")
+                                              "failed or was not measured, 2 spec/usage error, 3 --deadline "
+                                              "passed, 130 interrupted")
     audit.add_argument("specs", nargs="*", metavar="SPEC_OR_DIR",
                        help="spec files, or folders searched for specs (default: the freqrex_specs folders)")
     audit.add_argument("--report", default="reports", help="folder for the run (default reports/)")
@@ -383,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--no-cache", action="store_true", help="compute everything afresh")
     audit.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
     audit.add_argument("-q", "--quiet", action="store_true", help="no live progress line (it shows only on a TTY)")
+    audit.add_argument("--deadline", type=positive_float, default=None, metavar="SECONDS",
+                       help="session deadline: after SECONDS no new model work starts; what was not measured is "
+                            f"interrupted and the exit status is {DEADLINE_EXIT}")
     audit.add_argument("--executor", choices=("serial", "process", "ray"),
                        help="where clips run (default: $FREQREX_EXECUTOR or serial)")
     audit.add_argument("--address", help="Ray cluster address (auto: the running one; none: a local instance)")
@@ -466,6 +498,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ClassifierError, AudioError, FileNotFoundError, ValueError) as exc:
         print(f"freqrex-audit: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        from . import deadline
+
+        deadline.clear()  # a deadline belongs to one command (main() may be called again in one process)
 
 
 if __name__ == "__main__":  # pragma: no cover

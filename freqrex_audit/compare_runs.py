@@ -10,10 +10,12 @@ import math
 from pathlib import Path
 
 from .baselines import load_baseline
+from .results_file import read_json, validate_results
 
 
 def metrics_of(source: str, baseline_dir: Path) -> dict[str, dict[str, float | None]]:
-    """spec name → {check.metric: value} from a results.json, a run folder or a baseline name."""
+    """spec name → {check.metric: value} from a results.json, a run folder or a baseline name; every file is
+    read by the one validating loader (:mod:`freqrex_audit.results_file`), so a bad one is a ResultsError."""
     path = Path(source)
     if path.is_dir():
         path = path / "results.json"
@@ -21,9 +23,13 @@ def metrics_of(source: str, baseline_dir: Path) -> dict[str, dict[str, float | N
         named = baseline_dir / f"{source}.json"
         if not named.is_file():
             raise FileNotFoundError(f"{source}: not a results.json, a run folder or a baseline in {baseline_dir}")
-        return {n: dict(s.get("metrics", {})) for n, s in load_baseline(named)["specs"].items()}
-    # a results.json and a baseline file both hold specs.<name>.metrics; load_baseline checks the shape
-    return {n: dict(s.get("metrics", {})) for n, s in load_baseline(path)["specs"].items()}
+        path = named
+    doc = read_json(path, "results.json or baseline")
+    if isinstance(doc, dict) and "schema_version" in doc:  # a run's results.json
+        validate_results(doc, path)
+    else:  # a baseline file (--freqrex-save NAME)
+        load_baseline(path)
+    return {n: dict(s.get("metrics") or {}) for n, s in doc["specs"].items()}
 
 
 def delta_rows(a: dict, b: dict) -> list[tuple[str, str, float | None, float | None, float | None]]:

@@ -61,7 +61,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="live per-spec line (clips, queries, ETA): auto = on a TTY and not under -q")
     group.addoption("--freqrex-keep", type=int, default=None, metavar="N",
                     help="keep the N newest run folders under the report folder (default 20; 0 keeps all)")
+    group.addoption("--freqrex-deadline", default=None, metavar="SECONDS",
+                    help="session deadline: after SECONDS (from the session's start) no new model work starts; "
+                         "items not measured are interrupted and pytest exits 2 (interrupted)")
     parser.addini("freqrex_device", "default for --freqrex-device", default="auto")
+    parser.addini("freqrex_deadline", "default for --freqrex-deadline ('' : none)", default="")
     parser.addini("freqrex_specs", "folders holding model specs: bare names match a folder of that name anywhere, "
                   "paths are relative to the ini file", type="args", default=["model_specs"])
     parser.addini("freqrex_keep", "default for --freqrex-keep", default="20")
@@ -124,6 +128,12 @@ class _State:
             from .runfile import new_run_id
 
             self.run_id, self.started = new_run_id(self.report_root), time.time()
+        self.deadline = _deadline_seconds(opt("freqrex_deadline", "freqrex_deadline"))
+        from . import deadline
+
+        deadline.start(self.deadline, self.started)  # workers count from the controller's start too
+        if self.deadline is not None:
+            config.pluginmanager.register(DeadlineWatch(), "freqrex_deadline_watch")
         self.run_dir = self.report_root / self.run_id
         self.parts_dir = self.run_dir / "parts"
         self.names: dict[str, Path] = {}
@@ -161,3 +171,28 @@ class _State:
     def where_to_look(self) -> str:
         return str(self.run_dir.relative_to(self.config.rootpath) if self.run_dir.is_relative_to(self.config.rootpath)
                    else self.run_dir)
+
+
+def _deadline_seconds(value: Any) -> float | None:
+    """``--freqrex-deadline`` / ``freqrex_deadline``: a finite number of seconds > 0, or None."""
+    if value in (None, ""):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise pytest.UsageError(f"--freqrex-deadline / freqrex_deadline: must be a finite number of seconds > 0, "
+                                f"got {value!r}")
+    return seconds
+
+
+class DeadlineWatch:
+    """Registered with a session deadline: the deadline belongs to this session only. Items keep running
+    after it passes (a spec not started computes nothing: :func:`freqrex_audit.audit.run_spec` checks it), so
+    measured items keep their verdicts; the session's end turns the exit status to INTERRUPTED."""
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        from . import deadline
+
+        deadline.clear()  # pytester runs several sessions in one process

@@ -312,10 +312,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     parts, arrays = load_parts(state.parts_dir)
     if not parts and not state.errors and not state.total:
         return
-    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    from .deadline import facts
+
     doc = assemble(parts, run_info(state.seed, state.device), state.started, time.time() - state.started)
+    stopped = facts(doc)  # the session deadline (workers' cuts included): it interrupts like Ctrl-C
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(stopped and stopped["hit"])
     errors = [{"spec_file": f, "message": m} for f, m in sorted(state.errors.items())]
     finalize(doc, state.ran, state.total, interrupted, errors, _filtered(session.config))
+    doc["run"]["deadline"] = stopped
+    if stopped and stopped["hit"]:  # never green: pytest's exit status says interrupted, as after Ctrl-C
+        state.deadline_line = f"{stopped['message']}; {doc['run']['summary']}"
+        session.exitstatus = pytest.ExitCode.INTERRUPTED
     state.results_path = write_doc(doc, arrays, state.run_dir)
     shutil.rmtree(state.parts_dir, ignore_errors=True)
     state.report_path = state.results_path
@@ -358,6 +365,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_line(f"freqrex results: {state.results_path}")
     if state.report_path != state.results_path:
         terminalreporter.write_line(f"freqrex report: {state.report_path}")
+    if getattr(state, "deadline_line", None):
+        terminalreporter.write_line(f"freqrex DEADLINE: {state.deadline_line}")
     if getattr(state, "report_error", None):
         terminalreporter.write_line(f"freqrex report not rendered: {state.report_error}")
     if getattr(state, "saved_baseline", None):

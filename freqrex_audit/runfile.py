@@ -233,14 +233,18 @@ def write_doc(doc: dict, arrays: dict[str, np.ndarray], out_dir: str | Path) -> 
 
 def write_results(results: list[SpecResult], out_dir: str | Path, seed: int | None = None, device: str = "auto",
                   started: float | None = None, prefixes: dict[str, str] | None = None,
-                  errors: list[dict] | None = None, total: int | None = None, interrupted: bool = False) -> Path:
+                  errors: list[dict] | None = None, total: int | None = None, interrupted: bool = False,
+                  deadline: dict | None = None) -> Path:
     """Write the run file for these spec results (every item ran unless ``interrupted``; ``total`` items
-    were planned); returns the ``results.json`` path."""
+    were planned; ``deadline``: :func:`freqrex_audit.deadline.facts`, as ``run.deadline``); returns the
+    ``results.json`` path."""
     arrays: dict[str, np.ndarray] = {}
     parts = [spec_part(r, (prefixes or {}).get(r.name), arrays) for r in results]
     started = started if started is not None else time.time() - sum(r.seconds for r in results)
     doc = assemble(parts, run_info(seed, device), started, time.time() - started)
     finalize(doc, None, total, interrupted, errors)
+    if deadline is not None:
+        doc["run"]["deadline"] = deadline
     return write_doc(doc, arrays, out_dir)
 
 

@@ -86,6 +86,9 @@ class SubprocessClassifier(Classifier):
         self.name, self.labels = str(header["name"]), [str(x) for x in header["labels"]]
         self.sample_rate, self.fingerprint = int(header["sample_rate"]), str(header["fingerprint"])
         self.warnings = list(header.get("warnings", []))
+        window = header.get("input_window")  # AST/Whisper-style models are cropped to it in the parent too
+        self.input_window = int(window) if window else None
+        self.model_outputs = str(header.get("outputs", "probabilities"))  # what the child's adapter converted
 
     def to(self, device: str | torch.device) -> "SubprocessClassifier":
         return self  # the child keeps the device the spec chose
@@ -131,6 +134,16 @@ def _kill(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def handshake(clf: Classifier) -> dict:
+    """Every Classifier attribute the parent reads, as plain JSON: identity, labels, rate, the input window
+    (the audit crops clips to it), what the adapter converted the raw outputs from, and load warnings."""
+    window = getattr(clf, "input_window", None)
+    return {"name": clf.name, "labels": list(clf.labels), "sample_rate": int(clf.sample_rate),
+            "fingerprint": clf.fingerprint, "warnings": list(getattr(clf, "warnings", None) or []),
+            "input_window": int(window) if window else None,
+            "outputs": str(getattr(clf, "raw_outputs", None) or getattr(clf, "outputs", "probabilities"))}
+
+
 def _serve() -> None:
     """The child: load the model from the first message, then answer predict messages until stdin closes."""
     out = os.fdopen(os.dup(1), "wb")
@@ -149,8 +162,7 @@ def _serve() -> None:
         try:
             if header["op"] == "load":
                 clf = _load_in_process(header["spec"])
-                reply = _encode({"name": clf.name, "labels": list(clf.labels), "sample_rate": int(clf.sample_rate),
-                                 "fingerprint": clf.fingerprint, "warnings": list(getattr(clf, "warnings", []))})
+                reply = _encode(handshake(clf))
             else:
                 assert clf is not None
                 with torch.inference_mode():

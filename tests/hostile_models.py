@@ -76,3 +76,38 @@ def gil_hog(device: str = "cpu", after_calls: int = 0):
         return torch.softmax(_logits(x), -1)
 
     return fn
+
+
+def windowed(device: str = "cpu", window: int = 800, outputs: str = "probabilities") -> Classifier:
+    """Reads only its first ``window`` samples, like AST's max_length or Whisper's n_samples (input_window)."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        scores = _logits(x[:, :window])
+        return scores if outputs == "logits" else torch.softmax(scores, -1)
+
+    clf = Classifier.from_callable(fn, LABELS, SR, device=device, name="windowed")
+    clf.input_window = window
+    return clf
+
+
+def slow(device: str = "cpu", sleep_s: float = 0.1):
+    """A well-behaved model that sleeps ``sleep_s`` per call (a stand-in for a big model on a slow machine)."""
+    import time
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        time.sleep(sleep_s)
+        return torch.softmax(_logits(x), -1)
+
+    return fn
+
+
+CLOCK = [0.0]
+"""A fake wall clock for deadline tests: ``ticking`` advances it by ``tick_s`` per call (no real sleeping)."""
+
+
+def ticking(device: str = "cpu", tick_s: float = 0.01):
+    """Each call costs ``tick_s`` seconds of CLOCK: a slow model on a clock the test controls."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        CLOCK[0] += tick_s
+        return torch.softmax(_logits(x), -1)
+
+    return fn

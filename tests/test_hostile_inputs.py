@@ -174,13 +174,13 @@ def test_fuzzed_spec_documents_load_or_raise_a_spec_error(tmp_path, document):
         assert str(exc).startswith("fuzz.yaml") or "fuzz.yaml" in str(exc)
 
 
-@pytest.mark.parametrize("text, key", [("{not json", "not a readable baseline"), ('{"specs": []}', "specs:"),
+@pytest.mark.parametrize("text, key", [("{not json", "not valid JSON"), ('{"specs": []}', "specs:"),
                                        ('{"specs": {"s": {"metrics": {"a.b": "high"}}}}', "specs.s.metrics.a.b")])
 def test_a_hand_edited_baseline_is_an_error_naming_the_file_and_key(tmp_path, text, key):
     from freqrex_audit.baselines import BaselineError, load_baseline
 
     (tmp_path / "b.json").write_text(text)
-    with pytest.raises(BaselineError, match=f"b.json: {key}" if key != "not a readable baseline" else key):
+    with pytest.raises(BaselineError, match=f"b.json: {key}"):
         load_baseline(tmp_path / "b.json")
 
 

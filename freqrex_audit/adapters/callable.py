@@ -53,6 +53,7 @@ def load_callable_classifier(target: str, device: str = "auto", labels: Sequence
             wrapped = FunctionClassifier(made.predict, made.labels, made.sample_rate, device=made.device,
                                          name=made.name, outputs=kind)
             wrapped.fingerprint = combine(made.fingerprint, "outputs", kind)
+            wrapped.input_window = made.input_window  # the model still reads only its window
             made = wrapped
         made.fingerprint = combine(made.fingerprint, "target", target, "options", options)
         return made

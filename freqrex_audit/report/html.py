@@ -12,7 +12,6 @@ files beside the page (``<report>_files/``) and linked, and the page says how ma
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..engine.explain import Explanation
 from ..records import RED, run_verdict
+from ..results_file import ResultsError, load_run
 from . import figures
 from .cards import AudioBudget, flipped, pick_cards, sample_card
 from .decision import card_backlinks, gate_rows, item_key, outcome_of, spec_rows
@@ -41,15 +41,9 @@ def _env() -> jinja2.Environment:
 
 
 def load_results(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """The results dict and its ``.npz`` sidecar's arrays (empty when there is none)."""
-    path = Path(path)
-    results = json.loads(path.read_text())
-    sidecar = path.with_suffix(".npz")
-    arrays: dict[str, np.ndarray] = {}
-    if sidecar.exists():
-        with np.load(sidecar) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    return results, arrays
+    """The validated results dict and its ``.npz`` sidecar's arrays (empty when there is none); a file that
+    is not what an audit writes is a :class:`~freqrex_audit.results_file.ResultsError` naming file and key."""
+    return load_run(path)
 
 
 def as_array(value: Any, arrays: dict[str, np.ndarray] | None = None) -> np.ndarray | None:
@@ -223,6 +217,9 @@ def run_state(results: dict) -> dict:
     errors = results.get("errors") or []
     if errors:
         headline += f"; {len(errors)} spec(s) did not load: " + ", ".join(e.get("spec_file", "?") for e in errors)
+    stopped = run.get("deadline") or {}
+    if stopped.get("hit"):
+        headline += f"; DEADLINE: {stopped.get('message') or 'the session deadline passed'}"
     if run.get("filtered"):
         headline += "; filtered run (-m / -k / --lf): unselected items were not run"
     return {"verdict": verdict, "label": label, "complete": complete, "headline": headline, "errors": errors,
@@ -299,9 +296,10 @@ def render_report(results_json_path: str | Path, out_html: str | Path | None = N
 def _runs(reports_dir: Path) -> Iterable[dict]:
     for results_path in sorted(reports_dir.glob("*/results.json")):
         try:
-            results = json.loads(results_path.read_text())
-        except (OSError, ValueError) as exc:
-            yield {"dir": results_path.parent.name, "error": f"unreadable results.json ({exc})"}
+            results, _ = load_run(results_path, arrays=False)
+        except ResultsError as exc:  # one bad run folder is one row saying why, never a broken index
+            yield {"dir": results_path.parent.name, "error": f"unreadable results.json: "
+                                                             f"{exc.key + ': ' if exc.key else ''}{exc.problem}"}
             continue
         gates = results.get("gates") or []
         state = run_state(results)
