@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -100,8 +101,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .results_file import ResultsError
 
     results = Path(args.results)
+    if results.is_dir() and (results / "results.json").is_file():  # a run folder, as `compare` accepts
+        results = results / "results.json"
     if not results.is_file():
-        raise FileNotFoundError(f"{results}: no such results file")
+        raise FileNotFoundError(f"{results}: no such results file (give a run folder or its results.json)")
     try:  # render_report reads through results_file.load_run: a bad file is a ResultsError naming file and key
         out = render_report(results, args.out, max_sample_cards=args.max_cards)
     except ResultsError:
@@ -383,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(run=cmd_bench)
 
     report = commands.add_parser("report", help="re-render the HTML audit report from a saved results.json")
-    report.add_argument("results", help="results.json written by an audit (its .npz sidecar is read too)")
+    report.add_argument("results", help="a run folder, or the results.json an audit wrote in it (its .npz sidecar is read too)")
     report.add_argument("--out", default=None, help="HTML file to write (default: report.html beside the JSON)")
     report.add_argument("--max-cards", type=non_negative_int, default=12, help="most per-sample cards per spec (default 12)")
     report.set_defaults(run=cmd_report)
@@ -495,6 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("freqrex-audit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `freqrex-audit schema | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ClassifierError, AudioError, FileNotFoundError, ValueError) as exc:
         print(f"freqrex-audit: error: {exc}", file=sys.stderr)
         return 2
