@@ -125,7 +125,7 @@ def test_the_papers_spectral_analysis_rebuilds_from_the_run_folder_alone(runs, t
     assert compare_spectra(folder, tolerance=0.0) == []
     classes = rebuilt["spec"]["classes"]
     assert len(classes["low"]["signal_entropies"]) == len(classes["high"]["signal_entropies"]) == 3
-    assert classes["low"]["psd_power"] and all(v is not None for v in (c["composite_entropy"] for c in classes.values()))
+    assert classes["low"]["psd_power"] and all(c["composite_entropy"] is not None for c in classes.values())
     test = rebuilt["spec"]["tests"]["high vs low"]
     assert test["n_a"] == test["n_b"] == 3 and 0.0 < test["pvalue"] <= 1.0
     assert main(["spectra", str(folder)]) == 0
@@ -149,8 +149,9 @@ def test_the_report_links_the_sidecar_and_says_when_it_is_missing(runs, tmp_path
     assert any(h.endswith("-composite.wav") for h in hrefs) and "float32 WAV (exact)" in html
     assert "Mann–Whitney" in html and "sidecar-missing" not in html
 
-    elsewhere = render_report(folder / "results.json", tmp_path / "pages" / "r.html", max_sample_cards=0)  # links relative to the page
-    hrefs = [h.split('"', 1)[0] for h in elsewhere.read_text().split('href="')[1:] if FOLDER in h.split('"', 1)[0]]
+    # a page written elsewhere links the files relative to itself
+    elsewhere = render_report(folder / "results.json", tmp_path / "pages" / "r.html", max_sample_cards=0)
+    hrefs = [h for h in (part.split('"', 1)[0] for part in elsewhere.read_text().split('href="')[1:]) if FOLDER in h]
     assert hrefs and all((elsewhere.parent / h).resolve().is_file() for h in hrefs)
 
     shutil.rmtree(folder / FOLDER)

@@ -95,7 +95,8 @@ def _attack_detail(atk: FourierAttack | STFTAttack | None) -> str:
             f"{atk.start_s:.2f}–{atk.end_s:.2f} s, {atk.mutation}")
 
 
-def sample_card(sample: dict, arrays: dict, budget: AudioBudget, anchor: str, links: "SidecarLinks | None" = None) -> dict:
+def sample_card(sample: dict, arrays: dict, budget: AudioBudget, anchor: str,
+                links: "SidecarLinks | None" = None) -> dict:
     """Figure-1 panels and the players of one analysed clip (original, subsets, inverse, attacks); each
     subset's player links its exact float32 WAV in the run's waveform sidecar when ``links`` has one."""
     exp = Explanation.from_dict(sample["explanation"], arrays)
