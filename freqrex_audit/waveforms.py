@@ -111,6 +111,8 @@ def write_sidecar(doc: dict, arrays: dict[str, np.ndarray], out_dir: str | Path)
     """Write every spec's waveform files under ``out_dir/waveforms/`` and index them in ``doc`` (each
     spec's ``waveforms`` key); files there that the index no longer names are removed. Returns the index."""
     out = Path(out_dir)
+    # results computed on ray workers arrive read-only; torch warns on those, so the synthesis gets copies
+    arrays = {k: v if getattr(v, "flags", None) is None or v.flags.writeable else v.copy() for k, v in arrays.items()}
     written: set[Path] = set()
     index: dict[str, dict] = {}
     used: set[str] = set()

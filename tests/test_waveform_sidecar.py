@@ -21,7 +21,7 @@ from freqrex_audit.specs import load_spec
 from freqrex_audit.spectra import compare_spectra, rebuild_spectra, recorded_spectra
 from freqrex_audit.waveforms import FOLDER, SidecarError, load_signal, read_wav, sha256_of, wav_bytes
 from tests.audit_models import robust, write_robust_dataset
-from tests.audit_runs import load, npz_arrays
+from tests.audit_runs import assert_same_arrays, load, npz_arrays, stable_text
 
 SPEC = """
 model: {target: "tests.audit_models:robust", batch_size: 64}
@@ -106,7 +106,9 @@ def test_class_composites_are_the_average_of_the_kept_clips_and_give_the_recorde
 def test_a_cached_run_writes_the_same_files(runs):
     cold, cached = runs
     a, b = _section(cold)["waveforms"], _section(cached)["waveforms"]
-    assert a == b
+    assert a == b and stable_text(cold) == stable_text(cached)  # composition from the cache included
+    assert_same_arrays(npz_arrays(cold), npz_arrays(cached))
+    assert any(k.endswith(".composite") for k in npz_arrays(cold))
     files_a = sorted(p.relative_to(cold.parent) for p in (cold.parent / FOLDER).rglob("*.wav"))
     files_b = sorted(p.relative_to(cached.parent) for p in (cached.parent / FOLDER).rglob("*.wav"))
     assert files_a == files_b and len(files_a) >= 14
