@@ -29,6 +29,7 @@ from .input_window import crop_to_input_window
 from .engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
 from .gates import evaluate, planned_items  # noqa: F401  (re-exported)
 from .records import SampleRecord, SpecResult, Verdict, analysed  # noqa: F401  (re-exported)
+from .results import from_jsonable, to_jsonable
 from .runfile import write_results  # noqa: F401  (re-exported: audit.write_results is the documented entry)
 from .specs import Spec
 
@@ -294,20 +295,33 @@ def _model_failure(clf: Classifier, records: list[SampleRecord]) -> str | None:
 # --- cross-model checks: the only place that touches engine.composition / engine.transfer ----------------
 
 def _composition(result: SpecResult, runner: _Runner) -> None:
-    """Composition ratio per class (Table 2), from the sufficient signals of the analysed clips."""
+    """Composition ratio per class (Table 2), from the sufficient signals of the analysed clips, and the
+    transferability paper's §5.1–5.2 figures; each class keeps its composite waveform and the clips in it
+    (results.json's ``composition``; the run folder's waveform sidecar writes it as a file)."""
     from .engine.composition import compose_explanations, composite_spectra, entropy_tests
 
-    exps = [r.explanation for r in analysed(result)]
-    key = (sorted(hash_array(e.waveform) for e in exps), result.spec.freqrex.to_dict())
+    records = analysed(result)
+    exps = [r.explanation for r in records]
+    key = ("composite-waveform", sorted(hash_array(e.waveform) for e in exps), result.spec.freqrex.to_dict())
     q0 = runner.engine.queries
 
     def compute() -> dict:
         found = compose_explanations(runner.engine, exps, kind="sufficient")
         spectra = composite_spectra(found, exps)  # the transferability paper's §5.1-5.2
-        return {str(c): {"ratio": float(r.ratio), "kept": len(r.kept), "available": int(r.available), **spectra[c]}
+        offered: dict[str, list[str]] = {}  # the clips compose_explanations offered per class, in its order
+        for r in records:
+            if r.explanation.bins("sufficient") is not None:
+                offered.setdefault(r.explanation.target_label, []).append(r.sample.id)
+        labels = runner.clf.labels
+        return {str(c): {"ratio": float(r.ratio), "kept": len(r.kept), "available": int(r.available),
+                         "kept_ids": [offered[c][i] for i in r.kept], "sample_rate": int(r.sample_rate),
+                         "composite": r.composite if r.kept else None,
+                         "composite_label": None if r.composite_label is None else labels[r.composite_label],
+                         "composite_confidence": r.composite_confidence, **spectra[c]}
                 for c, r in found.items()}
 
-    result.composition = runner.cached("composition", key, compute, lambda v, a: v, lambda d, a: d)
+    result.composition = runner.cached("composition", key, compute, lambda v, a: to_jsonable(v, a, "composition"),
+                                       lambda d, a: from_jsonable(d, a))
     runner.queries_by_phase["composition"] += runner.engine.queries - q0
     result.tables["composition_by_class"] = {c: v["ratio"] for c, v in sorted(result.composition.items())}
     result.tables["composite_entropy_tests"] = entropy_tests(result.composition)

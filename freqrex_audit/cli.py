@@ -118,6 +118,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_spectra(args: argparse.Namespace) -> int:
+    """Rebuild the transferability paper's §5.1–5.2 from a run folder's results.json + waveform sidecar."""
+    from .spectra import compare_spectra, rebuild_spectra
+
+    rebuilt = rebuild_spectra(args.folder)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rebuilt, sort_keys=True, indent=1))
+        print(f"wrote {args.json}", file=sys.stderr)
+    for name, part in rebuilt.items():
+        print(f"{name}:")
+        for label, block in part["classes"].items():
+            entropies = block["signal_entropies"]
+            mean = sum(entropies) / len(entropies) if entropies else float("nan")
+            composite = block["composite_entropy"]
+            print(f"  {label}: composite entropy {'—' if composite is None else f'{composite:.4f}'}; "
+                  f"clip entropy mean {mean:.4f} over {len(entropies)} clip(s)")
+        for pair, test in part["tests"].items():
+            p = test.get("pvalue")
+            print(f"  {pair}: Mann–Whitney U {test.get('statistic')}, p = {'—' if p is None else f'{p:.4g}'}, "
+                  f"effect {test.get('effect')}")
+    differences = compare_spectra(args.folder)
+    if differences:
+        print(f"differs from the recorded analysis in {len(differences)} place(s):", *differences[:20], sep="\n  ")
+        return 1
+    print("equal to the analysis recorded in results.json")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Print the metric deltas between two runs / baselines (B − A)."""
     from .compare_runs import delta_rows, format_table, metrics_of
@@ -390,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None, help="HTML file to write (default: report.html beside the JSON)")
     report.add_argument("--max-cards", type=non_negative_int, default=12, help="most per-sample cards per spec (default 12)")
     report.set_defaults(run=cmd_report)
+
+    spectra = commands.add_parser("spectra", help="rebuild spectral entropy / PSD / Mann–Whitney (transferability "
+                                                  "paper §5.1–5.2) from a run folder's waveform sidecar, no model")
+    spectra.add_argument("folder", metavar="RUN", help="run folder (reports/<run>) or its results.json")
+    spectra.add_argument("--json", help="also write the rebuilt analysis as JSON to this file")
+    spectra.set_defaults(run=cmd_spectra)
 
     compare = commands.add_parser("compare", help="table of metric deltas between two runs or baselines (B − A)")
     compare.add_argument("a", metavar="RUN_A", help="results.json, a run folder or a baseline name")

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["Result", "to_jsonable", "atomic_write_bytes", "timing_field"]
+__all__ = ["Result", "to_jsonable", "from_jsonable", "atomic_write_bytes", "timing_field"]
 
 R = TypeVar("R", bound="Result")
 SIDECAR_MIN_SIZE = 512
@@ -96,6 +96,11 @@ def _from_jsonable(value: Any, hint: Any, arrays: Any) -> Any:
     if isinstance(value, dict):
         return {k: _from_jsonable(v, Any, arrays) for k, v in value.items()}
     return value
+
+
+def from_jsonable(value: Any, arrays: Any = None) -> Any:
+    """Inverse of :func:`to_jsonable` for plain containers (no dataclass hint): tagged arrays come back."""
+    return _from_jsonable(value, Any, arrays)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

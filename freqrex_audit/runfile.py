@@ -121,6 +121,8 @@ def spec_part(result: SpecResult, prefix: str | None = None, arrays: dict | None
                       "measured": v.measured, "item": item_name(prefix, v.check, v.key)} for v in result.verdicts],
         "rates": result.rates,
         "transferability": to_jsonable(result.transferability) if result.transferability is not None else None,
+        "composition": (to_jsonable(result.composition, arrays, f"{name}.composition")
+                        if result.composition is not None else None),
     }
     return {
         "name": name, "section": to_jsonable(section), "gates": to_jsonable(gates_of(result, prefix)),
@@ -223,9 +225,13 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def write_doc(doc: dict, arrays: dict[str, np.ndarray], out_dir: str | Path) -> Path:
-    """Write ``results.json`` (+ ``results.npz``) atomically; returns the JSON path."""
+    """Write ``results.json`` (+ ``results.npz``) atomically, and the waveform sidecar it indexes
+    (:mod:`freqrex_audit.waveforms`); returns the JSON path."""
+    from .waveforms import write_sidecar
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    write_sidecar(doc, arrays, out)
     if arrays:
         atomic_write_bytes(out / "results.npz", _npz_bytes(arrays))
     return atomic_write_bytes(out / "results.json", json.dumps(doc, sort_keys=True, indent=1).encode())

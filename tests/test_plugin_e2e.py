@@ -113,8 +113,12 @@ def test_serial_and_xdist_agree(project):
         [(g["item"], g["metric"], g["value"]) for g in second["gates"]]
     assert parallel.ret == serial.ret == pytest.ExitCode.TESTS_FAILED
     assert sum(t["queries"] for t in second["timings"]["per_spec"].values()) > 0  # computed afresh, not cached
+    for path in runs:  # both wrote the waveform sidecar (on two workers: from the workers' parts)
+        clips = json.loads(path.read_text())["specs"]["robust"]["waveforms"]["clips"]
+        files = [path.parent / e["path"] for c in clips.values() for e in c["signals"].values()]
+        assert files and all(f.is_file() for f in files)
     first.pop("timings"), second.pop("timings")
-    assert first == second  # serial vs computed afresh on two workers: the same results file
+    assert first == second  # serial vs computed afresh on two workers: the same results file (and sidecar index)
 
 
 def test_regression_against_saved_baseline_fails_as_an_item(project):

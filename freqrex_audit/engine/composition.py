@@ -32,8 +32,8 @@ from ..classifier import Classifier, QueryEngine
 from ..results import Result
 from .explain import Explanation, as_engine
 
-__all__ = ["CompositionResult", "common_length", "compose", "compose_explanations", "composite_spectra",
-           "entropy_tests"]
+__all__ = ["CompositionResult", "class_spectra", "common_length", "compose", "compose_explanations",
+           "composite_spectra", "entropy_tests"]
 
 
 @dataclass(frozen=True)
@@ -187,26 +187,35 @@ def composite_spectra(found: Mapping[str, CompositionResult], explanations: Sequ
     """The transferability paper's §5.1–5.2 per class, as plain JSON: the composite's Welch PSD and
     spectral entropy, and the spectral entropy of every clip's ``kind`` signal (for the class tests).
 
-    One implementation, used by the audit's results and the report; see :func:`entropy_tests`.
+    One implementation, used by the audit's results and the report; see :func:`class_spectra` (what it
+    computes from waveforms alone) and :func:`entropy_tests`.
     """
-    from .metrics import spectral_entropy, welch_psd  # metrics imports explain; keep the module light
-
-    entropies: dict[str, list[float]] = {}
+    signals: dict[str, list[np.ndarray]] = {}
     for exp in explanations:
         signal = exp.signal(kind)
         if signal is not None:
-            entropies.setdefault(exp.target_label, []).append(_finite(spectral_entropy(signal)))
-    out: dict[str, dict] = {}
-    for name, result in found.items():
-        has_composite = len(result.kept) > 0
-        psd = welch_psd(result.composite, result.sample_rate, nperseg) if has_composite else None
-        out[name] = {
-            "composite_entropy": _finite(spectral_entropy(result.composite)) if has_composite else None,
-            "psd_hz": None if psd is None else [float(v) for v in psd.hz],
-            "psd_power": None if psd is None else [float(v) for v in psd.power],
-            "signal_entropies": [v for v in entropies.get(name, []) if v is not None],
-        }
-    return out
+            signals.setdefault(exp.target_label, []).append(signal)
+    return {name: class_spectra(result.composite if len(result.kept) > 0 else None, result.sample_rate,
+                                signals.get(name, []), nperseg)
+            for name, result in found.items()}
+
+
+def class_spectra(composite: np.ndarray | None, sample_rate: int, signals: Sequence[np.ndarray],
+                  nperseg: int = 256) -> dict:
+    """One class's §5.1–5.2 figures from waveforms alone: the composite's spectral entropy and Welch PSD
+    (None without a composite) and the spectral entropy of each clip signal (silent ones left out).
+
+    What both the audit and :mod:`freqrex_audit.spectra` (the rebuild from a run folder) call."""
+    from .metrics import spectral_entropy, welch_psd  # metrics imports explain; keep the module light
+
+    psd = welch_psd(composite, sample_rate, nperseg) if composite is not None else None
+    entropies = [_finite(spectral_entropy(signal)) for signal in signals]
+    return {
+        "composite_entropy": _finite(spectral_entropy(composite)) if composite is not None else None,
+        "psd_hz": None if psd is None else [float(v) for v in psd.hz],
+        "psd_power": None if psd is None else [float(v) for v in psd.power],
+        "signal_entropies": [v for v in entropies if v is not None],
+    }
 
 
 def entropy_tests(spectra: Mapping[str, dict]) -> dict[str, dict]:

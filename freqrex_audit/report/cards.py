@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from . import figures
 from .format import fmt_bins, fmt_snr
 
 __all__ = ["AudioBudget", "pick_cards", "sample_card", "flipped"]
+
+if TYPE_CHECKING:
+    from .composites import SidecarLinks
 
 
 class AudioBudget:
@@ -91,8 +95,10 @@ def _attack_detail(atk: FourierAttack | STFTAttack | None) -> str:
             f"{atk.start_s:.2f}–{atk.end_s:.2f} s, {atk.mutation}")
 
 
-def sample_card(sample: dict, arrays: dict, budget: AudioBudget, anchor: str) -> dict:
-    """Figure-1 panels and the players of one analysed clip (original, subsets, inverse, attacks)."""
+def sample_card(sample: dict, arrays: dict, budget: AudioBudget, anchor: str,
+                links: "SidecarLinks | None" = None) -> dict:
+    """Figure-1 panels and the players of one analysed clip (original, subsets, inverse, attacks); each
+    subset's player links its exact float32 WAV in the run's waveform sidecar when ``links`` has one."""
     exp = Explanation.from_dict(sample["explanation"], arrays)
     fourier = FourierAttack.from_dict(sample["fourier_attack"], arrays) if sample.get("fourier_attack") else None
     stft = STFTAttack.from_dict(sample["stft_attack"], arrays) if sample.get("stft_attack") else None
@@ -125,7 +131,7 @@ def sample_card(sample: dict, arrays: dict, budget: AudioBudget, anchor: str) ->
             "conf_note": "of the target class" if kind in ("sufficient", "necessary", "complete") else "",
             "snr": None if signal is None or kind == "original" else fmt_snr(snr_db(x, signal)),
             "int16": None, "bins": fmt_bins(len(bins), exp.n_bins) if bins is not None else None,
-            "detail": detail})
+            "detail": detail, "exact": links.clip(sample["id"], kind) if links is not None else None})
     for kind, atk in (("Fourier attack", fourier), ("STFT attack", stft)):
         found = atk is not None and atk.success and atk.adversarial is not None
         players.append({
@@ -134,7 +140,7 @@ def sample_card(sample: dict, arrays: dict, budget: AudioBudget, anchor: str) ->
             "label": exp.labels[atk.new_label] if found and atk.new_label is not None else None,
             "confidence": atk.new_confidence if found else None, "conf_note": "",
             "snr": fmt_snr(atk.snr_db) if found else None, "int16": atk.survives_int16 if found else None,
-            "bins": None, "detail": _attack_detail(atk)})
+            "bins": None, "detail": _attack_detail(atk), "exact": None})
     return {"id": sample["id"], "anchor": anchor, "label": sample.get("label"), "predicted": exp.target_label,
             "confidence": exp.confidence, "panels": panels, "players": players, "duration_s": len(x) / rate,
             "sample_rate": rate, "queries": exp.queries, "iterations": exp.iterations,

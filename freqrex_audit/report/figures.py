@@ -20,7 +20,7 @@ import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
 __all__ = ["png_uri", "envelope", "sample_panels", "class_responsibility", "necessary_histogram",
-           "inverse_counts", "MAX_PLOT_POINTS", "OKABE_ITO"]
+           "inverse_counts", "composite_psd", "MAX_PLOT_POINTS", "OKABE_ITO"]
 
 MAX_PLOT_POINTS = 2000
 """Waveforms and spectra longer than this are drawn from a min/max envelope of this many points."""
@@ -171,5 +171,26 @@ def inverse_counts(by_class: Mapping[str, Mapping[str, int]], to_labels: Sequenc
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.legend(title="label without its\nnecessary frequencies", frameon=False, bbox_to_anchor=(1.02, 1),
               loc="upper left")
+    fig.tight_layout()
+    return png_uri(fig)
+
+
+def composite_psd(series: Mapping[str, Mapping[str, Sequence[float] | None]], classes: Sequence[str]) -> str:
+    """The transferability paper's §5.1: Welch PSD of each class's composite (log power), one panel a class."""
+    names = list(classes) + [c for c in series if c not in classes]
+    fig, axes, cols = _grid(len(names))
+    for i, (ax, label) in enumerate(zip(axes, names)):
+        s = series.get(label) or {}
+        hz, power = s.get("psd_hz"), s.get("psd_power")
+        if not hz or not power:
+            _no_data(ax, label, "no composite")
+        else:
+            power = np.asarray(power, dtype=float)
+            ax.semilogy(np.asarray(hz, dtype=float), np.maximum(power, np.finfo(float).tiny), lw=0.9,
+                        color=COLOURS["sufficient"])
+            ax.set_title(str(label))
+        if i % cols == 0:
+            ax.set_ylabel("composite PSD\n(power / Hz)")
+        _khz(ax)
     fig.tight_layout()
     return png_uri(fig)

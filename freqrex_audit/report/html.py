@@ -23,6 +23,7 @@ from ..records import RED, run_verdict
 from ..results_file import ResultsError, load_run
 from . import figures
 from .cards import AudioBudget, flipped, pick_cards, sample_card
+from .composites import SidecarLinks, composites_view
 from .decision import card_backlinks, gate_rows, item_key, outcome_of, spec_rows
 from .format import fmt_bins, fmt_count, fmt_number, fmt_op, fmt_percent, fmt_rate, fmt_share, fmt_snr
 
@@ -65,7 +66,7 @@ def build_anchors(specs: dict[str, dict], has_transfer: bool) -> dict:
     sections, clips, flips = {}, {}, {}
     for i, (name, spec) in enumerate(specs.items(), 1):
         sections[name] = {part: f"{part}-{i}" for part in
-                          ("spec", "table1", "table2", "attacks", "fig2", "fig3", "inverse", "clips")}
+                          ("spec", "table1", "table2", "composites", "attacks", "fig2", "fig3", "inverse", "clips")}
         samples = spec.get("samples") or []
         clips[name] = {s["id"]: f"clip-{i}-{j}" for j, s in enumerate(samples, 1)}
         flips[name] = [s["id"] for s in samples if flipped(s)]
@@ -114,7 +115,8 @@ def inverse_table(spec: dict, arrays: dict, classes: list[str]) -> dict:
 
 
 def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int, budget: AudioBudget,
-              red_clips: set[str], backlinks: dict, timing: dict) -> dict:
+              red_clips: set[str], backlinks: dict, timing: dict, run_dir: Path | None = None,
+              page_dir: Path | None = None) -> dict:
     tables, figs = spec.get("tables") or {}, spec.get("figures") or {}
     labels = [str(x) for x in (spec.get("model") or {}).get("labels") or []]
     suff = tables.get("sufficiency_by_class") or {}
@@ -122,7 +124,8 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
     samples = spec.get("samples") or []
     ids = anchors["sections"][name]
     clip_ids = anchors["clips"][name]
-    cards = [sample_card(s, arrays, budget, clip_ids[s["id"]].replace("clip-", "card-"))
+    links = SidecarLinks(spec, run_dir, page_dir)
+    cards = [sample_card(s, arrays, budget, clip_ids[s["id"]].replace("clip-", "card-"), links)
              for s in pick_cards(samples, max_cards, red_clips)]
     carded = {c["id"]: c["anchor"] for c in cards}
     for c in cards:
@@ -143,6 +146,8 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
         "table2_empty": None if tables.get("composition_by_class") else _why_empty(
             spec, "composition", "Composition was not requested (checks.composition is not in the spec)."
             if "composition" not in (spec.get("checks") or {}) else "No class had two sufficient signals to compose."),
+        "composites": composites_view(spec, links, labels or classes), "sidecar_note": links.note,
+        "sidecar_folder": (spec.get("waveforms") or {}).get("folder") if links.index else None,
         "attacks": attacks, "rates": rates, "stft": stft,
         "frame_sizes": sorted((stft.get("per_frame_size") or {}), key=lambda w: int(w)),
         "table3_empty": None if attacks.get("attacked") else _why_empty(
@@ -238,7 +243,9 @@ def _seeds(run: dict, specs: dict) -> str:
 
 
 def build_context(results: dict, arrays: dict, max_sample_cards: int, max_audio_bytes: int, source: str,
-                  files_dir: Path | None = None) -> dict:
+                  files_dir: Path | None = None, run_dir: Path | None = None, page_dir: Path | None = None) -> dict:
+    """Everything the template shows. ``run_dir`` (the folder of results.json) turns on the links to the
+    waveform sidecar, relative to ``page_dir`` (the HTML's folder; default ``run_dir``)."""
     budget = AudioBudget(max_audio_bytes, files_dir)
     raw_specs = results.get("specs") or {}
     state = run_state(results)
@@ -252,7 +259,7 @@ def build_context(results: dict, arrays: dict, max_sample_cards: int, max_audio_
     timings = results.get("timings") or {}
     per_spec = timings.get("per_spec") or {}
     specs = {name: spec_view(name, spec, arrays, anchors, max_sample_cards, budget, red_clips[name], backlinks,
-                             per_spec.get(name) or {})
+                             per_spec.get(name) or {}, run_dir, page_dir)
              for name, spec in raw_specs.items()}
     run = results.get("run") or {}
     red = [r for r in rows if r["outcome"] in RED]
@@ -288,7 +295,8 @@ def render_report(results_json_path: str | Path, out_html: str | Path | None = N
         for old in files_dir.glob("*.flac"):
             old.unlink()
     html = _env().get_template("report.html.j2").render(
-        **build_context(results, arrays, max_sample_cards, max_audio_bytes, path.name, files_dir))
+        **build_context(results, arrays, max_sample_cards, max_audio_bytes, path.name, files_dir,
+                        run_dir=path.parent, page_dir=out.parent))
     out.write_text(html, encoding="utf-8")
     return out
 

@@ -1,0 +1,170 @@
+"""The run folder's waveform sidecar: the files are exactly the signals the audit measured (re-querying the
+model gives the recorded confidences), a cached run writes the same bytes, the report links them (and
+says so when they are missing), and §5.1–5.2 of the transferability paper rebuild from the folder alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from freqrex_audit.audit import run_spec, write_results
+from freqrex_audit.cache import Cache
+from freqrex_audit.classifier import QueryEngine
+from freqrex_audit.cli import main
+from freqrex_audit.engine.explain import Explanation
+from freqrex_audit.report import render_report
+from freqrex_audit.specs import load_spec
+from freqrex_audit.spectra import compare_spectra, rebuild_spectra, recorded_spectra
+from freqrex_audit.waveforms import FOLDER, SidecarError, load_signal, read_wav, sha256_of, wav_bytes
+from tests.audit_models import robust, write_robust_dataset
+from tests.audit_runs import assert_same_arrays, load, npz_arrays, stable_text
+
+SPEC = """
+model: {target: "tests.audit_models:robust", batch_size: 64}
+dataset: {path: data}
+freqrex: {seed: 0}
+checks:
+  sufficiency: {max_fraction: 0.9}
+  composition: {min_ratio: 0.0}
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A cold run and a run from its cache (written as the CLI writes them, without the attacks), of 3 + 3
+    clips of a band-energy model (many-bin subsets, so the spectral entropies differ between clips)."""
+    project = tmp_path_factory.mktemp("sidecar")
+    write_robust_dataset(project / "data", per_class=3)
+    (project / "spec.yaml").write_text(SPEC)
+    spec, cache = load_spec(project / "spec.yaml"), Cache(project / "cache")
+    stages = frozenset({"predict", "explain", "verify", "cross"})
+    paths = []
+    for name in ("cold", "cached"):
+        result = run_spec(spec, "cpu", cache, stages=stages)
+        paths.append(write_results([result], project / name, device="cpu"))
+    assert cache.hits > 0 and result.queries == 0  # the second run came from the cache
+    return tuple(paths)
+
+
+def _section(results: Path) -> dict:
+    return load(results)["specs"]["spec"]
+
+
+def test_clip_files_are_the_signals_the_model_was_asked_about(runs):
+    cold, _ = runs
+    run, section, arrays = cold.parent, _section(cold), npz_arrays(cold)
+    index = section["waveforms"]
+    analysed = [s for s in section["samples"] if s["explanation"]]
+    assert len(analysed) == 6 and sorted(index["clips"]) == sorted(s["id"] for s in analysed)
+    model = QueryEngine(robust())  # the audit's own query path, a fresh model
+    checked = 0
+    for sample in analysed:
+        exp = Explanation.from_dict(sample["explanation"], arrays)
+        clip = index["clips"][sample["id"]]
+        assert clip["label"] == exp.target_label and clip["total_bins"] == exp.n_bins
+        for kind in ("sufficient", "minimal", "necessary", "complete"):
+            entry = clip["signals"].get(kind)
+            if exp.bins(kind) is None:
+                assert entry is None
+                continue
+            assert entry["path"].startswith(f"{FOLDER}/") and entry["bins"] == len(exp.bins(kind))
+            data = (run / entry["path"]).read_bytes()
+            assert sha256_of(data) == entry["sha256"]
+            samples, rate = read_wav(run / entry["path"])
+            assert rate == entry["sample_rate"] == exp.sample_rate and samples.dtype == np.float32
+            assert np.array_equal(samples, exp.signal(kind))  # bit for bit, no quantisation
+            # re-query the model on the file alone: the recorded confidence comes back
+            p = float(model.query(samples[None])[0, exp.target])
+            assert abs(p - entry["confidence"]) <= 1e-6, (sample["id"], kind, p, entry["confidence"])
+            checked += 1
+    assert checked >= 12  # every clip has at least a sufficient and a minimal signal
+
+
+def test_class_composites_are_the_average_of_the_kept_clips_and_give_the_recorded_label(runs):
+    cold, _ = runs
+    run, section = cold.parent, _section(cold)
+    classes, clips = section["waveforms"]["classes"], section["waveforms"]["clips"]
+    assert sorted(classes) == ["high", "low"]
+    model = QueryEngine(robust())  # the audit's own query path, a fresh model
+    for label, entry in classes.items():
+        assert entry["kept_ids"] and section["composition"][label]["kept"] == len(entry["kept_ids"])
+        composite = load_signal(run, entry)
+        # compose's own arithmetic: float64 running sum in the order the signals were kept, / n, to float32
+        total = np.zeros(len(composite), dtype=np.float64)
+        for clip_id in entry["kept_ids"]:
+            total = total + load_signal(run, clips[clip_id]["signals"]["sufficient"])
+        assert np.array_equal(composite, (total / len(entry["kept_ids"])).astype(np.float32))
+        probs = model.query(composite[None])[0]
+        assert model.classifier.labels[int(probs.argmax())] == entry["label"] == label
+        assert abs(float(probs.max()) - entry["confidence"]) <= 1e-6
+
+
+def test_a_cached_run_writes_the_same_files(runs):
+    cold, cached = runs
+    a, b = _section(cold)["waveforms"], _section(cached)["waveforms"]
+    assert a == b and stable_text(cold) == stable_text(cached)  # composition from the cache included
+    assert_same_arrays(npz_arrays(cold), npz_arrays(cached))
+    assert any(k.endswith(".composite") for k in npz_arrays(cold))
+    files_a = sorted(p.relative_to(cold.parent) for p in (cold.parent / FOLDER).rglob("*.wav"))
+    files_b = sorted(p.relative_to(cached.parent) for p in (cached.parent / FOLDER).rglob("*.wav"))
+    assert files_a == files_b and len(files_a) >= 14
+    for rel in files_a:
+        assert sha256_of((cold.parent / rel).read_bytes()) == sha256_of((cached.parent / rel).read_bytes())
+
+
+def test_the_papers_spectral_analysis_rebuilds_from_the_run_folder_alone(runs, tmp_path):
+    cold, _ = runs
+    folder = tmp_path / "copy"  # results.json and the sidecar only: no results.npz, no model, no cache
+    folder.mkdir()
+    shutil.copy(cold, folder / "results.json")
+    shutil.copytree(cold.parent / FOLDER, folder / FOLDER)
+    rebuilt, recorded = rebuild_spectra(folder), recorded_spectra(folder)
+    assert rebuilt["spec"] == recorded["spec"]  # exactly: the same functions on the same float32 samples
+    assert compare_spectra(folder, tolerance=0.0) == []
+    classes = rebuilt["spec"]["classes"]
+    assert len(classes["low"]["signal_entropies"]) == len(classes["high"]["signal_entropies"]) == 3
+    assert classes["low"]["psd_power"] and all(c["composite_entropy"] is not None for c in classes.values())
+    test = rebuilt["spec"]["tests"]["high vs low"]
+    assert test["n_a"] == test["n_b"] == 3 and 0.0 < test["pvalue"] <= 1.0
+    assert main(["spectra", str(folder)]) == 0
+
+    # a changed file is caught by its sha256, named, never silently analysed
+    victim = next((folder / FOLDER).rglob("*-sufficient.wav"))
+    samples, rate = read_wav(victim)
+    victim.write_bytes(wav_bytes(samples * 1.001, rate))
+    with pytest.raises(SidecarError, match="changed since the run"):
+        rebuild_spectra(folder)
+    assert main(["spectra", str(folder)]) == 2
+
+
+def test_the_report_links_the_sidecar_and_says_when_it_is_missing(runs, tmp_path, capsys):
+    cold, _ = runs
+    folder = tmp_path / "run"
+    shutil.copytree(cold.parent, folder)
+    html = render_report(folder / "results.json", max_sample_cards=1).read_text()
+    hrefs = [h for h in (part.split('"', 1)[0] for part in html.split('href="')[1:]) if h.startswith(FOLDER)]
+    assert hrefs and all((folder / h).is_file() for h in hrefs)
+    assert any(h.endswith("-composite.wav") for h in hrefs) and "float32 WAV (exact)" in html
+    assert "Mann–Whitney" in html and "sidecar-missing" not in html
+
+    # a page written elsewhere links the files relative to itself
+    elsewhere = render_report(folder / "results.json", tmp_path / "pages" / "r.html", max_sample_cards=0)
+    hrefs = [h for h in (part.split('"', 1)[0] for part in elsewhere.read_text().split('href="')[1:]) if FOLDER in h]
+    assert hrefs and all((elsewhere.parent / h).resolve().is_file() for h in hrefs)
+
+    shutil.rmtree(folder / FOLDER)
+    assert main(["report", str(folder / "results.json"), "--max-cards", "0"]) == 0
+    html = (folder / "report.html").read_text()
+    assert "sidecar-missing" in html and "is missing from the run folder" in html
+
+    doc = json.loads((folder / "results.json").read_text())  # a results.json from before the sidecar existed
+    del doc["specs"]["spec"]["waveforms"]
+    (folder / "results.json").write_text(json.dumps(doc))
+    assert main(["report", str(folder / "results.json"), "--max-cards", "0"]) == 0
+    assert "has no waveform sidecar" in (folder / "report.html").read_text()
+    assert main(["spectra", str(folder)]) == 2
+    assert "no waveforms index" in capsys.readouterr().err
