@@ -30,6 +30,15 @@ _ARRAY_REF = {"anyOf": [
 _DEFS = {"numbers": {"type": "array", "items": {"anyOf": [{"type": "number"}, {"$ref": "#/$defs/numbers"}]}}}
 _ARRAY_REF_OR_NULL = {"anyOf": [{"type": "null"}, _ARRAY_REF]}
 
+_WAVE_FILE = {"type": "object", "properties": {  # one sidecar file (waveforms.py); its path is checked when read
+    "path": _STR_OR_NULL, "sha256": _STR_OR_NULL, "sample_rate": _INT_OR_NULL, "bins": _INT_OR_NULL,
+    "confidence": _NUM, "fragile": {"type": "array", "items": _STR}, "kind": _STR, "label": _STR_OR_NULL,
+    "kept_ids": {"type": "array", "items": _STR}, "n_samples": _INT_OR_NULL}}
+_WAVEFORMS = {"type": ["object", "null"], "properties": {
+    "format": _STR, "folder": _STR,
+    "clips": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+        "signals": {"type": "object", "additionalProperties": _WAVE_FILE}}}},
+    "classes": {"type": "object", "additionalProperties": _WAVE_FILE}}}
 _GATE = {"type": "object", "required": ["metric", "value", "op", "threshold", "outcome"],
          "properties": {"spec": _STR, "check": _STR, "metric": _STR, "value": _NUM, "threshold": _NUM,
                         "op": _STR_OR_NULL, "passed": {"type": ["boolean", "null"]}, "outcome": _OUTCOME,
@@ -97,7 +106,8 @@ _SPEC = {"type": "object", "required": ["verdicts"],
                         "verdicts": {"type": "array", "items": _VERDICT},
                         "rates": {"type": "object", "additionalProperties": {"type": "object", "properties": {
                             "k": _INT_OR_NULL, "n": _INT_OR_NULL, "value": _NUM, "low": _NUM, "high": _NUM}}},
-                        "transferability": _OBJ_OR_NULL}}
+                        "transferability": _OBJ_OR_NULL,
+                        "composition": _OBJ_OR_NULL, "waveforms": _WAVEFORMS}}
 _RUN = {"type": "object",
         "properties": {"seed": _INT_OR_NULL, "device": _STR_OR_NULL, "commit": _STR_OR_NULL,
                        "verdict": {"enum": list(EXIT_CODES)},  # the run verdicts

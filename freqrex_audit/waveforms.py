@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 import numpy as np
@@ -31,6 +31,8 @@ __all__ = ["FOLDER", "FORMAT", "KINDS", "SidecarError", "wav_bytes", "read_wav",
            "file_problem", "sha256_of"]
 
 FOLDER = "waveforms"
+MAX_FILE_BYTES = 1 << 30
+"""No sidecar signal is larger (60 s at 48 kHz is 11.5 MB); a bigger file named by results.json is not read."""
 FORMAT = "WAV (RIFF, IEEE float32, mono): the exact samples the model was asked about, not quantised"
 KINDS = ("sufficient", "minimal", "necessary", "complete")
 """The per-clip signals written (each only when the engine found that set)."""
@@ -142,11 +144,18 @@ def write_sidecar(doc: dict, arrays: dict[str, np.ndarray], out_dir: str | Path)
 
 def file_problem(run_dir: str | Path, entry: dict) -> str | None:
     """Why the file an index entry names cannot be used as the recorded signal, or None when it can."""
-    if not entry.get("path"):
+    if not isinstance(entry, dict) or not entry.get("path"):
         return "no file (nothing was kept)"
-    path = Path(run_dir) / entry["path"]
-    if not path.is_file():
-        return f"{entry['path']} is missing from the run folder"
+    name = str(entry["path"])
+    parts = PurePosixPath(name).parts
+    if PurePosixPath(name).is_absolute() or "\\" in name or ".." in parts or not parts or parts[0] != FOLDER:
+        return f"{name!r} is not a path inside the run folder's {FOLDER}/ (results.json was edited?)"
+    path = Path(run_dir) / name
+    root = (Path(run_dir) / FOLDER).resolve()
+    if not path.is_file() or path.is_symlink() or not path.resolve().is_relative_to(root):
+        return f"{name} is missing from the run folder"
+    if path.stat().st_size > MAX_FILE_BYTES:
+        return f"{name} is {path.stat().st_size:,} bytes, more than a sidecar signal can be ({MAX_FILE_BYTES:,})"
     if sha256_of(path.read_bytes()) != entry.get("sha256"):
         return f"{entry['path']} changed since the run (its sha256 differs from results.json)"
     return None

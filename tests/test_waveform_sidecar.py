@@ -168,3 +168,23 @@ def test_the_report_links_the_sidecar_and_says_when_it_is_missing(runs, tmp_path
     assert "has no waveform sidecar" in (folder / "report.html").read_text()
     assert main(["spectra", str(folder)]) == 2
     assert "no waveforms index" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["../results.json", "/etc/passwd", "waveforms/../results.json",
+                                  "waveforms\\..\\results.json", "elsewhere/x.wav", ""])
+def test_an_edited_index_never_reads_outside_the_sidecar_folder(tmp_path, name):
+    from freqrex_audit.waveforms import file_problem
+
+    (tmp_path / "waveforms" / "s").mkdir(parents=True)
+    (tmp_path / "results.json").write_text("{}")
+    problem = file_problem(tmp_path, {"path": name, "sha256": "0" * 64})
+    assert problem and ("not a path inside" in problem or "no file" in problem), problem
+
+
+def test_a_symlink_in_the_sidecar_folder_is_not_followed(tmp_path):
+    from freqrex_audit.waveforms import file_problem
+
+    (tmp_path / "waveforms" / "s").mkdir(parents=True)
+    (tmp_path / "secret.txt").write_text("secret")
+    (tmp_path / "waveforms" / "s" / "a.wav").symlink_to(tmp_path / "secret.txt")
+    assert "missing" in file_problem(tmp_path, {"path": "waveforms/s/a.wav", "sha256": "0" * 64})
