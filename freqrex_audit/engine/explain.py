@@ -69,6 +69,7 @@ class FreqReXConfig(Result):
     min_part_size: int = 4
     iteration_budget: int = 200
     refine_top: int = 1
+    smallest_first: bool = True
     min_confidence: float = 0.5
     chain_length: int = 5
     grid_points: int = 48
@@ -229,7 +230,7 @@ def explain(classifier: Classifier | QueryEngine, x: np.ndarray, config: FreqReX
         min_iterations=config.min_iterations, epsilon=config.epsilon, convergence=config.convergence,
         parts=config.parts, refine_parts=config.refine_parts,
         partition=config.partition, max_depth=config.max_depth, min_part_size=config.min_part_size,
-        query_budget=config.iteration_budget, refine_top=config.refine_top)
+        query_budget=config.iteration_budget, refine_top=config.refine_top, smallest_first=config.smallest_first)
     phase("responsibility", q0, t0)
 
     q0, t0 = engine.queries, time.perf_counter()
