@@ -49,3 +49,13 @@ def test_bench_explains_the_models_window_and_says_which():
     assert row.window_s == WINDOW / SR and row.n_bins == WINDOW // 2 + 1  # the 0.25 s the model reads
     assert row.precision == "fp32" and row.queries == sum(row.queries_by_phase.values())
     assert "window s" in format_table([row])
+
+
+def test_bench_counts_queries_on_the_planted_models():
+    """``freqrex-audit bench --queries`` rows (a short clip and one conjunction, to stay fast)."""
+    from freqrex_audit.bench_queries import format_query_table, query_rows
+
+    rows = query_rows([0.25], [0], conjunctions=(2,))
+    assert [r.case for r in rows] == ["single band, 0.25 s", "AND of 2 bands, 0.5 s"]
+    assert all(r.bands_found and r.sufficient_valid and r.queries == sum(r.queries_by_phase.values()) for r in rows)
+    assert "bands found" in format_query_table(rows)
