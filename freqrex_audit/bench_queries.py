@@ -22,7 +22,8 @@ from .engine.explain import Explanation
 
 @dataclass
 class QueryRow:
-    """One explanation's query count and what it found."""
+    """One explanation's query count and what it found. ``bands_found``: the minimal set (the sufficient
+    one when pruning is off) holds a bin of every causal band and no bin outside them."""
 
     case: str
     seed: int
