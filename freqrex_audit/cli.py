@@ -73,6 +73,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from .bench import bench_model, format_table, rows_as_json
 
+    if args.queries:
+        from .bench_queries import format_query_table, query_rows, query_rows_as_json
+
+        rows = query_rows(args.seconds, args.seeds)
+        print(format_query_table(rows))
+        if args.json:
+            Path(args.json).write_text(json.dumps(query_rows_as_json(rows), indent=1))
+            print(f"wrote {args.json}", file=sys.stderr)
+        return 0
     models = args.models or zoo_model_names()
     if not models:
         print("freqrex-audit bench: no models given and the zoo is empty", file=sys.stderr)
@@ -410,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also time batch size 1 for clips up to this long (slow)")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast (checked vs fp32)")
+    bench.add_argument("--queries", action="store_true",
+                       help="instead: count an explanation's queries on the planted single-band model (at each "
+                            "--seconds) and the planted 2/4/8-band conjunctions; deterministic, no zoo models")
+    bench.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0], help="seeds for --queries")
     bench.add_argument("--json", help="write the measurements as JSON to this file")
     bench.set_defaults(run=cmd_bench)
 

@@ -73,15 +73,21 @@ def spread_budget(per_node: list[list], budget: int) -> list:
 def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, target: int,
                              rng: np.random.Generator, *, parts: int, partition: str, max_depth: int,
                              min_part_size: int, query_budget: int, refine_top: int,
-                             refine_parts: int | None = None) -> np.ndarray:
+                             refine_parts: int | None = None, smallest_first: bool = True) -> np.ndarray:
     """One iteration of calculate_responsibility: a responsibility map over the K bins.
 
-    Each node of a level keeps its own smallest passing mutant(s) for the next level, so every part of
-    a passing k-part mutant is refined as deep as the others. When no proper union of a node's children
-    passes (a conjunction spread over every child), the smallest passing mutant is the node itself —
-    its full union, known to pass without a query (the clip, or the parent's passing mutant): every
-    child is then needed, gets 1/p, and is refined with its siblings in context. Without this an AND
-    of many narrow bands left every iteration empty and the ranking fell back to loudness.
+    Each level splits every frontier node into ``p`` children and looks for the node's smallest passing
+    unions of children (Def. 2 credits a frequency 1/|S| for a *smallest* sufficient S). With
+    ``smallest_first`` the unions are asked size by size — every node's single children in one batch,
+    then pairs only for the nodes where no single child passed, and so on — and a node stops at the first
+    size that passes: larger unions are not smallest, so they would add no Def. 2 credit, and on a
+    single-band model this asks p instead of 2^p − 2 unions per level. Without it every proper union is
+    asked and every passing one credited (the earlier reading). When no proper union of a node's
+    children passes (a conjunction spread over every child), the node itself — known to pass without a
+    query — is its smallest passing mutant: every child is needed, gets 1/p, and is refined with its
+    siblings in context. Each node refines its own ``refine_top`` smallest passing mutants, every part
+    of them with the rest of the mutant in context. A level's unions are taken round-robin across nodes
+    when the budget is short (:func:`spread_budget`).
     """
     n_bins = spectrum.shape[-1]
     responsibility = np.zeros(n_bins)
@@ -89,27 +95,30 @@ def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samp
     spent = 0
     for depth in range(max_depth):
         p = parts if depth == 0 or not refine_parts else refine_parts  # deeper levels: cheaper splits
-        per_node: list[list[tuple[int, list[np.ndarray]]]] = []
         split: list[tuple[_Node, list[np.ndarray]]] = []
         for node in frontier:
-            if len(node.bins) < 2:
-                continue
-            children = partition_bins(node.bins, p, rng, partition)
-            split.append((node, children))
-            if len(children) > 1:
-                per_node.append([(len(split) - 1, [children[i] for i in subset])
-                                 for subset in proper_unions(len(children))])
-        mutants = spread_budget(per_node, query_budget - spent)
-        if not mutants:
-            break
-        masks = torch.zeros(len(mutants), n_bins, dtype=torch.bool)
-        for row, (at, chosen) in enumerate(mutants):
-            masks[row, split[at][0].context] = True
-            masks[row, np.concatenate(chosen)] = True
-        probs = engine.query_spectral(spectrum, masks, n_samples)
-        spent += len(mutants)
-        passing = [m for m, top in zip(mutants, probs.argmax(axis=1)) if top == target]
-        tested = {at for at, _ in mutants}
+            if len(node.bins) >= 2:
+                split.append((node, partition_bins(node.bins, p, rng, partition)))
+        open_nodes = [at for at, (_node, children) in enumerate(split) if len(children) > 1]
+        sizes = [list(range(1, p))] if not smallest_first else [[k] for k in range(1, p)]
+        passing: list[tuple[int, list[np.ndarray]]] = []
+        tested: set[int] = set()
+        for round_sizes in sizes:
+            per_node = [[(at, [split[at][1][i] for i in subset]) for subset in proper_unions(len(split[at][1]))
+                         if len(subset) in round_sizes] for at in open_nodes]
+            mutants = spread_budget([m for m in per_node if m], query_budget - spent)
+            if not mutants:
+                break
+            masks = torch.zeros(len(mutants), n_bins, dtype=torch.bool)
+            for row, (at, chosen) in enumerate(mutants):
+                masks[row, split[at][0].context] = True
+                masks[row, np.concatenate(chosen)] = True
+            probs = engine.query_spectral(spectrum, masks, n_samples)
+            spent += len(mutants)
+            tested.update(at for at, _ in mutants)
+            passing += [m for m, top in zip(mutants, probs.argmax(axis=1)) if top == target]
+            passed = {at for at, _ in passing}
+            open_nodes = [at for at in open_nodes if at not in passed]
         passed = {at for at, _ in passing}
         passing += [(at, children) for at, (_node, children) in enumerate(split)
                     if at in tested and at not in passed and len(children) > 1]

@@ -117,9 +117,16 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
     def matches(probs: np.ndarray) -> bool:
         return is_complete(probs[target], confidence, decimals)
 
-    kept = [keeps(p) for p in oracle.keep(grid)]
-    # necessary / complete candidates: grid points that keep the target (at or above the chain-checked k_s)
-    stable = kept
+    known: dict[int, bool] = {}
+
+    def kept(i: int) -> bool:
+        """Whether grid point i keeps the target; asked lazily, ``search_chunk`` grid points at a time in
+        ascending order (the searches below only climb the grid, so points above the answers are never
+        asked: on a single-band model the whole 48-point grid cost ~40 queries for a 1-bin answer)."""
+        if i not in known:
+            batch = list(range(i, min(i + search_chunk, len(grid))))
+            known.update(zip(batch, (keeps(p) for p in oracle.keep(grid[batch]))))
+        return known[i]
 
     def chain_from(k: int) -> int | None:
         """k itself if P_k .. P_{k+L-1} all keep the target, else the first later k worth trying (None: none)."""
@@ -131,15 +138,19 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
         return failed + 1 if failed < n_bins else None
 
     def first_grid_index(start: int, extra: Callable[[int], bool] | None) -> int | None:
-        """First stable grid index ≥ start meeting ``extra`` (complements asked in batches)."""
-        candidates = [i for i in range(start, len(grid)) if stable[i]]
-        for at in range(0, len(candidates), search_chunk):
-            batch = candidates[at:at + search_chunk]
-            if extra is not None:
+        """First grid index ≥ start that keeps the target and meets ``extra`` (complements asked in batches)."""
+        i = start
+        while i < len(grid):
+            batch = []
+            while i < len(grid) and len(batch) < search_chunk:
+                if kept(i):
+                    batch.append(i)
+                i += 1
+            if extra is not None and batch:
                 oracle.drop(grid[batch])
-            for i in batch:
-                if extra is None or extra(i):
-                    return i
+            for j in batch:
+                if extra is None or extra(j):
+                    return j
         return None
 
     def refine(i: int, lower: int, extra: Callable[[int], bool] | None) -> int:
@@ -164,7 +175,7 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
     complete_ok = lambda k: drop_loses(k) and matches(oracle.keep([k])[0])  # noqa: E731
 
     k_s, lowest = None, 1
-    for tries, i in enumerate(i for i in range(len(grid)) if kept[i] and grid[i] >= lowest):
+    for tries, i in enumerate(i for i in range(len(grid)) if grid[i] >= lowest and kept(i)):
         if tries >= 8:
             break
         k: int | None = refine(i, lowest, None)
