@@ -219,6 +219,8 @@ class FreqrexSection(Section):
     min_part_size: Integer(1) = Field(FX.min_part_size, description="smallest part split further, in bins")
     iteration_budget: Integer(1) = Field(FX.iteration_budget, description="queries per iteration")
     refine_top: Integer(1) = Field(FX.refine_top, description="passing mutants refined per level")
+    smallest_first: bool = Field(FX.smallest_first, description="ask each node's unions size by size and stop "
+                                 "at the first size that passes (false: every proper union, the earlier reading)")
     min_confidence: Rate = Field(FX.min_confidence, description="δ: a sufficient prefix keeps conf ≥ δ·conf(x)")
     chain_length: Integer(1) = Field(FX.chain_length, description="L: prefixes in a row that must be sufficient")
     grid_points: Integer(2) = Field(FX.grid_points, description="geometric grid of prefix sizes")
