@@ -26,10 +26,11 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def parse_devices(text: str, cuda_count: int | Callable[[], int] = cuda_device_count) -> list[str]:
+def parse_devices(text: str, cuda_count: int | Callable[[], int] | None = None) -> list[str]:
     """``"cuda:0, cuda:1"`` → ``["cuda:0", "cuda:1"]``, each checked against this machine: ``cpu`` is always
     valid, ``cuda`` / ``cuda:N`` need N < the visible CUDA devices, ``mps`` needs torch's MPS backend.
-    ``cuda_count`` (a number or a function giving it) is asked only when a CUDA device is named."""
+    ``cuda_count`` (a number or a function giving it; default :func:`cuda_device_count`) is asked only when
+    a CUDA device is named."""
     names = [part.strip() for part in str(text).split(",") if part.strip()]
     if not names:
         raise DeviceError(f"no device in {text!r}: give a comma-separated list such as cpu or cuda:0,cuda:1")
@@ -41,7 +42,7 @@ def parse_devices(text: str, cuda_count: int | Callable[[], int] = cuda_device_c
         kind, index = match.group(1), match.group(2)
         if kind == "cuda":
             if count is None:
-                count = cuda_count() if callable(cuda_count) else int(cuda_count)
+                count = _count(cuda_count)
             wanted = int(index) if index is not None else 0
             if wanted >= count:
                 seen = f"{count} CUDA device{'s' if count != 1 else ''} visible" + (
@@ -57,16 +58,22 @@ def parse_devices(text: str, cuda_count: int | Callable[[], int] = cuda_device_c
     return names
 
 
-def default_devices(fallback: str = "cpu", cuda_count: int | Callable[[], int] = cuda_device_count) -> list[str]:
+def default_devices(fallback: str = "cpu", cuda_count: int | Callable[[], int] | None = None) -> list[str]:
     """Every visible CUDA device (``cuda:0`` … ``cuda:N-1``) when the fallback allows CUDA, else ``[fallback]``.
 
     ``fallback`` is the process's own device: ``auto`` / ``cuda`` take the GPUs, ``cpu`` (or ``cuda:1``)
     stays what it says."""
     if fallback in ("auto", "cuda"):
-        count = cuda_count() if callable(cuda_count) else int(cuda_count)
+        count = _count(cuda_count)
         if count:
             return [f"cuda:{i}" for i in range(count)]
     return [fallback]
+
+
+def _count(cuda_count: int | Callable[[], int] | None) -> int:
+    if cuda_count is None:
+        return cuda_device_count()
+    return int(cuda_count()) if callable(cuda_count) else int(cuda_count)
 
 
 def worker_index(worker_id: str | None) -> int:
