@@ -18,7 +18,7 @@ from freqrex_audit.plugin_xdist import SpecClaims, compute_peers_first
 from freqrex_audit.progress import Board, format_line
 from tests.test_plugin_e2e import project, shared_cache  # noqa: F401  (fixtures)
 
-LINE = re.compile(r"^\[(gw\d) (\S+)\] (\w+): (\d+)/(\d+) clips, [\d,]+ queries, \d+ s(, ETA \d+ s|, done)$")
+LINE = re.compile(r"^\[(gw\d) (\S+)\] (\w+): (\d+)/(\d+) clips, [\d,]+ queries, \d+ s(, ETA \d+ s|, done)?$")
 
 
 def segments(text: str) -> list[str]:
