@@ -5,8 +5,8 @@
   with a marker per check (``-m freqrex_attack``…). A broken spec is one collection error naming the
   file and the key; the other specs still run (the run still exits non-zero).
 * A spec's results are computed once, on its first item, and reused by its other items. Under
-  pytest-xdist ``--dist load`` (what ``-n N`` uses) is switched to ``--dist loadgroup`` and every item
-  carries ``xdist_group(<spec name>)``, so a spec's items (and its model) stay on one worker.
+  pytest-xdist ``--dist load`` (what ``-n N`` uses) is switched to ``--dist loadgroup``, served by a
+  scheduler that groups items by spec file, so a spec's items (and its model) stay on one worker.
   (``freqrex_loadgroup = false`` in the ini file turns the switch off.) Each worker takes its share of the
   cores and its device (``--freqrex-devices``), relays its progress to the controller's terminal, and
   computes a spec's peers before the spec, coordinated with the other workers (:mod:`.plugin_xdist`).

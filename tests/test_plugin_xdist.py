@@ -4,6 +4,7 @@ spec's peers instead of computing them twice."""
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -18,6 +19,16 @@ from freqrex_audit.plugin_xdist import SpecClaims, compute_peers_first
 from freqrex_audit.progress import Board, format_line
 from tests.test_plugin_e2e import project, shared_cache  # noqa: F401  (fixtures)
 
+THREADS_CONFTEST = """
+import os
+
+def pytest_sessionfinish(session):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        import torch
+        with open(session.config.rootpath / "threads", "a") as out:
+            out.write(f"{worker}={torch.get_num_threads()}\\n")
+"""
 LINE = re.compile(r"^\[(gw\d) (\S+)\] (\w+): (\d+)/(\d+) clips, [\d,]+ queries, \d+ s(, ETA \d+ s|, done)?$")
 
 
@@ -28,6 +39,7 @@ def segments(text: str) -> list[str]:
 
 def test_xdist_controller_shows_each_workers_progress_on_clean_lines_with_its_device(project, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # room for both running specs on the live line (else it is cut: …)
+    project.makeconftest(THREADS_CONFTEST)  # each worker writes the torch thread count it ran with
     result = project.runpytest("model_specs", "-n", "2", "--freqrex-progress", "always", "--freqrex-no-report",
                                "--freqrex-devices", "cpu,cpu", "--junitxml=junit.xml")
     text = result.stdout.str()
@@ -47,6 +59,8 @@ def test_xdist_controller_shows_each_workers_progress_on_clean_lines_with_its_de
     assert result.parseoutcomes() == serial.parseoutcomes()
     cases = ET.parse(project.path / "junit.xml").getroot().iter("testcase")
     assert len(list(cases)) == sum(serial.parseoutcomes().values())
+    share = max(1, (os.cpu_count() or 1) // 2)  # each worker's torch got its share of the cores
+    assert sorted((project.path / "threads").read_text().split()) == [f"gw0={share}", f"gw1={share}"]
 
 
 def test_xdist_progress_is_quiet_when_the_controller_is_not_a_tty(project):
