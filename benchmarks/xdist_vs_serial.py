@@ -50,6 +50,24 @@ def differences(a: dict, b: dict, where: str = "") -> list[str]:
     return [] if a == b else [where or "."]
 
 
+def largest_gap(a: object, b: object) -> float:
+    """The largest absolute difference between numbers at the same place in two JSON documents (inf when
+    the structure or a non-number differs)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return max((largest_gap(a[k], b[k]) for k in a), default=0.0) if set(a) == set(b) else float("inf")
+    if isinstance(a, list) and isinstance(b, list):
+        return max((largest_gap(x, y) for x, y in zip(a, b)), default=0.0) if len(a) == len(b) else float("inf")
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(float(a) - float(b)) if a != b else 0.0
+    return 0.0 if a == b else float("inf")
+
+
+def outcomes(doc: dict) -> list:
+    """Every gate's item, metric and outcome, and the run's verdict: what a release decision reads."""
+    gates = [(g.get("item"), g.get("metric"), g.get("outcome"), g.get("passed")) for g in doc.get("gates", [])]
+    return [doc["run"].get("verdict"), gates]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("targets", nargs="*", default=["model_specs"])
@@ -71,7 +89,10 @@ def main() -> int:
     print(f"load average (1 min) on {os.cpu_count()} cores: {load0[0]:.2f} before, {load1[0]:.2f} after serial, "
           f"{load2[0]:.2f} after -n {args.workers}")
     if diff:
-        print("differs at: " + ", ".join(diff[:10]) + (" …" if len(diff) > 10 else ""))
+        print(f"differs at {len(diff)} places, e.g. " + ", ".join(diff[:5]) + (" …" if len(diff) > 5 else ""))
+        print(f"largest numeric difference: {largest_gap(serial, parallel):.3g}; gate outcomes and run verdict "
+              f"identical: {outcomes(serial) == outcomes(parallel)}  (torch's CPU kernels round differently with "
+              f"a different thread count: OMP_NUM_THREADS=1 gives the serial run the workers' one thread each)")
     return 0 if not diff else 1
 
 
