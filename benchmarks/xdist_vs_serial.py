@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -47,7 +48,12 @@ def differences(a: dict, b: dict, where: str = "") -> list[str]:
         return out
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]")]
-    return [] if a == b else [where or "."]
+    return [] if same_value(a, b) else [where or "."]
+
+
+def same_value(a: object, b: object) -> bool:
+    """Equal, NaN counting as equal to NaN (results.json writes a missing rate as NaN)."""
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
 
 
 def largest_gap(a: object, b: object) -> float:
@@ -58,8 +64,8 @@ def largest_gap(a: object, b: object) -> float:
     if isinstance(a, list) and isinstance(b, list):
         return max((largest_gap(x, y) for x, y in zip(a, b)), default=0.0) if len(a) == len(b) else float("inf")
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return abs(float(a) - float(b)) if a != b else 0.0
-    return 0.0 if a == b else float("inf")
+        return 0.0 if same_value(float(a), float(b)) else abs(float(a) - float(b))
+    return 0.0 if same_value(a, b) else float("inf")
 
 
 def outcomes(doc: dict) -> list:
