@@ -167,16 +167,14 @@ def test_peers_are_computed_free_ones_first_and_a_busy_one_after_its_worker(tmp_
     monkeypatch.setattr(audit, "run_spec", lambda peer, *args, **kw: order.append(peer.name))
     claims = SpecClaims(tmp_path)
     state = SimpleNamespace(device="cpu", cache=None, samples=None, seed=None)
-    other_worker_done = threading.Event()
+    held = threading.Event()
 
     def other_worker() -> None:
         with claims.hold("B"):
             held.set()
             time.sleep(0.5)
             order.append("B by the other worker")
-        other_worker_done.set()
 
-    held = threading.Event()
     thread = threading.Thread(target=other_worker)
     thread.start()
     held.wait(5)
