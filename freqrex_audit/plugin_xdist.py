@@ -218,4 +218,4 @@ def claims_for(state: Any) -> SpecClaims | None:
     """The run's claims when workers can share results (an xdist worker with the cache on), else None."""
     if not state.is_worker or state.cache_dir is None:
         return None
-    return SpecClaims(state.run_dir / "claims")
+    return SpecClaims(state.parts_dir / "claims")  # removed with the parts when the run is assembled

@@ -327,7 +327,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     finalize(doc, state.ran, state.total, interrupted, errors, _filtered(session.config))
     state.results_path = write_doc(doc, arrays, state.run_dir)
     shutil.rmtree(state.parts_dir, ignore_errors=True)
-    shutil.rmtree(state.run_dir / "claims", ignore_errors=True)
     state.report_path = state.results_path
     from .selection import prune_runs
 
