@@ -197,8 +197,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .executors import configure, make_executor
     from .specs import SpecError, find_specs, load_spec, spec_dirs_from_ini
 
-    configure(make_executor(args.executor, args.address, args.workers, args.devices.split(",") if args.devices else None)
-              if args.executor else "environment")
+    configure(make_executor(args.executor, args.address, args.workers, args.devices) if args.executor else "environment")
 
     started = time.time()
     cache = Cache(None if args.no_cache else args.cache)
@@ -469,7 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where clips run (default: $FREQREX_EXECUTOR or serial)")
     audit.add_argument("--address", help="Ray cluster address (auto: the running one; none: a local instance)")
     audit.add_argument("--workers", type=positive_int, help="processes / local Ray CPUs")
-    audit.add_argument("--devices", help="one per worker, e.g. cuda:0,cuda:1 (process executor)")
+    audit.add_argument("--devices", type=device_list, metavar="LIST",
+                       help="process executor: clip i runs on device i mod n, e.g. cuda:0,cuda:1 (default: every "
+                            "visible CUDA device when --device is auto/cuda, else --device)")
     audit.set_defaults(run=cmd_audit)
 
     for name, func, text in (("explain", cmd_explain, "FreqReX on one clip: subsets, WAVs and a figure"),
@@ -535,6 +536,17 @@ def seed_value(text: str) -> int:
     if not 0 <= value <= 2 ** 32 - 1:
         raise argparse.ArgumentTypeError(f"must be an integer in [0, 4294967295], got {value}")
     return value
+
+
+def device_list(text: str) -> list[str]:
+    """argparse type: a comma-separated device list, each checked against this machine
+    (:func:`freqrex_audit.devices.parse_devices`)."""
+    from .devices import DeviceError, parse_devices
+
+    try:
+        return parse_devices(text)
+    except DeviceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

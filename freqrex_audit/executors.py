@@ -75,13 +75,9 @@ def run_clip(spec: Any, device: str, cache_root: Any, sample: Any) -> ClipOutcom
     return outcome
 
 
-def _device_for(devices: list[str] | None, index: int, fallback: str) -> str:
-    """Clip ``index``'s device: round-robin over ``devices`` (one GPU per task when there are several)."""
-    return devices[index % len(devices)] if devices else fallback
-
-
 class ProcessExecutor:
-    """A local pool of ``workers`` processes (spawned: safe with CUDA); clips round-robin over ``devices``."""
+    """A local pool of ``workers`` processes (spawned: safe with CUDA); clip ``i`` runs on ``devices[i mod n]``
+    (default: every visible CUDA device when the audit's device is auto / cuda, else that device)."""
 
     def __init__(self, workers: int = 2, devices: list[str] | None = None):
         self.workers, self.devices = max(1, int(workers)), devices
@@ -89,8 +85,11 @@ class ProcessExecutor:
     def run_clips(self, spec: Any, device: str, cache_root: Any, samples: list) -> list[ClipOutcome]:
         import multiprocessing
 
+        from .devices import default_devices, device_for
+
+        devices = self.devices or default_devices(device)
         with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(run_clip, spec, _device_for(self.devices, i, device), cache_root, sample)
+            futures = [pool.submit(run_clip, spec, device_for(devices, i), cache_root, sample)
                        for i, sample in enumerate(samples)]
             return [f.result() for f in futures]
 
@@ -154,7 +153,14 @@ def current_executor() -> ClipExecutor | None:
         return _CONFIGURED[0]
     name = os.environ.get("FREQREX_EXECUTOR", "serial")
     workers = int(os.environ["FREQREX_WORKERS"]) if os.environ.get("FREQREX_WORKERS") else None
-    devices = [d for d in os.environ.get("FREQREX_DEVICES", "").split(",") if d] or None
+    devices = None
+    if os.environ.get("FREQREX_DEVICES", "").strip():
+        from .devices import DeviceError, parse_devices
+
+        try:
+            devices = parse_devices(os.environ["FREQREX_DEVICES"])
+        except DeviceError as exc:
+            raise DeviceError(f"FREQREX_DEVICES: {exc}") from None
     executor = make_executor(name, os.environ.get("FREQREX_RAY_ADDRESS"), workers, devices)
     _CONFIGURED[:] = [executor]
     return executor

@@ -43,6 +43,9 @@ STATE = pytest.StashKey["_State"]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("freqrex", "FreqReX audit (model specs)")
     group.addoption("--freqrex-device", default=None, help="device for the models: auto (default), cpu, cuda…")
+    group.addoption("--freqrex-devices", default=None, metavar="LIST",
+                    help="devices handed out round-robin to xdist workers (gw0, gw1 …), e.g. cuda:0,cuda:1 "
+                         "(default: every visible CUDA device, else --freqrex-device)")
     group.addoption("--freqrex-samples", type=int, default=None, help="at most N clips per spec (overrides dataset.limit)")
     group.addoption("--freqrex-seed", type=int, default=None, help="seed for every spec (overrides freqrex.seed)")
     group.addoption("--freqrex-report", default=None, metavar="DIR", help="where runs are written (default reports/)")
@@ -66,6 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "items not measured are interrupted and pytest exits 2 (interrupted)")
     parser.addini("freqrex_device", "default for --freqrex-device", default="auto")
     parser.addini("freqrex_deadline", "default for --freqrex-deadline ('' : none)", default="")
+    parser.addini("freqrex_devices", "default for --freqrex-devices", default="")
     parser.addini("freqrex_specs", "folders holding model specs: bare names match a folder of that name anywhere, "
                   "paths are relative to the ini file", type="args", default=["model_specs"])
     parser.addini("freqrex_keep", "default for --freqrex-keep", default="20")
@@ -96,6 +100,7 @@ class _State:
             return path if path.is_absolute() else root / path
 
         self.device = str(opt("freqrex_device", "freqrex_device") or "auto")
+        self.devices = _devices(str(opt("freqrex_devices", "freqrex_devices") or ""))
         samples, seed = opt("freqrex_samples", "freqrex_samples"), opt("freqrex_seed", "freqrex_seed")
         self.samples = int(samples) if samples not in (None, "") else None
         self.seed = int(seed) if seed not in (None, "") else None
@@ -120,7 +125,11 @@ class _State:
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         self.workers = int(workerinput.get("workercount", 1)) if self.is_worker else 1
-        self.worker_index = int("".join(c for c in str(workerinput.get("workerid", "")) if c.isdigit()) or 0) if self.is_worker else 0
+        from .devices import worker_index
+
+        self.worker_id = str(workerinput.get("workerid", "")) if self.is_worker else ""
+        self.worker_index = worker_index(self.worker_id)
+        self.relay_progress = bool(workerinput.get("freqrex_progress")) if self.is_worker else False
         if self.is_worker and "freqrex_run_id" in workerinput:
             self.run_id = workerinput["freqrex_run_id"]
             self.started = workerinput["freqrex_started"]
@@ -155,18 +164,24 @@ class _State:
         return self._cache
 
     def share_machine(self) -> None:
-        """Under xdist, this worker takes its share of the CPU cores (cores // workers, at least 1) for torch,
-        and on a machine with several GPUs its own one (when the device is auto / cuda)."""
-        if not self.is_worker or getattr(self, "_shared", False):
+        """This process's device: ``devices[worker index mod len]`` (gw0 takes the first); without a device
+        list, every visible CUDA device when the device is auto / cuda, else the device. Under xdist the
+        worker also takes its share of the CPU cores for torch (cores // workers, at least 1)."""
+        if getattr(self, "_shared", False):
             return
         self._shared = True
-        import os
+        from .devices import default_devices, device_for
 
-        import torch
+        if self.devices:
+            self.device = device_for(self.devices, self.worker_index)
+        elif self.is_worker:
+            self.device = device_for(default_devices(self.device), self.worker_index)
+        if self.is_worker:
+            import os
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, self.workers)))
-        if self.device in ("auto", "cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
-            self.device = f"cuda:{self.worker_index % torch.cuda.device_count()}"
+            import torch
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, self.workers)))
 
     def where_to_look(self) -> str:
         return str(self.run_dir.relative_to(self.config.rootpath) if self.run_dir.is_relative_to(self.config.rootpath)
@@ -196,3 +211,15 @@ class DeadlineWatch:
         from . import deadline
 
         deadline.clear()  # pytester runs several sessions in one process
+
+
+def _devices(text: str) -> list[str] | None:
+    """``--freqrex-devices`` checked against this machine (a clear usage error naming the bad device)."""
+    if not text.strip():
+        return None
+    from .devices import DeviceError, parse_devices
+
+    try:
+        return parse_devices(text)
+    except DeviceError as exc:
+        raise pytest.UsageError(f"--freqrex-devices: {exc}") from None

@@ -5,9 +5,11 @@
   with a marker per check (``-m freqrex_attack``…). A broken spec is one collection error naming the
   file and the key; the other specs still run (the run still exits non-zero).
 * A spec's results are computed once, on its first item, and reused by its other items. Under
-  pytest-xdist ``--dist load`` (what ``-n N`` uses) is switched to ``--dist loadgroup`` and every item
-  carries ``xdist_group(<spec name>)``, so a spec's items (and its model) stay on one worker.
-  (``freqrex_loadgroup = false`` in the ini file turns the switch off.)
+  pytest-xdist ``--dist load`` (what ``-n N`` uses) is switched to ``--dist loadgroup``, served by a
+  scheduler that groups items by spec file, so a spec's items (and its model) stay on one worker.
+  (``freqrex_loadgroup = false`` in the ini file turns the switch off.) Each worker takes its share of the
+  cores and its device (``--freqrex-devices``), relays its progress to the controller's terminal, and
+  computes a spec's peers before the spec, coordinated with the other workers (:mod:`.plugin_xdist`).
 * Whichever process computes a spec writes its part into ``<report>/<run-id>/parts/``; the controller
   (or the only process) merges the parts at session end into ``results.json`` + ``results.npz``, renders
   the HTML report (and the runs index ``reports/index.html``), and prints the path.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +43,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = _State(config)
     config.pluginmanager.register(_Recorder(config.stash[STATE]), "freqrex_recorder")
     if config.pluginmanager.hasplugin("xdist"):
-        if getattr(config.option, "dist", "no") == "load" and config.getini("freqrex_loadgroup"):
-            config.option.dist = "loadgroup"
-        config.pluginmanager.register(_XdistHooks(config.stash[STATE]), "freqrex_xdist")
+        from .plugin_xdist import XdistHooks, use_loadgroup
 
+        use_loadgroup(config)
 
-class _XdistHooks:
-    """Registered only when pytest-xdist is present: hand the run id to every worker."""
-
-    def __init__(self, state: _State):
-        self.state = state
-
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput["freqrex_run_id"] = self.state.run_id
-        node.workerinput["freqrex_started"] = self.state.started
-
-    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        self.state.total = max(self.state.total, sum(_is_spec_nodeid(i) for i in ids))
+        config.pluginmanager.register(XdistHooks(config.stash[STATE]), "freqrex_xdist")
 
 
 def _is_spec_nodeid(nodeid: str) -> bool:
     return nodeid.split("::", 1)[0].endswith(SPEC_SUFFIXES)
+
+
+def item_id(nodeid: str) -> str:
+    """A spec item's id as results.json names it: without the ``@<group>`` xdist's loadgroup appends on a
+    worker (spec item ids end in ``]``, so an ``@`` after the last one is that suffix)."""
+    at = nodeid.rfind("@")
+    return nodeid[:at] if at > nodeid.rfind("]") >= 0 else nodeid
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -85,9 +83,9 @@ class _Recorder:
         if not _is_spec_nodeid(report.nodeid):
             return
         if report.when == "call" or (report.when == "setup" and (report.failed or report.skipped)):
-            self.state.ran[report.nodeid] = "error" if report.failed and report.when != "call" else report.outcome
+            self.state.ran[item_id(report.nodeid)] = "error" if report.failed and report.when != "call" else report.outcome
         elif report.when == "teardown" and report.failed:
-            self.state.ran[report.nodeid] = "error"
+            self.state.ran[item_id(report.nodeid)] = "error"
 
 
 
@@ -183,20 +181,28 @@ class SpecFile(pytest.File):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
-    def result(self):
+    def result(self, item: pytest.Item | None = None):
+        """The spec's results, computed on the first call (``item``: the item asking, whose reports carry the
+        progress to the xdist controller)."""
         if self._result is None:
             from .audit import run_spec
+            from .plugin_xdist import claims_for, compute_peers_first
             from .runfile import save_part, spec_part
-
             from .selection import stages_for
 
             state: _State = self.config.stash[STATE]
             state.share_machine()
             mine = [(i.check, i.key) for i in self.session.items if isinstance(i, SpecItem) and i.parent is self]
-            line = _live_line(self.config, self.spec.name)
+            stages = stages_for(mine)
+            claims = claims_for(state)
+            if claims is not None and "cross" in stages and "transferability" in self.spec.checks:
+                compute_peers_first(self.spec, state, claims, lambda peer: _progress(
+                    self.config, f"{peer} (peer of {self.spec.name})", item))
+            line = _progress(self.config, self.spec.name, item)
             try:
-                result = run_spec(self.spec, state.device, state.cache, state.samples, state.seed,
-                                  stages=stages_for(mine), progress=line)
+                with claims.hold(self.spec.name) if claims is not None else nullcontext():
+                    result = run_spec(self.spec, state.device, state.cache, state.samples, state.seed,
+                                      stages=stages, progress=line)
             finally:
                 if line is not None:
                     line.close()
@@ -207,16 +213,19 @@ class SpecFile(pytest.File):
         return self._result
 
 
-def _live_line(config: pytest.Config, name: str):
-    """The spec's live progress line in pytest's terminal, or None (xdist worker, -q, not a TTY, never)."""
+def _progress(config: pytest.Config, name: str, item: pytest.Item | None):
+    """The spec's progress callback: a live line in pytest's terminal, relayed reports on an xdist worker
+    (when the controller shows progress), or None (-q, not a TTY, never)."""
+    from .plugin_xdist import ProgressRelay, progress_wanted
     from .progress import LiveLine
 
-    mode = config.getoption("freqrex_progress")
+    state: _State = config.stash[STATE]
+    if state.is_worker:
+        where = f"{state.worker_id} {state.device}".strip()
+        return ProgressRelay(item, name, where) if state.relay_progress and item is not None else None
+    if not progress_wanted(config):
+        return None
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if mode == "never" or reporter is None or getattr(config, "workerinput", None) is not None:
-        return None
-    if mode == "auto" and (config.get_verbosity() < 0 or not reporter.isatty()):
-        return None
     if reporter.currentfspath is not None:  # pytest is mid-line ("model_specs/x.yaml ..."): start a new one
         reporter.write("\n")
     return LiveLine(name, lambda text: reporter.write(text, flush=True))
@@ -250,10 +259,10 @@ class SpecItem(pytest.Item):
 
     def runtest(self) -> None:
         state: _State = self.config.stash[STATE]
-        result = self.parent.result()
+        result = self.parent.result(self)
         verdict = result.verdict(self.check, self.key)
         if verdict is None:
-            raise GateFailure(f"{self.nodeid}: no verdict was computed (did the dataset change during the run?)")
+            raise GateFailure(f"{item_id(self.nodeid)}: no verdict was computed (did the dataset change during the run?)")
         props = self.user_properties
         for gate in verdict.gates:  # JUnit properties: only values that exist (a missing one is no "None")
             name = f"{self.check}.{gate['metric']}"
@@ -270,7 +279,7 @@ class SpecItem(pytest.Item):
             shown = "NOT MEASURED: " if verdict.outcome == "not_measured" else ""
             raise GateFailure(f"{result.name}: {shown}{verdict.message}\n"
                               f"report: {state.where_to_look()}/ (results.json: specs.{result.name}, "
-                              f"gates with item {self.nodeid!r})")
+                              f"gates with item {item_id(self.nodeid)!r})")
 
     def repr_failure(self, excinfo, style=None):
         if excinfo.errisinstance(GateFailure):

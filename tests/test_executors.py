@@ -6,7 +6,9 @@ import importlib.util
 
 import pytest
 
-from freqrex_audit.executors import ProcessExecutor, _device_for, configure, current_executor, make_executor
+from freqrex_audit import devices
+from freqrex_audit.devices import DeviceError, device_for
+from freqrex_audit.executors import ProcessExecutor, configure, current_executor, make_executor
 from tests.audit_models import write_fragile_dataset
 from tests.audit_runs import FRAGILE_SPEC, assert_same_arrays, audit, npz_arrays, stable_text
 
@@ -51,6 +53,7 @@ def test_local_ray_with_two_cpus_gives_the_serial_results(project, monkeypatch):
 def test_executor_from_environment_and_names(monkeypatch):
     monkeypatch.setenv("FREQREX_EXECUTOR", "process")
     monkeypatch.setenv("FREQREX_DEVICES", "cuda:0,cuda:1")
+    monkeypatch.setattr(devices, "cuda_device_count", lambda: 2)  # checked against the machine: pretend two GPUs
     configure("environment")
     try:
         executor = current_executor()
@@ -64,5 +67,22 @@ def test_executor_from_environment_and_names(monkeypatch):
 
 
 def test_one_device_per_task_round_robin():
-    assert [_device_for(["cuda:0", "cuda:1"], i, "cpu") for i in range(4)] == ["cuda:0", "cuda:1"] * 2
-    assert _device_for(None, 3, "cpu") == "cpu"
+    assert [device_for(["cuda:0", "cuda:1"], i) for i in range(4)] == ["cuda:0", "cuda:1"] * 2
+
+
+def test_a_device_the_machine_lacks_is_refused_by_name(monkeypatch, capsys):
+    monkeypatch.setattr(devices, "cuda_device_count", lambda: 1)
+    monkeypatch.setenv("FREQREX_EXECUTOR", "process")
+    monkeypatch.setenv("FREQREX_DEVICES", "cuda:0,cuda:3")
+    configure("environment")
+    try:
+        with pytest.raises(DeviceError, match=r"FREQREX_DEVICES: 'cuda:3' does not exist on this machine: 1 CUDA device visible"):
+            current_executor()
+    finally:
+        configure("environment")
+    from freqrex_audit.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["audit", "--executor", "process", "--devices", "cpu,cuda:7"])
+    assert exit_.value.code == 2
+    assert "argument --devices: 'cuda:7' does not exist on this machine" in capsys.readouterr().err
