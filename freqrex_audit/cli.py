@@ -198,6 +198,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .specs import SpecError, find_specs, load_spec, spec_dirs_from_ini
 
     configure(make_executor(args.executor, args.address, args.workers, args.devices) if args.executor else "environment")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     started = time.time()
     cache = Cache(None if args.no_cache else args.cache)
@@ -468,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where clips run (default: $FREQREX_EXECUTOR or serial)")
     audit.add_argument("--address", help="Ray cluster address (auto: the running one; none: a local instance)")
     audit.add_argument("--workers", type=positive_int, help="processes / local Ray CPUs")
+    audit.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's); the same "
+                       "number gives bit-identical results.json on any machine and under pytest -n")
     audit.add_argument("--devices", type=device_list, metavar="LIST",
                        help="process executor: clip i runs on device i mod n, e.g. cuda:0,cuda:1 (default: every "
                             "visible CUDA device when --device is auto/cuda, else --device)")

@@ -67,7 +67,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--freqrex-deadline", default=None, metavar="SECONDS",
                     help="session deadline: after SECONDS (from the session's start) no new model work starts; "
                          "items not measured are interrupted and pytest exits 2 (interrupted)")
+    group.addoption("--freqrex-threads", type=int, default=None, metavar="N",
+                    help="torch CPU threads per process (default: the cores shared among xdist workers); the "
+                         "same N gives bit-identical results serial and under -n")
     parser.addini("freqrex_device", "default for --freqrex-device", default="auto")
+    parser.addini("freqrex_threads", "default for --freqrex-threads ('': cores // workers)", default="")
     parser.addini("freqrex_deadline", "default for --freqrex-deadline ('' : none)", default="")
     parser.addini("freqrex_devices", "default for --freqrex-devices", default="")
     parser.addini("freqrex_specs", "folders holding model specs: bare names match a folder of that name anywhere, "
@@ -101,6 +105,7 @@ class _State:
 
         self.device = str(opt("freqrex_device", "freqrex_device") or "auto")
         self.devices = _devices(str(opt("freqrex_devices", "freqrex_devices") or ""))
+        self.threads = _threads(opt("freqrex_threads", "freqrex_threads"))
         samples, seed = opt("freqrex_samples", "freqrex_samples"), opt("freqrex_seed", "freqrex_seed")
         self.samples = int(samples) if samples not in (None, "") else None
         self.seed = int(seed) if seed not in (None, "") else None
@@ -176,12 +181,12 @@ class _State:
             self.device = device_for(self.devices, self.worker_index)
         elif self.is_worker:
             self.device = device_for(default_devices(self.device), self.worker_index)
-        if self.is_worker:
+        if self.is_worker or self.threads:
             import os
 
             import torch
 
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, self.workers)))
+            torch.set_num_threads(self.threads or max(1, (os.cpu_count() or 1) // max(1, self.workers)))
 
     def where_to_look(self) -> str:
         return str(self.run_dir.relative_to(self.config.rootpath) if self.run_dir.is_relative_to(self.config.rootpath)
@@ -211,6 +216,19 @@ class DeadlineWatch:
         from . import deadline
 
         deadline.clear()  # pytester runs several sessions in one process
+
+
+def _threads(value: Any) -> int | None:
+    """``--freqrex-threads`` / ``freqrex_threads``: an integer ≥ 1, or None (share the cores among workers)."""
+    if value in (None, ""):
+        return None
+    try:
+        threads = int(value)
+    except (TypeError, ValueError):
+        threads = 0
+    if threads < 1:
+        raise pytest.UsageError(f"--freqrex-threads / freqrex_threads: must be an integer ≥ 1, got {value!r}")
+    return threads
 
 
 def _devices(text: str) -> list[str] | None:

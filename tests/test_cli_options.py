@@ -51,3 +51,23 @@ def test_seed_and_spec_settings_reach_the_engine(tmp_path, monkeypatch, command,
                 main([command, str(tmp_path / "spec.yaml"), str(tmp_path / "data" / "loud" / "000.wav"),
                       "--out", str(tmp_path / "out"), "--device", "cpu", *flags])
             assert seen["attack"] == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_a_bad_thread_count_is_a_usage_error_in_both_front_ends(value, capsys):
+    from freqrex_audit.plugin_options import _threads
+
+    with pytest.raises(pytest.UsageError, match="freqrex-threads.*integer ≥ 1"):
+        _threads(value)
+    with pytest.raises(SystemExit) as stop:
+        main(["audit", "--threads", value, "nothing.yaml"])
+    assert stop.value.code == 2 and "--threads" in capsys.readouterr().err
+
+
+def test_threads_flag_sets_torch_threads_for_the_run(tmp_path, monkeypatch):
+    import torch
+
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    assert main(["audit", "--threads", "1", str(tmp_path / "none")]) == 2  # no specs: exit 2, after the setting
+    assert seen == [1]
