@@ -50,6 +50,8 @@ def outside_roots(path: Path, roots: tuple[Path, ...]) -> str | None:
     """Why ``path`` (after following symlinks) may not be used, or None when it lies inside a root."""
     if not roots:
         return None
+    if "\0" in os.fsdecode(path):  # a NUL byte (from a manifest row): no file system accepts it
+        return f"{shown_name(path)!r} contains a NUL byte: not a file name"
     try:
         real = Path(path).resolve()
     except (OSError, RuntimeError):  # a symlink loop

@@ -40,6 +40,7 @@ def segments(text: str) -> list[str]:
 def test_xdist_controller_shows_each_workers_progress_on_clean_lines_with_its_device(project, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # room for both running specs on the live line (else it is cut: …)
     project.makeconftest(THREADS_CONFTEST)  # each worker writes the torch thread count it ran with
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # this suite's own worker id, when run under -n
     result = project.runpytest("model_specs", "-n", "2", "--freqrex-progress", "always", "--freqrex-no-report",
                                "--freqrex-devices", "cpu,cpu", "--junitxml=junit.xml")
     text = result.stdout.str()

@@ -102,9 +102,10 @@ def _why_failed(gate: dict, context: dict) -> str:
     failing: list[tuple[str, object]] = context.get("failing_clips") or []
     if failing:
         show = _share if "fraction" in metric else (lambda v: fmt_number(v))
+        listed = failing if len(failing) <= 4 else failing[:3]  # never "and 1 more": name the fourth instead
         named = [f"{key} ({show(value)})" if not is_missing(value) and not metric.endswith(("_valid", "_found"))
-                 else str(key) for key, value in failing[:3]]
-        shown = ", ".join(named) + (f" and {len(failing) - 3} more" if len(failing) > 3 else "")
+                 else str(key) for key, value in listed]
+        shown = ", ".join(named) + (f" and {len(failing) - len(listed)} more" if len(failing) > len(listed) else "")
         total = context.get("measured_clips")
         of = f" of {total} measured" if total else ""
         rule = "" if metric.endswith(("_valid", "_found")) else \
