@@ -5,6 +5,7 @@ is on, as by default, so workers can share specs' results), or with ``--no-cache
 in every spec (peers included) without one.
 
     python benchmarks/xdist_vs_serial.py [SPEC_DIR_OR_FILE ...] [--workers 2] [--samples N] [--no-cache]
+        [--threads N]    # the same torch thread count on both sides: results.json identical bit for bit
 """
 
 from __future__ import annotations
@@ -80,8 +81,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--samples", type=int, default=None)
     parser.add_argument("--no-cache", action="store_true", help="no result cache at all (workers share nothing)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="--freqrex-threads for both runs (default: torch's own serially, cores // workers)")
     args = parser.parse_args()
     extra = [f"--freqrex-samples={args.samples}"] if args.samples else []
+    extra += [f"--freqrex-threads={args.threads}"] if args.threads else []
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         serial_s, serial, serial_rc = run(args.targets, Path(tmp) / "serial", extra, args.no_cache)
@@ -98,7 +102,7 @@ def main() -> int:
         print(f"differs at {len(diff)} places, e.g. " + ", ".join(diff[:5]) + (" …" if len(diff) > 5 else ""))
         print(f"largest numeric difference: {largest_gap(serial, parallel):.3g}; gate outcomes and run verdict "
               f"identical: {outcomes(serial) == outcomes(parallel)}  (torch's CPU kernels round differently with "
-              f"a different thread count: OMP_NUM_THREADS=1 gives the serial run the workers' one thread each)")
+              f"a different thread count: --threads 1 gives the serial run the workers' one thread each)")
     return 0 if not diff else 1
 
 
