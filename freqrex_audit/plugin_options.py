@@ -130,6 +130,8 @@ class _State:
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         self.workers = int(workerinput.get("workercount", 1)) if self.is_worker else 1
+        n = getattr(config.option, "numprocesses", None)
+        self.controller_of = n if isinstance(n, int) and n > 0 and not self.is_worker else 0  # xdist workers led
         from .devices import worker_index
 
         self.worker_id = str(workerinput.get("workerid", "")) if self.is_worker else ""
@@ -187,6 +189,18 @@ class _State:
             import torch
 
             torch.set_num_threads(self.threads or max(1, (os.cpu_count() or 1) // max(1, self.workers)))
+
+    def match_worker_threads(self) -> None:
+        """On the xdist controller, before it synthesises the waveform sidecar from the workers' results: the
+        workers' torch thread count, so the files are bit for bit the signals the workers measured (CPU FFT
+        rounding depends on the thread count)."""
+        if not self.controller_of:
+            return
+        import os
+
+        import torch
+
+        torch.set_num_threads(self.threads or max(1, (os.cpu_count() or 1) // self.controller_of))
 
     def where_to_look(self) -> str:
         return str(self.run_dir.relative_to(self.config.rootpath) if self.run_dir.is_relative_to(self.config.rootpath)

@@ -332,6 +332,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if stopped and stopped["hit"]:  # never green: pytest's exit status says interrupted, as after Ctrl-C
         state.deadline_line = f"{stopped['message']}; {doc['run']['summary']}"
         session.exitstatus = pytest.ExitCode.INTERRUPTED
+    state.match_worker_threads()
     state.results_path = write_doc(doc, arrays, state.run_dir)
     shutil.rmtree(state.parts_dir, ignore_errors=True)
     state.report_path = state.results_path

@@ -130,7 +130,8 @@ def test_the_papers_spectral_analysis_rebuilds_from_the_run_folder_alone(runs, t
     assert classes["low"]["psd_power"] and all(c["composite_entropy"] is not None for c in classes.values())
     test = rebuilt["spec"]["tests"]["high vs low"]
     assert test["n_a"] == test["n_b"] == 3 and 0.0 < test["pvalue"] <= 1.0
-    assert main(["spectra", str(folder)]) == 0
+    assert main(["spectra", str(folder), "--json", str(tmp_path / "spectra.json")]) == 0
+    assert json.loads((tmp_path / "spectra.json").read_text()) == json.loads(json.dumps(rebuilt, sort_keys=True))
 
     # a changed file is caught by its sha256, named, never silently analysed
     victim = next((folder / FOLDER).rglob("*-sufficient.wav"))
