@@ -40,6 +40,8 @@ from .plugin_options import MARKER_HELP, MARKERS, SPEC_SUFFIXES, STATE, _State, 
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKER_HELP.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    config.addinivalue_line("markers", "xdist_group(name): the spec items' group under pytest-xdist (registered "
+                                       "here too, so -p no:xdist warns of no unknown mark)")
     config.stash[STATE] = _State(config)
     config.pluginmanager.register(_Recorder(config.stash[STATE]), "freqrex_recorder")
     if config.pluginmanager.hasplugin("xdist"):

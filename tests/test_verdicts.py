@@ -193,6 +193,10 @@ def test_an_interrupted_run_is_incomplete_everywhere(project, runner):
     if runner == "pytest":
         cmd = [sys.executable, "-m", "pytest", "model_specs", "-v", "-p", "no:randomly", "-p", "no:xdist"]
         status, out = _interrupt(cmd, project.path, "robust.yaml::model[load] PASSED")
+        if status == 1 and "repr_traceback_entry" in out and "'NoneType' and 'int'" in out:
+            # pytest's own crash while formatting the interrupt, when SIGINT lands on a frame with no line
+            # number (Python 3.11 `tb_lineno` None in _pytest/_code/code.py): not ours, so interrupt again
+            status, out = _interrupt(cmd, project.path, "robust.yaml::model[load] PASSED")
         assert status == pytest.ExitCode.INTERRUPTED, out
     else:
         cmd = [sys.executable, "-m", "freqrex_audit.cli", "audit", "model_specs", "--device", "cpu", "--no-cache"]
