@@ -184,23 +184,22 @@ class _State:
         elif self.is_worker:
             self.device = device_for(default_devices(self.device), self.worker_index)
         if self.is_worker or self.threads:
-            import os
-
-            import torch
-
-            torch.set_num_threads(self.threads or max(1, (os.cpu_count() or 1) // max(1, self.workers)))
+            self._set_torch_threads(self.workers)
 
     def match_worker_threads(self) -> None:
         """On the xdist controller, before it synthesises the waveform sidecar from the workers' results: the
         workers' torch thread count, so the files are bit for bit the signals the workers measured (CPU FFT
         rounding depends on the thread count)."""
-        if not self.controller_of:
-            return
+        if self.controller_of:
+            self._set_torch_threads(self.controller_of)
+
+    def _set_torch_threads(self, workers: int) -> None:
+        """``--freqrex-threads`` when given, else this process's share of the cores among ``workers``."""
         import os
 
         import torch
 
-        torch.set_num_threads(self.threads or max(1, (os.cpu_count() or 1) // self.controller_of))
+        torch.set_num_threads(self.threads or max(1, (os.cpu_count() or 1) // max(1, workers)))
 
     def where_to_look(self) -> str:
         return str(self.run_dir.relative_to(self.config.rootpath) if self.run_dir.is_relative_to(self.config.rootpath)

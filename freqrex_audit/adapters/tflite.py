@@ -131,8 +131,10 @@ def load_tflite_classifier(path: str, labels: Sequence[str] | None = None, sampl
     micro = micro_options(options, str(source))
     interpreter_class = tflite_interpreter_class()
     arguments: dict[str, Any] = {"model_path": str(source), "num_threads": int(threads) if threads else None}
-    if micro and not micro["xnnpack"]:
-        arguments["experimental_op_resolver_type"] = _builtin_kernels()
+    if micro:  # a fresh interpreter per clip (fresh streaming state): read the file once, not per clip
+        arguments = {"model_content": source.read_bytes(), "num_threads": arguments["num_threads"]}
+        if not micro["xnnpack"]:
+            arguments["experimental_op_resolver_type"] = _builtin_kernels()
 
     def make_runner() -> _TFLiteRunner:
         try:
