@@ -73,3 +73,22 @@ def test_masked_waveforms_rejects_wrong_mask_width():
         assert "10 bins" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("expected ValueError")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 3000), st.integers(1, 40), st.integers(0, 2**32 - 1), st.sampled_from([1, 2]))
+def test_each_synthesised_row_is_independent_of_its_batch(n, batch, seed, threads):
+    """The waveform a search queried (in a batch of any size, on any thread count) is bit for bit the one
+    synthesised alone: a quantising model must not see a different clip than the one handed out."""
+    rng = np.random.default_rng(seed)
+    X = spec.rfft(torch.from_numpy(rng.standard_normal(n).astype(np.float32)))
+    masks = torch.from_numpy(rng.random((batch, X.shape[-1])) < 0.5)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        together = spec.masked_waveforms(X, masks, n)
+    finally:
+        torch.set_num_threads(before)
+    pick = int(rng.integers(batch))
+    assert together.dtype == torch.float32 and together.shape == (batch, n)
+    assert torch.equal(together[pick], spec.masked_waveforms(X, masks[pick:pick + 1], n)[0])
