@@ -172,6 +172,7 @@ class QueryEngine:
         self.hung: str | None = None  # the timeout message once a call has hung
         self.queries = 0
         self.seconds = 0.0
+        self.call_sizes: list[int] = []  # the batch size of every model call, in order (bench replays them)
         self.precision = precision  # what was asked for
         self.autocast: torch.dtype | None = PRECISIONS[precision]  # what runs (None: fp32, also after a fallback)
 
@@ -219,6 +220,7 @@ class QueryEngine:
                     continue
                 outputs.append(probs)
                 self.queries += stop - start
+                self.call_sizes.append(stop - start)
                 start = stop
         if not outputs:
             return np.zeros((0, len(self.classifier.labels)))

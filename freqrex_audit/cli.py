@@ -48,9 +48,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 2
     rows = []
     for name in models:
-        clf = classifier_from_arg(name, args.device)
+        if args.size == "zoo":
+            clf = classifier_from_arg(name, args.device)
+        else:
+            from .bench_sizes import sized_classifier
+
+            clf = sized_classifier(name, args.size, args.device)
         for seconds in args.seconds:
-            row = bench_model(name, clf, seconds, batch_size=args.batch_size,
+            row = bench_model(clf.name if args.size != "zoo" else name, clf, seconds, batch_size=args.batch_size,
                               with_batch1=seconds <= args.batch1_max_seconds, precision=args.precision)
             rows.append(row)
             print(f"{name} {seconds:g}s: {row.queries} queries in {row.explain_s:.2f} s "
@@ -267,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch1-max-seconds", type=float, default=1.0,
                        help="also time batch size 1 for clips up to this long (slow)")
     bench.add_argument("--device", default="auto")
+    bench.add_argument("--size", choices=("zoo", "small", "base"), default="zoo",
+                       help="rebuild each transformers model at this width with random weights (same window and "
+                            "extractor): small ≈ 3–4 M parameters, base = AST/Wav2Vec2/HuBERT-base, Whisper-base's encoder")
     bench.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast (checked vs fp32)")
     bench.add_argument("--queries", action="store_true",
                        help="instead: count an explanation's queries on the planted single-band model (at each "

@@ -59,3 +59,35 @@ def test_bench_counts_queries_on_the_planted_models():
     assert [r.case for r in rows] == ["single band, 0.25 s", "AND of 2 bands, 0.5 s"]
     assert all(r.bands_found and r.sufficient_valid and r.queries == sum(r.queries_by_phase.values()) for r in rows)
     assert "bands found" in format_query_table(rows)
+
+
+def test_bench_replays_the_engines_own_calls_as_its_floor():
+    """The forward floor is the model alone on the batch sizes the explanation used (FreqReX asks adaptively,
+    so most calls are smaller than batch_size); the full-batch floor is reported beside it."""
+    from freqrex_audit.bench import bench_model, format_table, full_batches
+    from tests.scale_models import windowed
+
+    row = bench_model("windowed", windowed(), seconds=0.5, batch_size=32)
+    assert 0 < row.calls <= row.queries and row.forward_s > 0 and row.forward_full_s > 0
+    assert row.overhead_full_batches == pytest.approx(row.explain_s / row.forward_full_s)
+    assert full_batches(70, 32) == [32, 32, 6] and full_batches(64, 32) == [32, 32]
+    assert "overhead vs full batches" in format_table([row])
+
+
+def test_query_engine_records_every_calls_batch_size():
+    engine = fa.QueryEngine(ratio_model(), batch_size=4)
+    engine.query(np.zeros((10, 800), dtype=np.float32))
+    assert engine.call_sizes == [4, 4, 2] and engine.queries == 10
+
+
+def test_bench_sizes_rebuild_a_zoo_family_wider_with_its_window():
+    from freqrex_audit.bench_sizes import parameter_count, sized_classifier
+    from freqrex_audit.cli_clip import classifier_from_arg
+
+    zoo = classifier_from_arg("zoo://instruments/whisper", "cpu")
+    small = sized_classifier("zoo://instruments/whisper", "small", "cpu")
+    assert small.labels == zoo.labels and small.input_window == zoo.input_window
+    assert parameter_count(small) > 10 * parameter_count(zoo)
+    assert small.predict(np.zeros((2, 16000), dtype=np.float32)).shape == (2, len(zoo.labels))
+    with pytest.raises(ValueError, match="not one"):
+        sized_classifier("zoo://instruments/eval", "small", "cpu")
