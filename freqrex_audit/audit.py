@@ -23,9 +23,9 @@ from .adapters import load_classifier
 from .audio import AudioError
 from .cache import Cache, hash_array, make_key
 from .classifier import Classifier, ClassifierTimeout, QueryEngine, cached_probabilities, model_info
-from .datasets import Sample, list_samples, read_clip
+from .datasets import MAX_CLIP_SECONDS, Sample, list_samples, read_clip
 from .executors import ClipOutcome, current_executor
-from .input_window import crop_to_input_window
+from .input_window import cut_window, expand_windows
 from .engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
 from .gates import evaluate, planned_items  # noqa: F401  (re-exported)
 from .records import SampleRecord, SpecResult, Verdict, analysed  # noqa: F401  (re-exported)
@@ -153,7 +153,7 @@ def _audit_sample(runner: _Runner, sample: Sample, rate: int) -> ClipOutcome:
             from .audio import resample
 
             x = resample(x, rate, clf.sample_rate)
-        x, cropped = crop_to_input_window(x, clf)  # audit what the model hears (input_window.py)
+        x, cropped = cut_window(x, sample, clf)  # audit what the model hears (input_window.py)
         clip = dataclasses.replace(clip, notes=(*clip.notes, cropped)) if cropped else clip
     except AudioError as exc:
         return ClipOutcome(SampleRecord(sample, "skipped", exc.problem))
@@ -210,6 +210,8 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     records: list[SampleRecord] = []
     runner = None
     if clf is not None and sample_error is None:
+        if spec.dataset.windows == "all":  # every input window of a longer clip is a sample of its own
+            samples = expand_windows(samples, clf, spec.dataset.clip_seconds or MAX_CLIP_SECONDS)
         runner = _Runner(spec, clf, cache, stages)
         rate = spec.dataset.sample_rate or clf.sample_rate
         executor = current_executor()

@@ -58,6 +58,8 @@ def config_hash(spec: Spec) -> str:
                          "label_map": list(data.label_map)},
              "freqrex": spec.freqrex.to_dict(), "attack": spec.attack.to_dict(), "stft": spec.stft_attack.to_dict(),
              "checks": spec.checks, "peers": list(spec.peers)}
+    if data.windows != "first":  # only when set: baselines saved before the key existed keep their hash
+        facts["dataset"]["windows"] = data.windows
     text = json.dumps(to_jsonable(facts), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

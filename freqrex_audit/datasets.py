@@ -49,6 +49,7 @@ class Sample:
     path: Path
     label: str
     problem: str | None = None  # why the clip may not be read (set by list_samples), else None
+    window: int | None = None  # dataset.windows: all — which input window of the recording this sample is
 
 
 def _folder(root: Path) -> list[Sample]:

@@ -194,6 +194,9 @@ class DatasetSection(Section):
     type: Literal["folder", "csv"] = Field(None, description="default: folder for a directory, csv for a file")
     sample_rate: Integer(1) = Field(None, description="read clips at this rate (default: the model's)")
     clip_seconds: Positive = Field(None, description="longer clips keep their first clip_seconds")
+    windows: Literal["first", "all"] = Field("first", description="a clip longer than the model's input window: "
+                                             "audit its first window (what the model classifies) or every window "
+                                             "of it, each as its own sample")
     limit: Integer(1) = Field(None, description="at most this many clips, balanced across classes")
     only_correct: bool = Field(False, description="analyse only clips the model classifies correctly")
     label_map: Optional[dict[str, Text]] = Field(None, description="dataset label -> model label")

@@ -62,6 +62,7 @@ class DatasetSpec:
     type: str  # "folder" (one sub-folder per class) or "csv" (a manifest with path,label columns)
     sample_rate: int | None = None  # None: the model's rate
     clip_seconds: float | None = None  # longer clips keep their first clip_seconds
+    windows: str = "first"  # "all": every input window of a longer clip is a sample (input_window.py)
     limit: int | None = None  # at most this many clips, balanced across classes
     only_correct: bool = False  # analyse only clips the model classifies correctly
     label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label
@@ -217,7 +218,7 @@ class _Loader:
         if kind_ == "csv" and not path.is_file():
             raise self.fail("dataset.path", f"type 'csv' needs a manifest file, got the directory {path}")
         return DatasetSpec(path=path, type=kind_, sample_rate=data.sample_rate, clip_seconds=data.clip_seconds,
-                           limit=data.limit, only_correct=data.only_correct,
+                           windows=data.windows, limit=data.limit, only_correct=data.only_correct,
                            label_map=tuple(sorted((data.label_map or {}).items())), roots=self.roots)
 
     def _attack(self, attack: AttackSection, check_budget: int | None) -> AttackConfig:

@@ -73,3 +73,51 @@ def test_spec_window_seconds_sets_the_window(tmp_path):
     spec = load_spec(tmp_path / "s.yaml")
     clf = load_classifier(spec.model, device="cpu", base_dir=spec.base_dir, self_check=False)
     assert clf.input_window == SR // 4
+
+
+def test_window_count_keeps_a_tail_of_at_least_half_a_window():
+    from freqrex_audit.input_window import window_count
+
+    assert [window_count(n, 100) for n in (50, 100, 149, 150, 250, 299, 300)] == [1, 1, 1, 2, 3, 3, 3]
+
+
+def test_every_window_of_a_long_clip_is_audited_as_its_own_sample(tmp_path, monkeypatch):
+    """dataset.windows: all — a 0.5 s clip and a 0.25 s window give two samples, @0s and @0.25s, each the exact
+    quarter second of the recording it names, each with its note; the other results stay per recording."""
+    from freqrex_audit.audio import load_audio
+
+    write_fragile_dataset(tmp_path / "data", per_class=1, seconds=0.5)  # 4000 samples, window 2000
+    (tmp_path / "spec.yaml").write_text(
+        'model: {target: "tests.scale_models:windowed"}\ndataset: {path: data, windows: all}\nfreqrex: {seed: 0}\n'
+        "attack: {budget: 5, pool: ranking}\nchecks:\n  accuracy: {min: 0.5}\n  sufficiency: {max_fraction: 0.5}\n")
+    monkeypatch.chdir(tmp_path)
+    results = audit(tmp_path, "spec.yaml")
+    samples = load(results)["specs"]["spec"]["samples"]
+    arrays = npz_arrays(results)
+    assert len(samples) == 4 and sorted({s["id"].split("@")[1] for s in samples}) == ["0.25s", "0s"]
+    assert sum(bool(s.get("explanation")) for s in samples) >= 2  # windows were explained, not only listed
+    assert "@0.25s" in (results.parent / "report.html").read_text()
+    for sample in samples:
+        start = 0 if sample["id"].endswith("@0s") else 2000
+        (note,) = [n for n in sample["notes"] if n.startswith("window ")]
+        assert f"{start / SR:g}–{(start + 2000) / SR:g} s" in note
+        recording, _ = load_audio(tmp_path / "data" / sample["id"].split("@")[0], sample_rate=SR)
+        if sample.get("explanation"):
+            waveform = arrays[sample["explanation"]["waveform"]["__npz__"]]
+            assert np.array_equal(waveform, recording[start:start + 2000])
+
+
+def test_windows_all_is_validated_and_changes_the_config_hash(tmp_path):
+    from freqrex_audit.baselines import config_hash
+    from freqrex_audit.specs import SpecError, load_spec
+
+    (tmp_path / "data" / "loud").mkdir(parents=True)
+    body = 'model: {target: "tests.audit_models:fragile"}\ndataset: {path: data%s}\nchecks: {accuracy: {min: 0.5}}\n'
+    (tmp_path / "a.yaml").write_text(body % "")
+    (tmp_path / "b.yaml").write_text(body % ", windows: all")
+    (tmp_path / "c.yaml").write_text(body % ", windows: every")
+    first, every = load_spec(tmp_path / "a.yaml"), load_spec(tmp_path / "b.yaml")
+    assert first.dataset.windows == "first" and every.dataset.windows == "all"
+    assert config_hash(first) != config_hash(every)
+    with pytest.raises(SpecError, match="windows"):
+        load_spec(tmp_path / "c.yaml")
