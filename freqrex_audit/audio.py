@@ -40,8 +40,13 @@ MIN_SAMPLE_RATE = 1_000
 """Lowest file sample rate accepted (Hz); lower rates are corrupt headers, not audio to classify."""
 MAX_SAMPLE_RATE = 768_000
 """Highest file sample rate accepted (Hz)."""
+MIN_SAMPLES = 16
+"""Shortest clip analysed: 16 samples give 9 rfft bins; fewer leave FreqReX almost nothing to partition (a 1-sample
+clip is one DC bin), so a shorter clip is refused rather than explained as noise."""
 MAX_PEAK = 1_000.0
 """A loaded clip peaking above this (60 dB over full scale) is refused: float samples on an integer scale."""
+OVER_FULL_SCALE = 1e-3
+"""A float clip peaking more than this above 1.0 gets a note (it is analysed, but is not what a 16-bit file holds)."""
 CLIP_LEVEL, CLIP_RUN, CLIP_SHARE = 0.9, 3, 0.01
 """Hard clipping: ≥ CLIP_SHARE of the samples in runs of ≥ CLIP_RUN identical values at a peak ≥ CLIP_LEVEL."""
 _BLOCK = 1 << 16
@@ -81,6 +86,9 @@ def validate_waveform(samples: np.ndarray, source: str | Path = "<waveform>") ->
         raise AudioError(source, f"expected mono 1-D samples, got shape {samples.shape}")
     if samples.size == 0:
         raise AudioError(source, "contains no samples (empty clip)")
+    if samples.size < MIN_SAMPLES:
+        raise AudioError(source, f"has only {samples.size} sample(s); at least {MIN_SAMPLES} are needed to explain "
+                                 f"a clip ({MIN_SAMPLES // 2 + 1} frequency bins)")
     if not np.all(np.isfinite(samples)):
         bad = int(np.count_nonzero(~np.isfinite(samples)))
         raise AudioError(source, f"contains {bad} NaN or infinite sample(s)")
@@ -154,7 +162,8 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
     * a WAV whose data chunk is shorter than its header declares (a cut-short copy): "is truncated" —
       never half a clip analysed as if it were whole;
     * a sample rate outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] (a corrupt header);
-    * no samples; NaN or ±inf samples; a peak above MAX_PEAK (float samples on an integer scale);
+    * no samples, or fewer than MIN_SAMPLES; NaN or ±inf samples; a peak above MAX_PEAK (float samples on an
+      integer scale; a clip peaking above full scale but below it loads with a note);
       digital silence (also when the channels cancel out in the mono mix-down, or when the kept first
       ``max_seconds`` are silent).
 
@@ -199,9 +208,13 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
     if peak > MAX_PEAK:
         raise AudioError(path, f"has samples up to {peak:.3g}, far beyond full scale (±1): float samples "
                                f"stored on an integer scale? Rescale them to [-1, 1]")
+    raw = raw.astype(np.float32)  # within ±MAX_PEAK now, so nothing overflows
     seconds = declared / rate if declared > 0 else None
     cut = keep is not None and (raw.shape[0] > keep or (declared > keep))
     notes: list[str] = []
+    if peak > 1.0 + OVER_FULL_SCALE:
+        notes.append(f"peaks at {peak:.3g}, above full scale (±1): analysed as is, but a 16-bit copy of it would "
+                     f"be clipped")
     share, level = clipped_share(raw if keep is None else raw[:keep])
     if share >= CLIP_SHARE:
         notes.append(f"looks hard-clipped: {share:.0%} of its samples sit in flat runs at its peak "
@@ -257,7 +270,7 @@ def _read_blocks(handle: sf.SoundFile, channels: int, want: int | None) -> np.nd
     blocks, total = [], 0
     while want is None or total < want:
         count = _BLOCK if want is None else min(_BLOCK, want - total)
-        block = handle.read(count, dtype="float32", always_2d=True)
+        block = handle.read(count, dtype="float64", always_2d=True)  # float64: huge DOUBLE samples stay finite
         if block.ndim != 2 or block.shape[1] != channels:
             raise ValueError(f"decoder returned samples of shape {block.shape} for {channels} channel(s)")
         if block.shape[0] == 0:
@@ -266,7 +279,7 @@ def _read_blocks(handle: sf.SoundFile, channels: int, want: int | None) -> np.nd
         total += block.shape[0]
         if block.shape[0] < count:
             break
-    return np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
+    return np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float64)
 
 
 def _resample_reach(rate: int, target: int | None) -> int:
@@ -302,8 +315,10 @@ def _wav_truncation(path: Path, size: int) -> str | None:
                         block_align = int.from_bytes(fmt[12:14], "little")
                 elif cid == b"data":
                     available = max(0, size - pos - 8)
-                    if csize == 0 or csize >= 0x7FFF0000 or csize <= available:
+                    if csize == 0 or csize >= 0x7FFF0000:
                         return None
+                    if csize <= available:
+                        return _wav_overrun(fh, pos + 8 + csize + (csize & 1), size, csize, block_align, rate)
                     declared, held = (csize // block_align, available // block_align) if block_align else (0, 0)
                     if rate and declared > held:
                         return (f"is truncated: its WAV header declares {declared} frames ({declared / rate:.3g} s) "
@@ -314,6 +329,26 @@ def _wav_truncation(path: Path, size: int) -> str | None:
     except OSError:
         return None
     return None
+
+
+def _wav_overrun(fh, end: int, size: int, csize: int, block_align: int, rate: int) -> str | None:
+    """When what follows a WAV data chunk is neither a chunk (a 4-letter ASCII id) nor zero padding but more
+    samples, the header declares less audio than the file holds (a writer that never updated it): the problem.
+
+    libsndfile would read only the declared part; an audit must not analyse the start of a clip as if it were
+    the whole of it.
+    """
+    if size - end < 8:
+        return None
+    fh.seek(end)
+    tail = fh.read(min(size - end, _BLOCK))
+    cid = tail[:4]
+    if all(0x20 <= b <= 0x7E for b in cid) or not tail.strip(b"\0"):
+        return None
+    frames = f"{csize // block_align} frames" if block_align else f"{csize} bytes"
+    length = f" ({csize // block_align / rate:.3g} s)" if block_align and rate else ""
+    return (f"declares less audio than it holds: its WAV header says {frames}{length}, but {size - end} more bytes "
+            f"of what looks like audio follow the data chunk (a header not updated after writing?); re-export it")
 
 
 def _decode_problem(path: Path, exc: Exception) -> str:

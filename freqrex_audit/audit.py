@@ -20,7 +20,7 @@ import numpy as np
 
 from . import aggregates, deadline
 from .adapters import load_classifier
-from .audio import AudioError
+from .audio import AudioError, validate_waveform
 from .cache import Cache, hash_array, make_key
 from .classifier import Classifier, ClassifierTimeout, QueryEngine, cached_probabilities, model_info
 from .datasets import Sample, list_samples, read_clip
@@ -155,6 +155,7 @@ def _audit_sample(runner: _Runner, sample: Sample, rate: int) -> ClipOutcome:
             x = resample(x, rate, clf.sample_rate)
         x, cropped = crop_to_input_window(x, clf)  # audit what the model hears (input_window.py)
         clip = dataclasses.replace(clip, notes=(*clip.notes, cropped)) if cropped else clip
+        x = validate_waveform(x, sample.path)  # what is left after resampling and cropping is still a clip
     except AudioError as exc:
         return ClipOutcome(SampleRecord(sample, "skipped", exc.problem))
     if runner.engine.hung:
