@@ -7,7 +7,9 @@ clip is stopped here with an :class:`AudioError` that names the file and what is
 from __future__ import annotations
 
 import io
+import errno
 import math
+import os
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
+
+from .paths import shown_name
 
 __all__ = [
     "AudioError",
@@ -174,7 +178,7 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
     """
     path = Path(path)
     if not path.exists():
-        raise AudioError(path, "file not found")
+        raise AudioError(path, link_problem(path) or "file not found")
     if path.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
     try:
@@ -237,6 +241,25 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
         if cut:
             raise AudioError(path, f"its first {max_seconds:g} s are digital silence")
     return AudioClip(validate_waveform(mono, path), out_rate, rate, channels, seconds, tuple(notes))
+
+
+def link_problem(path: Path) -> str | None:
+    """Why a symlink cannot be followed (a loop, or a target that does not exist), else None."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return "is a symlink loop"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop"
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"is a dangling symlink (its target {shown_name(target)} does not exist)"
+    return None
 
 
 def clipped_share(samples: np.ndarray) -> tuple[float, float]:

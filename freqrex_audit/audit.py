@@ -141,11 +141,11 @@ def verify(engine: QueryEngine, exp: Explanation) -> dict:
 def _audit_sample(runner: _Runner, sample: Sample, rate: int) -> ClipOutcome:
     """One clip through the pipeline (never raises): its record, and the spec's error if the model hung."""
     clf, spec = runner.clf, runner.spec
+    if sample.problem:  # first: why the clip cannot be read at all (outside the roots, no label…)
+        return ClipOutcome(SampleRecord(sample, "skipped", sample.problem))
     if sample.label not in clf.labels:
         return ClipOutcome(SampleRecord(sample, "skipped", f"label {sample.label!r} is not one of the model's "
                                                            f"labels (map it with dataset.label_map)"))
-    if sample.problem:
-        return ClipOutcome(SampleRecord(sample, "skipped", sample.problem))
     try:
         clip = read_clip(sample, rate, spec.dataset.clip_seconds)
         x = clip.samples

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioClip, read_audio
+from .audio import AudioClip, link_problem, read_audio
 from .paths import outside_roots, shown_name
 from .specs import DatasetSpec
 
@@ -69,13 +69,9 @@ def _folder(root: Path) -> list[Sample]:
 
 def _file_problem(clip: Path) -> str | None:
     """Why a listed file cannot be read at all (a broken link, a link loop, an undecodable name), else None."""
-    if clip.is_symlink():
-        try:
-            clip.resolve(strict=True)
-        except RuntimeError:
-            return "is a symlink loop"
-        except OSError:
-            return f"is a dangling symlink (its target {shown_name(os.readlink(clip))} does not exist)"
+    problem = link_problem(clip)
+    if problem:
+        return problem
     text = str(clip)
     if any("\udc80" <= c <= "\udcff" for c in text):
         return "its file name is not valid UTF-8 (shown with \\x escapes); rename the file"
@@ -93,6 +89,10 @@ def _manifest(path: Path) -> list[Sample]:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = [c.strip() for c in (reader.fieldnames or [])]
+            repeated = sorted({c for c in columns if columns.count(c) > 1 and c in ("path", "label")})
+            if repeated:
+                raise DatasetError(f"{shown}: the header names the column(s) {', '.join(map(repr, repeated))} more "
+                                   f"than once; which one holds the clip would be a guess")
             if "path" not in columns or "label" not in columns:
                 raise DatasetError(f"{shown}: a manifest needs a header with 'path' and 'label' columns, "
                                    f"got {[c[:40] for c in columns[:10]]}")
@@ -111,13 +111,17 @@ def _manifest(path: Path) -> list[Sample]:
     for line, row in rows:
         if not row.get("path"):
             raise DatasetError(f"{shown}: line {line}: empty path")
-        if row["path"] in seen:
-            raise DatasetError(f"{shown}: line {line}: {row['path'][:200]!r} is listed twice (first on line "
-                               f"{seen[row['path']]}); each clip gets one verdict, so list it once")
-        seen[row["path"]] = line
         clip = Path(row["path"]).expanduser()
         clip = clip if clip.is_absolute() else path.parent / clip
-        samples.append(Sample(row["path"], clip, row.get("label", "")))
+        same = os.path.normpath(clip)  # 'a.wav', './a.wav' and 'x/../a.wav' are one clip
+        if same in seen:
+            first, first_line = seen[same]
+            also = "" if first == row["path"] else f", as {first[:200]!r}"
+            raise DatasetError(f"{shown}: line {line}: {row['path'][:200]!r} is listed twice (first on line "
+                               f"{first_line}{also}); each clip gets one verdict, so list it once")
+        seen[same] = (row["path"], line)
+        problem = None if row.get("label") else f"{shown}: line {line}: has no label"
+        samples.append(Sample(row["path"], clip, row.get("label", ""), problem))
     return sorted(samples, key=lambda s: (s.label, s.id))
 
 

@@ -205,3 +205,49 @@ def test_a_peer_lookup_does_not_parse_an_oversized_neighbour(tmp_path, monkeypat
     assert max(parsed) < 1000  # the 2 KB neighbour was refused by size, never parsed
     with pytest.raises(SpecError, match="no spec named 'nobody'"):
         find_peer(spec, "nobody")
+
+
+def test_a_looping_or_dangling_link_named_on_the_command_line_says_so(tmp_path, capsys):
+    from freqrex_audit.audio import AudioError, read_audio
+
+    (tmp_path / "a.wav").symlink_to("b.wav")
+    (tmp_path / "b.wav").symlink_to("a.wav")
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "nothing.wav")
+    with pytest.raises(AudioError, match="a.wav: is a symlink loop"):
+        read_audio(tmp_path / "a.wav")
+    with pytest.raises(AudioError, match="gone.wav: is a dangling symlink"):
+        read_audio(tmp_path / "gone.wav")
+    assert main(["classify", "tests.audit_models:fragile", str(tmp_path / "a.wav")]) == 1
+    assert "a.wav\terror: is a symlink loop" in capsys.readouterr().err
+
+
+# --- manifests --------------------------------------------------------------------------------------------
+
+def _manifest_samples(tmp_path, text: str):
+    from freqrex_audit.datasets import list_samples
+    from freqrex_audit.specs import load_spec
+
+    (tmp_path / "pyproject.toml").touch()
+    (tmp_path / "m.csv").write_text(text)
+    (tmp_path / "s.yaml").write_text('model: {target: "tests.audit_models:fragile"}\ndataset: {path: m.csv}\n'
+                                     'checks: {}\n')
+    return list_samples(load_spec(tmp_path / "s.yaml").dataset)
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("path,label\nd/q.wav,quiet\n./d/q.wav,loud\n", r"line 3: './d/q.wav' is listed twice \(first on line 2, "
+                                                     r"as 'd/q.wav'\)"),
+    ("path,label\nd/q.wav,quiet\nd/x/../q.wav,loud\n", "line 3: 'd/x/../q.wav' is listed twice"),
+    ("path,path,label\na.wav,b.wav,quiet\n", "the header names the column\\(s\\) 'path' more than once"),
+])
+def test_one_clip_under_two_spellings_or_a_repeated_column_is_a_manifest_error(tmp_path, text, problem):
+    from freqrex_audit.datasets import DatasetError
+
+    with pytest.raises(DatasetError, match=problem):
+        _manifest_samples(tmp_path, text)
+
+
+def test_a_manifest_row_without_a_label_is_skipped_with_its_line(tmp_path):
+    # an unbalanced quote swallows the label column: the row has a path but no label
+    samples = _manifest_samples(tmp_path, 'path,label\r\n"q.wav,quiet\r\n')
+    assert [s.problem for s in samples] == [f"{tmp_path / 'm.csv'}: line 2: has no label"]
