@@ -251,3 +251,17 @@ def test_a_manifest_row_without_a_label_is_skipped_with_its_line(tmp_path):
     # an unbalanced quote swallows the label column: the row has a path but no label
     samples = _manifest_samples(tmp_path, 'path,label\r\n"q.wav,quiet\r\n')
     assert [s.problem for s in samples] == [f"{tmp_path / 'm.csv'}: line 2: has no label"]
+
+
+def test_a_spec_naming_itself_as_a_peer_is_a_spec_error_at_load(tmp_path):
+    from freqrex_audit.specs import SpecError, load_spec
+
+    (tmp_path / "pyproject.toml").touch()
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    for name, peers in (("me", "[other, me]"), ("stem", "[self_by_stem]")):
+        text = (f"name: {name}\n" if name == "me" else "") + BASE % ("", f"peers: {peers}\nchecks: {{}}\n")
+        (tmp_path / f"{'x' if name == 'me' else 'self_by_stem'}.yaml").write_text(text)
+    with pytest.raises(SpecError, match=r"x.yaml: peers\[1\]: 'me' is this spec itself.*\(line 4\)"):
+        load_spec(tmp_path / "x.yaml")
+    with pytest.raises(SpecError, match=r"self_by_stem.yaml: peers\[0\]: 'self_by_stem' is this spec itself"):
+        load_spec(tmp_path / "self_by_stem.yaml")
