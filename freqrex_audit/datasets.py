@@ -114,13 +114,15 @@ def _manifest(path: Path) -> list[Sample]:
         clip = Path(row["path"]).expanduser()
         clip = clip if clip.is_absolute() else path.parent / clip
         same = os.path.normpath(clip)  # 'a.wav', './a.wav' and 'x/../a.wav' are one clip
-        if same in seen:
-            first, first_line = seen[same]
-            also = "" if first == row["path"] else f", as {first[:200]!r}"
+        first, first_line = seen.get(same, (None, None))
+        if first == row["path"]:
             raise DatasetError(f"{shown}: line {line}: {row['path'][:200]!r} is listed twice (first on line "
-                               f"{first_line}{also}); each clip gets one verdict, so list it once")
-        seen[same] = (row["path"], line)
+                               f"{first_line}); each clip gets one verdict, so list it once")
+        seen.setdefault(same, (row["path"], line))
         problem = None if row.get("label") else f"{shown}: line {line}: has no label"
+        if first is not None:  # one file under two spellings: the first row is the clip, this one is skipped
+            problem = (f"{shown}: line {line}: is the same file as {first[:200]!r} (line {first_line}); each clip "
+                       f"gets one verdict, so list it once")
         samples.append(Sample(row["path"], clip, row.get("label", ""), problem))
     return sorted(samples, key=lambda s: (s.label, s.id))
 
@@ -128,8 +130,8 @@ def _manifest(path: Path) -> list[Sample]:
 def list_samples(dataset: DatasetSpec, limit: int | None = None) -> list[Sample]:
     """Every clip of the dataset in deterministic order, reduced to ``limit`` (default: the spec's)."""
     samples = _folder(dataset.path) if dataset.type == "folder" else _manifest(dataset.path)
-    samples = [Sample(s.id, s.path, dataset.map_label(s.label), s.problem or outside_roots(s.path, dataset.roots))
-               for s in samples]
+    samples = [Sample(s.id, s.path, dataset.map_label(s.label), outside_roots(s.path, dataset.roots) or s.problem)
+               for s in samples]  # outside the roots first: such a clip is never read, whatever else is wrong
     return select(samples, limit if limit is not None else dataset.limit)
 
 

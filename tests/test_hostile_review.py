@@ -234,17 +234,17 @@ def _manifest_samples(tmp_path, text: str):
     return list_samples(load_spec(tmp_path / "s.yaml").dataset)
 
 
-@pytest.mark.parametrize("text,problem", [
-    ("path,label\nd/q.wav,quiet\n./d/q.wav,loud\n", r"line 3: './d/q.wav' is listed twice \(first on line 2, "
-                                                     r"as 'd/q.wav'\)"),
-    ("path,label\nd/q.wav,quiet\nd/x/../q.wav,loud\n", "line 3: 'd/x/../q.wav' is listed twice"),
-    ("path,path,label\na.wav,b.wav,quiet\n", "the header names the column\\(s\\) 'path' more than once"),
-])
-def test_one_clip_under_two_spellings_or_a_repeated_column_is_a_manifest_error(tmp_path, text, problem):
+def test_a_repeated_path_column_is_a_manifest_error_and_one_clip_under_two_spellings_is_skipped_once(tmp_path):
     from freqrex_audit.datasets import DatasetError
 
-    with pytest.raises(DatasetError, match=problem):
-        _manifest_samples(tmp_path, text)
+    with pytest.raises(DatasetError, match="the header names the column\\(s\\) 'path' more than once"):
+        _manifest_samples(tmp_path, "path,path,label\na.wav,b.wav,quiet\n")
+    samples = _manifest_samples(tmp_path, "path,label\nd/q.wav,quiet\n./d/q.wav,loud\nd/x/../q.wav,loud\n")
+    problems = {s.id: s.problem for s in samples}
+    assert problems["d/q.wav"] is None
+    for spelling, line in (("./d/q.wav", 3), ("d/x/../q.wav", 4)):
+        assert problems[spelling] == (f"{tmp_path / 'm.csv'}: line {line}: is the same file as 'd/q.wav' (line 2); "
+                                      f"each clip gets one verdict, so list it once")
 
 
 def test_a_manifest_row_without_a_label_is_skipped_with_its_line(tmp_path):
@@ -265,3 +265,16 @@ def test_a_spec_naming_itself_as_a_peer_is_a_spec_error_at_load(tmp_path):
         load_spec(tmp_path / "x.yaml")
     with pytest.raises(SpecError, match=r"self_by_stem.yaml: peers\[0\]: 'self_by_stem' is this spec itself"):
         load_spec(tmp_path / "self_by_stem.yaml")
+
+
+def test_in_a_subprocess_a_model_that_exits_or_returns_complex_scores_fails_that_call_only():
+    clf = load_classifier({"target": "tests.hostile_models:exits_on_call", "options": {"call": 4},
+                           "isolation": "subprocess", "timeout_s": 60}, device="cpu")  # calls 1-3: the self-check
+    try:
+        engine = QueryEngine(clf)
+        with pytest.raises(ClassifierError, match=r"exits-on-call-4: predict raised SystemExit: 3 "
+                                                  r"\(hostile_models.py:\d+\)"):
+            engine.query(X)
+        assert engine.query(X).shape == (1, 2)  # the child process lives on
+    finally:
+        clf.close()
