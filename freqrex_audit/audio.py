@@ -20,6 +20,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from .paths import shown_name
+from .wav_header import wav_length_problem
 
 __all__ = [
     "AudioError",
@@ -187,7 +188,7 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
         raise AudioError(path, f"cannot be read ({exc.strerror or exc})") from None
     if size == 0:
         raise AudioError(path, "cannot be decoded as audio: the file is empty (0 bytes)")
-    truncated = _wav_truncation(path, size)
+    truncated = wav_length_problem(path, size)
     if truncated:
         raise AudioError(path, truncated)
     try:
@@ -311,67 +312,6 @@ def _resample_reach(rate: int, target: int | None) -> int:
         return 0
     ratio = Fraction(int(target), int(rate))
     return math.ceil(10 * max(ratio.numerator, ratio.denominator) / ratio.numerator) + 2
-
-
-def _wav_truncation(path: Path, size: int) -> str | None:
-    """For a RIFF/WAVE file whose data chunk declares more bytes than the file holds: the problem, else None.
-
-    libsndfile quietly reads what is there; an audit must not analyse half a clip as if it were whole.
-    Streaming placeholders (a data size of 0 or ≥ 0x7FFF0000: "length unknown") are not truncation.
-    """
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return None
-            pos, block_align, rate = 12, 0, 0
-            for _ in range(10_000):
-                fh.seek(pos)
-                chunk = fh.read(8)
-                if len(chunk) < 8:
-                    return None
-                cid, csize = chunk[:4], int.from_bytes(chunk[4:], "little")
-                if cid == b"fmt ":
-                    fmt = fh.read(min(csize, 16))
-                    if len(fmt) >= 14:
-                        rate = int.from_bytes(fmt[4:8], "little")
-                        block_align = int.from_bytes(fmt[12:14], "little")
-                elif cid == b"data":
-                    available = max(0, size - pos - 8)
-                    if csize == 0 or csize >= 0x7FFF0000:
-                        return None
-                    if csize <= available:
-                        return _wav_overrun(fh, pos + 8 + csize + (csize & 1), size, csize, block_align, rate)
-                    declared, held = (csize // block_align, available // block_align) if block_align else (0, 0)
-                    if rate and declared > held:
-                        return (f"is truncated: its WAV header declares {declared} frames ({declared / rate:.3g} s) "
-                                f"but the file holds only {held}; re-export or re-copy it")
-                    return (f"is truncated: its WAV header declares {csize} bytes of audio but the file "
-                            f"holds only {available}; re-export or re-copy it")
-                pos += 8 + csize + (csize & 1)
-    except OSError:
-        return None
-    return None
-
-
-def _wav_overrun(fh, end: int, size: int, csize: int, block_align: int, rate: int) -> str | None:
-    """When what follows a WAV data chunk is neither a chunk (a 4-letter ASCII id) nor zero padding but more
-    samples, the header declares less audio than the file holds (a writer that never updated it): the problem.
-
-    libsndfile would read only the declared part; an audit must not analyse the start of a clip as if it were
-    the whole of it.
-    """
-    if size - end < 8:
-        return None
-    fh.seek(end)
-    tail = fh.read(min(size - end, _BLOCK))
-    cid = tail[:4]
-    if all(0x20 <= b <= 0x7E for b in cid) or not tail.strip(b"\0"):
-        return None
-    frames = f"{csize // block_align} frames" if block_align else f"{csize} bytes"
-    length = f" ({csize // block_align / rate:.3g} s)" if block_align and rate else ""
-    return (f"declares less audio than it holds: its WAV header says {frames}{length}, but {size - end} more bytes "
-            f"of what looks like audio follow the data chunk (a header not updated after writing?); re-export it")
 
 
 def _decode_problem(path: Path, exc: Exception) -> str:
