@@ -7,7 +7,9 @@ clip is stopped here with an :class:`AudioError` that names the file and what is
 from __future__ import annotations
 
 import io
+import errno
 import math
+import os
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
+
+from .paths import shown_name
+from .wav_header import wav_length_problem
 
 __all__ = [
     "AudioError",
@@ -40,8 +45,13 @@ MIN_SAMPLE_RATE = 1_000
 """Lowest file sample rate accepted (Hz); lower rates are corrupt headers, not audio to classify."""
 MAX_SAMPLE_RATE = 768_000
 """Highest file sample rate accepted (Hz)."""
+MIN_SAMPLES = 16
+"""Shortest clip analysed: 16 samples give 9 rfft bins; fewer leave FreqReX almost nothing to partition (a 1-sample
+clip is one DC bin), so a shorter clip is refused rather than explained as noise."""
 MAX_PEAK = 1_000.0
 """A loaded clip peaking above this (60 dB over full scale) is refused: float samples on an integer scale."""
+OVER_FULL_SCALE = 1e-3
+"""A float clip peaking more than this above 1.0 gets a note (it is analysed, but is not what a 16-bit file holds)."""
 CLIP_LEVEL, CLIP_RUN, CLIP_SHARE = 0.9, 3, 0.01
 """Hard clipping: ≥ CLIP_SHARE of the samples in runs of ≥ CLIP_RUN identical values at a peak ≥ CLIP_LEVEL."""
 _BLOCK = 1 << 16
@@ -81,6 +91,9 @@ def validate_waveform(samples: np.ndarray, source: str | Path = "<waveform>") ->
         raise AudioError(source, f"expected mono 1-D samples, got shape {samples.shape}")
     if samples.size == 0:
         raise AudioError(source, "contains no samples (empty clip)")
+    if samples.size < MIN_SAMPLES:
+        raise AudioError(source, f"has only {samples.size} sample(s); at least {MIN_SAMPLES} are needed to explain "
+                                 f"a clip ({MIN_SAMPLES // 2 + 1} frequency bins)")
     if not np.all(np.isfinite(samples)):
         bad = int(np.count_nonzero(~np.isfinite(samples)))
         raise AudioError(source, f"contains {bad} NaN or infinite sample(s)")
@@ -154,7 +167,8 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
     * a WAV whose data chunk is shorter than its header declares (a cut-short copy): "is truncated" —
       never half a clip analysed as if it were whole;
     * a sample rate outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] (a corrupt header);
-    * no samples; NaN or ±inf samples; a peak above MAX_PEAK (float samples on an integer scale);
+    * no samples, or fewer than MIN_SAMPLES; NaN or ±inf samples; a peak above MAX_PEAK (float samples on an
+      integer scale; a clip peaking above full scale but below it loads with a note);
       digital silence (also when the channels cancel out in the mono mix-down, or when the kept first
       ``max_seconds`` are silent).
 
@@ -165,7 +179,7 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
     """
     path = Path(path)
     if not path.exists():
-        raise AudioError(path, "file not found")
+        raise AudioError(path, link_problem(path) or "file not found")
     if path.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
     try:
@@ -174,7 +188,7 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
         raise AudioError(path, f"cannot be read ({exc.strerror or exc})") from None
     if size == 0:
         raise AudioError(path, "cannot be decoded as audio: the file is empty (0 bytes)")
-    truncated = _wav_truncation(path, size)
+    truncated = wav_length_problem(path, size)
     if truncated:
         raise AudioError(path, truncated)
     try:
@@ -199,9 +213,13 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
     if peak > MAX_PEAK:
         raise AudioError(path, f"has samples up to {peak:.3g}, far beyond full scale (±1): float samples "
                                f"stored on an integer scale? Rescale them to [-1, 1]")
+    raw = raw.astype(np.float32)  # within ±MAX_PEAK now, so nothing overflows
     seconds = declared / rate if declared > 0 else None
     cut = keep is not None and (raw.shape[0] > keep or (declared > keep))
     notes: list[str] = []
+    if peak > 1.0 + OVER_FULL_SCALE:
+        notes.append(f"peaks at {peak:.3g}, above full scale (±1): analysed as is, but a 16-bit copy of it would "
+                     f"be clipped")
     share, level = clipped_share(raw if keep is None else raw[:keep])
     if share >= CLIP_SHARE:
         notes.append(f"looks hard-clipped: {share:.0%} of its samples sit in flat runs at its peak "
@@ -224,6 +242,25 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
         if cut:
             raise AudioError(path, f"its first {max_seconds:g} s are digital silence")
     return AudioClip(validate_waveform(mono, path), out_rate, rate, channels, seconds, tuple(notes))
+
+
+def link_problem(path: Path) -> str | None:
+    """Why a symlink cannot be followed (a loop, or a target that does not exist), else None."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return "is a symlink loop"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop"
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"is a dangling symlink (its target {shown_name(target)} does not exist)"
+    return None
 
 
 def clipped_share(samples: np.ndarray) -> tuple[float, float]:
@@ -257,7 +294,7 @@ def _read_blocks(handle: sf.SoundFile, channels: int, want: int | None) -> np.nd
     blocks, total = [], 0
     while want is None or total < want:
         count = _BLOCK if want is None else min(_BLOCK, want - total)
-        block = handle.read(count, dtype="float32", always_2d=True)
+        block = handle.read(count, dtype="float64", always_2d=True)  # float64: huge DOUBLE samples stay finite
         if block.ndim != 2 or block.shape[1] != channels:
             raise ValueError(f"decoder returned samples of shape {block.shape} for {channels} channel(s)")
         if block.shape[0] == 0:
@@ -266,7 +303,7 @@ def _read_blocks(handle: sf.SoundFile, channels: int, want: int | None) -> np.nd
         total += block.shape[0]
         if block.shape[0] < count:
             break
-    return np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
+    return np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float64)
 
 
 def _resample_reach(rate: int, target: int | None) -> int:
@@ -275,45 +312,6 @@ def _resample_reach(rate: int, target: int | None) -> int:
         return 0
     ratio = Fraction(int(target), int(rate))
     return math.ceil(10 * max(ratio.numerator, ratio.denominator) / ratio.numerator) + 2
-
-
-def _wav_truncation(path: Path, size: int) -> str | None:
-    """For a RIFF/WAVE file whose data chunk declares more bytes than the file holds: the problem, else None.
-
-    libsndfile quietly reads what is there; an audit must not analyse half a clip as if it were whole.
-    Streaming placeholders (a data size of 0 or ≥ 0x7FFF0000: "length unknown") are not truncation.
-    """
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return None
-            pos, block_align, rate = 12, 0, 0
-            for _ in range(10_000):
-                fh.seek(pos)
-                chunk = fh.read(8)
-                if len(chunk) < 8:
-                    return None
-                cid, csize = chunk[:4], int.from_bytes(chunk[4:], "little")
-                if cid == b"fmt ":
-                    fmt = fh.read(min(csize, 16))
-                    if len(fmt) >= 14:
-                        rate = int.from_bytes(fmt[4:8], "little")
-                        block_align = int.from_bytes(fmt[12:14], "little")
-                elif cid == b"data":
-                    available = max(0, size - pos - 8)
-                    if csize == 0 or csize >= 0x7FFF0000 or csize <= available:
-                        return None
-                    declared, held = (csize // block_align, available // block_align) if block_align else (0, 0)
-                    if rate and declared > held:
-                        return (f"is truncated: its WAV header declares {declared} frames ({declared / rate:.3g} s) "
-                                f"but the file holds only {held}; re-export or re-copy it")
-                    return (f"is truncated: its WAV header declares {csize} bytes of audio but the file "
-                            f"holds only {available}; re-export or re-copy it")
-                pos += 8 + csize + (csize & 1)
-    except OSError:
-        return None
-    return None
 
 
 def _decode_problem(path: Path, exc: Exception) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import aggregates, deadline
 from .adapters import load_classifier
-from .audio import AudioError
+from .audio import AudioError, validate_waveform
 from .cache import Cache, hash_array, make_key
 from .classifier import Classifier, ClassifierTimeout, QueryEngine, cached_probabilities, model_info
 from .datasets import MAX_CLIP_SECONDS, Sample, list_samples, read_clip
@@ -141,11 +141,11 @@ def verify(engine: QueryEngine, exp: Explanation) -> dict:
 def _audit_sample(runner: _Runner, sample: Sample, rate: int) -> ClipOutcome:
     """One clip through the pipeline (never raises): its record, and the spec's error if the model hung."""
     clf, spec = runner.clf, runner.spec
+    if sample.problem:  # first: why the clip cannot be read at all (outside the roots, no label…)
+        return ClipOutcome(SampleRecord(sample, "skipped", sample.problem))
     if sample.label not in clf.labels:
         return ClipOutcome(SampleRecord(sample, "skipped", f"label {sample.label!r} is not one of the model's "
                                                            f"labels (map it with dataset.label_map)"))
-    if sample.problem:
-        return ClipOutcome(SampleRecord(sample, "skipped", sample.problem))
     try:
         clip = read_clip(sample, rate, spec.dataset.clip_seconds)
         x = clip.samples
@@ -155,6 +155,7 @@ def _audit_sample(runner: _Runner, sample: Sample, rate: int) -> ClipOutcome:
             x = resample(x, rate, clf.sample_rate)
         x, cropped = cut_window(x, sample, clf)  # audit what the model hears (input_window.py)
         clip = dataclasses.replace(clip, notes=(*clip.notes, cropped)) if cropped else clip
+        x = validate_waveform(x, sample.path)  # what is left after resampling and cropping is still a clip
     except AudioError as exc:
         return ClipOutcome(SampleRecord(sample, "skipped", exc.problem))
     if runner.engine.hung:

@@ -9,6 +9,8 @@ as confidences (a silent wrong verdict) — the error says which ``outputs:`` th
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from typing import Sequence
 
 import numpy as np
@@ -73,10 +75,14 @@ def check_probabilities(probs: np.ndarray, name: str, batch: int, n_labels: int)
 
 
 def check_labels(labels: Sequence[object], name: str) -> list[str]:
-    """The labels as strings; ValueError when there are none or one is repeated (its verdicts would merge)."""
+    """The labels as strings; ValueError when there are fewer than two (a lone label is always the top-1, so
+    nothing could be flipped and every gate would pass unmeasured) or one is repeated (its verdicts would merge)."""
+    if isinstance(labels, (str, bytes, Mapping)) or not isinstance(labels, Iterable):
+        raise ValueError(f"{name}: labels must be a list of class names, got {type(labels).__name__}")
     labels = [str(label) for label in labels]
-    if not labels:
-        raise ValueError(f"{name}: a classifier needs at least one label")
+    if len(labels) < 2:
+        raise ValueError(f"{name}: a classifier needs at least two labels, got {len(labels)} ({labels!r}): with one, "
+                         f"every clip keeps its label whatever is done to it, so nothing could be measured")
     seen: set[str] = set()
     repeated = sorted({label for label in labels if label in seen or seen.add(label)})  # type: ignore[func-returns-value]
     if repeated:
@@ -85,10 +91,16 @@ def check_labels(labels: Sequence[object], name: str) -> list[str]:
 
 
 def check_sample_rate(sample_rate: object, name: str) -> int:
-    """A positive integer sample rate; ValueError otherwise (a rate of 0 would put every frequency at 0 Hz)."""
+    """An integer sample rate within the rates audio files may have (audio.MIN_SAMPLE_RATE–MAX_SAMPLE_RATE);
+    ValueError otherwise (0 Hz puts every frequency at 0 Hz; 10⁹ Hz would resample a 1-s clip to 4 GB)."""
+    from .audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer, float)) or \
-            not float(sample_rate).is_integer() or int(sample_rate) < 1:
+            not math.isfinite(sample_rate) or not float(sample_rate).is_integer() or int(sample_rate) < 1:
         raise ValueError(f"{name}: sample_rate must be a positive integer (samples per second), got {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_SAMPLE_RATE:
+        raise ValueError(f"{name}: sample_rate {int(sample_rate)} Hz is outside the supported "
+                         f"{MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz")
     return int(sample_rate)
 
 

@@ -163,10 +163,13 @@ class QueryEngine:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         try:
-            check_labels(getattr(classifier, "labels", None) or [], getattr(classifier, "name", "classifier"))
+            name = getattr(classifier, "name", "classifier")
+            check_labels(getattr(classifier, "labels", None) or [], name)
+            check_sample_rate(getattr(classifier, "sample_rate", None), name)
         except ValueError as exc:
             raise ClassifierError(str(exc)) from None
         self.classifier = classifier
+        self.labels = tuple(classifier.labels)  # frozen: a model that changes its labels mid-run is refused
         self.batch_size = int(batch_size)
         self.timeout_s = timeout_s
         self.hung: str | None = None  # the timeout message once a call has hung
@@ -283,11 +286,15 @@ class QueryEngine:
                                                    f"(the model process was killed)") from None
                 self.hung = str(exc)
                 raise
+            except _PASSED_THROUGH:
+                raise
+            except (Exception, SystemExit, GeneratorExit) as exc:  # noqa: BLE001 - a Ctrl-C still stops the run
+                raise model_raised(name, exc) from exc
             finally:
                 if capped and hasattr(self.classifier, "timeout_s"):
                     self.classifier.timeout_s = own
         else:
-            out = _call_with_timeout(predict, batch, timeout_s)
+            out = _call_with_timeout(predict, batch, timeout_s, name)
             if out is _TIMED_OUT:
                 if capped:  # abandoned for the deadline: not the model's fault
                     raise deadline.DeadlineReached(f"not measured: {deadline.message()} during a model call "
@@ -296,25 +303,59 @@ class QueryEngine:
                              f"{self.timeout_s:g} s query timeout (model.timeout_s); the model is treated as hung")
                 raise ClassifierTimeout(self.hung)
         self.seconds += time.perf_counter() - began
-        try:
-            out = out.detach().to("cpu", torch.float64).numpy() if isinstance(out, torch.Tensor) else \
-                np.array(out, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ClassifierError(f"{name}: predict returned {type(out).__name__}, not a [batch, labels] array "
-                                  f"of numbers ({exc})") from None
-        problem = check_probabilities(out, name, batch.shape[0], len(self.classifier.labels))
+        if list(getattr(self.classifier, "labels", None) or []) != list(self.labels):
+            raise ClassifierError(f"{name}: its labels changed during the run (from {list(self.labels)!r} to "
+                                  f"{list(getattr(self.classifier, 'labels', None) or [])!r}); scores cannot be "
+                                  f"matched to labels, so the model cannot be audited")
+        out = host_scores(out, name)
+        problem = check_probabilities(out, name, batch.shape[0], len(self.labels))
         if problem:
             raise ClassifierError(problem)
         return np.clip(out, 0.0, 1.0)
 
 
+_PASSED_THROUGH = (torch.OutOfMemoryError, ClassifierError, deadline.DeadlineReached)
+"""Raised by a model call and handed on as they are: out-of-memory (the engine backs off), already-named model
+errors and the session deadline. Anything else the model raises becomes a ClassifierError naming the model."""
+
+
+def model_raised(name: str, exc: BaseException) -> ClassifierError:
+    """A ClassifierError for an exception raised inside a model's predict: the model, the exception, and where."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    where = f" ({frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+    return ClassifierError(f"{name}: predict raised {type(exc).__name__}: {exc}{where}")
+
+
+def host_scores(out: object, name: str) -> np.ndarray:
+    """A model's output as a float64 host array; ClassifierError naming the model for anything that is not real
+    numbers (complex scores, a tensor with no data such as a meta tensor, objects, strings)."""
+    try:
+        if isinstance(out, torch.Tensor):
+            complex_ = out.is_complex()
+            array = None if complex_ else out.detach().to("cpu", torch.float64).numpy()
+        else:
+            complex_ = np.iscomplexobj(out)
+            array = None if complex_ else np.array(out, dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, NotImplementedError (meta tensors)…
+        raise ClassifierError(f"{name}: predict returned {type(out).__name__}, not a [batch, labels] array "
+                              f"of numbers ({type(exc).__name__}: {exc})") from None
+    if complex_ or array is None:
+        raise ClassifierError(f"{name}: predict returned complex numbers, not real probabilities")
+    return array
+
+
 _TIMED_OUT = object()
 
 
-def _call_with_timeout(predict: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, timeout_s: float):
+def _call_with_timeout(predict: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, timeout_s: float,
+                       name: str = "classifier"):
     """``predict(batch)`` in a daemon thread (so a stuck call never blocks exit); ``_TIMED_OUT`` if it is late.
 
-    Exceptions (out-of-memory included) are re-raised here, in the caller's thread.
+    Out-of-memory, ClassifierError and the deadline are re-raised here, in the caller's thread; anything else the
+    model raises — SystemExit and KeyboardInterrupt included (a real Ctrl-C reaches the main thread, never this
+    worker) — becomes a ClassifierError naming the model, so a model cannot end the audit.
     """
     box: dict[str, object] = {}
 
@@ -331,5 +372,8 @@ def _call_with_timeout(predict: Callable[[torch.Tensor], torch.Tensor], batch: t
     if worker.is_alive():
         return _TIMED_OUT
     if "error" in box:
-        raise box["error"]  # type: ignore[misc]
+        error: BaseException = box["error"]  # type: ignore[assignment]
+        if isinstance(error, _PASSED_THROUGH):
+            raise error
+        raise model_raised(name, error) from error
     return box["out"]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioClip, read_audio
+from .audio import AudioClip, link_problem, read_audio
 from .paths import outside_roots, shown_name
 from .specs import DatasetSpec
 
@@ -70,13 +70,9 @@ def _folder(root: Path) -> list[Sample]:
 
 def _file_problem(clip: Path) -> str | None:
     """Why a listed file cannot be read at all (a broken link, a link loop, an undecodable name), else None."""
-    if clip.is_symlink():
-        try:
-            clip.resolve(strict=True)
-        except RuntimeError:
-            return "is a symlink loop"
-        except OSError:
-            return f"is a dangling symlink (its target {shown_name(os.readlink(clip))} does not exist)"
+    problem = link_problem(clip)
+    if problem:
+        return problem
     text = str(clip)
     if any("\udc80" <= c <= "\udcff" for c in text):
         return "its file name is not valid UTF-8 (shown with \\x escapes); rename the file"
@@ -94,6 +90,10 @@ def _manifest(path: Path) -> list[Sample]:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = [c.strip() for c in (reader.fieldnames or [])]
+            repeated = sorted({c for c in columns if columns.count(c) > 1 and c in ("path", "label")})
+            if repeated:
+                raise DatasetError(f"{shown}: the header names the column(s) {', '.join(map(repr, repeated))} more "
+                                   f"than once; which one holds the clip would be a guess")
             if "path" not in columns or "label" not in columns:
                 raise DatasetError(f"{shown}: a manifest needs a header with 'path' and 'label' columns, "
                                    f"got {[c[:40] for c in columns[:10]]}")
@@ -112,21 +112,27 @@ def _manifest(path: Path) -> list[Sample]:
     for line, row in rows:
         if not row.get("path"):
             raise DatasetError(f"{shown}: line {line}: empty path")
-        if row["path"] in seen:
-            raise DatasetError(f"{shown}: line {line}: {row['path'][:200]!r} is listed twice (first on line "
-                               f"{seen[row['path']]}); each clip gets one verdict, so list it once")
-        seen[row["path"]] = line
         clip = Path(row["path"]).expanduser()
         clip = clip if clip.is_absolute() else path.parent / clip
-        samples.append(Sample(row["path"], clip, row.get("label", "")))
+        same = os.path.normpath(clip)  # 'a.wav', './a.wav' and 'x/../a.wav' are one clip
+        first, first_line = seen.get(same, (None, None))
+        if first == row["path"]:
+            raise DatasetError(f"{shown}: line {line}: {row['path'][:200]!r} is listed twice (first on line "
+                               f"{first_line}); each clip gets one verdict, so list it once")
+        seen.setdefault(same, (row["path"], line))
+        problem = None if row.get("label") else f"{shown}: line {line}: has no label"
+        if first is not None:  # one file under two spellings: the first row is the clip, this one is skipped
+            problem = (f"{shown}: line {line}: is the same file as {first[:200]!r} (line {first_line}); each clip "
+                       f"gets one verdict, so list it once")
+        samples.append(Sample(row["path"], clip, row.get("label", ""), problem))
     return sorted(samples, key=lambda s: (s.label, s.id))
 
 
 def list_samples(dataset: DatasetSpec, limit: int | None = None) -> list[Sample]:
     """Every clip of the dataset in deterministic order, reduced to ``limit`` (default: the spec's)."""
     samples = _folder(dataset.path) if dataset.type == "folder" else _manifest(dataset.path)
-    samples = [Sample(s.id, s.path, dataset.map_label(s.label), s.problem or outside_roots(s.path, dataset.roots))
-               for s in samples]
+    samples = [Sample(s.id, s.path, dataset.map_label(s.label), outside_roots(s.path, dataset.roots) or s.problem)
+               for s in samples]  # outside the roots first: such a clip is never read, whatever else is wrong
     return select(samples, limit if limit is not None else dataset.limit)
 
 

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from .classifier import Classifier, ClassifierError, ClassifierTimeout
+from .classifier import Classifier, ClassifierError, ClassifierTimeout, host_scores, model_raised
 
 __all__ = ["SubprocessClassifier"]
 
@@ -120,7 +120,7 @@ class SubprocessClassifier(Classifier):
                                     f"(model.timeout_s); the model process was killed and the model is treated "
                                     f"as hung")
         if "error" in reply[0]:
-            raise ClassifierError(f"{name}: {reply[0]['error']}")
+            raise ClassifierError(reply[0]["error"] if reply[0].get("named") else f"{name}: {reply[0]['error']}")
         return reply
 
     def close(self) -> None:
@@ -167,10 +167,14 @@ def _serve() -> None:
                 assert clf is not None
                 with torch.inference_mode():
                     probs = clf.predict(torch.from_numpy(arrays["x"]).to(clf.device))
-                probs = torch.as_tensor(probs).detach().to("cpu", torch.float64).numpy()
-                reply = _encode({}, {"probs": probs})
-        except Exception as exc:  # noqa: BLE001 - reported to the parent, which names the model
-            reply = _encode({"error": f"{type(exc).__name__}: {exc}"})
+                reply = _encode({}, {"probs": host_scores(probs, clf.name)})  # complex / meta: refused here
+        except ClassifierError as exc:  # already names the model
+            reply = _encode({"error": str(exc), "named": True})
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - one bad call, not the end
+            if header["op"] == "load" or clf is None:  # the parent names the model
+                reply = _encode({"error": f"{type(exc).__name__}: {exc}"})
+            else:  # the same words as in process: the model, the exception, its line
+                reply = _encode({"error": str(model_raised(clf.name, exc)), "named": True})
         out.write(reply)
         out.flush()
 

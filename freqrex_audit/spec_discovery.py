@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .spec_yaml import SpecError, shown, yaml_load
+from .spec_yaml import SpecError, read_spec_document, shown
 
 if TYPE_CHECKING:
     from .specs import Spec
@@ -116,9 +116,9 @@ def find_peer(spec: "Spec", name: str) -> Path:
             continue
         if candidate.stem == name:
             return candidate
-        try:
-            raw = yaml_load(candidate.read_text(encoding="utf-8-sig"))
-        except Exception:
+        try:  # size-capped and bomb-checked like any spec: a 50 MB YAML beside it is not parsed
+            raw, _ = read_spec_document(candidate)
+        except Exception:  # noqa: BLE001 - an unreadable neighbour is simply not the peer
             continue
         if isinstance(raw, dict) and raw.get("name") == name:
             return candidate

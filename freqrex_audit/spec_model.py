@@ -19,7 +19,9 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from .engine import AttackConfig, FreqReXConfig, STFTAttackConfig
 from .engine.attacks import ATTACK_POOLS
+from .engine.explain import MAX_PARTS
 from .engine.responsibility import CONVERGENCE_RULES
+from .audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 MODEL_TYPES = ("transformers", "torchscript", "onnx", "tflite", "callable")
 OUTPUT_CHOICES = ("probabilities", "logits", "log_probabilities", "probs")
@@ -71,8 +73,12 @@ def Range(low: float, high: float | None = None, open_low: bool = False) -> Rule
     return Rule(test, schema)
 
 
-def Integer(minimum: int) -> Any:
-    return Annotated[int, Range(minimum)]
+def Integer(minimum: int, maximum: int | None = None) -> Any:
+    return Annotated[int, Range(minimum, maximum)]
+
+
+SampleRate = Integer(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
+"""A rate in Hz within what audio files may have (a rate of 10⁹ would resample a 1-s clip to 4 GB)."""
 
 
 def _repeated(labels: list[str]) -> str | None:
@@ -161,7 +167,7 @@ class ModelSection(Section):
     window_seconds: Positive = Field(None, description="the model's input window when its extractor does not say")
     device: Text = Field(None, description="torch device, e.g. cpu or cuda:0 (default: the run's)")
     labels: Labels = Field(None, description="class names in output order (unique)")
-    sample_rate: Integer(1) = Field(None, description="the rate the model expects, in Hz")
+    sample_rate: SampleRate = Field(None, description="the rate the model expects, in Hz")
     outputs: Literal[OUTPUT_CHOICES] = Field(None, description="what the model returns")
     isolation: Literal["thread", "subprocess"] = Field(None, description="where model calls run")
     options: dict[str, Any] = Field(None, description="passed to the adapter as is")
@@ -192,7 +198,7 @@ class DatasetSection(Section):
     path: Text = Field(description="a folder with one sub-folder per class, or a CSV manifest (path,label), "
                                    "relative to the spec's folder, or zoo://task/name")
     type: Literal["folder", "csv"] = Field(None, description="default: folder for a directory, csv for a file")
-    sample_rate: Integer(1) = Field(None, description="read clips at this rate (default: the model's)")
+    sample_rate: SampleRate = Field(None, description="read clips at this rate (default: the model's)")
     clip_seconds: Positive = Field(None, description="longer clips keep their first clip_seconds")
     windows: Literal["first", "all"] = Field("first", description="a clip longer than the model's input window: "
                                              "audit its first window (what the model classifies) or every window "
@@ -208,8 +214,8 @@ class FreqrexSection(Section):
     """FreqReX explanation settings (Algorithm 1; the engine's FreqReXConfig)."""
 
     seed: Integer(0) = Field(FX.seed, description="base seed; iteration i uses (seed, i)")
-    parts: Integer(2) = Field(FX.parts, description="parts per partition (2^p - 2 mutants per split)")
-    refine_parts: Optional[Integer(2)] = Field(FX.refine_parts, description="parts per split below the first "
+    parts: Integer(2, MAX_PARTS) = Field(FX.parts, description="parts per partition (2^p - 2 mutants per split)")
+    refine_parts: Optional[Integer(2, MAX_PARTS)] = Field(FX.refine_parts, description="parts per split below the first "
                                                                              "level (null: parts)")
     partition: Literal["contiguous", "interleaved"] = Field(FX.partition, description="random bands or "
                                                                                       "non-contiguous parts")

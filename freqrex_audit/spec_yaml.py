@@ -92,6 +92,10 @@ def read_spec_document(path: Path) -> tuple[Any, str]:
         raise SpecError(file, "", "is not UTF-8 text") from None
     except RecursionError:
         raise SpecError(file, "", "nests too deeply to be a spec") from None
+    except SpecError:
+        raise
+    except ValueError as exc:  # e.g. an integer of thousands of digits (Python's int-from-text limit)
+        raise SpecError(file, "", f"is not a valid spec: {str(exc)[:120]}") from None
     return raw, text
 
 

@@ -187,6 +187,9 @@ class _Loader:
         name = doc.name if doc.name is not None else path.stem
         if not name_ok(name):  # the file name stands in for a missing name: the same rule
             raise self.fail("name", f"{NAME_RULE}; got {kind(name)}")
+        for i, peer in enumerate(doc.peers or ()):
+            if peer in (name, path.stem):
+                raise self.fail(("peers", i), f"{peer!r} is this spec itself; a peer is another model's spec")
         checks = {name: _as_given(getattr(doc.checks, name), raw["checks"][name]) for name in raw.get("checks") or {}}
         return Spec(
             name=name, path=path.resolve(), base_dir=base, model=self._model(doc.model, base),

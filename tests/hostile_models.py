@@ -111,3 +111,59 @@ def ticking(device: str = "cpu", tick_s: float = 0.01):
         return torch.softmax(_logits(x), -1)
 
     return fn
+
+
+def exits_on_call(device: str = "cpu", call: int = 5, how: str = "exit") -> Classifier:
+    """Probabilities, except that call number ``call`` runs ``sys.exit(3)`` (``how="exit"``), raises
+    KeyboardInterrupt (``"interrupt"``) or a RuntimeError (``"raise"``): a model that tries to end the run."""
+    import sys
+
+    calls = [0]
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        if calls[0] == call:
+            if how == "exit":
+                sys.exit(3)
+            if how == "interrupt":
+                raise KeyboardInterrupt
+            raise RuntimeError(f"boom on call {call}")
+        return torch.softmax(_logits(x), -1)
+
+    return Classifier.from_callable(fn, LABELS, SR, device=device, name=f"{how}s-on-call-{call}")
+
+
+def relabelling(device: str = "cpu", after_calls: int = 4) -> Classifier:
+    """Swaps its own labels after ``after_calls`` calls: the same scores would then read as the other class."""
+    calls = [0]
+    clf: list[Classifier] = []
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        if calls[0] == after_calls + 1:
+            clf[0].labels.reverse()
+        return torch.softmax(_logits(x), -1)
+
+    clf.append(Classifier.from_callable(fn, list(LABELS), SR, device=device, name="relabelling"))
+    return clf[0]
+
+
+def factory_exits(device: str = "cpu") -> Classifier:
+    """A factory that calls sys.exit while building the model."""
+    import sys
+
+    sys.exit(1)
+
+
+class OddRate(Classifier):
+    """A hand-written Classifier subclass (not built by from_callable, so nothing checked it) with any rate/labels."""
+
+    def __init__(self, sample_rate: int, labels: list[str]):
+        self.sample_rate, self.labels, self.device, self.name = sample_rate, labels, torch.device("cpu"), "odd-rate"
+
+    def predict(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return torch.full((waveforms.shape[0], len(self.labels)), 1 / len(self.labels))
+
+
+def odd_rate(device: str = "cpu", sample_rate: int = 10 ** 9, labels: tuple[str, ...] = ("low", "high")) -> Classifier:
+    return OddRate(sample_rate, list(labels))

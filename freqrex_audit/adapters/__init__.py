@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..boundary import output_kind, self_check as run_self_check
+from ..boundary import check_labels, check_sample_rate, output_kind, self_check as run_self_check
 from ..classifier import Classifier, ClassifierError
 from ..paths import folder_roots, outside_roots, shown_name
 
@@ -171,6 +171,12 @@ def load_classifier(model: str | Path | Mapping[str, Any], device: str = "auto",
 
 def _checked(clf: Classifier, timeout_s: float | None, self_check: bool) -> Classifier:
     """Give ``clf`` its own warnings list and, with ``self_check``, the load-time probe's findings."""
+    name = str(getattr(clf, "name", None) or type(clf).__name__)
+    try:  # whatever built it (a factory's own Classifier subclass too): ≥ 2 unique labels, a sane rate
+        check_labels(getattr(clf, "labels", None) or [], name)
+        check_sample_rate(getattr(clf, "sample_rate", None), name)
+    except ValueError as exc:
+        raise ClassifierError(str(exc)) from None
     if not isinstance(getattr(clf, "warnings", None), list) or clf.warnings is Classifier.warnings:
         clf.warnings = []
     if self_check:

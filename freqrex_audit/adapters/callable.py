@@ -20,10 +20,14 @@ def import_target(target: str) -> Any:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise ClassifierError(f"callable target {target!r}: cannot import {module_name!r} ({exc})") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the module's own code failed (or exited) on import
+        raise ClassifierError(f"callable target {target!r}: importing {module_name!r} raised "
+                              f"{type(exc).__name__}: {exc}") from None
     for part in attribute.split("."):
-        if not hasattr(obj, part):
-            raise ClassifierError(f"callable target {target!r}: {module_name!r} has no attribute {part!r}")
-        obj = getattr(obj, part)
+        try:
+            obj = getattr(obj, part)
+        except Exception:  # noqa: BLE001 - AttributeError, or a property / __getattr__ that raises
+            raise ClassifierError(f"callable target {target!r}: {module_name!r} has no attribute {part!r}") from None
     return obj
 
 
@@ -47,6 +51,10 @@ def load_callable_classifier(target: str, device: str = "auto", labels: Sequence
     except TypeError as exc:
         raise ClassifierError(f"callable target {target!r} could not be called with model.options "
                               f"{sorted(options)}: {exc}") from None
+    except ClassifierError:
+        raise
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a factory that fails (or exits) fails its spec only
+        raise ClassifierError(f"callable target {target!r}: the factory raised {type(exc).__name__}: {exc}") from None
     if isinstance(made, Classifier):
         made = made.to(resolve_device(device))
         if kind != "probabilities":

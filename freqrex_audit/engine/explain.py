@@ -20,6 +20,10 @@ SIGNAL_KINDS = ("original", "sufficient", "minimal", "necessary", "complete", "i
 SUBSET_KINDS = ("sufficient", "minimal", "necessary", "complete")
 
 
+MAX_PARTS = 12
+"""Most parts per partition: a split queries 2^p − 2 unions (4,094 at p = 12; p = 64 would never finish)."""
+
+
 @dataclass(frozen=True)
 class FreqReXConfig(Result):
     """Every knob of Algorithm 1, with the defaults this project measured and chose.
@@ -87,7 +91,8 @@ class FreqReXConfig(Result):
 
     def __post_init__(self) -> None:
         checks = {
-            "parts": self.parts >= 2, "refine_parts": self.refine_parts is None or self.refine_parts >= 2,
+            "parts": 2 <= self.parts <= MAX_PARTS,
+            "refine_parts": self.refine_parts is None or 2 <= self.refine_parts <= MAX_PARTS,
             "iterations": self.iterations >= 1,
             "min_iterations": 1 <= self.min_iterations, "epsilon": self.epsilon >= 0,
             "max_depth": self.max_depth >= 1, "min_part_size": self.min_part_size >= 1,
