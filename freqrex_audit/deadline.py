@@ -1,10 +1,12 @@
 """A session-wide deadline: once it passes, no new model work starts and what was not done is *interrupted*.
 
 ``freqrex-audit audit --deadline S``, ``pytest --freqrex-deadline S`` (or ini ``freqrex_deadline``) set it,
-counted from the start of the run (under xdist, from the controller's start, so every worker shares it).
-It is checked before every clip and before every model call (:class:`~freqrex_audit.classifier.QueryEngine`),
-and each call is given at most the time left: a subprocess model (``model.isolation: subprocess``) is then
-killed at the deadline by its watchdog, an in-process model's call is abandoned in its worker thread. An
+counted from the start of the run (under xdist, from the controller's start, so every worker shares it;
+the process and Ray executors hand their workers the same absolute instant: :func:`current`, :func:`resume`).
+It is checked before every model load, right after it, before every clip and before every model call
+(:class:`~freqrex_audit.classifier.QueryEngine`), and each call (and a subprocess model's load) is given at
+most the time left: a subprocess model (``model.isolation: subprocess``) is then killed at the deadline by
+its watchdog, an in-process model's call is abandoned in its worker thread. An
 in-process call stuck in C code holding the GIL cannot be abandoned (no Python runs): that needs
 ``model.isolation: subprocess``.
 
