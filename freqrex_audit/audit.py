@@ -179,7 +179,23 @@ def _describe(exc: BaseException) -> str:
 
 
 def _load(spec: Spec, device: str) -> Classifier:
-    return load_classifier(spec.model, device=device, base_dir=spec.base_dir)
+    """The spec's model, within the session deadline: no load starts once it has passed, and a load that ends
+    after it (a big model, a slow factory) is closed and reported (:class:`~freqrex_audit.deadline.DeadlineReached`
+    with how long it took), so its clips are not measured and its items are interrupted."""
+    deadline.check("loading the model")
+    began = time.perf_counter()
+    try:
+        clf = load_classifier(spec.model, device=device, base_dir=spec.base_dir)
+    except deadline.DeadlineReached as exc:  # the load's self-check, or a subprocess load, met the deadline
+        if "while loading" in str(exc):
+            raise
+        clf = None
+    if clf is None or deadline.passed():
+        close = getattr(clf, "close", None)
+        if callable(close):
+            close()  # a subprocess model's process is not left running
+        raise deadline.reached(f"while loading the model (the load took {time.perf_counter() - began:.1f} s)")
+    return clf
 
 
 def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, samples_limit: int | None = None,
@@ -201,7 +217,6 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     except Exception as exc:
         samples, sample_error = [], f"dataset cannot be read: {exc}"
     try:
-        deadline.check("loading the model")
         clf = _load(spec, device)
         error = sample_error
     except deadline.DeadlineReached as exc:
@@ -222,7 +237,9 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
             progress(0, len(samples), runner.engine.queries)
         for done, outcome in enumerate(outcomes, start=1):  # the generator computes each clip on demand
             records.append(outcome.record)
-            if len(records) < len(samples) and deadline.passed():  # executors: stop taking their clips
+            # serial: stop reading clips; an executor's outcomes are all computed, each cut (or not) by its
+            # worker's own deadline, so the clips it measured keep their verdicts
+            if not outcome.remote and len(records) < len(samples) and deadline.passed():
                 records += [SampleRecord(s, "skipped", f"not measured: {deadline.message()} before this clip")
                             for s in samples[len(records):]]
                 break
@@ -272,6 +289,7 @@ def deadline_verdicts(result: SpecResult, verdicts: list[Verdict]) -> list[Verdi
     cross = {check for check, why in {**result.cross_skipped, **result.cross_failed}.items() if deadline.REASON in why}
     if not cut and not never_loaded and not cross:
         return verdicts
+    deadline.mark_hit()  # a worker's cut is this session's too (run.deadline.hit, the exit status)
     from .records import Outcome
 
     done = len(result.samples) - len(cut)

@@ -1,10 +1,12 @@
 """A session-wide deadline: once it passes, no new model work starts and what was not done is *interrupted*.
 
 ``freqrex-audit audit --deadline S``, ``pytest --freqrex-deadline S`` (or ini ``freqrex_deadline``) set it,
-counted from the start of the run (under xdist, from the controller's start, so every worker shares it).
-It is checked before every clip and before every model call (:class:`~freqrex_audit.classifier.QueryEngine`),
-and each call is given at most the time left: a subprocess model (``model.isolation: subprocess``) is then
-killed at the deadline by its watchdog, an in-process model's call is abandoned in its worker thread. An
+counted from the start of the run (under xdist, from the controller's start, so every worker shares it;
+the process and Ray executors hand their workers the same absolute instant: :func:`current`, :func:`resume`).
+It is checked before every model load, right after it, before every clip and before every model call
+(:class:`~freqrex_audit.classifier.QueryEngine`), and each call (and a subprocess model's load) is given at
+most the time left: a subprocess model (``model.isolation: subprocess``) is then killed at the deadline by
+its watchdog, an in-process model's call is abandoned in its worker thread. An
 in-process call stuck in C code holding the GIL cannot be abandoned (no Python runs): that needs
 ``model.isolation: subprocess``.
 
@@ -20,7 +22,7 @@ import time
 from dataclasses import dataclass
 
 __all__ = ["DeadlineReached", "start", "clear", "remaining", "passed", "check", "message", "facts", "REASON",
-           "cut_short"]
+           "cut_short", "reached", "current", "resume", "mark_hit"]
 
 REASON = "not measured: the session deadline"
 """How a clip's ``reason`` starts when the deadline stopped it (the mark :func:`cut_short` reads)."""
@@ -50,6 +52,22 @@ def clear() -> None:
     start(None)
 
 
+def current() -> tuple[float, float] | None:
+    """This process's deadline as ``(seconds, at)`` (``at`` a time.time()): what an executor carries to its
+    workers, which start with none; None without a deadline."""
+    return None if _current is None else (_current.seconds, _current.at)
+
+
+def resume(state: tuple[float, float] | None) -> None:
+    """Arm in this (worker) process the deadline :func:`current` gave in the parent, at the same wall-clock
+    instant (None disarms it: a reused worker must not keep an earlier run's deadline)."""
+    global _current
+    if state is None:
+        _current = None
+    elif _current is None or (_current.seconds, _current.at) != tuple(state):
+        _current = _Deadline(float(state[0]), float(state[1]))
+
+
 def remaining() -> float | None:
     """Seconds left (≤ 0 once passed); None without a deadline."""
     return None if _current is None else _current.at - time.time()
@@ -68,10 +86,24 @@ def message() -> str:
     return f"the session deadline of {_current.seconds:g} s passed" if _current else "no deadline"
 
 
+def reached(when: str = "") -> DeadlineReached:
+    """The error saying the deadline passed ``when`` (e.g. "before this clip"): its message is a clip's or a
+    spec's reason, which :func:`cut_short` recognises."""
+    seconds = f" of {_current.seconds:g} s" if _current else ""
+    return DeadlineReached(f"{REASON}{seconds} passed" + (f" {when}" if when else ""))
+
+
 def check(what: str = "") -> None:
     """Raise :class:`DeadlineReached` when the deadline has passed (before starting ``what``)."""
     if passed():
-        raise DeadlineReached(f"{REASON} of {_current.seconds:g} s passed" + (f" before {what}" if what else ""))
+        raise reached(f"before {what}" if what else "")
+
+
+def mark_hit() -> None:
+    """Record that the deadline cut work short here, though this process did not see it pass itself (a
+    worker of an executor cut a clip): :func:`facts` then says it was hit."""
+    if _current is not None and _current.hit_at is None:
+        _current.hit_at = time.time()
 
 
 def facts(doc: dict | None = None) -> dict | None:

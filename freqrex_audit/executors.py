@@ -55,14 +55,24 @@ _RUNNERS: dict[tuple, Any] = {}  # per worker process: (spec file, seed, limit, 
 _CACHE_COUNTS = ("hits", "misses", "corrupt", "invalid")
 
 
-def run_clip(spec: Any, device: str, cache_root: Any, sample: Any) -> ClipOutcome:
-    """The task: one clip through the serial pipeline in this worker; the model is loaded once per worker."""
+def run_clip(spec: Any, device: str, cache_root: Any, sample: Any,
+             session_deadline: tuple[float, float] | None = None) -> ClipOutcome:
+    """The task: one clip through the serial pipeline in this worker; the model is loaded once per worker.
+    ``session_deadline`` (:func:`freqrex_audit.deadline.current` in the parent) is armed here, so a clip
+    this worker cuts comes back *interrupted* exactly as an in-process one does."""
+    from . import deadline
     from .audit import _audit_sample, _load, _Runner
     from .cache import Cache
+    from .records import SampleRecord
 
+    deadline.resume(session_deadline)
     key = (str(spec.path), spec.freqrex.seed, spec.dataset.limit, device, str(cache_root))
     if key not in _RUNNERS:
-        _RUNNERS[key] = _Runner(spec, _load(spec, device), Cache(cache_root))
+        try:
+            clf = _load(spec, device)
+        except deadline.DeadlineReached as exc:  # no model in time: this clip is not measured
+            return ClipOutcome(SampleRecord(sample, "skipped", str(exc)), remote=True)
+        _RUNNERS[key] = _Runner(spec, clf, Cache(cache_root))
     runner = _RUNNERS[key]
     q0, phases0 = runner.engine.queries, dict(runner.queries_by_phase)
     counts0 = {name: getattr(runner.cache, name) for name in _CACHE_COUNTS}
@@ -87,9 +97,11 @@ class ProcessExecutor:
 
         from .devices import default_devices, device_for
 
+        from .deadline import current
+
         devices = self.devices or default_devices(device)
         with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(run_clip, spec, device_for(devices, i), cache_root, sample)
+            futures = [pool.submit(run_clip, spec, device_for(devices, i), cache_root, sample, current())
                        for i, sample in enumerate(samples)]
             return [f.result() for f in futures]
 
@@ -122,7 +134,9 @@ class RayExecutor:
         task = self.ray.remote(num_gpus=gpus, num_cpus=1)(run_clip)
         # a GPU task sees only its own GPU (Ray sets CUDA_VISIBLE_DEVICES): "cuda" is that one
         target = "cuda" if gpus else device
-        return self.ray.get([task.remote(spec, target, cache_root, sample) for sample in samples])
+        from .deadline import current
+
+        return self.ray.get([task.remote(spec, target, cache_root, sample, current()) for sample in samples])
 
 
 def make_executor(name: str, address: str | None = None, workers: int | None = None,

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from . import deadline
 from .classifier import Classifier, ClassifierError, ClassifierTimeout, host_scores, model_raised
 
 __all__ = ["SubprocessClassifier"]
@@ -81,7 +82,7 @@ class SubprocessClassifier(Classifier):
         self.process = subprocess.Popen([sys.executable, "-m", "freqrex_audit.sandbox"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         weakref.finalize(self, _kill, self.process)  # at garbage collection or interpreter exit
-        reply = self._call({"op": "load", "spec": spec}, None, max(LOAD_TIMEOUT_S, timeout_s or 0), "loading")
+        reply = self._load(spec, max(LOAD_TIMEOUT_S, timeout_s or 0))
         header = reply[0]
         self.name, self.labels = str(header["name"]), [str(x) for x in header["labels"]]
         self.sample_rate, self.fingerprint = int(header["sample_rate"]), str(header["fingerprint"])
@@ -89,6 +90,16 @@ class SubprocessClassifier(Classifier):
         window = header.get("input_window")  # AST/Whisper-style models are cropped to it in the parent too
         self.input_window = int(window) if window else None
         self.model_outputs = str(header.get("outputs", "probabilities"))  # what the child's adapter converted
+
+    def _load(self, spec: dict, timeout_s: float) -> tuple[dict, dict[str, np.ndarray]]:
+        """The child's load reply; the session deadline, when it comes first, kills a load still running."""
+        left = deadline.remaining()
+        if left is None or left >= timeout_s:
+            return self._call({"op": "load", "spec": spec}, None, timeout_s, "loading")
+        try:
+            return self._call({"op": "load", "spec": spec}, None, max(left, 0.001), "loading")
+        except ClassifierTimeout:
+            raise deadline.reached("while loading the model (the model process was killed)") from None
 
     def to(self, device: str | torch.device) -> "SubprocessClassifier":
         return self  # the child keeps the device the spec chose

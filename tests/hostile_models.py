@@ -89,12 +89,18 @@ def windowed(device: str = "cpu", window: int = 800, outputs: str = "probabiliti
     return clf
 
 
-def slow(device: str = "cpu", sleep_s: float = 0.1):
-    """A well-behaved model that sleeps ``sleep_s`` per call (a stand-in for a big model on a slow machine)."""
+def slow(device: str = "cpu", sleep_s: float = 0.1, after_calls: int = 0, load_s: float = 0.0):
+    """A well-behaved model that sleeps ``sleep_s`` per call after its first ``after_calls`` (e.g. the load's
+    self-check) — a stand-in for a big model on a slow machine; loading it takes ``load_s``."""
     import time
 
+    time.sleep(load_s)
+    calls = [0]
+
     def fn(x: torch.Tensor) -> torch.Tensor:
-        time.sleep(sleep_s)
+        calls[0] += 1
+        if calls[0] > after_calls:
+            time.sleep(sleep_s)
         return torch.softmax(_logits(x), -1)
 
     return fn
