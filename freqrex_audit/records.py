@@ -143,6 +143,7 @@ class SpecResult:
     cross_failed: dict = field(default_factory=dict)  # check -> why composition / transferability crashed
     verdicts: list[Verdict] = field(default_factory=list)
     rates: dict = field(default_factory=dict)  # "check.metric" -> {"k", "n", "value", "low", "high"}
+    peer_work: dict = field(default_factory=dict)  # peer -> {"seconds", "queries", "cache"} spent on it for this spec
 
     @property
     def name(self) -> str:

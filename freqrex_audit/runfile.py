@@ -128,7 +128,9 @@ def spec_part(result: SpecResult, prefix: str | None = None, arrays: dict | None
         "name": name, "section": to_jsonable(section), "gates": to_jsonable(gates_of(result, prefix)),
         "timing": {"seconds": round(result.seconds, 3), "queries": result.queries,
                    "queries_by_phase": result.queries_by_phase, "cache": result.cache_stats,
-                   "samples": {r.sample.id: t for r in result.samples if (t := _sample_timing(r))}},
+                   "samples": {r.sample.id: t for r in result.samples if (t := _sample_timing(r))},
+                   "peers": {peer: {**work, "seconds": round(work["seconds"], 3)}
+                             for peer, work in sorted(result.peer_work.items())}},
         "trust_remote_code": result.spec.trust_remote_code,
     }
 
