@@ -159,7 +159,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .datasets import list_samples
     from .paths import unwritable
     from .progress import stream_line
-    from .records import EXIT_CODES, SHOWN
+    from .records import EXIT_CODES, RUN_SHOWN, SHOWN
     from .runfile import default_prefix, new_run_id, write_results
     from .executors import configure, make_executor
     from .specs import SpecError, find_specs, load_spec, spec_dirs_from_ini
@@ -244,7 +244,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                         started=started, errors=errors, total=total, interrupted=interrupted or hit,
                         deadline=stopped)
     run = json.loads(out.read_text())["run"]
-    print(f"run: {run['verdict'].upper()}: {run['summary']}" + (f"; {stopped['message']}" if hit else ""))
+    print(f"run: {RUN_SHOWN[run['verdict']]}: {run['summary']}" + (f"; {stopped['message']}" if hit else ""))
     print(f"results: {out}")
     private_matplotlib(None if args.no_cache else args.cache)
     from .report import render_index, render_report

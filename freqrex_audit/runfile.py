@@ -205,6 +205,7 @@ def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = N
     total = n_ran if total is None else max(total, n_ran)
     counts = {o: outcomes.count(o) for o in dict.fromkeys(outcomes)}
     complete = not interrupted and n_ran >= total
+    filtered = filtered or (not interrupted and Outcome.DESELECTED in outcomes)  # computed, but not selected
     verdict = run_verdict(outcomes, not interrupted, len(errors))
     summary = f"{n_ran} of {total} items ran" + ("" if complete else " (incomplete)")
     doc["errors"] = errors

@@ -19,7 +19,7 @@ import jinja2
 import numpy as np
 
 from ..engine.explain import Explanation
-from ..records import RED, run_verdict
+from ..records import NOT_RUN, RED, RUN_SHOWN, run_verdict
 from ..results_file import ResultsError, load_run
 from . import figures
 from .cards import AudioBudget, flipped, pick_cards, sample_card
@@ -214,8 +214,7 @@ def run_state(results: dict) -> dict:
                                                 len(results.get("errors") or []))
     summary = run.get("summary") or f"{len(verdicts)} of {len(verdicts)} items ran"
     complete = run.get("complete", True)
-    label = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "interrupted": "INCOMPLETE",
-             "not_run": "NOT RUN"}.get(verdict, verdict.upper())
+    label = RUN_SHOWN.get(verdict, verdict.upper())
     if not complete and verdict != "interrupted":
         label += " · INCOMPLETE"
     headline = f"{label}: {summary}"
@@ -268,6 +267,7 @@ def build_context(results: dict, arrays: dict, max_sample_cards: int, max_audio_
         "state": state, "run": run, "timings": timings, "source": source,
         "spec_rows": spec_rows(raw_specs, state["errors"], anchors, timings),
         "red_rows": red, "other_rows": [r for r in rows if r["outcome"] not in RED], "n_gates": len(rows),
+        "gate_counts": gate_counts(rows),
         "specs": specs, "seed_text": _seeds(run, raw_specs),
         "trust_remote_code": list(run.get("trust_remote_code") or []),
         "transfer": transfer_view(results.get("transferability"), arrays),
@@ -279,6 +279,13 @@ def build_context(results: dict, arrays: dict, max_sample_cards: int, max_audio_
         "rendered": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "fmt_share": fmt_share, "fmt_bins": fmt_bins,
     }
+
+
+def gate_counts(rows: Iterable[dict]) -> dict[str, int]:
+    """How many gates (report rows or results.json gates) passed, were red, did not run, were skipped."""
+    outcomes = [outcome_of(r) for r in rows]
+    return {"passed": outcomes.count("passed"), "red": sum(o in RED for o in outcomes),
+            "not_run": sum(o in NOT_RUN for o in outcomes), "skipped": outcomes.count("skipped")}
 
 
 def render_report(results_json_path: str | Path, out_html: str | Path | None = None,
@@ -317,8 +324,7 @@ def _runs(reports_dir: Path) -> Iterable[dict]:
                "specs": list((results.get("specs") or {}).keys()) + [f"{e.get('spec_file')} (ERROR)"
                                                                      for e in state["errors"]],
                "verdict": state["label"], "headline": state["headline"], "css": state["css"],
-               "gates": len(gates), "failed": sum(outcome_of(g) in RED for g in gates),
-               "passed": sum(outcome_of(g) == "passed" for g in gates),
+               "gates": len(gates), **gate_counts(gates),
                "report": f"{results_path.parent.name}/{report.name}" if report else None,
                "results": f"{results_path.parent.name}/results.json"}
 
