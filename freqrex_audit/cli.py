@@ -242,7 +242,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     deadline.clear()
     out = write_results(results, Path(args.report) / new_run_id(args.report), seed=args.seed, device=args.device,
                         started=started, errors=errors, total=total, interrupted=interrupted or hit,
-                        deadline=stopped)
+                        deadline=stopped, planned=[default_prefix(s.path) for s in specs])
     run = json.loads(out.read_text())["run"]
     print(f"run: {RUN_SHOWN[run['verdict']]}: {run['summary']}" + (f"; {stopped['message']}" if hit else ""))
     print(f"results: {out}")

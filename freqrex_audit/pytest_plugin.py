@@ -67,6 +67,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state: _State | None = session.config.stash.get(STATE, None)
     if state is not None and not state.is_worker:
         state.total = max(state.total, sum(_is_spec_nodeid(i.nodeid) for i in session.items))
+        state.planned |= {spec_file(i.nodeid) for i in session.items if _is_spec_nodeid(i.nodeid)}
+
+
+def spec_file(nodeid: str) -> str:
+    """The spec file part of a spec item's node id (as results.json's ``spec_file`` names it)."""
+    return nodeid.split("::", 1)[0]
 
 
 class _Recorder:
@@ -343,7 +349,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     stopped = facts(doc)  # the session deadline (workers' cuts included): it interrupts like Ctrl-C
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(stopped and stopped["hit"])
     errors = [{"spec_file": f, "message": m} for f, m in sorted(state.errors.items())]
-    finalize(doc, state.ran, state.total, interrupted, errors, _filtered(session.config))
+    finalize(doc, state.ran, state.total, interrupted, errors, _filtered(session.config), sorted(state.planned))
     doc["run"]["deadline"] = stopped
     if stopped and stopped["hit"]:  # never green: pytest's exit status says interrupted, as after Ctrl-C
         state.deadline_line = f"{stopped['message']}; {doc['run']['summary']}"

@@ -114,6 +114,7 @@ _RUN = {"type": "object",
                        "complete": {"type": "boolean"}, "interrupted": {"type": "boolean"},
                        "filtered": {"type": "boolean"}, "summary": _STR,
                        "trust_remote_code": {"type": "array", "items": _STR},
+                       "unfinished": {"type": "array", "items": _STR},
                        "deadline": {"type": ["object", "null"], "properties": {
                            "seconds": {"type": "number", "minimum": 0}, "hit": {"type": "boolean"},
                            "message": _STR_OR_NULL}},

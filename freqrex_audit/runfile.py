@@ -172,7 +172,7 @@ def assemble(parts: list[dict], run: dict, started: float, seconds: float) -> di
 
 
 def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = None, interrupted: bool = False,
-             errors: list[dict] | None = None, filtered: bool = False) -> dict:
+             errors: list[dict] | None = None, filtered: bool = False, planned: list[str] | None = None) -> dict:
     """Settle every item's outcome with what the session knows, and derive the run's verdict.
 
     ``ran``: item → pytest's outcome (passed / failed / skipped / error) for the items that ran; None when
@@ -180,6 +180,8 @@ def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = N
     the run was ``interrupted``, ``interrupted``. An item pytest judged differently from its verdict (a
     crash in the plugin) becomes ``error``. ``errors``: specs that did not load, ``{"spec_file", "message"}``.
     ``total``: items selected for the run (default: every item in ``doc``). ``filtered``: -m / -k / --lf…
+    ``planned``: the spec files with selected items; those with no results (the run stopped before them) are
+    listed as ``run.unfinished``, so an incomplete run names what it is missing.
     """
     outcomes: list[str] = []
     gates_by_item: dict[str, list[dict]] = {}
@@ -197,7 +199,11 @@ def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = N
                 outcome = Outcome.ERROR
             v["outcome"], v["passed"] = outcome, _passed(outcome)
             for g in gates_by_item.get(v["item"], []):
-                g["outcome"] = gate_outcome(outcome, g["passed"])
+                # the gate's own comparison as gates_of judged it (its "passed" is the outcome's colour by now:
+                # False for not measured too, so re-reading it turned an unmeasured gate into a failed one)
+                compared = {Outcome.PASSED: True, Outcome.FAILED: False}.get(g.get("outcome"), g["passed"]
+                                                                                    if "outcome" not in g else None)
+                g["outcome"] = gate_outcome(outcome, compared)
                 g["passed"] = _passed(g["outcome"])
             outcomes.append(outcome)
     errors = list(errors or [])
@@ -209,6 +215,8 @@ def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = N
     verdict = run_verdict(outcomes, not interrupted, len(errors))
     summary = f"{n_ran} of {total} items ran" + ("" if complete else " (incomplete)")
     doc["errors"] = errors
+    have = {s.get("spec_file") for s in doc["specs"].values()} | {e.get("spec_file") for e in errors}
+    doc["run"]["unfinished"] = sorted(set(planned or ()) - have)
     doc["run"].update({"complete": complete, "interrupted": interrupted, "filtered": filtered, "verdict": verdict,
                        "items": {"total": total, "ran": n_ran, "outcomes": counts}, "summary": summary})
     return doc
@@ -243,7 +251,7 @@ def write_doc(doc: dict, arrays: dict[str, np.ndarray], out_dir: str | Path) -> 
 def write_results(results: list[SpecResult], out_dir: str | Path, seed: int | None = None, device: str = "auto",
                   started: float | None = None, prefixes: dict[str, str] | None = None,
                   errors: list[dict] | None = None, total: int | None = None, interrupted: bool = False,
-                  deadline: dict | None = None) -> Path:
+                  deadline: dict | None = None, planned: list[str] | None = None) -> Path:
     """Write the run file for these spec results (every item ran unless ``interrupted``; ``total`` items
     were planned; ``deadline``: :func:`freqrex_audit.deadline.facts`, as ``run.deadline``); returns the
     ``results.json`` path."""
@@ -251,7 +259,7 @@ def write_results(results: list[SpecResult], out_dir: str | Path, seed: int | No
     parts = [spec_part(r, (prefixes or {}).get(r.name), arrays) for r in results]
     started = started if started is not None else time.time() - sum(r.seconds for r in results)
     doc = assemble(parts, run_info(seed, device), started, time.time() - started)
-    finalize(doc, None, total, interrupted, errors)
+    finalize(doc, None, total, interrupted, errors, planned=planned)
     if deadline is not None:
         doc["run"]["deadline"] = deadline
     return write_doc(doc, arrays, out_dir)

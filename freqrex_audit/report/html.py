@@ -221,6 +221,8 @@ def run_state(results: dict) -> dict:
     errors = results.get("errors") or []
     if errors:
         headline += f"; {len(errors)} spec(s) did not load: " + ", ".join(e.get("spec_file", "?") for e in errors)
+    if run.get("unfinished"):
+        headline += "; unfinished (no results): " + ", ".join(run["unfinished"])
     stopped = run.get("deadline") or {}
     if stopped.get("hit"):
         headline += f"; DEADLINE: {stopped.get('message') or 'the session deadline passed'}"
@@ -284,8 +286,9 @@ def build_context(results: dict, arrays: dict, max_sample_cards: int, max_audio_
 def gate_counts(rows: Iterable[dict]) -> dict[str, int]:
     """How many gates (report rows or results.json gates) passed, were red, did not run, were skipped."""
     outcomes = [outcome_of(r) for r in rows]
-    return {"passed": outcomes.count("passed"), "red": sum(o in RED for o in outcomes),
-            "not_run": sum(o in NOT_RUN for o in outcomes), "skipped": outcomes.count("skipped")}
+    return {"passed": outcomes.count("passed"), "failed": outcomes.count("failed") + outcomes.count("error"),
+            "not_measured": outcomes.count("not_measured"), "not_run": sum(o in NOT_RUN for o in outcomes),
+            "skipped": outcomes.count("skipped")}
 
 
 def render_report(results_json_path: str | Path, out_html: str | Path | None = None,
@@ -322,7 +325,8 @@ def _runs(reports_dir: Path) -> Iterable[dict]:
         yield {"dir": results_path.parent.name, "error": None,
                "started": (results.get("timings") or {}).get("started"),
                "specs": list((results.get("specs") or {}).keys()) + [f"{e.get('spec_file')} (ERROR)"
-                                                                     for e in state["errors"]],
+                                                                     for e in state["errors"]]
+               + [f"{f} (UNFINISHED)" for f in (results.get("run") or {}).get("unfinished") or []],
                "verdict": state["label"], "headline": state["headline"], "css": state["css"],
                "gates": len(gates), **gate_counts(gates),
                "report": f"{results_path.parent.name}/{report.name}" if report else None,
