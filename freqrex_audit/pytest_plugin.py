@@ -67,7 +67,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state: _State | None = session.config.stash.get(STATE, None)
     if state is not None and not state.is_worker:
         state.total = max(state.total, sum(_is_spec_nodeid(i.nodeid) for i in session.items))
-        state.planned |= {spec_file(i.nodeid) for i in session.items if _is_spec_nodeid(i.nodeid)}
+        state.selected |= {item_id(i.nodeid) for i in session.items if _is_spec_nodeid(i.nodeid)}
+        state.planned |= {spec_file(i) for i in state.selected}
 
 
 def spec_file(nodeid: str) -> str:
@@ -349,7 +350,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     stopped = facts(doc)  # the session deadline (workers' cuts included): it interrupts like Ctrl-C
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(stopped and stopped["hit"])
     errors = [{"spec_file": f, "message": m} for f, m in sorted(state.errors.items())]
-    finalize(doc, state.ran, state.total, interrupted, errors, _filtered(session.config), sorted(state.planned))
+    finalize(doc, state.ran, state.total, interrupted, errors, _filtered(session.config), sorted(state.planned),
+             state.selected or None)
     doc["run"]["deadline"] = stopped
     if stopped and stopped["hit"]:  # never green: pytest's exit status says interrupted, as after Ctrl-C
         state.deadline_line = f"{stopped['message']}; {doc['run']['summary']}"

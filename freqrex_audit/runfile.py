@@ -172,7 +172,8 @@ def assemble(parts: list[dict], run: dict, started: float, seconds: float) -> di
 
 
 def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = None, interrupted: bool = False,
-             errors: list[dict] | None = None, filtered: bool = False, planned: list[str] | None = None) -> dict:
+             errors: list[dict] | None = None, filtered: bool = False, planned: list[str] | None = None,
+             selected: set[str] | None = None) -> dict:
     """Settle every item's outcome with what the session knows, and derive the run's verdict.
 
     ``ran``: item → pytest's outcome (passed / failed / skipped / error) for the items that ran; None when
@@ -181,7 +182,9 @@ def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = N
     crash in the plugin) becomes ``error``. ``errors``: specs that did not load, ``{"spec_file", "message"}``.
     ``total``: items selected for the run (default: every item in ``doc``). ``filtered``: -m / -k / --lf…
     ``planned``: the spec files with selected items; those with no results (the run stopped before them) are
-    listed as ``run.unfinished``, so an incomplete run names what it is missing.
+    listed as ``run.unfinished``, so an incomplete run names what it is missing. ``selected``: the items
+    selected for the run, when known; one of them that did not run was stopped (``interrupted``: Ctrl-C,
+    ``-x`` / ``--maxfail``), never "not selected".
     """
     outcomes: list[str] = []
     gates_by_item: dict[str, list[dict]] = {}
@@ -191,8 +194,9 @@ def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = N
         for v in section["verdicts"]:
             outcome = v["outcome"]
             if ran is not None and v["item"] not in ran:
-                outcome = Outcome.INTERRUPTED if interrupted else Outcome.DESELECTED
-                v["message"] = f"not run ({'the run was interrupted' if interrupted else 'not selected'}); " \
+                stopped = v["item"] in selected if selected is not None else interrupted
+                outcome = Outcome.INTERRUPTED if stopped else Outcome.DESELECTED
+                v["message"] = f"not run ({'the run stopped before it' if stopped else 'not selected'}); " \
                                f"computed: {v['message']}"
             elif ran is not None and _pytest_class(ran[v["item"]]) != _pytest_class(outcome):
                 v["message"] = f"pytest reported {ran[v['item']]}; the verdict was {outcome}: {v['message']}"
@@ -211,7 +215,7 @@ def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = N
     total = n_ran if total is None else max(total, n_ran)
     counts = {o: outcomes.count(o) for o in dict.fromkeys(outcomes)}
     complete = not interrupted and n_ran >= total
-    filtered = filtered or (not interrupted and Outcome.DESELECTED in outcomes)  # computed, but not selected
+    filtered = filtered or Outcome.DESELECTED in outcomes  # computed, but not selected
     verdict = run_verdict(outcomes, not interrupted, len(errors))
     summary = f"{n_ran} of {total} items ran" + ("" if complete else " (incomplete)")
     doc["errors"] = errors

@@ -386,3 +386,20 @@ def test_an_unmeasured_gate_stays_not_measured_after_the_session_settles_its_ite
     assert [(g["outcome"], g["passed"]) for g in doc["gates"]] == [("not_measured", False), ("failed", False)]
     finalize(doc, {})  # nothing ran: every gate says so, whatever it measured
     assert [g["outcome"] for g in doc["gates"]] == ["deselected", "deselected"]
+
+
+def test_a_selected_item_the_run_stopped_before_is_interrupted_not_deselected():
+    """-x / --maxfail / Ctrl-C: a selected item that never ran was stopped, never "not selected"; an item
+    that was not selected stays deselected even in an interrupted run, and the run says it was filtered."""
+    from freqrex_audit.runfile import finalize
+
+    items = [f"model_specs/x.yaml::{c}[aggregate]" for c in ("accuracy", "fourier_attack", "sufficiency")]
+    doc = {"run": {}, "gates": [], "specs": {"x": {"spec_file": "model_specs/x.yaml", "verdicts": [
+        {"item": i, "outcome": "passed", "message": "m"} for i in items]}}}
+    finalize(doc, {items[0]: "passed"}, total=2, selected=set(items[:2]),
+             planned=["model_specs/x.yaml", "model_specs/y.yaml"])
+    assert [v["outcome"] for v in doc["specs"]["x"]["verdicts"]] == ["passed", "interrupted", "deselected"]
+    assert "the run stopped before it" in doc["specs"]["x"]["verdicts"][1]["message"]
+    run = doc["run"]
+    assert run["complete"] is False and run["filtered"] and run["unfinished"] == ["model_specs/y.yaml"]
+    assert run["summary"] == "1 of 2 items ran (incomplete)"
