@@ -110,6 +110,7 @@ def assert_views_agree(pytester: pytest.Pytester, reprec) -> dict:
     counts = re.sub(r"<[^>]+>", "", re.search(r'class="text gate-counts">(.*?)</td>', row, re.S).group(1))
     assert counts.startswith(f"{gates.count('passed')} passed") and (f"{not_run} not run" in counts) == bool(not_run)
     assert ("Every gate passed" in html) == (bool(gates) and set(gates) == {"passed"})  # never over unrun gates
+    assert '<td class="value text">None' not in html  # a gate without a value says why, not "None"
     for name, spec in doc["specs"].items():  # a spec of which only some items ran is never plain PASS
         outcomes = {v["outcome"] for v in spec["verdicts"]}
         shown = re.search(rf'<a href="#spec-\d+">{name}</a></td>\s*<td class="\w+">([^<]*)</td>', html).group(1)
