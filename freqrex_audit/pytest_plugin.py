@@ -16,7 +16,8 @@
 * Each item's outcome comes from :func:`freqrex_audit.gates.evaluate` (passed, failed, not_measured,
   skipped); the controller records pytest's own outcome of every item and the spec files that did not
   collect, and :func:`freqrex_audit.runfile.finalize` marks what did not run as deselected / interrupted
-  and derives the run's verdict, so results.json, the report and the index say what pytest said.
+  and derives the run's verdict, so results.json, the report, the index and JUnit's testsuite properties
+  (:mod:`.plugin_run`) say what pytest said.
 * ``--freqrex-save NAME`` stores the metrics as a baseline (refused from a failing, filtered or
   incomplete run unless ``--freqrex-save-force WHY``), ``--freqrex-compare NAME`` adds
   ``regression[<check.metric>]`` items checked with ``--freqrex-compare-fail`` rules.
@@ -311,27 +312,6 @@ def pytest_runtestloop(session: pytest.Session):
         session.testsfailed += hidden
 
 
-def _filtered(config: pytest.Config) -> bool:
-    """-m, -k, --deselect, node ids or a --lf that had failures to rerun narrowed the run: its figures do not
-    speak for the whole suite (finalize adds any item that was computed but not selected). A --lf with no
-    known failures among the collected items runs everything, so it is not a filter."""
-    opt = config.option
-    narrowed = any("::" in str(a) for a in config.args)
-    return bool(getattr(opt, "markexpr", "") or getattr(opt, "keyword", "") or _lf_narrowed(config)
-                or getattr(opt, "deselect", None) or narrowed)
-
-
-def _lf_narrowed(config: pytest.Config) -> bool:
-    """--lf / --last-failed left something out: pytest's cache plugin says so in its status line ("rerun
-    previous N failures"); no status (an xdist controller, which does not collect) counts as narrowed."""
-    if not getattr(config.option, "lf", False):
-        return False
-    plugin = config.pluginmanager.get_plugin("lfplugin")
-    status = getattr(plugin, "_report_status", None)
-    skipped_files = getattr(plugin, "_skipped_files", 0)
-    return status is None or "rerun previous" in status or "deselecting all" in status or bool(skipped_files)
-
-
 @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file, so the run's verdict goes into it
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state: _State | None = session.config.stash.get(STATE, None)
@@ -339,6 +319,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if session.config.option.collectonly:  # nothing ran: no run folder
         return
+    from .plugin_run import filtered, junit_properties
     from .runfile import assemble, finalize, load_parts, run_info, write_doc
 
     parts, arrays = load_parts(state.parts_dir)
@@ -350,13 +331,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     stopped = facts(doc)  # the session deadline (workers' cuts included): it interrupts like Ctrl-C
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(stopped and stopped["hit"])
     errors = [{"spec_file": f, "message": m} for f, m in sorted(state.errors.items())]
-    finalize(doc, state.ran, state.total, interrupted, errors, _filtered(session.config), sorted(state.planned),
+    finalize(doc, state.ran, state.total, interrupted, errors, filtered(session.config), sorted(state.planned),
              state.selected or None)
     doc["run"]["deadline"] = stopped
     if stopped and stopped["hit"]:  # never green: pytest's exit status says interrupted, as after Ctrl-C
         state.deadline_line = f"{stopped['message']}; {doc['run']['summary']}"
         session.exitstatus = pytest.ExitCode.INTERRUPTED
-    _junit_properties(session.config, doc)
+    junit_properties(session.config, doc)
     state.match_worker_threads()
     state.results_path = write_doc(doc, arrays, state.run_dir)
     shutil.rmtree(state.parts_dir, ignore_errors=True)
@@ -376,23 +357,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             state.baseline_refused = str(exc)
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
-
-
-def _junit_properties(config: pytest.Config, doc: dict) -> None:
-    """The run's verdict as testsuite properties of pytest's JUnit file (--junitxml), so a CI reading JUnit
-    alone sees an interrupted, filtered or erroring run as results.json and the report do."""
-    from _pytest.junitxml import xml_key
-
-    xml = config.stash.get(xml_key, None)
-    if xml is None:
-        return
-    from .records import RUN_SHOWN
-
-    run = doc["run"]
-    for name, value in (("freqrex.verdict", run["verdict"]), ("freqrex.shown", RUN_SHOWN[run["verdict"]]),
-                        ("freqrex.summary", run["summary"]), ("freqrex.complete", run["complete"]),
-                        ("freqrex.filtered", run["filtered"]), ("freqrex.specs_not_loaded", len(doc["errors"]))):
-        xml.add_global_property(name, value)
 
 
 def _render(state: _State) -> None:
