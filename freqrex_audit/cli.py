@@ -247,10 +247,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     print(f"run: {RUN_SHOWN[run['verdict']]}: {run['summary']}" + (f"; {stopped['message']}" if hit else ""))
     print(f"results: {out}")
     private_matplotlib(None if args.no_cache else args.cache)
-    from .report import render_index, render_report
+    from .report.html import render_run
 
-    print(f"report: {render_report(out)}")
-    render_index(Path(args.report))
+    report, problems = render_run(out, Path(args.report))
+    if report is not None:
+        print(f"report: {report}")
+    for problem in problems:  # the run's verdict and exit status stand: results.json has them
+        print(f"freqrex-audit: {problem}", file=sys.stderr)
     return DEADLINE_EXIT if hit and not interrupted else EXIT_CODES[run["verdict"]]
 
 

@@ -364,13 +364,11 @@ def _render(state: _State) -> None:
     from .isolation import private_matplotlib
 
     private_matplotlib(state.cache_dir)  # matplotlib's font cache goes there, not into ~/.cache
-    from .report import render_index, render_report
+    from .report.html import render_run
 
-    try:
-        state.report_path = Path(render_report(state.results_path))
-        render_index(state.run_dir.parent)
-    except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
-        state.report_error = f"{type(exc).__name__}: {exc}"
+    report, problems = render_run(state.results_path, state.run_dir.parent)
+    state.report_path = report or state.results_path
+    state.report_error = "; ".join(problems) or None
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -384,7 +382,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if getattr(state, "deadline_line", None):
         terminalreporter.write_line(f"freqrex DEADLINE: {state.deadline_line}")
     if getattr(state, "report_error", None):
-        terminalreporter.write_line(f"freqrex report not rendered: {state.report_error}")
+        terminalreporter.write_line(f"freqrex {state.report_error}")
     if getattr(state, "saved_baseline", None):
         terminalreporter.write_line(f"freqrex baseline saved: {state.saved_baseline}")
     if getattr(state, "baseline_refused", None):

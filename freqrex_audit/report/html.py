@@ -27,7 +27,7 @@ from .composites import SidecarLinks, composites_view
 from .decision import card_backlinks, gate_rows, item_key, outcome_of, spec_rows
 from .format import fmt_bins, fmt_count, fmt_number, fmt_op, fmt_percent, fmt_rate, fmt_share, fmt_snr
 
-__all__ = ["render_report", "render_index", "load_results", "MAX_AUDIO_BYTES", "MAX_SAMPLE_CARDS"]
+__all__ = ["render_report", "render_index", "render_run", "load_results", "MAX_AUDIO_BYTES", "MAX_SAMPLE_CARDS"]
 
 MAX_AUDIO_BYTES = 1_200_000
 MAX_SAMPLE_CARDS = 3
@@ -340,3 +340,19 @@ def render_index(reports_dir: str | Path) -> Path:
     out = reports_dir / "index.html"
     out.write_text(_env().get_template("index.html.j2").render(runs=runs), encoding="utf-8")
     return out
+
+
+def render_run(results_json_path: str | Path, reports_dir: str | Path) -> tuple[Path | None, list[str]]:
+    """A finished run's report and the runs index, each on its own: a report that fails to render still gets
+    its run an index row (and the other way round). Returns the report's path (None if it failed) and what
+    failed, for the caller to print; a report bug never changes the run's verdict or exit status."""
+    problems, report = [], None
+    try:
+        report = render_report(results_json_path)
+    except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
+        problems.append(f"report not rendered: {type(exc).__name__}: {exc}")
+    try:
+        render_index(reports_dir)
+    except Exception as exc:  # noqa: BLE001 - as above
+        problems.append(f"index not rendered: {type(exc).__name__}: {exc}")
+    return report, problems
