@@ -345,7 +345,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from .selection import prune_runs
 
     state.pruned = prune_runs(state.report_root, state.keep, state.run_dir)
-    if not state.no_report:
+    if not state.no_report or (state.run_dir.parent / "index.html").exists():  # an index never goes stale
         _render(state)
     if state.save:
         from .baselines import BaselineRefused, save_baseline
@@ -360,13 +360,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _render(state: _State) -> None:
-    """The HTML report of this run and the runs index, once per session, after the last item."""
+    """The HTML report of this run (unless --freqrex-no-report) and the runs index, once per session, after
+    the last item."""
     from .isolation import private_matplotlib
 
     private_matplotlib(state.cache_dir)  # matplotlib's font cache goes there, not into ~/.cache
     from .report.html import render_run
 
-    report, problems = render_run(state.results_path, state.run_dir.parent)
+    report, problems = render_run(state.results_path, state.run_dir.parent, report_too=not state.no_report)
     state.report_path = report or state.results_path
     state.report_error = "; ".join(problems) or None
 

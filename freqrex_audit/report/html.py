@@ -342,13 +342,15 @@ def render_index(reports_dir: str | Path) -> Path:
     return out
 
 
-def render_run(results_json_path: str | Path, reports_dir: str | Path) -> tuple[Path | None, list[str]]:
-    """A finished run's report and the runs index, each on its own: a report that fails to render still gets
-    its run an index row (and the other way round). Returns the report's path (None if it failed) and what
-    failed, for the caller to print; a report bug never changes the run's verdict or exit status."""
+def render_run(results_json_path: str | Path, reports_dir: str | Path,
+               report_too: bool = True) -> tuple[Path | None, list[str]]:
+    """A finished run's report (unless not ``report_too``) and the runs index, each on its own: a report that
+    fails to render still gets its run an index row (and the other way round). Returns the report's path
+    (None if none) and what failed, for the caller to print; a report bug never changes the run's verdict
+    or exit status."""
     problems, report = [], None
     try:
-        report = render_report(results_json_path)
+        report = render_report(results_json_path) if report_too else None
     except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
         problems.append(f"report not rendered: {type(exc).__name__}: {exc}")
     try:
