@@ -36,7 +36,8 @@ from .specs import Spec
 __all__ = ["SampleRecord", "SpecResult", "Verdict", "run_spec", "evaluate", "analysed", "planned_items",
            "write_results"]
 
-PHASES = ("predict", "original", "responsibility", "subsets", "verify", "fourier_attack", "stft_attack", "composition")
+PHASES = ("predict", "original", "responsibility", "subsets", "verify", "fourier_attack", "stft_attack", "composition",
+          "transferability")
 STAGES = frozenset({"predict", "explain", "verify", "fourier", "stft", "cross"})  # what run_spec may compute
 
 
@@ -271,11 +272,14 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     result.rates = aggregates.rates(result)
     result.metrics = aggregates.metrics(result)
     result.verdicts = deadline_verdicts(result, evaluate(result))
-    result.seconds = time.perf_counter() - began
+    # the spec's own work only: what its peers cost (computed here for transferability) is in peer_work
+    peers = result.peer_work.values()
+    result.seconds = time.perf_counter() - began - sum(p["seconds"] for p in peers)
     result.queries = runner.engine.queries if runner else 0
     result.queries_by_phase = {k: v for k, v in (runner.queries_by_phase if runner else {}).items() if v}
-    result.cache_stats = {"hits": cache.hits - hits0, "misses": cache.misses - misses0,
-                          "corrupt": cache.corrupt - corrupt0, "invalid": cache.invalid - invalid0}
+    cache_now = {"hits": cache.hits - hits0, "misses": cache.misses - misses0,
+                 "corrupt": cache.corrupt - corrupt0, "invalid": cache.invalid - invalid0}
+    result.cache_stats = {k: v - sum(p["cache"].get(k, 0) for p in peers) for k, v in cache_now.items()}
     result.model_info = model_info(clf, cache)  # again: warnings raised during the run (cache not writable)
     return result
 
@@ -358,10 +362,23 @@ def _transferability(result: SpecResult, runner: _Runner, device: str, cache: Ca
     classifiers = {spec.name: runner.clf}
     signals = {spec.name: transfer_signals([r.explanation for r in analysed(result)])}
     for peer in spec.peers:
+        began, hits0, misses0, corrupt0, invalid0 = (time.perf_counter(), cache.hits, cache.misses, cache.corrupt,
+                                                     cache.invalid)
         peer_result = run_spec(load_spec(find_peer(spec, peer)), device, cache, samples_limit, seed, cross=False)
+        if not peer_result.error:
+            classifiers[peer] = _load(peer_result.spec, device)
+        result.peer_work[peer] = {  # the peer's work, never charged to this spec's own seconds / queries
+            "seconds": time.perf_counter() - began, "queries": peer_result.queries,
+            "cache": {"hits": cache.hits - hits0, "misses": cache.misses - misses0,
+                      "corrupt": cache.corrupt - corrupt0, "invalid": cache.invalid - invalid0}}
         if peer_result.error:
             result.cross_skipped["transferability"] = f"peer {peer!r}: {peer_result.error}"
             return
-        classifiers[peer] = _load(peer_result.spec, device)
         signals[peer] = transfer_signals([r.explanation for r in analysed(peer_result)])
+    q0 = runner.engine.queries
     result.transferability = transferability(classifiers, signals, timeout_s=spec.timeout_s)
+    # α/β queries: those to this spec's model are its own work, those to a peer's model that peer's
+    runner.engine.queries = q0 + result.transferability.queries.get(spec.name, 0)
+    runner.queries_by_phase["transferability"] = result.transferability.queries.get(spec.name, 0)
+    for peer in spec.peers:
+        result.peer_work[peer]["queries"] += result.transferability.queries.get(peer, 0)

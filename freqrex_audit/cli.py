@@ -159,7 +159,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .datasets import list_samples
     from .paths import unwritable
     from .progress import stream_line
-    from .records import EXIT_CODES, SHOWN
+    from .records import EXIT_CODES, RUN_SHOWN, SHOWN
     from .runfile import default_prefix, new_run_id, write_results
     from .executors import configure, make_executor
     from .specs import SpecError, find_specs, load_spec, spec_dirs_from_ini
@@ -242,15 +242,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     deadline.clear()
     out = write_results(results, Path(args.report) / new_run_id(args.report), seed=args.seed, device=args.device,
                         started=started, errors=errors, total=total, interrupted=interrupted or hit,
-                        deadline=stopped)
+                        deadline=stopped, planned=[default_prefix(s.path) for s in specs])
     run = json.loads(out.read_text())["run"]
-    print(f"run: {run['verdict'].upper()}: {run['summary']}" + (f"; {stopped['message']}" if hit else ""))
+    print(f"run: {RUN_SHOWN[run['verdict']]}: {run['summary']}" + (f"; {stopped['message']}" if hit else ""))
     print(f"results: {out}")
     private_matplotlib(None if args.no_cache else args.cache)
-    from .report import render_index, render_report
+    from .report.html import render_run
 
-    print(f"report: {render_report(out)}")
-    render_index(Path(args.report))
+    report, problems = render_run(out, Path(args.report))
+    if report is not None:
+        print(f"report: {report}")
+    for problem in problems:  # the run's verdict and exit status stand: results.json has them
+        print(f"freqrex-audit: {problem}", file=sys.stderr)
     return DEADLINE_EXIT if hit and not interrupted else EXIT_CODES[run["verdict"]]
 
 

@@ -158,6 +158,8 @@ class _State:
         self.errors: dict[str, str] = {}  # spec file → why it did not load (every process's, on the controller)
         self.ran: dict[str, str] = {}  # item nodeid → pytest's outcome
         self.total = 0  # spec items selected for the run
+        self.selected: set[str] = set()  # spec items selected for the run (item ids)
+        self.planned: set[str] = set()  # spec files with selected items (run.unfinished: those with no results)
         self.results_path: Path | None = None
         self.report_path: Path | None = None
         self._cache = None

@@ -104,9 +104,11 @@ class XdistHooks:
         return spec_scheduler(config, log) if config.getvalue("dist") == "loadgroup" else None
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        from .pytest_plugin import _is_spec_nodeid
+        from .pytest_plugin import _is_spec_nodeid, item_id, spec_file
 
         self.state.total = max(self.state.total, sum(_is_spec_nodeid(i) for i in ids))
+        self.state.selected |= {item_id(i) for i in ids if _is_spec_nodeid(i)}
+        self.state.planned |= {spec_file(i) for i in self.state.selected}
 
     # --- progress reports: nobody's outcome, the controller's board -------------------------------
     @pytest.hookimpl(tryfirst=True)

@@ -16,7 +16,8 @@
 * Each item's outcome comes from :func:`freqrex_audit.gates.evaluate` (passed, failed, not_measured,
   skipped); the controller records pytest's own outcome of every item and the spec files that did not
   collect, and :func:`freqrex_audit.runfile.finalize` marks what did not run as deselected / interrupted
-  and derives the run's verdict, so results.json, the report and the index say what pytest said.
+  and derives the run's verdict, so results.json, the report, the index and JUnit's testsuite properties
+  (:mod:`.plugin_run`) say what pytest said.
 * ``--freqrex-save NAME`` stores the metrics as a baseline (refused from a failing, filtered or
   incomplete run unless ``--freqrex-save-force WHY``), ``--freqrex-compare NAME`` adds
   ``regression[<check.metric>]`` items checked with ``--freqrex-compare-fail`` rules.
@@ -67,6 +68,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state: _State | None = session.config.stash.get(STATE, None)
     if state is not None and not state.is_worker:
         state.total = max(state.total, sum(_is_spec_nodeid(i.nodeid) for i in session.items))
+        state.selected |= {item_id(i.nodeid) for i in session.items if _is_spec_nodeid(i.nodeid)}
+        state.planned |= {spec_file(i) for i in state.selected}
+
+
+def spec_file(nodeid: str) -> str:
+    """The spec file part of a spec item's node id (as results.json's ``spec_file`` names it)."""
+    return nodeid.split("::", 1)[0]
 
 
 class _Recorder:
@@ -304,20 +312,14 @@ def pytest_runtestloop(session: pytest.Session):
         session.testsfailed += hidden
 
 
-def _filtered(config: pytest.Config) -> bool:
-    """-m, -k, --lf, --deselect or node ids narrowed the run: its figures do not speak for the whole suite."""
-    opt = config.option
-    narrowed = any("::" in str(a) for a in config.args)
-    return bool(getattr(opt, "markexpr", "") or getattr(opt, "keyword", "") or getattr(opt, "lf", False)
-                or getattr(opt, "deselect", None) or narrowed)
-
-
+@pytest.hookimpl(tryfirst=True)  # before junitxml writes its file, so the run's verdict goes into it
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state: _State | None = session.config.stash.get(STATE, None)
     if state is None or state.is_worker or state.report_problem:  # nowhere to write: the error says so
         return
     if session.config.option.collectonly:  # nothing ran: no run folder
         return
+    from .plugin_run import filtered, junit_properties
     from .runfile import assemble, finalize, load_parts, run_info, write_doc
 
     parts, arrays = load_parts(state.parts_dir)
@@ -329,11 +331,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     stopped = facts(doc)  # the session deadline (workers' cuts included): it interrupts like Ctrl-C
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(stopped and stopped["hit"])
     errors = [{"spec_file": f, "message": m} for f, m in sorted(state.errors.items())]
-    finalize(doc, state.ran, state.total, interrupted, errors, _filtered(session.config))
+    finalize(doc, state.ran, state.total, interrupted, errors, filtered(session.config), sorted(state.planned),
+             state.selected or None)
     doc["run"]["deadline"] = stopped
     if stopped and stopped["hit"]:  # never green: pytest's exit status says interrupted, as after Ctrl-C
         state.deadline_line = f"{stopped['message']}; {doc['run']['summary']}"
         session.exitstatus = pytest.ExitCode.INTERRUPTED
+    junit_properties(session.config, doc)
     state.match_worker_threads()
     state.results_path = write_doc(doc, arrays, state.run_dir)
     shutil.rmtree(state.parts_dir, ignore_errors=True)
@@ -341,7 +345,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from .selection import prune_runs
 
     state.pruned = prune_runs(state.report_root, state.keep, state.run_dir)
-    if not state.no_report:
+    if not state.no_report or (state.run_dir.parent / "index.html").exists():  # an index never goes stale
         _render(state)
     if state.save:
         from .baselines import BaselineRefused, save_baseline
@@ -356,17 +360,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _render(state: _State) -> None:
-    """The HTML report of this run and the runs index, once per session, after the last item."""
+    """The HTML report of this run (unless --freqrex-no-report) and the runs index, once per session, after
+    the last item."""
     from .isolation import private_matplotlib
 
     private_matplotlib(state.cache_dir)  # matplotlib's font cache goes there, not into ~/.cache
-    from .report import render_index, render_report
+    from .report.html import render_run
 
-    try:
-        state.report_path = Path(render_report(state.results_path))
-        render_index(state.run_dir.parent)
-    except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
-        state.report_error = f"{type(exc).__name__}: {exc}"
+    report, problems = render_run(state.results_path, state.run_dir.parent, report_too=not state.no_report)
+    state.report_path = report or state.results_path
+    state.report_error = "; ".join(problems) or None
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -380,7 +383,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if getattr(state, "deadline_line", None):
         terminalreporter.write_line(f"freqrex DEADLINE: {state.deadline_line}")
     if getattr(state, "report_error", None):
-        terminalreporter.write_line(f"freqrex report not rendered: {state.report_error}")
+        terminalreporter.write_line(f"freqrex {state.report_error}")
     if getattr(state, "saved_baseline", None):
         terminalreporter.write_line(f"freqrex baseline saved: {state.saved_baseline}")
     if getattr(state, "baseline_refused", None):

@@ -18,7 +18,7 @@ from .engine import Explanation, FourierAttack, STFTAttack
 from .specs import Spec
 
 __all__ = ["Outcome", "OUTCOMES", "GREEN", "RED", "NOT_RUN", "Verdict", "SampleRecord", "SpecResult",
-           "run_verdict", "wilson", "EXIT_CODES", "SHOWN"]
+           "run_verdict", "wilson", "EXIT_CODES", "SHOWN", "RUN_SHOWN", "partial"]
 
 
 class Outcome:
@@ -43,6 +43,9 @@ SHOWN = {Outcome.PASSED: "PASS", Outcome.FAILED: "FAIL", Outcome.NOT_MEASURED: "
          Outcome.INTERRUPTED: "NOT RUN (interrupted)"}
 """How every view (CLI, report, index) writes an outcome."""
 
+RUN_SHOWN = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "interrupted": "INCOMPLETE", "not_run": "NOT RUN"}
+"""How every view (CLI, report, index, JUnit) writes a run's or a spec's verdict (:func:`run_verdict`)."""
+
 EXIT_CODES = {"passed": 0, "not_run": 0, "failed": 1, "error": 2, "interrupted": 130}
 """``freqrex-audit audit`` exit status per run verdict (pytest: 0, 1, 1 with an ERROR line, 2)."""
 
@@ -63,6 +66,12 @@ def run_verdict(outcomes: Iterable[str], complete: bool = True, errors: int = 0)
     if Outcome.PASSED in outcomes:
         return "passed"
     return "not_run"
+
+
+def partial(outcomes: Iterable[str]) -> bool:
+    """Some of these items ran and some did not (deselected or interrupted): a verdict about part of them."""
+    outcomes = list(outcomes)
+    return any(o in NOT_RUN for o in outcomes) and any(o not in NOT_RUN for o in outcomes)
 
 
 def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
@@ -143,6 +152,7 @@ class SpecResult:
     cross_failed: dict = field(default_factory=dict)  # check -> why composition / transferability crashed
     verdicts: list[Verdict] = field(default_factory=list)
     rates: dict = field(default_factory=dict)  # "check.metric" -> {"k", "n", "value", "low", "high"}
+    peer_work: dict = field(default_factory=dict)  # peer -> {"seconds", "queries", "cache"} spent on it for this spec
 
     @property
     def name(self) -> str:

@@ -114,11 +114,22 @@ _RUN = {"type": "object",
                        "complete": {"type": "boolean"}, "interrupted": {"type": "boolean"},
                        "filtered": {"type": "boolean"}, "summary": _STR,
                        "trust_remote_code": {"type": "array", "items": _STR},
+                       "unfinished": {"type": "array", "items": _STR},
                        "deadline": {"type": ["object", "null"], "properties": {
                            "seconds": {"type": "number", "minimum": 0}, "hit": {"type": "boolean"},
                            "message": _STR_OR_NULL}},
                        "items": {"type": "object", "properties": {
                            "total": _INT, "ran": _INT, "outcomes": {"type": "object", "additionalProperties": _INT}}}}}
+
+_WORK = {"type": "object", "required": ["seconds", "queries"],
+         "properties": {"seconds": _NUM, "queries": _INT, "cache": _OBJ}}
+_SPEC_TIMING = {"type": "object", "required": ["seconds", "queries"], "properties": {
+    "seconds": _NUM, "queries": _INT, "queries_by_phase": {"type": "object", "additionalProperties": _INT},
+    "cache": _OBJ, "samples": _OBJ,
+    "peers": {"type": "object", "additionalProperties": _WORK,
+              "description": "work done for transferability on peers computed inside this spec's run: never "
+                             "part of this spec's own seconds / queries / cache"}}}
+"""A spec's own work in this run (seconds, queries, cache), and apart from it what its peers cost."""
 
 RESULTS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -130,7 +141,7 @@ RESULTS_SCHEMA: dict[str, Any] = {
         "errors": {"type": "array", "items": {"type": "object", "required": ["spec_file", "message"],
                                               "properties": {"spec_file": _STR, "message": _STR}}},
         "timings": {"type": "object", "properties": {"started": _STR_OR_NULL, "seconds": _NUM,
-                                                     "per_spec": {"type": "object", "additionalProperties": _OBJ}}},
+                                                     "per_spec": {"type": "object", "additionalProperties": _SPEC_TIMING}}},
         "gates": {"type": "array", "items": _GATE},
         "specs": {"type": "object", "additionalProperties": _SPEC},
         "transferability": _OBJ_OR_NULL,

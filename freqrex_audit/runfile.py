@@ -128,7 +128,9 @@ def spec_part(result: SpecResult, prefix: str | None = None, arrays: dict | None
         "name": name, "section": to_jsonable(section), "gates": to_jsonable(gates_of(result, prefix)),
         "timing": {"seconds": round(result.seconds, 3), "queries": result.queries,
                    "queries_by_phase": result.queries_by_phase, "cache": result.cache_stats,
-                   "samples": {r.sample.id: t for r in result.samples if (t := _sample_timing(r))}},
+                   "samples": {r.sample.id: t for r in result.samples if (t := _sample_timing(r))},
+                   "peers": {peer: {**work, "seconds": round(work["seconds"], 3)}
+                             for peer, work in sorted(result.peer_work.items())}},
         "trust_remote_code": result.spec.trust_remote_code,
     }
 
@@ -170,7 +172,8 @@ def assemble(parts: list[dict], run: dict, started: float, seconds: float) -> di
 
 
 def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = None, interrupted: bool = False,
-             errors: list[dict] | None = None, filtered: bool = False) -> dict:
+             errors: list[dict] | None = None, filtered: bool = False, planned: list[str] | None = None,
+             selected: set[str] | None = None) -> dict:
     """Settle every item's outcome with what the session knows, and derive the run's verdict.
 
     ``ran``: item → pytest's outcome (passed / failed / skipped / error) for the items that ran; None when
@@ -178,6 +181,10 @@ def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = N
     the run was ``interrupted``, ``interrupted``. An item pytest judged differently from its verdict (a
     crash in the plugin) becomes ``error``. ``errors``: specs that did not load, ``{"spec_file", "message"}``.
     ``total``: items selected for the run (default: every item in ``doc``). ``filtered``: -m / -k / --lf…
+    ``planned``: the spec files with selected items; those with no results (the run stopped before them) are
+    listed as ``run.unfinished``, so an incomplete run names what it is missing. ``selected``: the items
+    selected for the run, when known; one of them that did not run was stopped (``interrupted``: Ctrl-C,
+    ``-x`` / ``--maxfail``), never "not selected".
     """
     outcomes: list[str] = []
     gates_by_item: dict[str, list[dict]] = {}
@@ -187,15 +194,20 @@ def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = N
         for v in section["verdicts"]:
             outcome = v["outcome"]
             if ran is not None and v["item"] not in ran:
-                outcome = Outcome.INTERRUPTED if interrupted else Outcome.DESELECTED
-                v["message"] = f"not run ({'the run was interrupted' if interrupted else 'not selected'}); " \
+                stopped = v["item"] in selected if selected is not None else interrupted
+                outcome = Outcome.INTERRUPTED if stopped else Outcome.DESELECTED
+                v["message"] = f"not run ({'the run stopped before it' if stopped else 'not selected'}); " \
                                f"computed: {v['message']}"
             elif ran is not None and _pytest_class(ran[v["item"]]) != _pytest_class(outcome):
                 v["message"] = f"pytest reported {ran[v['item']]}; the verdict was {outcome}: {v['message']}"
                 outcome = Outcome.ERROR
             v["outcome"], v["passed"] = outcome, _passed(outcome)
             for g in gates_by_item.get(v["item"], []):
-                g["outcome"] = gate_outcome(outcome, g["passed"])
+                # the gate's own comparison as gates_of judged it (its "passed" is the outcome's colour by now:
+                # False for not measured too, so re-reading it turned an unmeasured gate into a failed one)
+                compared = {Outcome.PASSED: True, Outcome.FAILED: False}.get(g.get("outcome"), g["passed"]
+                                                                                    if "outcome" not in g else None)
+                g["outcome"] = gate_outcome(outcome, compared)
                 g["passed"] = _passed(g["outcome"])
             outcomes.append(outcome)
     errors = list(errors or [])
@@ -203,9 +215,12 @@ def finalize(doc: dict, ran: dict[str, str] | None = None, total: int | None = N
     total = n_ran if total is None else max(total, n_ran)
     counts = {o: outcomes.count(o) for o in dict.fromkeys(outcomes)}
     complete = not interrupted and n_ran >= total
+    filtered = filtered or Outcome.DESELECTED in outcomes  # computed, but not selected
     verdict = run_verdict(outcomes, not interrupted, len(errors))
     summary = f"{n_ran} of {total} items ran" + ("" if complete else " (incomplete)")
     doc["errors"] = errors
+    have = {s.get("spec_file") for s in doc["specs"].values()} | {e.get("spec_file") for e in errors}
+    doc["run"]["unfinished"] = sorted(set(planned or ()) - have)
     doc["run"].update({"complete": complete, "interrupted": interrupted, "filtered": filtered, "verdict": verdict,
                        "items": {"total": total, "ran": n_ran, "outcomes": counts}, "summary": summary})
     return doc
@@ -240,7 +255,7 @@ def write_doc(doc: dict, arrays: dict[str, np.ndarray], out_dir: str | Path) -> 
 def write_results(results: list[SpecResult], out_dir: str | Path, seed: int | None = None, device: str = "auto",
                   started: float | None = None, prefixes: dict[str, str] | None = None,
                   errors: list[dict] | None = None, total: int | None = None, interrupted: bool = False,
-                  deadline: dict | None = None) -> Path:
+                  deadline: dict | None = None, planned: list[str] | None = None) -> Path:
     """Write the run file for these spec results (every item ran unless ``interrupted``; ``total`` items
     were planned; ``deadline``: :func:`freqrex_audit.deadline.facts`, as ``run.deadline``); returns the
     ``results.json`` path."""
@@ -248,7 +263,7 @@ def write_results(results: list[SpecResult], out_dir: str | Path, seed: int | No
     parts = [spec_part(r, (prefixes or {}).get(r.name), arrays) for r in results]
     started = started if started is not None else time.time() - sum(r.seconds for r in results)
     doc = assemble(parts, run_info(seed, device), started, time.time() - started)
-    finalize(doc, None, total, interrupted, errors)
+    finalize(doc, None, total, interrupted, errors, planned=planned)
     if deadline is not None:
         doc["run"]["deadline"] = deadline
     return write_doc(doc, arrays, out_dir)

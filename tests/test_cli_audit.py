@@ -36,6 +36,26 @@ def test_audit_exit_status_follows_the_gates(tmp_path, capsys):
     assert all(f"{run.parent.name}/report.html" in index for run in runs)  # both runs listed
 
 
+def test_a_report_that_fails_to_render_changes_no_exit_status_and_keeps_the_index_row(tmp_path, capsys,
+                                                                                      monkeypatch):
+    """The report is one view among several: its bug is printed, the run's exit status stays the verdict's
+    (it was 1, "a gate failed", from the traceback) and the index still lists the run."""
+    import freqrex_audit.report.html as html
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("template bug")
+
+    monkeypatch.setattr(html, "render_report", broken)
+    write_fragile_dataset(tmp_path / "data", per_class=1)
+    (tmp_path / "lenient.yaml").write_text(SPEC % "1.0")
+    args = ["--report", str(tmp_path / "reports"), "--no-cache", "--device", "cpu"]
+    assert main(["audit", str(tmp_path / "lenient.yaml"), *args]) == 0
+    assert "report not rendered: RuntimeError: template bug" in capsys.readouterr().err
+    run = next((tmp_path / "reports").glob("*/results.json")).parent.name
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert run in index and ">PASS<" in index
+
+
 def test_explain_and_attack_write_their_files(tmp_path, capsys):
     write_fragile_dataset(tmp_path / "data", per_class=1)
     clip = str(tmp_path / "data" / "loud" / "000.wav")

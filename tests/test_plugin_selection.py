@@ -41,6 +41,16 @@ def test_accuracy_marker_only_predicts(project):
     assert not (run_dir / "report.html").exists(), "--freqrex-no-report still rendered the report"
 
 
+def test_a_run_without_its_report_still_gets_its_row_in_an_existing_index(project):
+    """--freqrex-no-report skips the run's page, not the runs index: an index that exists is kept true."""
+    project.inline_run("model_specs", "-m", "freqrex_accuracy").assertoutcome(passed=2)
+    project.inline_run("model_specs", "-m", "freqrex_accuracy", "--freqrex-no-report").assertoutcome(passed=2)
+    runs = sorted((project.path / "reports").glob("*/results.json"), key=lambda p: p.stat().st_mtime)
+    index = (project.path / "reports" / "index.html").read_text()
+    assert len(runs) == 2 and all(run.parent.name in index for run in runs)
+    assert not runs[-1].with_name("report.html").exists() and f"{runs[-1].parent.name}/report.html" not in index
+
+
 def test_sufficiency_item_explains_but_does_not_attack(project):
     reprec = project.inline_run("model_specs", "-k", "robust and sufficiency", "--freqrex-no-cache",
                                 "--freqrex-no-report")

@@ -89,6 +89,7 @@ def assert_views_agree(pytester: pytest.Pytester, reprec) -> dict:
     assert set(ran) <= set(verdicts)  # every item pytest ran is in results.json
     for g in doc["gates"]:
         assert g["outcome"] == "deselected" if g["item"] not in ran else g["outcome"] != "deselected"
+        assert g["outcome"] != "failed" or verdicts[g["item"]] == "failed"  # failed > not measured: one story
         assert g["passed"] is None or g["item"] in ran  # never PASS / FAIL for an item that did not run
     html = path.with_name("report.html").read_text()
     for item, outcome in report_rows(html).items():
@@ -104,7 +105,25 @@ def assert_views_agree(pytester: pytest.Pytester, reprec) -> dict:
     index = (pytester.path / "reports" / "index.html").read_text()
     row = index.split(path.parent.name, 1)[1].split("</tr>", 1)[0]
     assert f">{label}<" in row
+    gates = [g["outcome"] for g in doc["gates"]]
+    not_run = sum(o in ("deselected", "interrupted") for o in gates)
+    counts = re.sub(r"<[^>]+>", "", re.search(r'class="text gate-counts">(.*?)</td>', row, re.S).group(1))
+    assert counts.startswith(f"{gates.count('passed')} passed") and (f"{not_run} not run" in counts) == bool(not_run)
+    assert ("Every gate passed" in html) == (bool(gates) and set(gates) == {"passed"})  # never over unrun gates
+    assert '<td class="value text">None' not in html  # a gate without a value says why, not "None"
+    for name, spec in doc["specs"].items():  # a spec of which only some items ran is never plain PASS
+        outcomes = {v["outcome"] for v in spec["verdicts"]}
+        shown = re.search(rf'<a href="#spec-\d+">{name}</a></td>\s*<td class="\w+">([^<]*)</td>', html).group(1)
+        assert shown.endswith(" · PARTIAL") == ("deselected" in outcomes and outcomes != {"deselected"}), (name, shown)
     return doc
+
+
+def junit_properties(path: Path) -> dict[str, str]:
+    """The testsuite properties of a JUnit file (where the plugin writes the run's verdict)."""
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(path).getroot().find("testsuite")
+    return {p.get("name"): p.get("value") for p in suite.find("properties") or []}
 
 
 def test_selection_is_not_run_and_every_view_agrees_with_pytest(project):
@@ -118,6 +137,7 @@ def test_selection_is_not_run_and_every_view_agrees_with_pytest(project):
     assert fragile["accuracy[aggregate]"] == "passed" and fragile["fourier_attack[aggregate]"] == "deselected"
     html = latest_run(project.path).with_name("report.html").read_text()
     assert 'data-outcome="failed"' not in html and "NOT RUN" in html
+    assert ">PASS · PARTIAL<" in html and "Every gate passed" not in html  # only accuracy ran
     keyword = project.inline_run("model_specs", "-k", "robust and fourier_attack")
     assert_views_agree(project, keyword)
     last_failed = project.inline_run("model_specs", "--lf")  # cache plugin on: reruns fragile's failure only
@@ -125,6 +145,15 @@ def test_selection_is_not_run_and_every_view_agrees_with_pytest(project):
     ran = pytest_outcomes(last_failed)
     assert list(ran) == ["model_specs/fragile.yaml::fourier_attack[aggregate]"]
     assert doc["run"]["verdict"] == "failed" and doc["run"]["filtered"]
+    # --lf where the named spec has no known failure runs all of it: not a filtered run; JUnit says so too
+    junit = project.path / "robust.xml"
+    nothing_to_rerun = project.inline_run("model_specs/robust.yaml", "--lf", f"--junitxml={junit}")
+    doc = assert_views_agree(project, nothing_to_rerun)
+    assert doc["run"]["verdict"] == "passed" and doc["run"]["items"]["ran"] == 7 and not doc["run"]["filtered"]
+    assert "filtered run" not in latest_run(project.path).with_name("report.html").read_text()
+    props = junit_properties(junit)
+    assert props["freqrex.verdict"] == "passed" and props["freqrex.summary"] == doc["run"]["summary"]
+    assert props["freqrex.filtered"] == "False" and props["freqrex.complete"] == "True"
 
 
 BROKEN = "name: broken\nmodel: {target: 'tests.audit_models:robust'}\ndataset: {path: ../data/robust}\n" \
@@ -191,7 +220,8 @@ def test_an_interrupted_run_is_incomplete_everywhere(project, runner):
     (specs / "fragile.yaml").unlink()
     (specs / "z_slow.yaml").write_text(SLOW)  # collected after robust.yaml: interrupted while it runs
     if runner == "pytest":
-        cmd = [sys.executable, "-m", "pytest", "model_specs", "-v", "-p", "no:randomly", "-p", "no:xdist"]
+        cmd = [sys.executable, "-m", "pytest", "model_specs", "-v", "-p", "no:randomly", "-p", "no:xdist",
+               "--junitxml=run.xml"]
         status, out = _interrupt(cmd, project.path, "robust.yaml::model[load] PASSED")
         if status == 1 and "repr_traceback_entry" in out and "'NoneType' and 'int'" in out:
             # pytest's own crash while formatting the interrupt, when SIGINT lands on a frame with no line
@@ -202,6 +232,7 @@ def test_an_interrupted_run_is_incomplete_everywhere(project, runner):
         cmd = [sys.executable, "-m", "freqrex_audit.cli", "audit", "model_specs", "--device", "cpu", "--no-cache"]
         status, out = _interrupt(cmd, project.path, "robust: ")
         assert status == 130, out
+        assert "run: INCOMPLETE: " in out  # the report's word for the run, not the CLI's own
     doc = json.loads(latest_run(project.path).read_text())
     run = doc["run"]
     assert run["complete"] is False and run["verdict"] == "interrupted"
@@ -209,10 +240,18 @@ def test_an_interrupted_run_is_incomplete_everywhere(project, runner):
     assert re.fullmatch(r"\d+ of \d+ items ran \(incomplete\)", run["summary"])
     assert "slow" not in doc["specs"] or all(v["outcome"] == "interrupted"
                                              for v in doc["specs"]["slow"]["verdicts"])
+    # a spec cut before its results were written is named, not silently missing
+    assert ("slow" in doc["specs"]) != (run["unfinished"] == ["model_specs/z_slow.yaml"]), run
     html = latest_run(project.path).with_name("report.html").read_text()
     first = re.search(r'<p id="run-state"[^>]*>([^<]+)</p>', html).group(1)
     assert first.startswith("INCOMPLETE: ") and run["summary"] in first
-    assert ">INCOMPLETE<" in (project.path / "reports" / "index.html").read_text()
+    index = (project.path / "reports" / "index.html").read_text()
+    assert ">INCOMPLETE<" in index
+    if run["unfinished"]:
+        assert "unfinished (no results): model_specs/z_slow.yaml" in first and "z_slow.yaml (UNFINISHED)" in index
+    if runner == "pytest":  # JUnit alone shows no sign of the interrupt but the plugin's properties
+        props = junit_properties(project.path / "run.xml")
+        assert props["freqrex.verdict"] == "interrupted" and props["freqrex.complete"] == "False"
 
 
 TINY_POOL = """
@@ -331,3 +370,37 @@ def test_a_gate_whose_value_could_not_be_computed_fails_as_not_measured_instead_
     assert verdict.outcome == "not_measured" and verdict.passed is False
     assert "α toward peer has no finite value" in verdict.message
     assert [g["metric"] for g in verdict.gates] == ["alpha[peer]", "flat_earther"]
+
+
+def test_an_unmeasured_gate_stays_not_measured_after_the_session_settles_its_item():
+    """finalize re-reads each gate after pytest's outcome: a gate without a value (its item NOT MEASURED)
+    must not come out FAILED in results.json, the report and the index while its item says NOT MEASURED."""
+    from freqrex_audit.runfile import finalize
+
+    item = "model_specs/x.yaml::accuracy[aggregate]"
+    doc = {"run": {}, "specs": {"x": {"verdicts": [{"item": item, "outcome": "not_measured", "message": "m"}]}},
+           "gates": [{"item": item, "value": None, "passed": False, "outcome": "not_measured",
+                      "unmeasured": "accuracy: 0/0 measured clips, needs ≥ 2"},
+                     {"item": item.replace("accuracy", "other"), "value": 0.1, "passed": False, "outcome": "failed"}]}
+    doc["specs"]["x"]["verdicts"].append({"item": item.replace("accuracy", "other"), "outcome": "failed", "message": "m"})
+    finalize(doc, {item: "failed", item.replace("accuracy", "other"): "failed"})
+    assert [(g["outcome"], g["passed"]) for g in doc["gates"]] == [("not_measured", False), ("failed", False)]
+    finalize(doc, {})  # nothing ran: every gate says so, whatever it measured
+    assert [g["outcome"] for g in doc["gates"]] == ["deselected", "deselected"]
+
+
+def test_a_selected_item_the_run_stopped_before_is_interrupted_not_deselected():
+    """-x / --maxfail / Ctrl-C: a selected item that never ran was stopped, never "not selected"; an item
+    that was not selected stays deselected even in an interrupted run, and the run says it was filtered."""
+    from freqrex_audit.runfile import finalize
+
+    items = [f"model_specs/x.yaml::{c}[aggregate]" for c in ("accuracy", "fourier_attack", "sufficiency")]
+    doc = {"run": {}, "gates": [], "specs": {"x": {"spec_file": "model_specs/x.yaml", "verdicts": [
+        {"item": i, "outcome": "passed", "message": "m"} for i in items]}}}
+    finalize(doc, {items[0]: "passed"}, total=2, selected=set(items[:2]),
+             planned=["model_specs/x.yaml", "model_specs/y.yaml"])
+    assert [v["outcome"] for v in doc["specs"]["x"]["verdicts"]] == ["passed", "interrupted", "deselected"]
+    assert "the run stopped before it" in doc["specs"]["x"]["verdicts"][1]["message"]
+    run = doc["run"]
+    assert run["complete"] is False and run["filtered"] and run["unfinished"] == ["model_specs/y.yaml"]
+    assert run["summary"] == "1 of 2 items ran (incomplete)"

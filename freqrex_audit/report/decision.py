@@ -2,14 +2,15 @@
 first, each gate explained and linked to the clips and figures that decided it.
 
 Outcomes are read from the results file (``run.verdict``, every gate's and verdict's ``outcome``);
-nothing here re-judges a gate. The per-spec label is the most severe outcome among that spec's items.
+nothing here re-judges a gate. The per-spec label is :func:`~freqrex_audit.records.run_verdict` of that spec's items (the run's own
+rule), marked PARTIAL when only some of them ran.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..records import RED, SHOWN
+from ..records import RED, RUN_SHOWN, SHOWN, Outcome, partial, run_verdict
 from .explain import describe_value, explain_gate
 from .format import fmt_rate
 
@@ -139,15 +140,16 @@ def spec_rows(specs: dict[str, dict], errors: list[dict], anchors: dict, timings
     for i, (name, spec) in enumerate(specs.items()):
         outcomes = [outcome_of(v) for v in spec.get("verdicts") or []]
         counts = {o: outcomes.count(o) for o in SEVERITY if o in outcomes}
-        worst = min(outcomes, key=_rank) if outcomes else "not_run"
-        if worst in ("deselected", "skipped") and "passed" in outcomes:  # as the run's verdict reads it
-            worst = "passed"
+        # the spec's verdict as the run's is derived (one rule), marked partial when only some items ran
+        verdict = run_verdict(outcomes, Outcome.INTERRUPTED not in outcomes)
+        label = RUN_SHOWN[verdict] + (" · PARTIAL" if partial(outcomes) and verdict != "interrupted" else "")
+        worst = {"interrupted": Outcome.INTERRUPTED, "not_run": "deselected"}.get(verdict, verdict)
         rates = spec.get("rates") or {}
         figures = [{"name": label, "text": fmt_rate(rates[key]) or "not measured"}
                    for key, label in KEY_RATES if key in rates]
         per = (timings.get("per_spec") or {}).get(name) or {}
         rows.append({"name": name, "href": "#" + anchors["sections"][name]["spec"], "outcome": worst,
-                     "label": SHOWN.get(worst, worst.upper().replace("_", " ")), "css": css_of(worst),
+                     "label": label, "css": css_of(worst),
                      "counts": [{"outcome": o, "label": SHOWN.get(o, o), "n": n, "css": css_of(o)}
                                 for o, n in counts.items()],
                      "figures": figures, "queries": per.get("queries"), "cost": result_queries(spec),

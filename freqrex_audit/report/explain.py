@@ -132,6 +132,10 @@ def _share(value: object) -> str:
 
 
 def describe_value(gate: dict) -> Any:
-    """The value column: a rate with its counts, else the number."""
+    """The value column: a rate with its counts, else the number; never a bare "None" when there is none."""
     rate = fmt_rate(gate)
-    return rate or gate.get("shown")
+    if rate or gate.get("shown"):
+        return rate or gate.get("shown")
+    if gate.get("value") is not None:
+        return gate["value"]
+    return "not run" if gate.get("outcome") in ("deselected", "interrupted") else "not measured"

@@ -19,7 +19,7 @@ import jinja2
 import numpy as np
 
 from ..engine.explain import Explanation
-from ..records import RED, run_verdict
+from ..records import NOT_RUN, RED, RUN_SHOWN, run_verdict
 from ..results_file import ResultsError, load_run
 from . import figures
 from .cards import AudioBudget, flipped, pick_cards, sample_card
@@ -27,7 +27,7 @@ from .composites import SidecarLinks, composites_view
 from .decision import card_backlinks, gate_rows, item_key, outcome_of, spec_rows
 from .format import fmt_bins, fmt_count, fmt_number, fmt_op, fmt_percent, fmt_rate, fmt_share, fmt_snr
 
-__all__ = ["render_report", "render_index", "load_results", "MAX_AUDIO_BYTES", "MAX_SAMPLE_CARDS"]
+__all__ = ["render_report", "render_index", "render_run", "load_results", "MAX_AUDIO_BYTES", "MAX_SAMPLE_CARDS"]
 
 MAX_AUDIO_BYTES = 1_200_000
 MAX_SAMPLE_CARDS = 3
@@ -214,14 +214,15 @@ def run_state(results: dict) -> dict:
                                                 len(results.get("errors") or []))
     summary = run.get("summary") or f"{len(verdicts)} of {len(verdicts)} items ran"
     complete = run.get("complete", True)
-    label = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "interrupted": "INCOMPLETE",
-             "not_run": "NOT RUN"}.get(verdict, verdict.upper())
+    label = RUN_SHOWN.get(verdict, verdict.upper())
     if not complete and verdict != "interrupted":
         label += " · INCOMPLETE"
     headline = f"{label}: {summary}"
     errors = results.get("errors") or []
     if errors:
         headline += f"; {len(errors)} spec(s) did not load: " + ", ".join(e.get("spec_file", "?") for e in errors)
+    if run.get("unfinished"):
+        headline += "; unfinished (no results): " + ", ".join(run["unfinished"])
     stopped = run.get("deadline") or {}
     if stopped.get("hit"):
         headline += f"; DEADLINE: {stopped.get('message') or 'the session deadline passed'}"
@@ -268,6 +269,7 @@ def build_context(results: dict, arrays: dict, max_sample_cards: int, max_audio_
         "state": state, "run": run, "timings": timings, "source": source,
         "spec_rows": spec_rows(raw_specs, state["errors"], anchors, timings),
         "red_rows": red, "other_rows": [r for r in rows if r["outcome"] not in RED], "n_gates": len(rows),
+        "gate_counts": gate_counts(rows),
         "specs": specs, "seed_text": _seeds(run, raw_specs),
         "trust_remote_code": list(run.get("trust_remote_code") or []),
         "transfer": transfer_view(results.get("transferability"), arrays),
@@ -279,6 +281,14 @@ def build_context(results: dict, arrays: dict, max_sample_cards: int, max_audio_
         "rendered": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "fmt_share": fmt_share, "fmt_bins": fmt_bins,
     }
+
+
+def gate_counts(rows: Iterable[dict]) -> dict[str, int]:
+    """How many gates (report rows or results.json gates) passed, were red, did not run, were skipped."""
+    outcomes = [outcome_of(r) for r in rows]
+    return {"passed": outcomes.count("passed"), "failed": outcomes.count("failed") + outcomes.count("error"),
+            "not_measured": outcomes.count("not_measured"), "not_run": sum(o in NOT_RUN for o in outcomes),
+            "skipped": outcomes.count("skipped")}
 
 
 def render_report(results_json_path: str | Path, out_html: str | Path | None = None,
@@ -315,10 +325,10 @@ def _runs(reports_dir: Path) -> Iterable[dict]:
         yield {"dir": results_path.parent.name, "error": None,
                "started": (results.get("timings") or {}).get("started"),
                "specs": list((results.get("specs") or {}).keys()) + [f"{e.get('spec_file')} (ERROR)"
-                                                                     for e in state["errors"]],
+                                                                     for e in state["errors"]]
+               + [f"{f} (UNFINISHED)" for f in (results.get("run") or {}).get("unfinished") or []],
                "verdict": state["label"], "headline": state["headline"], "css": state["css"],
-               "gates": len(gates), "failed": sum(outcome_of(g) in RED for g in gates),
-               "passed": sum(outcome_of(g) == "passed" for g in gates),
+               "gates": len(gates), **gate_counts(gates),
                "report": f"{results_path.parent.name}/{report.name}" if report else None,
                "results": f"{results_path.parent.name}/results.json"}
 
@@ -330,3 +340,21 @@ def render_index(reports_dir: str | Path) -> Path:
     out = reports_dir / "index.html"
     out.write_text(_env().get_template("index.html.j2").render(runs=runs), encoding="utf-8")
     return out
+
+
+def render_run(results_json_path: str | Path, reports_dir: str | Path,
+               report_too: bool = True) -> tuple[Path | None, list[str]]:
+    """A finished run's report (unless not ``report_too``) and the runs index, each on its own: a report that
+    fails to render still gets its run an index row (and the other way round). Returns the report's path
+    (None if none) and what failed, for the caller to print; a report bug never changes the run's verdict
+    or exit status."""
+    problems, report = [], None
+    try:
+        report = render_report(results_json_path) if report_too else None
+    except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
+        problems.append(f"report not rendered: {type(exc).__name__}: {exc}")
+    try:
+        render_index(reports_dir)
+    except Exception as exc:  # noqa: BLE001 - as above
+        problems.append(f"index not rendered: {type(exc).__name__}: {exc}")
+    return report, problems

@@ -1,0 +1,64 @@
+"""results.json ``timings.per_spec``: a spec's figures are its own work; the peers its transferability check
+computed are listed apart (``peers``), so a fast model that asks for transferability is not charged a slow
+peer's clips, queries or cache traffic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from freqrex_audit.audit import run_spec
+from freqrex_audit.cache import Cache
+from freqrex_audit.report import render_report
+from freqrex_audit.runfile import write_results
+from freqrex_audit.specs import load_spec
+from tests.audit_models import write_robust_dataset
+
+ASKER = """
+name: asker
+model: {target: "tests.audit_models:robust"}
+dataset: {path: data}
+attack: {budget: 5, pool: ranking}
+%s
+checks:
+  accuracy: {min: 0.5}
+  %s
+"""
+
+
+def _specs(folder: Path) -> tuple[Path, Path]:
+    write_robust_dataset(folder / "data", per_class=1)
+    peer = ASKER.replace("name: asker", "name: peer").replace('"tests.audit_models:robust"',  # another model
+                                                               '"tests.audit_models:slow", options: {seconds: 0}')
+    (folder / "peer.yaml").write_text(peer % ("", ""))
+    (folder / "asker.yaml").write_text(ASKER % ("peers: [peer]", "transferability: {min_alpha: 0.0}"))
+    (folder / "alone.yaml").write_text(ASKER.replace("name: asker", "name: alone") % ("", ""))
+    return folder / "asker.yaml", folder / "peer.yaml"
+
+
+def test_a_peer_computed_for_transferability_is_recorded_apart_from_the_asking_spec(tmp_path: Path):
+    asker_path, peer_path = _specs(tmp_path)
+    alone = run_spec(load_spec(tmp_path / "alone.yaml"), "cpu", Cache(tmp_path / "alone"))  # no peers
+    peer_alone = run_spec(load_spec(peer_path), "cpu", Cache(tmp_path / "peer_cache"), cross=False)
+    cache = Cache(tmp_path / "cache")
+    asker = run_spec(load_spec(asker_path), "cpu", cache)
+    transfer = asker.transferability.queries
+    assert asker.error is None and set(transfer) == {"asker", "peer"} and transfer["peer"] > 0
+
+    # own work: the asker's clips (as without transferability) and the α/β queries to its own model
+    assert asker.queries == alone.queries + transfer["asker"]
+    assert asker.queries == sum(asker.queries_by_phase.values())
+    assert asker.queries_by_phase["transferability"] == transfer["asker"]
+    assert asker.cache_stats["misses"] == alone.cache_stats["misses"]
+    # the peer's work: its clips (what it costs alone) and the α/β queries to its model
+    work = asker.peer_work["peer"]
+    assert work["queries"] == peer_alone.queries + transfer["peer"]
+    assert work["cache"]["misses"] == peer_alone.cache_stats["misses"] and work["seconds"] > 0
+    assert asker.seconds >= 0 and cache.misses == asker.cache_stats["misses"] + work["cache"]["misses"]
+
+    out = write_results([asker], tmp_path / "run", device="cpu")  # validated by the schema when read back
+    timing = json.loads(out.read_text())["timings"]["per_spec"]["asker"]
+    assert timing["queries"] == asker.queries and timing["peers"]["peer"]["queries"] == work["queries"]
+    html = render_report(out).read_text()
+    assert f"peer peer (computed for transferability): {work['queries']:,} queries" in html
+
