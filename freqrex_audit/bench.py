@@ -108,8 +108,10 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 def bench_model(name: str, classifier: Classifier, seconds: float, batch_size: int = 64,
-                config: FreqReXConfig | None = None, with_batch1: bool = False, precision: str = "fp32") -> BenchRow:
-    """Measure one explanation (+ attacks) of a ``seconds``-long clip against the model's forward floor.
+                config: FreqReXConfig | None = None, with_batch1: bool = False, precision: str = "fp32",
+                attacks: bool = True) -> BenchRow:
+    """Measure one explanation (+ attacks, unless ``attacks`` is false) of a ``seconds``-long clip against the
+    model's forward floor.
 
     Like an audit, the clip is first cropped to the model's input window (the model ignores the rest)."""
     config = config or FreqReXConfig(seed=0)
@@ -132,8 +134,8 @@ def bench_model(name: str, classifier: Classifier, seconds: float, batch_size: i
     valid = int(probs.argmax()) == exp.target and probs[exp.target] >= config.min_confidence * exp.confidence
 
     began, q0 = time.perf_counter(), engine.queries
-    attack = fourier_attack(engine, x, exp, AttackConfig())
-    stft_attack(engine, x, attack)
+    if attacks:
+        stft_attack(engine, x, fourier_attack(engine, x, exp, AttackConfig()))
     attack_s, attack_q = time.perf_counter() - began, engine.queries - q0
 
     batch1_s = speedup = None
