@@ -188,7 +188,7 @@ class QueryEngine:
         waveforms = to_device(spec.as_tensor(waveforms), self.device)  # integer PCM is refused there
         if waveforms.ndim == 1:
             waveforms = waveforms[None]
-        return self._run(waveforms.shape[0], lambda rows: waveforms[rows])
+        return self._run(waveforms.shape[0], lambda rows: waveforms[rows].clone())  # the caller's clip: the model gets a copy
 
     def query_spectral(self, spectrum: torch.Tensor, factors: torch.Tensor, n_samples: int) -> np.ndarray:
         """Probabilities for ``irfft(spectrum * factors[i])``; waveforms are built one batch at a time.
@@ -207,6 +207,8 @@ class QueryEngine:
         return self._run(factors.shape[0], build)
 
     def _run(self, count: int, build: Callable[[slice], torch.Tensor]) -> np.ndarray:
+        """``build(rows)`` must return a tensor the model may own (fresh, or a copy): a model that writes into its
+        input cannot corrupt the audit's clip. Synthesised batches are fresh, so they are not copied again."""
         outputs: list[np.ndarray] = []
         start = 0
         with torch.inference_mode():
@@ -272,7 +274,6 @@ class QueryEngine:
         capped = left is not None and (self.timeout_s is None or left < self.timeout_s)  # the deadline comes first
         timeout_s = max(left, 0.001) if capped else self.timeout_s
         began = time.perf_counter()
-        batch = batch.clone()  # the model gets its own copy: writing into it cannot corrupt the audit's clip
         predict = self._autocast_predict()
         if timeout_s is None or getattr(self.classifier, "kills_on_timeout", False):
             own = getattr(self.classifier, "timeout_s", None)
