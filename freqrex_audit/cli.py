@@ -57,7 +57,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for seconds in args.seconds:
             row = bench_model(clf.name if args.size != "zoo" else name, clf, seconds, batch_size=args.batch_size,
                               with_batch1=seconds <= args.batch1_max_seconds, precision=args.precision,
-                              attacks=not args.no_attacks)
+                              attacks=not args.no_attacks, repeats=args.repeats)
             rows.append(row)
             print(f"{name} {seconds:g}s: {row.queries} queries in {row.explain_s:.2f} s "
                   f"(overhead ×{row.overhead_ratio:.2f})", file=sys.stderr)
@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--size", choices=("zoo", "small", "base"), default="zoo",
                        help="rebuild each transformers model at this width with random weights (same window and "
                             "extractor): small ≈ 3–4 M parameters, base = AST/Wav2Vec2/HuBERT-base, Whisper-base's encoder")
+    bench.add_argument("--repeats", type=positive_int, default=1,
+                       help="time the explanation and its floors this many times, keep the fastest of each")
     bench.add_argument("--no-attacks", action="store_true", help="time the explanation only (attack q shows 0)")
     bench.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast (checked vs fp32)")
     bench.add_argument("--queries", action="store_true",

@@ -91,3 +91,13 @@ def test_bench_sizes_rebuild_a_zoo_family_wider_with_its_window():
     assert small.predict(np.zeros((2, 16000), dtype=np.float32)).shape == (2, len(zoo.labels))
     with pytest.raises(ValueError, match="not one"):
         sized_classifier("zoo://instruments/eval", "small", "cpu")
+
+
+def test_bench_repeats_keep_the_fastest_of_identical_explanations():
+    from freqrex_audit.bench import bench_model
+    from tests.scale_models import windowed
+
+    once = bench_model("windowed", windowed(), seconds=0.5, batch_size=32, attacks=False)
+    twice = bench_model("windowed", windowed(), seconds=0.5, batch_size=32, attacks=False, repeats=2)
+    assert (twice.queries, twice.calls) == (once.queries, once.calls)  # deterministic: the same calls each time
+    assert twice.attack_queries == 0 and twice.explain_s > 0
