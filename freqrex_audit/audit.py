@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +21,8 @@ from . import aggregates, deadline
 from .adapters import load_classifier
 from .audio import AudioError, validate_waveform
 from .cache import Cache, hash_array, make_key
-from .classifier import Classifier, ClassifierTimeout, QueryEngine, cached_probabilities, model_info
+from .classifier import (Classifier, ClassifierTimeout, QueryEngine, cached_probabilities, describe_exception,
+                         model_info)
 from .datasets import MAX_CLIP_SECONDS, Sample, list_samples, read_clip
 from .executors import ClipOutcome, current_executor
 from .input_window import cut_window, expand_windows
@@ -169,14 +169,7 @@ def _audit_sample(runner: _Runner, sample: Sample, rate: int) -> ClipOutcome:
     except ClassifierTimeout as exc:  # the model hangs: fail the spec, keep what was done
         return ClipOutcome(SampleRecord(sample, "error", str(exc), notes=list(clip.notes)), f"model hung: {exc}")
     except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
-        return ClipOutcome(SampleRecord(sample, "error", _describe(exc), notes=list(clip.notes)))
-
-
-def _describe(exc: BaseException) -> str:
-    """``Type: message (file:line)`` — where the failure happened, without a whole traceback."""
-    last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    where = f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})" if last else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+        return ClipOutcome(SampleRecord(sample, "error", describe_exception(exc), notes=list(clip.notes)))
 
 
 def _load(spec: Spec, device: str) -> Classifier:
@@ -268,7 +261,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                 try:
                     run_check()
                 except Exception as exc:  # noqa: BLE001 - a failing cross check is that check's verdict
-                    result.cross_failed[check] = _describe(exc)
+                    result.cross_failed[check] = describe_exception(exc)
     result.rates = aggregates.rates(result)
     result.metrics = aggregates.metrics(result)
     result.verdicts = deadline_verdicts(result, evaluate(result))

@@ -16,7 +16,7 @@ import torch
 
 from .classifier import Classifier, resolve_device
 
-SIZES = ("zoo", "small", "base")
+SIZES = ("zoo", "small", "base")  # zoo: the model as it is; the others are rebuilt by sized_classifier
 
 _ENCODER = {  # hidden, layers, heads, feed-forward width
     "small": (256, 4, 4, 1024),
@@ -60,9 +60,10 @@ def sized_classifier(model: str | Path, size: str, device: str = "auto", seed: i
     if not (directory / "config.json").is_file() or not (directory / "preprocessor_config.json").is_file():
         raise ValueError(f"{model}: --size {size} rebuilds a transformers model folder (config.json and "
                          f"preprocessor_config.json); this is not one")
-    if AutoConfig.from_pretrained(directory, local_files_only=True).model_type not in _FAMILIES:
+    config = AutoConfig.from_pretrained(directory, local_files_only=True)
+    if config.model_type not in _FAMILIES:
         raise ValueError(f"{model}: --size knows the families {', '.join(_FAMILIES)}")
-    config = scaled_config(AutoConfig.from_pretrained(directory, local_files_only=True), size)
+    config = scaled_config(config, size)
     torch.manual_seed(seed)
     model = AutoModelForAudioClassification.from_config(config)
     extractor = AutoFeatureExtractor.from_pretrained(directory, local_files_only=True)

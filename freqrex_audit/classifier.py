@@ -320,13 +320,18 @@ _PASSED_THROUGH = (torch.OutOfMemoryError, ClassifierError, deadline.DeadlineRea
 errors and the session deadline. Anything else the model raises becomes a ClassifierError naming the model."""
 
 
-def model_raised(name: str, exc: BaseException) -> ClassifierError:
-    """A ClassifierError for an exception raised inside a model's predict: the model, the exception, and where."""
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message (file:line)`` — what failed and where, without a whole traceback."""
     import traceback
 
     frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
     where = f" ({frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
-    return ClassifierError(f"{name}: predict raised {type(exc).__name__}: {exc}{where}")
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def model_raised(name: str, exc: BaseException) -> ClassifierError:
+    """A ClassifierError for an exception raised inside a model's predict: the model, the exception, and where."""
+    return ClassifierError(f"{name}: predict raised {describe_exception(exc)}")
 
 
 def host_scores(out: object, name: str) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from . import __version__
 from .audio import AudioError
+from .bench_sizes import SIZES
 from .classifier import ClassifierError
 from .cli_clip import classifier_from_arg, cmd_attack, cmd_classify, cmd_explain
 from .isolation import private_matplotlib
@@ -276,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch1-max-seconds", type=float, default=1.0,
                        help="also time batch size 1 for clips up to this long (slow)")
     bench.add_argument("--device", default="auto")
-    bench.add_argument("--size", choices=("zoo", "small", "base"), default="zoo",
+    bench.add_argument("--size", choices=SIZES, default="zoo",
                        help="rebuild each transformers model at this width with random weights (same window and "
                             "extractor): small ≈ 3–4 M parameters, base = AST/Wav2Vec2/HuBERT-base, Whisper-base's encoder")
     bench.add_argument("--repeats", type=positive_int, default=1,

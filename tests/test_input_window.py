@@ -44,13 +44,18 @@ def test_extractor_window_unknown_extractor_is_unbounded():
     assert extractor_window(object()) is None
 
 
-def test_cropped_clip_note_reaches_results_and_report(tmp_path, monkeypatch):
-    write_fragile_dataset(tmp_path / "data", per_class=1, seconds=0.5)  # 4000 samples, window 2000
+def audit_half_second_clips(tmp_path, monkeypatch, dataset: str = "{path: data}"):
+    """Audit 0.5-s clips (4000 samples) with the 0.25-s-window model (2000 samples); results.json's path."""
+    write_fragile_dataset(tmp_path / "data", per_class=1, seconds=0.5)
     (tmp_path / "spec.yaml").write_text(
-        'model: {target: "tests.scale_models:windowed"}\ndataset: {path: data}\nfreqrex: {seed: 0}\n'
+        f'model: {{target: "tests.scale_models:windowed"}}\ndataset: {dataset}\nfreqrex: {{seed: 0}}\n'
         "attack: {budget: 5, pool: ranking}\nchecks:\n  accuracy: {min: 0.5}\n  sufficiency: {max_fraction: 0.5}\n")
     monkeypatch.chdir(tmp_path)
-    results = audit(tmp_path, "spec.yaml")
+    return audit(tmp_path, "spec.yaml")
+
+
+def test_cropped_clip_note_reaches_results_and_report(tmp_path, monkeypatch):
+    results = audit_half_second_clips(tmp_path, monkeypatch)
     doc = load(results)
     samples = doc["specs"]["spec"]["samples"]
     arrays = npz_arrays(results)
@@ -86,12 +91,7 @@ def test_every_window_of_a_long_clip_is_audited_as_its_own_sample(tmp_path, monk
     quarter second of the recording it names, each with its note; the other results stay per recording."""
     from freqrex_audit.audio import load_audio
 
-    write_fragile_dataset(tmp_path / "data", per_class=1, seconds=0.5)  # 4000 samples, window 2000
-    (tmp_path / "spec.yaml").write_text(
-        'model: {target: "tests.scale_models:windowed"}\ndataset: {path: data, windows: all}\nfreqrex: {seed: 0}\n'
-        "attack: {budget: 5, pool: ranking}\nchecks:\n  accuracy: {min: 0.5}\n  sufficiency: {max_fraction: 0.5}\n")
-    monkeypatch.chdir(tmp_path)
-    results = audit(tmp_path, "spec.yaml")
+    results = audit_half_second_clips(tmp_path, monkeypatch, dataset="{path: data, windows: all}")
     samples = load(results)["specs"]["spec"]["samples"]
     arrays = npz_arrays(results)
     assert len(samples) == 4 and sorted({s["id"].split("@")[1] for s in samples}) == ["0.25s", "0s"]
