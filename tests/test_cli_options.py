@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import freqrex_audit.engine as engine
-from freqrex_audit.cli import main
+from freqrex_audit.cli.main import main
 from tests.audit_models import write_fragile_dataset
 
 SPEC = """
@@ -55,7 +55,7 @@ def test_seed_and_spec_settings_reach_the_engine(tmp_path, monkeypatch, command,
 
 @pytest.mark.parametrize("value", ["0", "-2", "two"])
 def test_a_bad_thread_count_is_a_usage_error_in_both_front_ends(value, capsys):
-    from freqrex_audit.plugin_options import _threads
+    from freqrex_audit.plugin.options import _threads
 
     with pytest.raises(pytest.UsageError, match="freqrex-threads.*integer ≥ 1"):
         _threads(value)
