@@ -158,7 +158,7 @@ def test_a_bad_deadline_is_refused_at_parse_time(pytester, capsys):
     assert stopped.value.code == 2 and "--deadline: must be a finite number > 0" in capsys.readouterr().err
     result = pytester.runpytest("--freqrex-deadline", "soon")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--freqrex-deadline / freqrex_deadline: must be a finite number of seconds > 0, got 'soon'" in \
+    assert "--freqrex-deadline / freqrex_deadline: must be a finite number > 0, got 'soon'" in \
         result.stderr.str()
 
 

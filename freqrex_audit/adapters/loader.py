@@ -1,4 +1,4 @@
-"""Classifier adapters, one module per model family, behind :func:`load_classifier`.
+"""Load any model a spec or a user names as a checked classifier: :func:`load_classifier`.
 
 A model is described by a dict (the ``model`` section of a spec) or a string: a ``zoo://task/model``
 name, a Hugging Face model directory, a hub id in the local cache (``hf://org/name``), a TorchScript,

@@ -1,4 +1,4 @@
-"""Per-spec aggregates of a :class:`~freqrex_audit.audit.run.SpecResult`: the paper's tables, the report's
+"""Per-spec aggregates of a :class:`~freqrex_audit.audit.records.SpecResult`: the paper's tables, the report's
 figures, and the flat ``check.metric`` figures that gates test and baselines store.
 
 Pure functions of the analysed clips (no model queries), so they can be recomputed from results.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from ..bench.sizes import SIZES
 from ..models.classifier import ClassifierError
 from .clip import classifier_from_arg, cmd_attack, cmd_classify, cmd_explain
 from ..runtime.isolation import private_matplotlib
+from .arguments import device_list, non_negative_int, positive_float, positive_int, seed_value
 
 DEADLINE_EXIT = 3
 """``freqrex-audit audit`` exit status when ``--deadline`` passed before the run was done (the run is incomplete)."""
@@ -340,60 +340,6 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--no-stft", dest="stft", action="store_false", help="skip the STFT attack")
         sub.set_defaults(run=func)
     return parser
-
-
-def _int_at_least(minimum: int, text: str) -> int:
-    """An integer ≥ ``minimum``, or an argparse error saying so (refused at parse time, never blamed on the data)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ {minimum}, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ {minimum}, got {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1 (``--samples -3`` is refused at parse time)."""
-    return _int_at_least(1, text)
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer ≥ 0."""
-    return _int_at_least(0, text)
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
-def seed_value(text: str) -> int:
-    """argparse type: a seed in [0, 2**32 - 1] (what numpy's generators accept)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 4294967295], got {text!r}") from None
-    if not 0 <= value <= 2 ** 32 - 1:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 4294967295], got {value}")
-    return value
-
-
-def device_list(text: str) -> list[str]:
-    """argparse type: a comma-separated device list, each checked against this machine
-    (:func:`freqrex_audit.runtime.devices.parse_devices`)."""
-    from ..runtime.devices import DeviceError, parse_devices
-
-    try:
-        return parse_devices(text)
-    except DeviceError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -89,7 +89,7 @@ class _Recorder:
 
 
 def _is_spec_file(file_path: Path, config: pytest.Config) -> bool:
-    """The one discovery rule (:func:`freqrex_audit.specs.loader.in_spec_dir`): a YAML file inside a ``freqrex_specs``
+    """The one discovery rule (:func:`freqrex_audit.specs.discovery.in_spec_dir`): a YAML file inside a ``freqrex_specs``
     folder, or named on the command line."""
     if file_path.suffix not in SPEC_SUFFIXES:
         return False
@@ -289,6 +289,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None or state.is_worker or state.report_problem:  # nowhere to write: the error says so
         return
     if session.config.option.collectonly:  # nothing ran: no run folder
+        return
+    if not state.parts_dir.is_dir() and not state.errors and not state.total:  # no spec in this session
         return
     from ..runs.write import load_parts
     from .run_facts import filtered, junit_properties

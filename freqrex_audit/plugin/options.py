@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from ..runtime import values
+
 MARKERS = {
     "model": "freqrex_model",
     "accuracy": "freqrex_accuracy",
@@ -45,8 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--freqrex-devices", default=None, metavar="LIST",
                     help="devices handed out round-robin to xdist workers (gw0, gw1 …), e.g. cuda:0,cuda:1 "
                          "(default: every visible CUDA device, else --freqrex-device)")
-    group.addoption("--freqrex-samples", type=int, default=None, help="at most N clips per spec (overrides dataset.limit)")
-    group.addoption("--freqrex-seed", type=int, default=None, help="seed for every spec (overrides freqrex.seed)")
+    group.addoption("--freqrex-samples", default=None, help="at most N clips per spec (overrides dataset.limit)")
+    group.addoption("--freqrex-seed", default=None, help="seed for every spec (overrides freqrex.seed)")
     group.addoption("--freqrex-report", default=None, metavar="DIR", help="where runs are written (default reports/)")
     group.addoption("--freqrex-cache", default=None, metavar="DIR", help="result cache (default .freqrex_cache/)")
     group.addoption("--freqrex-no-cache", action="store_true", default=None, help="compute everything afresh")
@@ -61,12 +63,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write results.json only, not the HTML report")
     group.addoption("--freqrex-progress", choices=("auto", "always", "never"), default="auto",
                     help="live per-spec line (clips, queries, ETA): auto = on a TTY and not under -q")
-    group.addoption("--freqrex-keep", type=int, default=None, metavar="N",
+    group.addoption("--freqrex-keep", default=None, metavar="N",
                     help="keep the N newest run folders under the report folder (default 20; 0 keeps all)")
     group.addoption("--freqrex-deadline", default=None, metavar="SECONDS",
                     help="session deadline: after SECONDS (from the session's start) no new model work starts; "
                          "items not measured are interrupted and pytest exits 2 (interrupted)")
-    group.addoption("--freqrex-threads", type=int, default=None, metavar="N",
+    group.addoption("--freqrex-threads", default=None, metavar="N",
                     help="torch CPU threads per process (default: the cores shared among xdist workers); the "
                          "same N gives bit-identical results serial and under -n")
     parser.addini("freqrex_device", "default for --freqrex-device", default="auto")
@@ -104,15 +106,17 @@ class _State:
 
         self.device = str(opt("freqrex_device", "freqrex_device") or "auto")
         self.devices = _devices(str(opt("freqrex_devices", "freqrex_devices") or ""))
-        self.threads = _threads(opt("freqrex_threads", "freqrex_threads"))
-        samples, seed = opt("freqrex_samples", "freqrex_samples"), opt("freqrex_seed", "freqrex_seed")
-        self.samples = int(samples) if samples not in (None, "") else None
-        self.seed = int(seed) if seed not in (None, "") else None
+        self.threads = _checked(values.positive_int, opt("freqrex_threads", "freqrex_threads"),
+                                "--freqrex-threads / freqrex_threads")
+        self.samples = _checked(values.positive_int, opt("freqrex_samples", "freqrex_samples"),
+                                "--freqrex-samples / freqrex_samples")
+        self.seed = _checked(values.seed, opt("freqrex_seed", "freqrex_seed"), "--freqrex-seed / freqrex_seed")
         self.report_root = where(str(opt("freqrex_report", "freqrex_report")))
         cache = opt("freqrex_cache", "freqrex_cache")
         self.cache_dir = None if config.getoption("freqrex_no_cache") or not cache else where(str(cache))
         self.no_report = bool(config.getoption("freqrex_no_report"))
-        self.keep = int(opt("freqrex_keep", "freqrex_keep") or 0)
+        self.keep = _checked(values.non_negative_int, opt("freqrex_keep", "freqrex_keep"),
+                             "--freqrex-keep / freqrex_keep") or 0
         self.save = config.getoption("freqrex_save")
         self.save_force = config.getoption("freqrex_save_force")
         self.compare = config.getoption("freqrex_compare")
@@ -146,7 +150,8 @@ class _State:
 
         self.session = AuditSession(self.report_root, run_id, self.cache_dir, self.device, self.samples, self.seed,
                                     started)
-        self.deadline = _deadline_seconds(opt("freqrex_deadline", "freqrex_deadline"))
+        self.deadline = _checked(values.positive_seconds, opt("freqrex_deadline", "freqrex_deadline"),
+                                 "--freqrex-deadline / freqrex_deadline")
         self.session.start_deadline(self.deadline)  # workers count from the controller's start too
         if self.deadline is not None:
             config.pluginmanager.register(DeadlineWatch(), "freqrex_deadline_watch")
@@ -211,20 +216,6 @@ class _State:
                    else self.run_dir)
 
 
-def _deadline_seconds(value: Any) -> float | None:
-    """``--freqrex-deadline`` / ``freqrex_deadline``: a finite number of seconds > 0, or None."""
-    if value in (None, ""):
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = float("nan")
-    if not seconds > 0 or seconds == float("inf"):
-        raise pytest.UsageError(f"--freqrex-deadline / freqrex_deadline: must be a finite number of seconds > 0, "
-                                f"got {value!r}")
-    return seconds
-
-
 class DeadlineWatch:
     """Registered with a session deadline: the deadline belongs to this session only. Items keep running
     after it passes (a spec not started computes nothing: :func:`freqrex_audit.audit.run.run_spec` checks it), so
@@ -236,17 +227,15 @@ class DeadlineWatch:
         deadline.clear()  # pytester runs several sessions in one process
 
 
-def _threads(value: Any) -> int | None:
-    """``--freqrex-threads`` / ``freqrex_threads``: an integer ≥ 1, or None (share the cores among workers)."""
-    if value in (None, ""):
-        return None
+def _checked(parse: Any, value: Any, names: str) -> Any:
+    """An option's value through the check the CLI uses too (:mod:`freqrex_audit.runtime.values`); None when
+    unset; a usage error naming the option and its ini twin otherwise."""
+    from ..runtime.values import optional
+
     try:
-        threads = int(value)
-    except (TypeError, ValueError):
-        threads = 0
-    if threads < 1:
-        raise pytest.UsageError(f"--freqrex-threads / freqrex_threads: must be an integer ≥ 1, got {value!r}")
-    return threads
+        return optional(parse, value)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{names}: {exc}") from None
 
 
 def _devices(text: str) -> list[str] | None:

@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..engine import Explanation, FourierAttack, STFTAttack
+from .palette import COLOURS
 
-COLOURS = {"signal": "#0072B2", "responsibility": "#009E73", "sufficient": "#D55E00", "necessary": "#E69F00",
-           "complete": "#56B4E9"}
-"""Okabe-Ito colours (colour-blind safe), the same roles as in the HTML report's figures."""
 
 
 def _pyplot():
@@ -46,7 +44,7 @@ def explanation_figure(exp: Explanation, path: str | Path, title: str | None = N
         axes[2].legend(loc="upper right", frameon=False)
     sufficient = exp.signal("sufficient")
     if sufficient is not None:
-        axes[3].plot(t, exp.waveform, lw=0.5, color="#B0B0B0", label="original")
+        axes[3].plot(t, exp.waveform, lw=0.5, color=COLOURS["spectrum"], label="original")
         axes[3].plot(t, sufficient, lw=0.6, color=COLOURS["sufficient"], label="sufficient")
         axes[3].legend(loc="upper right", frameon=False)
     axes[3].set(title="sufficient signal (reconstructed)", xlabel="time (s)", ylabel="amplitude")
