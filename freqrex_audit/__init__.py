@@ -6,42 +6,50 @@ The public surface is small: load a classifier and a clip, explain it, attack it
     clf = fa.load_classifier("zoo://instruments/ast")
     x, sr = fa.load_audio("clip.flac", sample_rate=clf.sample_rate)
     exp = fa.explain(clf, x, config=fa.FreqReXConfig(seed=0))
+
+Every name is imported on first use (PEP 562), so ``import freqrex_audit`` (and the pytest plugin,
+which lives inside the package) costs no torch, transformers, scipy or matplotlib until a name is used.
 """
 
-from .adapters import load_classifier
-from .audio import AudioError, load_audio, save_audio
-from .classifier import Classifier, ClassifierError, ClassifierTimeout, QueryEngine
-from .engine import (AttackConfig, CompositionResult, Explanation, FourierAttack, FreqReXConfig, Mutation, STFTAttack,
-                     STFTAttackConfig, TransferResult, compose, compose_explanations, explain, fourier_attack,
-                     stft_attack, summarize_attacks, transfer_signals, transferability)
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "CompositionResult",
-    "TransferResult",
-    "compose",
-    "compose_explanations",
-    "transfer_signals",
-    "transferability",
-    "AttackConfig",
-    "FourierAttack",
-    "Mutation",
-    "STFTAttack",
-    "STFTAttackConfig",
-    "fourier_attack",
-    "stft_attack",
-    "summarize_attacks",
-    "AudioError",
-    "Classifier",
-    "ClassifierError",
-    "ClassifierTimeout",
-    "Explanation",
-    "FreqReXConfig",
-    "QueryEngine",
-    "explain",
-    "load_audio",
-    "load_classifier",
-    "save_audio",
-    "__version__",
-]
+from ._version import __version__
+
+_PUBLIC = {  # name -> the module that defines it
+    "load_classifier": "adapters.loader",
+    "AudioError": "audio.io", "load_audio": "audio.io", "save_audio": "audio.io",
+    "Classifier": "models.classifier", "ClassifierError": "models.classifier",
+    "ClassifierTimeout": "models.classifier", "QueryEngine": "models.classifier",
+    **{name: "engine" for name in (
+        "AttackConfig", "CompositionResult", "Explanation", "FourierAttack", "FreqReXConfig", "Mutation",
+        "STFTAttack", "STFTAttackConfig", "TransferResult", "compose", "compose_explanations", "explain",
+        "fourier_attack", "stft_attack", "summarize_attacks", "transfer_signals", "transferability")},
+}
+
+__all__ = [*sorted(_PUBLIC), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module when the name is first read (then cache it on the package)."""
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run time
+    from .adapters.loader import load_classifier
+    from .audio.io import AudioError, load_audio, save_audio
+    from .engine import (AttackConfig, CompositionResult, Explanation, FourierAttack, FreqReXConfig, Mutation,
+                         STFTAttack, STFTAttackConfig, TransferResult, compose, compose_explanations, explain,
+                         fourier_attack, stft_attack, summarize_attacks, transfer_signals, transferability)
+    from .models.classifier import Classifier, ClassifierError, ClassifierTimeout, QueryEngine

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from freqrex_audit.cli import main
+from freqrex_audit.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def assert_same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> No
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for a ``python -m freqrex_audit.cli`` child that imports this worktree first."""
+    """Environment for a ``python -m freqrex_audit.cli.main`` child that imports this worktree first."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -73,7 +73,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 def cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "freqrex_audit.cli", *args]
+    return [sys.executable, "-m", "freqrex_audit.cli.main", *args]
 
 
 def spec_project(pytester, monkeypatch, cache: Path, specs: dict[str, str]):

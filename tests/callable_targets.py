@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from freqrex_audit.classifier import Classifier
+from freqrex_audit.models.classifier import Classifier
 
 LABELS = ["low", "high"]
 SAMPLE_RATE = 8000

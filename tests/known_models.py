@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from freqrex_audit import Classifier
-from freqrex_audit.planted import (  # noqa: F401  (re-exported for the tests)
-    CONJUNCTION_CENTRES, HALF_WIDTH, LOUD_DISTRACTORS, NARROW, SR, band_bins, band_energy, conjunction_clip,
-    conjunction_model, log_ratio, ratio_model, tones, two_class)
+from freqrex_audit.bench.planted import (CONJUNCTION_CENTRES, HALF_WIDTH, LOUD_DISTRACTORS, NARROW, SR, band_bins,
+                                         band_energy, conjunction_clip, conjunction_model, log_ratio, ratio_model,
+                                         tones, two_class)
 
 
 

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 import freqrex_audit as fa
-from freqrex_audit.audio import AudioError, validate_waveform
-from freqrex_audit import spectrum
-from freqrex_audit.gates import _rate_gate
-from freqrex_audit.records import wilson
-from freqrex_audit.runfile import finalize
+from freqrex_audit.audio.io import AudioError, validate_waveform
+from freqrex_audit.audio import spectrum
+from freqrex_audit.audit.gates import _rate_gate
+from freqrex_audit.audit.records import wilson
+from freqrex_audit.runs.write import finalize
 
 SR = 8000
 SECONDS = 0.5

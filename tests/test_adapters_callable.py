@@ -8,7 +8,7 @@ import torch
 
 from freqrex_audit.adapters import load_classifier
 from freqrex_audit.adapters.callable import load_callable_classifier
-from freqrex_audit.classifier import Classifier, ClassifierError
+from freqrex_audit.models.classifier import Classifier, ClassifierError
 
 from . import callable_targets as targets
 

@@ -18,8 +18,8 @@ import torch
 
 from freqrex_audit.adapters import load_classifier
 from freqrex_audit.adapters.transformers import classifier_from_pipeline, load_transformers_classifier
-from freqrex_audit.classifier import ClassifierError, QueryEngine
-from freqrex_audit.zoo import ZOO_ROOT
+from freqrex_audit.models.classifier import ClassifierError, QueryEngine
+from freqrex_audit.runtime.paths import ZOO_ROOT
 from tests.hf_models import LABELS, SAMPLE_RATE, build_tiny_model
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -21,8 +21,8 @@ pytest.importorskip("silero_vad")
 
 from freqrex_audit.adapters import load_classifier  # noqa: E402
 from freqrex_audit.adapters.onnx import load_onnx_classifier  # noqa: E402
-from freqrex_audit.classifier import ClassifierError, QueryEngine  # noqa: E402
-from freqrex_audit.zoo import ZOO_ROOT  # noqa: E402
+from freqrex_audit.models.classifier import ClassifierError, QueryEngine  # noqa: E402
+from freqrex_audit.runtime.paths import ZOO_ROOT  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
 
@@ -170,7 +170,7 @@ def test_one_log_probability_column_becomes_the_pair():
 
 
 def test_spec_window_and_id_keys_are_validated(tmp_path):
-    from freqrex_audit.specs import SpecError, load_spec
+    from freqrex_audit.specs.loader import SpecError, load_spec
 
     (tmp_path / "pyproject.toml").write_text("")
     spec = tmp_path / "s.yaml"

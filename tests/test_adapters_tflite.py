@@ -16,7 +16,7 @@ import torch
 
 from freqrex_audit.adapters import load_classifier, tflite
 from freqrex_audit.adapters.tflite import load_tflite_classifier
-from freqrex_audit.classifier import ClassifierError
+from freqrex_audit.models.classifier import ClassifierError
 
 SR = 8000
 N = 400

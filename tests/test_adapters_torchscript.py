@@ -8,7 +8,7 @@ import torch
 
 from freqrex_audit.adapters import load_classifier
 from freqrex_audit.adapters.torchscript import load_torchscript_classifier
-from freqrex_audit.classifier import ClassifierError, QueryEngine
+from freqrex_audit.models.classifier import ClassifierError, QueryEngine
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
 

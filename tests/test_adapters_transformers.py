@@ -23,8 +23,8 @@ import torch
 from freqrex_audit.adapters import load_classifier
 from freqrex_audit.adapters.features import FeatureFunction, hf_features
 from freqrex_audit.adapters.transformers import TransformersClassifier, load_transformers_classifier
-from freqrex_audit.classifier import ClassifierError, QueryEngine
-from freqrex_audit.cli import main as cli_main
+from freqrex_audit.models.classifier import ClassifierError, QueryEngine
+from freqrex_audit.cli.main import main as cli_main
 
 from .hf_models import FAMILIES, LABELS, SAMPLE_RATE, WHISPER_CHUNK_SECONDS, build_tiny_model
 

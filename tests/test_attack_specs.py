@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from freqrex_audit.specs import SpecError, load_spec
+from freqrex_audit.specs.loader import SpecError, load_spec
 
 from .test_specs import GOOD, folder, write  # noqa: F401  (the fixture)
 
@@ -44,7 +44,7 @@ def test_cli_exhaustive_single_reports_the_flips_that_exist(tmp_path, capsys):
 
     import soundfile as sf
 
-    from freqrex_audit.cli import main
+    from freqrex_audit.cli.main import main
 
     from . import attack_models as am
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from freqrex_audit.audio import AudioError, int16_roundtrip, load_audio, resample, save_audio, validate_waveform
+from freqrex_audit.audio.io import AudioError, int16_roundtrip, load_audio, resample, save_audio, validate_waveform
 
 from .conftest import tone_mix
 

@@ -20,8 +20,8 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from freqrex_audit.audio import AudioError, clipped_share, load_audio, read_audio, resample
-from freqrex_audit.cli import main
+from freqrex_audit.audio.io import AudioError, clipped_share, load_audio, read_audio, resample
+from freqrex_audit.cli.main import main
 from tests.audit_models import SR
 
 CLIP_SECONDS = 0.25

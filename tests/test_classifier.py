@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from freqrex_audit import Classifier, ClassifierError, QueryEngine
-from freqrex_audit import spectrum as spec
+from freqrex_audit.audio import spectrum as spec
 
 
 def energy_ratio(x: torch.Tensor) -> torch.Tensor:

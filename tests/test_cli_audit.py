@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from freqrex_audit.cli import main
+from freqrex_audit.cli.main import main
 from tests.audit_models import write_fragile_dataset
 
 SPEC = """

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from freqrex_audit.audit import run_spec
-from freqrex_audit.cache import Cache, make_key
-from freqrex_audit.datasets import list_samples, load_clip
-from freqrex_audit.specs import DatasetSpec, load_spec
+from freqrex_audit.audit.run import run_spec
+from freqrex_audit.audit.cache import Cache, make_key
+from freqrex_audit.audit.datasets import list_samples, load_clip
+from freqrex_audit.specs.loader import DatasetSpec, load_spec
 from tests.audit_models import SR, write_robust_dataset
 
 
@@ -111,7 +111,7 @@ def test_a_killed_writers_old_temp_files_are_swept_fresh_ones_kept(tmp_path):
 
 
 def test_without_clip_seconds_a_long_clip_is_capped_with_a_note(tmp_path):
-    from freqrex_audit.datasets import MAX_CLIP_SECONDS, Sample, read_clip
+    from freqrex_audit.audit.datasets import MAX_CLIP_SECONDS, Sample, read_clip
 
     rate = 1000
     t = np.arange(int((MAX_CLIP_SECONDS + 5) * rate)) / rate

@@ -12,10 +12,11 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from freqrex_audit import QueryEngine, deadline
+from freqrex_audit import QueryEngine
+from freqrex_audit.runtime import deadline
 from freqrex_audit.adapters import load_classifier
-from freqrex_audit.cli import DEADLINE_EXIT, main
-from freqrex_audit.records import Outcome
+from freqrex_audit.cli.main import DEADLINE_EXIT, main
+from freqrex_audit.audit.records import Outcome
 from tests import hostile_models as hm
 from tests.audit_models import write_robust_dataset
 
@@ -105,8 +106,8 @@ def test_measured_clips_keep_their_verdicts_and_the_rest_is_interrupted(tmp_path
     of 451, in the 4th of 8 clips, on every machine."""
     from types import SimpleNamespace
 
-    from freqrex_audit.audit import run_spec
-    from freqrex_audit.specs import load_spec
+    from freqrex_audit.audit.run import run_spec
+    from freqrex_audit.specs.loader import load_spec
 
     project(tmp_path)
     (tmp_path / "slow.yaml").write_text(SPEC.replace("slow\"", "ticking\"").replace("sleep_s: 0.05", "tick_s: 0.01"))
@@ -157,7 +158,7 @@ def test_a_bad_deadline_is_refused_at_parse_time(pytester, capsys):
     assert stopped.value.code == 2 and "--deadline: must be a finite number > 0" in capsys.readouterr().err
     result = pytester.runpytest("--freqrex-deadline", "soon")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--freqrex-deadline / freqrex_deadline: must be a finite number of seconds > 0, got 'soon'" in \
+    assert "--freqrex-deadline / freqrex_deadline: must be a finite number > 0, got 'soon'" in \
         result.stderr.str()
 
 

@@ -16,13 +16,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from freqrex_audit import deadline, executors
-from freqrex_audit.audit import run_spec
-from freqrex_audit.cli import DEADLINE_EXIT, main
-from freqrex_audit.datasets import list_samples
-from freqrex_audit.executors import configure, run_clip
-from freqrex_audit.records import Outcome
-from freqrex_audit.specs import load_spec
+from freqrex_audit.runtime import deadline
+from freqrex_audit.audit import executors
+from freqrex_audit.audit.run import run_spec
+from freqrex_audit.cli.main import DEADLINE_EXIT, main
+from freqrex_audit.audit.datasets import list_samples
+from freqrex_audit.audit.executors import configure, run_clip
+from freqrex_audit.audit.records import Outcome
+from freqrex_audit.specs.loader import load_spec
 from tests import hostile_models as hm
 from tests.audit_models import write_robust_dataset
 from tests.test_deadline import SPEC

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from freqrex_audit.cli import main
-from freqrex_audit.specs import find_specs, in_spec_dir, spec_dirs_from_ini
+from freqrex_audit.cli.main import main
+from freqrex_audit.specs.loader import find_specs, in_spec_dir, spec_dirs_from_ini
 from tests.audit_models import write_robust_dataset
 from tests.test_plugin_e2e import ROBUST
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import freqrex_audit as fa
-from freqrex_audit import spectrum as spec
+from freqrex_audit.audio import spectrum as spec
 from freqrex_audit.engine.responsibility import partition_bins
 from freqrex_audit.engine.subsets import is_complete
 

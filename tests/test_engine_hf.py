@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import freqrex_audit as fa
-from freqrex_audit.bench import bench_clip
+from freqrex_audit.bench.timing import bench_clip
 
 from .hf_models import build_tiny_model
 from .test_engine_ground_truth import assert_valid

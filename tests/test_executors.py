@@ -6,9 +6,9 @@ import importlib.util
 
 import pytest
 
-from freqrex_audit import devices
-from freqrex_audit.devices import DeviceError, device_for
-from freqrex_audit.executors import ProcessExecutor, configure, current_executor, make_executor
+from freqrex_audit.runtime import devices
+from freqrex_audit.runtime.devices import DeviceError, device_for
+from freqrex_audit.audit.executors import ProcessExecutor, configure, current_executor, make_executor
 from tests.audit_models import write_fragile_dataset
 from tests.audit_runs import FRAGILE_SPEC, assert_same_arrays, audit, npz_arrays, stable_text
 
@@ -80,7 +80,7 @@ def test_a_device_the_machine_lacks_is_refused_by_name(monkeypatch, capsys):
             current_executor()
     finally:
         configure("environment")
-    from freqrex_audit.cli import main
+    from freqrex_audit.cli.main import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["audit", "--executor", "process", "--devices", "cpu,cuda:7"])

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import tests.fault_models as fault_models
-from freqrex_audit.cache import Cache
+from freqrex_audit.audit.cache import Cache
 from tests.audit_models import write_fragile_dataset, write_robust_dataset
 from tests.audit_runs import (FRAGILE_SPEC, REPO, assert_same_arrays, audit, cli_command, load, npz_arrays,
                               stable_text, subprocess_env)

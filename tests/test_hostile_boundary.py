@@ -10,11 +10,12 @@ from hypothesis.extra.numpy import arrays
 
 from freqrex_audit import Classifier, ClassifierError, QueryEngine
 from freqrex_audit.adapters import load_classifier
-from freqrex_audit.audio import AudioError, check_same_clip
-from freqrex_audit.boundary import ROW_TOLERANCE, check_probabilities, self_check
-from freqrex_audit.cache import Cache, make_key
-from freqrex_audit.classifier import cached_probabilities, model_info
-from freqrex_audit.fingerprint import fingerprint_of
+from freqrex_audit.audio.io import AudioError, check_same_clip
+from freqrex_audit.models.boundary import ROW_TOLERANCE, check_probabilities
+from freqrex_audit.models.self_check import self_check
+from freqrex_audit.audit.cache import Cache, make_key
+from freqrex_audit.models.classifier import cached_probabilities, model_info
+from freqrex_audit.models.fingerprint import fingerprint_of
 from tests import hostile_models as hm
 
 X = (0.3 * np.sin(2 * np.pi * 300 * np.arange(2000) / hm.SR)).astype(np.float32)

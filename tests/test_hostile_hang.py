@@ -10,7 +10,7 @@ import pytest
 
 from freqrex_audit import ClassifierTimeout, QueryEngine
 from freqrex_audit.adapters import load_classifier
-from freqrex_audit.classifier import ClassifierError
+from freqrex_audit.models.classifier import ClassifierError
 from tests import hostile_models as hm
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="select() on pipes is POSIX")
@@ -50,8 +50,8 @@ def test_errors_in_the_child_name_the_model():
 
 
 def test_a_spec_with_isolation_subprocess_fails_its_spec_when_the_model_hangs(tmp_path):
-    from freqrex_audit.audit import run_spec
-    from freqrex_audit.specs import load_spec
+    from freqrex_audit.audit.run import run_spec
+    from freqrex_audit.specs.loader import load_spec
     from tests.audit_models import write_robust_dataset
 
     write_robust_dataset(tmp_path / "data", per_class=1)

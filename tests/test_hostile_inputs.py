@@ -11,11 +11,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from freqrex_audit.adapters import load_classifier
-from freqrex_audit.classifier import ClassifierError
-from freqrex_audit.cli import main
-from freqrex_audit.datasets import DatasetError, list_samples
-from freqrex_audit.paths import allowed_roots, unwritable
-from freqrex_audit.specs import SpecError, load_spec
+from freqrex_audit.models.classifier import ClassifierError
+from freqrex_audit.cli.main import main
+from freqrex_audit.audit.datasets import DatasetError, list_samples
+from freqrex_audit.runtime.paths import allowed_roots, unwritable
+from freqrex_audit.specs.loader import SpecError, load_spec
 
 SPEC = "model: {target: 'tests.audit_models:robust'}\ndataset: {path: data}\n"
 
@@ -177,7 +177,7 @@ def test_fuzzed_spec_documents_load_or_raise_a_spec_error(tmp_path, document):
 @pytest.mark.parametrize("text, key", [("{not json", "not valid JSON"), ('{"specs": []}', "specs:"),
                                        ('{"specs": {"s": {"metrics": {"a.b": "high"}}}}', "specs.s.metrics.a.b")])
 def test_a_hand_edited_baseline_is_an_error_naming_the_file_and_key(tmp_path, text, key):
-    from freqrex_audit.baselines import BaselineError, load_baseline
+    from freqrex_audit.runs.baselines import BaselineError, load_baseline
 
     (tmp_path / "b.json").write_text(text)
     with pytest.raises(BaselineError, match=f"b.json: {key}"):

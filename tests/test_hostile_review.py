@@ -12,7 +12,7 @@ import torch
 
 from freqrex_audit import Classifier, ClassifierError, QueryEngine
 from freqrex_audit.adapters import load_classifier
-from freqrex_audit.cli import main
+from freqrex_audit.cli.main import main
 from tests import hostile_models as hm
 from tests.audit_models import write_fragile_dataset
 
@@ -108,7 +108,7 @@ def _tone(n: int = 2000, amplitude: float = 0.5) -> np.ndarray:
 def test_clips_too_short_to_explain_are_refused_naming_the_file(tmp_path):
     import soundfile as sf
 
-    from freqrex_audit.audio import MIN_SAMPLES, AudioError, read_audio, validate_waveform
+    from freqrex_audit.audio.io import MIN_SAMPLES, AudioError, read_audio, validate_waveform
 
     for n in (1, 2, MIN_SAMPLES - 1):
         sf.write(tmp_path / f"n{n}.wav", _tone(n), hm.SR, subtype="FLOAT")
@@ -123,7 +123,7 @@ def test_clips_too_short_to_explain_are_refused_naming_the_file(tmp_path):
 def test_float64_samples_beyond_float32_or_above_full_scale_are_told_as_they_are(tmp_path):
     import soundfile as sf
 
-    from freqrex_audit.audio import AudioError, read_audio
+    from freqrex_audit.audio.io import AudioError, read_audio
 
     sf.write(tmp_path / "huge.wav", _tone() * 1e300, hm.SR, subtype="DOUBLE")  # inf once read as float32
     with pytest.raises(AudioError, match=r"huge.wav: has samples up to 5e\+299, far beyond full scale"):
@@ -141,7 +141,7 @@ def test_a_wav_header_declaring_less_audio_than_the_file_holds_is_refused(tmp_pa
 
     import soundfile as sf
 
-    from freqrex_audit.audio import AudioError, read_audio
+    from freqrex_audit.audio.io import AudioError, read_audio
 
     sf.write(tmp_path / "good.wav", _tone(), hm.SR, subtype="PCM_16")
     data = (tmp_path / "good.wav").read_bytes()
@@ -170,7 +170,7 @@ BASE = 'model: {target: "tests.audit_models:fragile"}\ndataset: {path: data%s}\n
     (", limit: 1" + "0" * 5000, "", "is not a valid spec: Exceeds the limit"),  # Python's int-from-text limit
 ])
 def test_rates_parts_and_giant_integers_no_audit_could_run_are_spec_errors(tmp_path, extra, rest, problem):
-    from freqrex_audit.specs import SpecError, load_spec
+    from freqrex_audit.specs.loader import SpecError, load_spec
 
     (tmp_path / "pyproject.toml").touch()
     (tmp_path / "data" / "a").mkdir(parents=True)
@@ -188,8 +188,8 @@ def test_an_engine_config_with_too_many_parts_is_refused():
 
 
 def test_a_peer_lookup_does_not_parse_an_oversized_neighbour(tmp_path, monkeypatch):
-    from freqrex_audit import spec_yaml
-    from freqrex_audit.specs import SpecError, find_peer, load_spec
+    from freqrex_audit.specs import safe_yaml as spec_yaml
+    from freqrex_audit.specs.loader import SpecError, find_peer, load_spec
 
     (tmp_path / "pyproject.toml").touch()
     (tmp_path / "data" / "a").mkdir(parents=True)
@@ -208,7 +208,7 @@ def test_a_peer_lookup_does_not_parse_an_oversized_neighbour(tmp_path, monkeypat
 
 
 def test_a_looping_or_dangling_link_named_on_the_command_line_says_so(tmp_path, capsys):
-    from freqrex_audit.audio import AudioError, read_audio
+    from freqrex_audit.audio.io import AudioError, read_audio
 
     (tmp_path / "a.wav").symlink_to("b.wav")
     (tmp_path / "b.wav").symlink_to("a.wav")
@@ -224,8 +224,8 @@ def test_a_looping_or_dangling_link_named_on_the_command_line_says_so(tmp_path, 
 # --- manifests --------------------------------------------------------------------------------------------
 
 def _manifest_samples(tmp_path, text: str):
-    from freqrex_audit.datasets import list_samples
-    from freqrex_audit.specs import load_spec
+    from freqrex_audit.audit.datasets import list_samples
+    from freqrex_audit.specs.loader import load_spec
 
     (tmp_path / "pyproject.toml").touch()
     (tmp_path / "m.csv").write_text(text)
@@ -235,7 +235,7 @@ def _manifest_samples(tmp_path, text: str):
 
 
 def test_a_repeated_path_column_is_a_manifest_error_and_one_clip_under_two_spellings_is_skipped_once(tmp_path):
-    from freqrex_audit.datasets import DatasetError
+    from freqrex_audit.audit.datasets import DatasetError
 
     with pytest.raises(DatasetError, match="the header names the column\\(s\\) 'path' more than once"):
         _manifest_samples(tmp_path, "path,path,label\na.wav,b.wav,quiet\n")
@@ -254,7 +254,7 @@ def test_a_manifest_row_without_a_label_is_skipped_with_its_line(tmp_path):
 
 
 def test_a_spec_naming_itself_as_a_peer_is_a_spec_error_at_load(tmp_path):
-    from freqrex_audit.specs import SpecError, load_spec
+    from freqrex_audit.specs.loader import SpecError, load_spec
 
     (tmp_path / "pyproject.toml").touch()
     (tmp_path / "data" / "a").mkdir(parents=True)

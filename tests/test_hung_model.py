@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from freqrex_audit import Classifier, ClassifierTimeout, QueryEngine
-from freqrex_audit.audit import run_spec
-from freqrex_audit.cli import main
-from freqrex_audit.specs import SpecError, load_spec
+from freqrex_audit.audit.run import run_spec
+from freqrex_audit.cli.main import main
+from freqrex_audit.specs.loader import SpecError, load_spec
 from tests.audit_models import SR, write_robust_dataset
 
 SPEC = """model: {{target: 'tests.audit_models:hanging', options: {{after_calls: {after}}}, timeout_s: 0.5}}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from freqrex_audit.input_window import crop_to_input_window, extractor_window
+from freqrex_audit.adapters.transformers import extractor_window
+from freqrex_audit.models.input_window import crop_to_input_window
 from tests.audit_models import SR, write_fragile_dataset
 from tests.audit_runs import audit, load, npz_arrays
 
@@ -70,7 +71,7 @@ def test_cropped_clip_note_reaches_results_and_report(tmp_path, monkeypatch):
 
 def test_spec_window_seconds_sets_the_window(tmp_path):
     from freqrex_audit import load_classifier
-    from freqrex_audit.specs import load_spec
+    from freqrex_audit.specs.loader import load_spec
 
     (tmp_path / "data" / "loud").mkdir(parents=True)
     (tmp_path / "s.yaml").write_text('model: {target: "tests.audit_models:fragile", window_seconds: 0.25}\n'
@@ -81,7 +82,7 @@ def test_spec_window_seconds_sets_the_window(tmp_path):
 
 
 def test_window_count_keeps_a_tail_of_at_least_half_a_window():
-    from freqrex_audit.input_window import window_count
+    from freqrex_audit.models.input_window import window_count
 
     assert [window_count(n, 100) for n in (50, 100, 149, 150, 250, 299, 300)] == [1, 1, 1, 2, 3, 3, 3]
 
@@ -89,7 +90,7 @@ def test_window_count_keeps_a_tail_of_at_least_half_a_window():
 def test_every_window_of_a_long_clip_is_audited_as_its_own_sample(tmp_path, monkeypatch):
     """dataset.windows: all — a 0.5 s clip and a 0.25 s window give two samples, @0s and @0.25s, each the exact
     quarter second of the recording it names, each with its note; the other results stay per recording."""
-    from freqrex_audit.audio import load_audio
+    from freqrex_audit.audio.io import load_audio
 
     results = audit_half_second_clips(tmp_path, monkeypatch, dataset="{path: data, windows: all}")
     samples = load(results)["specs"]["spec"]["samples"]
@@ -108,8 +109,8 @@ def test_every_window_of_a_long_clip_is_audited_as_its_own_sample(tmp_path, monk
 
 
 def test_windows_all_is_validated_and_changes_the_config_hash(tmp_path):
-    from freqrex_audit.baselines import config_hash
-    from freqrex_audit.specs import SpecError, load_spec
+    from freqrex_audit.runs.baselines import config_hash
+    from freqrex_audit.specs.loader import SpecError, load_spec
 
     (tmp_path / "data" / "loud").mkdir(parents=True)
     body = 'model: {target: "tests.audit_models:fragile"}\ndataset: {path: data%s}\nchecks: {accuracy: {min: 0.5}}\n'

@@ -38,8 +38,8 @@ def test_declared_logits_keep_the_window_and_are_reported_by_the_child():
 
 
 def test_an_isolated_windowed_model_is_audited_on_its_window_only(tmp_path):
-    from freqrex_audit.audit import run_spec
-    from freqrex_audit.specs import load_spec
+    from freqrex_audit.audit.run import run_spec
+    from freqrex_audit.specs.loader import load_spec
     from tests.audit_models import write_robust_dataset
 
     write_robust_dataset(tmp_path / "data", per_class=1)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from freqrex_audit.cli import main
-from freqrex_audit.compare_runs import delta_rows, format_table
+from freqrex_audit.cli.main import main
+from freqrex_audit.runs.compare import delta_rows, format_table
 from tests.test_plugin_e2e import ROBUST, project, shared_cache  # noqa: F401  (fixtures)
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from freqrex_audit.selection import prune_runs, stages_for
+from freqrex_audit.audit.stages import stages_for
+from freqrex_audit.runs.folders import prune_runs
 from tests.test_plugin_e2e import project, shared_cache  # noqa: F401  (fixtures)
 
 
@@ -131,7 +132,7 @@ def test_progress_line_counts_clips_and_queries_and_is_quiet_when_asked(project)
 
 
 def test_format_line_eta():
-    from freqrex_audit.progress import format_line
+    from freqrex_audit.runtime.progress import format_line
 
     assert format_line("m", 2, 8, 1500, 10.0) == "m: 2/8 clips, 1,500 queries, 10 s, ETA 30 s"
     assert format_line("m", 8, 8, 1500, 40.0).endswith(", done")

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from freqrex_audit.devices import DeviceError, default_devices, device_for, parse_devices, worker_index
-from freqrex_audit.plugin_xdist import SpecClaims, compute_peers_first
-from freqrex_audit.progress import Board, format_line
+from freqrex_audit.runtime.devices import DeviceError, default_devices, device_for, parse_devices, worker_index
+from freqrex_audit.plugin.xdist import SpecClaims, compute_peers_first
+from freqrex_audit.runtime.progress import Board, format_line
 from tests.test_plugin_e2e import project, shared_cache  # noqa: F401  (fixtures)
 
 THREADS_CONFTEST = """
@@ -159,15 +159,13 @@ def test_claims_exclude_each_other(tmp_path: Path):
 
 def test_peers_are_computed_free_ones_first_and_a_busy_one_after_its_worker(tmp_path: Path, monkeypatch):
     """Another worker holds peer B: this worker computes A and C meanwhile, then B once it is released."""
-    import freqrex_audit.audit as audit
-    import freqrex_audit.specs as specs
+    import freqrex_audit.specs.loader as specs
 
     order: list[str] = []
     monkeypatch.setattr(specs, "find_peer", lambda spec, name: name)
     monkeypatch.setattr(specs, "load_spec", lambda name: SimpleNamespace(name=name))
-    monkeypatch.setattr(audit, "run_spec", lambda peer, *args, **kw: order.append(peer.name))
     claims = SpecClaims(tmp_path)
-    state = SimpleNamespace(device="cpu", cache=None, samples=None, seed=None)
+    session = SimpleNamespace(run=lambda peer, **kw: order.append(peer.name))
     held = threading.Event()
 
     def other_worker() -> None:
@@ -179,6 +177,6 @@ def test_peers_are_computed_free_ones_first_and_a_busy_one_after_its_worker(tmp_
     thread = threading.Thread(target=other_worker)
     thread.start()
     held.wait(5)
-    compute_peers_first(SimpleNamespace(peers=["A", "B", "C"]), state, claims)
+    compute_peers_first(SimpleNamespace(peers=["A", "B", "C"]), session, claims)
     thread.join()
     assert order == ["A", "C", "B by the other worker", "B"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from freqrex_audit import Classifier
-from freqrex_audit.classifier import PRECISION_TOLERANCE, QueryEngine, to_device
+from freqrex_audit.models.classifier import PRECISION_TOLERANCE, QueryEngine, to_device
 
 N = 256
 
@@ -55,7 +55,7 @@ def test_fp32_needs_no_check_and_unknown_precision_is_refused():
 
 
 def test_spec_precision_is_validated(tmp_path):
-    from freqrex_audit.specs import SpecError, load_spec
+    from freqrex_audit.specs.loader import SpecError, load_spec
 
     (tmp_path / "data" / "a").mkdir(parents=True)
     (tmp_path / "s.yaml").write_text('model: {target: "tests.audit_models:fragile", precision: fp64}\n'

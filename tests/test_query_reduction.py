@@ -42,7 +42,7 @@ def test_refine_parts_is_validated():
 
 
 def test_bench_explains_the_models_window_and_says_which():
-    from freqrex_audit.bench import bench_model, format_table
+    from freqrex_audit.bench.timing import bench_model, format_table
     from tests.scale_models import WINDOW, windowed
 
     row = bench_model("windowed", windowed(), seconds=0.5, batch_size=32)
@@ -53,7 +53,7 @@ def test_bench_explains_the_models_window_and_says_which():
 
 def test_bench_counts_queries_on_the_planted_models():
     """``freqrex-audit bench --queries`` rows (a short clip and one conjunction, to stay fast)."""
-    from freqrex_audit.bench_queries import format_query_table, query_rows
+    from freqrex_audit.bench.queries import format_query_table, query_rows
 
     rows = query_rows([0.25], [0], conjunctions=(2,))
     assert [r.case for r in rows] == ["single band, 0.25 s", "AND of 2 bands, 0.5 s"]
@@ -64,7 +64,7 @@ def test_bench_counts_queries_on_the_planted_models():
 def test_bench_replays_the_engines_own_calls_as_its_floor():
     """The forward floor is the model alone on the batch sizes the explanation used (FreqReX asks adaptively,
     so most calls are smaller than batch_size); the full-batch floor is reported beside it."""
-    from freqrex_audit.bench import bench_model, format_table, full_batches
+    from freqrex_audit.bench.timing import bench_model, format_table, full_batches
     from tests.scale_models import windowed
 
     row = bench_model("windowed", windowed(), seconds=0.5, batch_size=32)
@@ -81,8 +81,8 @@ def test_query_engine_records_every_calls_batch_size():
 
 
 def test_bench_sizes_rebuild_a_zoo_family_wider_with_its_window():
-    from freqrex_audit.bench_sizes import parameter_count, sized_classifier
-    from freqrex_audit.cli_clip import classifier_from_arg
+    from freqrex_audit.bench.sizes import parameter_count, sized_classifier
+    from freqrex_audit.cli.clip import classifier_from_arg
 
     zoo = classifier_from_arg("zoo://instruments/whisper", "cpu")
     small = sized_classifier("zoo://instruments/whisper", "small", "cpu")
@@ -94,7 +94,7 @@ def test_bench_sizes_rebuild_a_zoo_family_wider_with_its_window():
 
 
 def test_bench_repeats_keep_the_fastest_of_identical_explanations():
-    from freqrex_audit.bench import bench_model
+    from freqrex_audit.bench.timing import bench_model
     from tests.scale_models import windowed
 
     once = bench_model("windowed", windowed(), seconds=0.5, batch_size=32, attacks=False)

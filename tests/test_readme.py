@@ -9,8 +9,8 @@ import re
 import shlex
 from pathlib import Path
 
-from freqrex_audit.cli import build_parser
-from freqrex_audit.specs import load_spec
+from freqrex_audit.cli.main import build_parser
+from freqrex_audit.specs.loader import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")

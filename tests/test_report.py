@@ -222,7 +222,7 @@ def test_index_lists_runs(report, results_path):
 
 
 def test_cli_report_rerenders(results_path, tmp_path):
-    from freqrex_audit.cli import main
+    from freqrex_audit.cli.main import main
 
     out = tmp_path / "cli.html"
     assert main(["report", str(results_path), "--out", str(out), "--max-cards", "0"]) == 0

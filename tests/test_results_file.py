@@ -1,6 +1,6 @@
 """Issue #20 round two: a hand-edited or hostile results.json / baseline is one clear error naming the file
 and the key path (exit 2 from the CLI), never a traceback and never a report rendered from wrong data.
-One loader (freqrex_audit.results_file) serves report, index, compare and baselines; hypothesis fuzzes it."""
+One loader (freqrex_audit.runs.read) serves report, index, compare and baselines; hypothesis fuzzes it."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from freqrex_audit.cli import main
-from freqrex_audit.results_file import MAX_BYTES, ResultsError, load_run, read_json
+from freqrex_audit.cli.main import main
+from freqrex_audit.runs.read import MAX_BYTES, ResultsError, load_run, read_json
 
 N = 64  # samples of the hand-made clip: 33 rfft bins
 
@@ -269,7 +269,7 @@ def test_read_json_names_an_unreadable_file(tmp_path):
 def test_the_schema_command_prints_the_results_schema_the_loader_uses(capsys):
     import jsonschema
 
-    from freqrex_audit.results_file import RESULTS_SCHEMA
+    from freqrex_audit.runs.read import RESULTS_SCHEMA
 
     assert main(["schema", "--results"]) == 0
     printed = json.loads(capsys.readouterr().out)

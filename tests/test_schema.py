@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from freqrex_audit import specs
-from freqrex_audit.cli import main
+from freqrex_audit.specs import loader as specs
+from freqrex_audit.cli.main import main
 from freqrex_audit.engine import AttackConfig, FreqReXConfig, STFTAttackConfig
-from freqrex_audit.schema import spec_schema
-from freqrex_audit.spec_model import AttackSection, FreqrexSection, SpecDocument, STFTAttackSection
+from freqrex_audit.specs.json_schema import spec_schema
+from freqrex_audit.specs.document import AttackSection, FreqrexSection, SpecDocument, STFTAttackSection
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = sorted((REPO / "model_specs").glob("*.yaml")) + [REPO / "docs" / "examples" / "instruments-ast.yaml"]

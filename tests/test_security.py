@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from freqrex_audit.adapters import load_classifier
-from freqrex_audit.classifier import ClassifierError
+from freqrex_audit.models.classifier import ClassifierError
 
 from .hf_models import build_tiny_model
 
@@ -82,7 +82,7 @@ def test_pickled_torchscript_is_refused(tmp_path):
 
 
 def test_a_spec_that_opts_into_remote_code_is_named_in_a_report_warning(tmp_path, monkeypatch):
-    from freqrex_audit.cli import main
+    from freqrex_audit.cli.main import main
 
     from .audit_models import write_robust_dataset
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from freqrex_audit.specs import SpecError, load_spec
+from freqrex_audit.specs.loader import SpecError, load_spec
 
 GOOD = """
 name: demo

@@ -14,11 +14,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from freqrex_audit import specs
-from freqrex_audit.audit import run_spec
+from freqrex_audit.specs import loader as specs
+from freqrex_audit.audit.run import run_spec
 from freqrex_audit.engine import FreqReXConfig
-from freqrex_audit.paths import ROOTS_ENV, allowed_roots
-from freqrex_audit.specs import SpecError, load_spec
+from freqrex_audit.runtime.paths import ROOTS_ENV, allowed_roots
+from freqrex_audit.specs.loader import SpecError, load_spec
 from tests.audit_models import write_fragile_dataset, write_robust_dataset
 
 GOOD = {

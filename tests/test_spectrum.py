@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from freqrex_audit import spectrum as spec
+from freqrex_audit.audio import spectrum as spec
 
 signals = arrays(np.float32, st.integers(16, 600), elements=st.floats(-1, 1, width=32))
 

@@ -21,8 +21,8 @@ pymicro_wakeword = pytest.importorskip("pymicro_wakeword", reason="needs the tfl
 
 from freqrex_audit.adapters import load_classifier  # noqa: E402
 from freqrex_audit.adapters.tflite import load_tflite_classifier  # noqa: E402
-from freqrex_audit.classifier import ClassifierError  # noqa: E402
-from freqrex_audit.zoo import resolve_zoo_path  # noqa: E402
+from freqrex_audit.models.classifier import ClassifierError  # noqa: E402
+from freqrex_audit.runtime.paths import resolve_zoo_path  # noqa: E402
 
 EVAL = resolve_zoo_path("zoo://wakeword/eval")
 MODEL_FILE = Path(pymicro_wakeword.__file__).parent / "models" / "okay_nabu.tflite"

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from freqrex_audit.audit import run_spec
-from freqrex_audit.cache import Cache
+from freqrex_audit.audit.run import run_spec
+from freqrex_audit.audit.cache import Cache
 from freqrex_audit.report import render_report
-from freqrex_audit.runfile import write_results
-from freqrex_audit.specs import load_spec
+from freqrex_audit.runs.write import write_results
+from freqrex_audit.specs.loader import load_spec
 from tests.audit_models import write_robust_dataset
 
 ASKER = """

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from freqrex_audit.audit import run_spec
-from freqrex_audit.baselines import BaselineRefused, regression_verdicts, parse_rule, save_baseline
-from freqrex_audit.cli import main
-from freqrex_audit.specs import load_spec
+from freqrex_audit.audit.run import run_spec
+from freqrex_audit.runs.baselines import BaselineRefused, regression_verdicts, parse_rule, save_baseline
+from freqrex_audit.cli.main import main
+from freqrex_audit.specs.loader import load_spec
 from tests.audit_models import write_robust_dataset
 from tests.audit_runs import spec_project
 
@@ -229,7 +229,7 @@ def test_an_interrupted_run_is_incomplete_everywhere(project, runner):
             status, out = _interrupt(cmd, project.path, "robust.yaml::model[load] PASSED")
         assert status == pytest.ExitCode.INTERRUPTED, out
     else:
-        cmd = [sys.executable, "-m", "freqrex_audit.cli", "audit", "model_specs", "--device", "cpu", "--no-cache"]
+        cmd = [sys.executable, "-m", "freqrex_audit.cli.main", "audit", "model_specs", "--device", "cpu", "--no-cache"]
         status, out = _interrupt(cmd, project.path, "robust: ")
         assert status == 130, out
         assert "run: INCOMPLETE: " in out  # the report's word for the run, not the CLI's own
@@ -335,7 +335,7 @@ def test_a_baseline_from_another_config_is_not_compared(tiny, tmp_path):
     spec = TINY_POOL.replace("attack: {budget: 1000}", "attack: {budget: 5, pool: ranking}") % ""
     (tiny / "tiny.yaml").write_text(spec)
     result = run_spec(load_spec(tiny / "tiny.yaml"), "cpu")
-    from freqrex_audit.runfile import assemble, finalize, spec_part
+    from freqrex_audit.runs.write import assemble, finalize, spec_part
 
     doc = finalize(assemble([spec_part(result)], {"seed": None}, 0.0, 1.0))
     assert doc["run"]["verdict"] == "passed", doc["run"]
@@ -355,8 +355,8 @@ def test_a_gate_whose_value_could_not_be_computed_fails_as_not_measured_instead_
 
     import numpy as np
 
-    from freqrex_audit.gates import evaluate
-    from freqrex_audit.records import SpecResult
+    from freqrex_audit.audit.gates import evaluate
+    from freqrex_audit.audit.records import SpecResult
 
     (tiny / "tiny.yaml").write_text(TINY_POOL % "")
     spec = dataclasses.replace(load_spec(tiny / "tiny.yaml"), peers=("peer",),
@@ -375,7 +375,7 @@ def test_a_gate_whose_value_could_not_be_computed_fails_as_not_measured_instead_
 def test_an_unmeasured_gate_stays_not_measured_after_the_session_settles_its_item():
     """finalize re-reads each gate after pytest's outcome: a gate without a value (its item NOT MEASURED)
     must not come out FAILED in results.json, the report and the index while its item says NOT MEASURED."""
-    from freqrex_audit.runfile import finalize
+    from freqrex_audit.runs.write import finalize
 
     item = "model_specs/x.yaml::accuracy[aggregate]"
     doc = {"run": {}, "specs": {"x": {"verdicts": [{"item": item, "outcome": "not_measured", "message": "m"}]}},
@@ -392,7 +392,7 @@ def test_an_unmeasured_gate_stays_not_measured_after_the_session_settles_its_ite
 def test_a_selected_item_the_run_stopped_before_is_interrupted_not_deselected():
     """-x / --maxfail / Ctrl-C: a selected item that never ran was stopped, never "not selected"; an item
     that was not selected stays deselected even in an interrupted run, and the run says it was filtered."""
-    from freqrex_audit.runfile import finalize
+    from freqrex_audit.runs.write import finalize
 
     items = [f"model_specs/x.yaml::{c}[aggregate]" for c in ("accuracy", "fourier_attack", "sufficiency")]
     doc = {"run": {}, "gates": [], "specs": {"x": {"spec_file": "model_specs/x.yaml", "verdicts": [

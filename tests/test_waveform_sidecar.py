@@ -11,15 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from freqrex_audit.audit import run_spec, write_results
-from freqrex_audit.cache import Cache
-from freqrex_audit.classifier import QueryEngine
-from freqrex_audit.cli import main
+from freqrex_audit.audit.run import run_spec
+from freqrex_audit.runs.write import write_results
+from freqrex_audit.audit.cache import Cache
+from freqrex_audit.models.classifier import QueryEngine
+from freqrex_audit.cli.main import main
 from freqrex_audit.engine.explain import Explanation
 from freqrex_audit.report import render_report
-from freqrex_audit.specs import load_spec
-from freqrex_audit.spectra import compare_spectra, rebuild_spectra, recorded_spectra
-from freqrex_audit.waveforms import FOLDER, SidecarError, load_signal, read_wav, sha256_of, wav_bytes
+from freqrex_audit.specs.loader import load_spec
+from freqrex_audit.runs.spectra import compare_spectra, rebuild_spectra, recorded_spectra
+from freqrex_audit.runs.waveforms import FOLDER, SidecarError, load_signal, read_wav, sha256_of, wav_bytes
 from tests.audit_models import robust, write_robust_dataset
 from tests.audit_runs import assert_same_arrays, load, npz_arrays, stable_text
 
@@ -174,7 +175,7 @@ def test_the_report_links_the_sidecar_and_says_when_it_is_missing(runs, tmp_path
 @pytest.mark.parametrize("name", ["../results.json", "/etc/passwd", "waveforms/../results.json",
                                   "waveforms\\..\\results.json", "elsewhere/x.wav", ""])
 def test_an_edited_index_never_reads_outside_the_sidecar_folder(tmp_path, name):
-    from freqrex_audit.waveforms import file_problem
+    from freqrex_audit.runs.waveforms import file_problem
 
     (tmp_path / "waveforms" / "s").mkdir(parents=True)
     (tmp_path / "results.json").write_text("{}")
@@ -183,7 +184,7 @@ def test_an_edited_index_never_reads_outside_the_sidecar_folder(tmp_path, name):
 
 
 def test_a_symlink_in_the_sidecar_folder_is_not_followed(tmp_path):
-    from freqrex_audit.waveforms import file_problem
+    from freqrex_audit.runs.waveforms import file_problem
 
     (tmp_path / "waveforms" / "s").mkdir(parents=True)
     (tmp_path / "secret.txt").write_text("secret")

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from freqrex_audit.adapters import load_classifier
-from freqrex_audit.zoo import ZOO_ROOT, resolve_zoo_path
+from freqrex_audit.runtime.paths import ZOO_ROOT, resolve_zoo_path
 
 HF_MODELS = ("ast", "wav2vec2", "hubert", "whisper")
 CLASSES = ["flute", "piano", "trumpet", "violin"]
@@ -141,7 +141,7 @@ def test_hf_model_loads_offline_and_is_accurate(name, instruments_eval):
 @pytest.mark.parametrize("name", HF_MODELS)
 def test_hf_models_through_load_classifier(name, instruments_eval):
     pytest.importorskip("freqrex_audit.adapters.transformers", reason="transformers adapter not on this branch yet")
-    from freqrex_audit.classifier import QueryEngine
+    from freqrex_audit.models.classifier import QueryEngine
 
     clips, labels, classes = instruments_eval
     clf = load_classifier(f"zoo://instruments/{name}", device="cpu")

@@ -6,9 +6,9 @@ import importlib
 import inspect
 from typing import Any, Sequence
 
-from ..boundary import output_kind
-from ..classifier import Classifier, ClassifierError, FunctionClassifier, resolve_device
-from ..fingerprint import combine
+from ..models.boundary import output_kind
+from ..models.classifier import Classifier, ClassifierError, FunctionClassifier, resolve_device
+from ..models.fingerprint import combine
 
 
 def import_target(target: str) -> Any:

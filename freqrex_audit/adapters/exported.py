@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..classifier import ClassifierError
+from ..models.classifier import ClassifierError
 
 __all__ = ["TensorInfo", "Window", "ExportedModel", "fingerprint_file", "output_kind", "parse_window"]
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from ..classifier import ClassifierError
+from ..models.classifier import ClassifierError
 
 __all__ = ["MicroFeatureModel", "micro_options", "FRONTEND_RATE"]
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..classifier import ClassifierError, FunctionClassifier, resolve_device
+from ..models.classifier import ClassifierError, FunctionClassifier, resolve_device
 from .exported import ExportedModel, TensorInfo, fingerprint_file, parse_window
 
 __all__ = ["load_onnx_classifier", "onnx_providers"]

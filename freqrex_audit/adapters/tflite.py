@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..classifier import ClassifierError, FunctionClassifier, resolve_device
+from ..models.classifier import ClassifierError, FunctionClassifier, resolve_device
 from .exported import ExportedModel, TensorInfo, fingerprint_file, output_kind, parse_window
 from .micro_features import MicroFeatureModel, micro_options
 

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..classifier import ClassifierError, FunctionClassifier, resolve_device
+from ..models.classifier import ClassifierError, FunctionClassifier, resolve_device
 
 
 def load_torchscript_classifier(path: str, labels: Sequence[str] | None = None, sample_rate: int | None = None,

@@ -27,11 +27,10 @@ from typing import Any
 
 import torch
 
-from ..classifier import Classifier, ClassifierError, resolve_device
-from ..input_window import extractor_window
-from .features import FeatureFunction, feature_function
+from ..models.classifier import Classifier, ClassifierError, resolve_device
+from .features import AST_HOP_LENGTH, FeatureFunction, feature_function
 
-__all__ = ["TransformersClassifier", "load_transformers_classifier", "classifier_from_pipeline",
+__all__ = ["TransformersClassifier", "load_transformers_classifier", "classifier_from_pipeline", "extractor_window",
            "resolve_hub_id", "is_audio_pipeline"]
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -42,7 +41,7 @@ class TransformersClassifier(Classifier):
     """A loaded HF audio classifier: waveforms [B, T] at ``sample_rate`` -> softmax probabilities [B, C].
 
     ``batch_size`` (optional) caps how many clips go through the model at once inside ``predict``;
-    the :class:`~freqrex_audit.classifier.QueryEngine` batches on top of that.
+    the :class:`~freqrex_audit.models.classifier.QueryEngine` batches on top of that.
     """
 
     def __init__(self, model: torch.nn.Module, extractor: Any, path: str | Path, device: torch.device,
@@ -232,3 +231,19 @@ def load_transformers_classifier(path: str | Path | None = None, device: str | t
     if id is not None:
         classifier.name = id  # a snapshot folder is named by its commit hash
     return classifier
+
+
+def extractor_window(extractor: Any) -> int | None:
+    """Samples a Hugging Face feature extractor reads from the start of a clip; None when unbounded.
+
+    AST: ``max_length`` frames of ``len(window)`` (400) samples every 160 → (max_length − 1)·160 + 400.
+    Whisper: ``n_samples`` (padded or truncated to it). Anything else (Wav2Vec2-style): None.
+    """
+    kind = type(extractor).__name__
+    if kind == "ASTFeatureExtractor" and getattr(extractor, "max_length", None):
+        window = getattr(extractor, "window", None)
+        frame = len(window) if window is not None else 400
+        return (int(extractor.max_length) - 1) * AST_HOP_LENGTH + frame
+    if kind == "WhisperFeatureExtractor" and getattr(extractor, "n_samples", None):
+        return int(extractor.n_samples)
+    return None

@@ -9,8 +9,7 @@ from .metrics import (ClassResponsibility, Faithfulness, FrequencyHistogram, Ins
                       insertion_deletion, inverse_histogram, linf, mann_whitney, necessary_histogram, snr_db,
                       spectral_entropy, welch_psd)
 from .subsets import is_complete
-from .transfer import (TransferMatrix, TransferResult, TransferSignal, flat_earthers, transfer_signals,
-                       transferability)
+from .transfer import TransferMatrix, TransferResult, TransferSignal, flat_earthers, transfer_signals, transferability
 
 __all__ = [
     "AttackConfig", "ExhaustiveSingle", "exhaustive_single", "ClassResponsibility", "CompositionResult", "Explanation", "Faithfulness", "FourierAttack",

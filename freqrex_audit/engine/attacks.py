@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import spectrum as spec
-from ..audio import check_same_clip, int16_roundtrip, validate_waveform
-from ..classifier import Classifier, QueryEngine
-from ..results import Result, timing_field
+from ..audio import spectrum as spec
+from ..audio.io import check_same_clip, int16_roundtrip, validate_waveform
+from ..models.classifier import Classifier, QueryEngine
+from .codec import Result, timing_field
 from .explain import Explanation, as_engine
 from .metrics import linf, snr_db
 from .mutations import DEFAULT_PHASES, DEFAULT_SCALES, Mutation, clip_bound, default_mutations, extremes, ladder

@@ -27,9 +27,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..audio import resample
-from ..classifier import Classifier, QueryEngine
-from ..results import Result
+from ..audio.io import resample
+from ..models.classifier import Classifier, QueryEngine
+from .codec import Result
 from .explain import Explanation, as_engine
 
 __all__ = ["CompositionResult", "class_spectra", "common_length", "compose", "compose_explanations",
@@ -205,7 +205,7 @@ def class_spectra(composite: np.ndarray | None, sample_rate: int, signals: Seque
     """One class's §5.1–5.2 figures from waveforms alone: the composite's spectral entropy and Welch PSD
     (None without a composite) and the spectral entropy of each clip signal (silent ones left out).
 
-    What both the audit and :mod:`freqrex_audit.spectra` (the rebuild from a run folder) call."""
+    What both the audit and :mod:`freqrex_audit.runs.spectra` (the rebuild from a run folder) call."""
     from .metrics import spectral_entropy, welch_psd  # metrics imports explain; keep the module light
 
     psd = welch_psd(composite, sample_rate, nperseg) if composite is not None else None

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import spectrum as spec
-from ..audio import int16_roundtrip, validate_waveform
-from ..classifier import Classifier, QueryEngine
-from ..results import Result, timing_field
+from ..audio import spectrum as spec
+from ..audio.io import int16_roundtrip, validate_waveform
+from ..models.classifier import Classifier, QueryEngine
+from .codec import Result, timing_field
 from .responsibility import CONVERGENCE_RULES, compute_responsibility
 from .subsets import TIE_MARGIN, PrefixOracle, find_subsets, is_complete, margin, prune, rank_bins
 

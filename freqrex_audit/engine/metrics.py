@@ -35,9 +35,9 @@ import scipy.signal
 import scipy.stats
 import torch
 
-from .. import spectrum as spec
-from ..classifier import Classifier, QueryEngine
-from ..results import Result
+from ..audio import spectrum as spec
+from ..models.classifier import Classifier, QueryEngine
+from .codec import Result
 from .explain import Explanation, as_engine
 
 __all__ = [

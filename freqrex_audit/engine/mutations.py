@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import spectrum as spec
-from ..results import Result
+from ..audio import spectrum as spec
+from .codec import Result
 
 DEFAULT_SCALES = (0.75, 0.5, 0.25, 0.0, 1.5, 2.0, 3.0, 5.0, 10.0, 100.0, 1000.0)
 DEFAULT_PHASES = (90.0, 180.0)

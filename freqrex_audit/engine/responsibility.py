@@ -16,7 +16,7 @@ import numpy as np
 import ot
 import torch
 
-from ..classifier import QueryEngine
+from ..models.classifier import QueryEngine
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..classifier import QueryEngine
+from ..models.classifier import QueryEngine
 from .mutations import Mutation, Nudge, flip_margin, perturbed
 
 Candidate = tuple[tuple[int, ...], Mutation]

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import spectrum as spec
-from ..audio import int16_roundtrip, validate_waveform
-from ..classifier import Classifier, QueryEngine
-from ..results import Result, timing_field
+from ..audio import spectrum as spec
+from ..audio.io import int16_roundtrip, validate_waveform
+from ..models.classifier import Classifier, QueryEngine
+from .codec import Result, timing_field
 from .explain import as_engine
 from .metrics import linf, snr_db
 from .mutations import Mutation, clip_bound, flip_margin

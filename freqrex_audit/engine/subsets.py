@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..classifier import QueryEngine
+from ..models.classifier import QueryEngine
 
 TIE_MARGIN = 1e-5
 """How far the target must lead (or trail) the best other class to count as kept (or lost): float

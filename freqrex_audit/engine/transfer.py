@@ -41,9 +41,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import scipy.stats
 
-from ..audio import resample
-from ..classifier import Classifier, QueryEngine
-from ..results import Result
+from ..audio.io import resample
+from ..models.classifier import Classifier, QueryEngine
+from .codec import Result
 from .explain import Explanation
 
 __all__ = ["TransferMatrix", "TransferResult", "TransferSignal", "flat_earthers", "transfer_signals",

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import spectrum as spec
-from ..audio import encode_audio
+from ..audio import spectrum as spec
+from ..audio.io import encode_audio
 from ..engine.attacks import FourierAttack, STFTAttack
 from ..engine.explain import Explanation
 from ..engine.metrics import snr_db

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..waveforms import file_problem
+from ..runs.waveforms import file_problem
 from . import figures
 
 __all__ = ["SidecarLinks", "composites_view"]

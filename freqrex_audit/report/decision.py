@@ -2,15 +2,14 @@
 first, each gate explained and linked to the clips and figures that decided it.
 
 Outcomes are read from the results file (``run.verdict``, every gate's and verdict's ``outcome``);
-nothing here re-judges a gate. The per-spec label is :func:`~freqrex_audit.records.run_verdict` of that spec's items (the run's own
+nothing here re-judges a gate. The per-spec label is :func:`~freqrex_audit.audit.records.run_verdict` of that spec's items (the run's own
 rule), marked PARTIAL when only some of them ran.
 """
 
 from __future__ import annotations
 
-from typing import Any
 
-from ..records import RED, RUN_SHOWN, SHOWN, Outcome, partial, run_verdict
+from ..audit.records import RED, RUN_SHOWN, SHOWN, Outcome, partial, run_verdict
 from .explain import describe_value, explain_gate
 from .format import fmt_rate
 

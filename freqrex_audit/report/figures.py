@@ -19,15 +19,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
+from .palette import COLOURS, OKABE_ITO  # noqa: E402
+
 __all__ = ["png_uri", "envelope", "sample_panels", "class_responsibility", "necessary_histogram",
            "inverse_counts", "composite_psd", "MAX_PLOT_POINTS", "OKABE_ITO"]
 
 MAX_PLOT_POINTS = 2000
 """Waveforms and spectra longer than this are drawn from a min/max envelope of this many points."""
 DPI = 80
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
-COLOURS = {"signal": "#0072B2", "responsibility": "#009E73", "spectrum": "#B0B0B0",
-           "sufficient": "#D55E00", "necessary": "#E69F00", "complete": "#56B4E9"}
 plt.rcParams.update({"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "legend.fontsize": 11,
                      "xtick.labelsize": 11, "ytick.labelsize": 11, "axes.spines.top": False,
                      "axes.spines.right": False, "svg.fonttype": "none"})
@@ -91,7 +90,7 @@ def sample_panels(waveform: np.ndarray, sample_rate: int, hz: np.ndarray, respon
     _khz(axes[2])
     axes[2].legend(loc="upper right", framealpha=0.9, edgecolor="none")
     if sufficient_signal is not None:
-        axes[3].plot(*envelope(t, waveform), lw=0.5, color="#D0D0D0", label="clip")
+        axes[3].plot(*envelope(t, waveform), lw=0.5, color=COLOURS["background"], label="clip")
         axes[3].plot(*envelope(t, sufficient_signal), lw=0.6, color=COLOURS["sufficient"], label="sufficient")
         axes[3].legend(loc="upper right", framealpha=0.9, edgecolor="none")
     else:

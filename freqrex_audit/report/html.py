@@ -19,8 +19,8 @@ import jinja2
 import numpy as np
 
 from ..engine.explain import Explanation
-from ..records import NOT_RUN, RED, RUN_SHOWN, run_verdict
-from ..results_file import ResultsError, load_run
+from ..audit.records import NOT_RUN, RED, RUN_SHOWN, run_verdict
+from ..runs.read import ResultsError, load_run
 from . import figures
 from .cards import AudioBudget, flipped, pick_cards, sample_card
 from .composites import SidecarLinks, composites_view
@@ -43,7 +43,7 @@ def _env() -> jinja2.Environment:
 
 def load_results(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """The validated results dict and its ``.npz`` sidecar's arrays (empty when there is none); a file that
-    is not what an audit writes is a :class:`~freqrex_audit.results_file.ResultsError` naming file and key."""
+    is not what an audit writes is a :class:`~freqrex_audit.runs.read.ResultsError` naming file and key."""
     return load_run(path)
 
 

@@ -22,7 +22,7 @@ from importlib import resources
 
 import torch
 
-from ..classifier import Classifier, resolve_device
+from ..models.classifier import Classifier, resolve_device
 
 SAMPLE_RATE = 16000
 LABELS = ["non_speech", "speech"]

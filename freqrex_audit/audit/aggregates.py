@@ -1,0 +1,103 @@
+"""Per-spec aggregates of a :class:`~freqrex_audit.audit.records.SpecResult`: the paper's tables, the report's
+figures, and the flat ``check.metric`` figures that gates test and baselines store.
+
+Pure functions of the analysed clips (no model queries), so they can be recomputed from results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..engine import Explanation, summarize_attacks
+from ..engine.metrics import class_responsibility, inverse_histogram, necessary_histogram
+from .evidence import rate_counts
+from .gates import alpha_toward_peers
+from .records import SampleRecord, SpecResult, analysed as _analysed
+
+__all__ = ["accuracy", "tables", "figures", "metrics", "rates"]
+
+
+def rates(result: SpecResult) -> dict[str, dict]:
+    """Every rate a gate may test as ``{"k", "n", "value", "low", "high"}`` (95% Wilson interval)."""
+    return rate_counts(result)
+
+
+def accuracy(records: list[SampleRecord]) -> float | None:
+    judged = [r for r in records if r.predicted is not None]
+    return sum(r.predicted == r.sample.label for r in judged) / len(judged) if judged else None
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def tables(result: SpecResult) -> dict:
+    done = _analysed(result)
+    by_class: dict[str, list[Explanation]] = {}
+    for r in done:
+        by_class.setdefault(r.explanation.target_label, []).append(r.explanation)
+    sufficiency = {}
+    for label, exps in sorted(by_class.items()):
+        row: dict[str, Any] = {}
+        for kind in ("sufficient", "necessary", "complete"):
+            mean = _mean([e.fraction(kind) for e in exps])
+            row[kind] = None if mean is None else 100.0 * mean
+        row["n"] = len(exps)
+        sufficiency[label] = row
+    attacks = summarize_attacks([r.fourier for r in done if r.fourier is not None],
+                                [r.stft for r in done if r.stft is not None] if result.spec.needs_stft else None,
+                                frame_sizes=result.spec.stft_attack.frame_sizes)
+    return {"sufficiency_by_class": sufficiency, "composition_by_class": {}, "attacks": _finite(attacks)}
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf become None so the JSON stays standard."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def figures(result: SpecResult, points: int = 128, edges: int = 33) -> dict:
+    """The per-class figures of a spec, from the engine's one implementation of each (engine/metrics.py)."""
+    explanations = [r.explanation for r in _analysed(result)]
+    rate = result.model_info.get("sample_rate") or 1
+    responsibility = class_responsibility(explanations, n_points=points, normalise="sum")
+    hz_edges = np.linspace(0, rate / 2, edges)
+    histogram = necessary_histogram(explanations, bins_hz=hz_edges)
+    return {
+        "class_responsibility": {c: {"hz": [round(float(h), 3) for h in responsibility.hz],
+                                     "value": [float(v) for v in curve]}
+                                 for c, curve in responsibility.by_class.items()},
+        "necessary_histogram": {c: {"hz_edges": [round(float(h), 3) for h in hz_edges],
+                                    "counts": [int(v) for v in counts]} for c, counts in histogram.by_class.items()},
+        "inverse_counts": inverse_histogram(explanations).counts,
+        "inverse_complete_counts": inverse_histogram(explanations, "inverse_complete").counts,
+    }
+
+
+def metrics(result: SpecResult) -> dict:
+    """Flat ``check.metric`` figures: what gates test and baselines store (None when not measurable)."""
+    done = _analysed(result)
+    attacks = result.tables.get("attacks", {})
+    metrics: dict[str, Any] = {"accuracy.accuracy": result.accuracy}
+    for check, kind in (("sufficiency", "sufficient"), ("necessity", "necessary"), ("completeness", "complete")):
+        metrics[f"{check}.mean_fraction"] = _mean([r.explanation.fraction(kind) for r in done])
+    for name, rate in (result.rates or rate_counts(result)).items():  # k/n over measured clips (evidence.py)
+        if name != "accuracy.accuracy":
+            metrics[name] = rate["value"]
+    for name in ("median_snr_db", "single_share", "five_share"):  # shares of successful attacks (Table 3)
+        metrics[f"fourier_attack.{name}"] = attacks.get(name)
+    if result.composition:
+        metrics["composition.min_ratio"] = min(v["ratio"] for v in result.composition.values())
+    alpha = alpha_toward_peers(result)
+    if alpha:
+        metrics["transferability.min_alpha"] = min(alpha.values())
+    queries = [r.explanation.queries for r in done]
+    metrics["freqrex.mean_queries"] = _mean(queries)
+    return _finite(metrics)
+

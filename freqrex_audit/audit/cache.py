@@ -1,0 +1,182 @@
+"""Content-addressed on-disk store of analysis results, shared by runs and by xdist workers.
+
+A key is the SHA-256 of everything the result depends on: the model's fingerprint (code *and* state,
+see :mod:`freqrex_audit.models.fingerprint`; options and output kind included), the hash of the exact samples
+analysed, the configs as JSON, the phase, the result-schema version and the engine version (the package
+version plus a hash of the engine's source, so changing the algorithms invalidates old entries).
+A model that cannot be fingerprinted is not cached at all.
+
+A checksum only proves an entry is what was written, not that it is a valid result: :meth:`Cache.load`
+decodes and validates an entry, and one that does not decode is counted (``invalid``) and recomputed.
+A cache folder that cannot be written is switched off with one warning naming it.
+
+An entry is one file ``ROOT/ab/abcdef….frx``: a magic line, the SHA-256 of the payload, then the
+payload (an ``.npz`` holding the JSON text and the arrays). Writes are atomic (temp file + rename),
+so concurrent workers writing the same key each leave a complete file; reads verify the checksum and
+treat a damaged entry as a miss, so it is recomputed and rewritten.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+
+from ..engine.codec import atomic_write_bytes
+
+__all__ = ["Cache", "engine_version", "hash_array", "make_key", "RESULT_SCHEMA_VERSION"]
+
+T = TypeVar("T")
+
+MAGIC = b"FRXCACHE1\n"
+RESULT_SCHEMA_VERSION = 2
+"""Bump when the layout of a cached result changes; old entries then simply miss."""
+STALE_TMP_SECONDS = 3600
+"""A temp file older than this is a writer's leftover (a killed process), not a write in progress."""
+
+
+@functools.lru_cache(maxsize=1)
+def engine_version() -> str:
+    """Package version plus a hash of the engine sources (results depend on both)."""
+    from .._version import __version__
+
+    digest = hashlib.sha256(__version__.encode())
+    package = Path(__file__).resolve().parent.parent
+    for source in engine_sources(package):
+        digest.update(source.relative_to(package).as_posix().encode())
+        digest.update(source.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+ENGINE_SOURCES = ("engine/*.py", "audio/spectrum.py", "models/classifier.py", "models/boundary.py")
+"""The sources a cached result depends on (beyond the model's own fingerprint), relative to the package."""
+
+
+def engine_sources(package: Path) -> list[Path]:
+    """Every file :data:`ENGINE_SOURCES` names, sorted; a pattern that matches nothing is an error (after a
+    move, a skipped file would let a stale cache pass for a fresh one)."""
+    found: list[Path] = []
+    for pattern in ENGINE_SOURCES:
+        matches = sorted(package.glob(pattern))
+        if not matches:
+            raise RuntimeError(f"cache: no engine source matches {pattern!r} under {package}; the result cache "
+                               f"cannot tell which engine computed a result")
+        found += matches
+    return found
+
+
+def hash_array(x: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes."""
+    x = np.ascontiguousarray(x)
+    digest = hashlib.sha256(f"{x.dtype}|{x.shape}|".encode())
+    digest.update(x.tobytes())
+    return digest.hexdigest()
+
+
+def make_key(*parts: Any) -> str:
+    """Hash of the JSON of ``parts`` and the engine version."""
+    text = json.dumps([engine_version(), RESULT_SCHEMA_VERSION, *parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Cache:
+    """``get(key) -> (data, arrays) | None`` and ``put(key, data, arrays)``; ``root=None`` disables it."""
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) if root is not None else None
+        self.hits = 0
+        self.misses = 0
+        self.corrupt = 0
+        self.invalid = 0
+        self.warnings: list[str] = []
+        self.swept = self._sweep_leftovers()
+
+    def counts(self) -> dict[str, int]:
+        """Hits, misses, corrupt and invalid entries so far (a run's share is the difference of two readings)."""
+        return {"hits": self.hits, "misses": self.misses, "corrupt": self.corrupt, "invalid": self.invalid}
+
+    def _sweep_leftovers(self) -> int:
+        """Delete temp files that writers killed mid-write left behind (never read as entries; just litter)."""
+        if self.root is None or not self.root.is_dir():
+            return 0
+        cutoff, swept = time.time() - STALE_TMP_SECONDS, 0
+        for tmp in self.root.glob("*/.*.tmp"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    swept += 1
+            except OSError:  # another process swept it first
+                pass
+        return swept
+
+    @property
+    def enabled(self) -> bool:
+        return self.root is not None
+
+    def _path(self, key: str) -> Path:
+        assert self.root is not None
+        return self.root / key[:2] / f"{key}.frx"
+
+    def get(self, key: str) -> tuple[Any, dict[str, np.ndarray]] | None:
+        if self.root is None:
+            return None
+        path = self._path(key)
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            self.misses += 1
+            return None
+        try:
+            if not blob.startswith(MAGIC):
+                raise ValueError("bad magic")
+            checksum, payload = blob[len(MAGIC):len(MAGIC) + 64], blob[len(MAGIC) + 65:]
+            if hashlib.sha256(payload).hexdigest().encode() != checksum:
+                raise ValueError("checksum mismatch")
+            with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            data = json.loads(arrays.pop("__json__").tobytes().decode())
+        except Exception:
+            self.corrupt += 1
+            self.misses += 1
+            return None
+        self.hits += 1
+        return data, arrays
+
+    def load(self, key: str, decode: Callable[[Any, dict[str, np.ndarray]], T]) -> T | None:
+        """``decode(data, arrays)`` of the entry, or None; an entry that fails to decode or validate is invalid.
+
+        Invalid entries (right checksum, wrong content: hand-edited, another layout) are counted in
+        ``invalid`` and ``corrupt`` and treated as a miss, so the caller recomputes and overwrites them.
+        """
+        hit = self.get(key)
+        if hit is None:
+            return None
+        try:
+            return decode(*hit)
+        except Exception:  # noqa: BLE001 - any decoding failure means: not a usable result
+            self.hits -= 1
+            self.misses += 1
+            self.invalid += 1
+            self.corrupt += 1
+            return None
+
+    def put(self, key: str, data: Any, arrays: dict[str, np.ndarray] | None = None) -> None:
+        if self.root is None:
+            return
+        buffer = io.BytesIO()
+        text = np.frombuffer(json.dumps(data, sort_keys=True).encode(), dtype=np.uint8)
+        np.savez(buffer, __json__=text, **(arrays or {}))
+        payload = buffer.getvalue()
+        blob = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+        try:
+            atomic_write_bytes(self._path(key), blob)
+        except OSError as exc:  # a read-only cache folder: run uncached, say so once, never blame the model
+            self.warnings.append(f"cache folder {self.root} is not writable ({exc.strerror or type(exc).__name__}); "
+                                 f"results are not cached")
+            self.root = None

@@ -1,0 +1,363 @@
+"""Verdicts: turn a :class:`~freqrex_audit.audit.records.SpecResult` into one outcome per pytest item.
+
+Kept apart from :mod:`freqrex_audit.audit.run` (which computes) so the release-gate rules read in one place:
+:func:`planned_items` lists the items a spec produces, :func:`evaluate` gives each its
+:class:`~freqrex_audit.audit.records.Verdict` (passed, failed, not_measured or skipped) with the gates
+(metric, value, op, threshold) that decided it. A gate without the evidence it needs (an attack that did
+not really search, too few clips, a value that could not be computed) is "not measured", which fails the
+item unless the check says ``on_unmeasured: skip``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .datasets import Sample
+from ..engine.subsets import is_complete
+from .evidence import DEFAULT_MIN_CLIPS, attack_evidence
+from .records import Outcome, SampleRecord, SpecResult, Verdict, analysed, wilson
+from ..specs.loader import Spec
+
+__all__ = ["Verdict", "planned_items", "evaluate", "alpha_toward_peers", "AGGREGATE_SETTINGS"]
+
+AGGREGATE_SETTINGS = {  # each ``max_<metric>`` setting is a ceiling on the metric ``<check>.<metric>``
+    "sufficiency": ("max_mean_fraction",),
+    "fourier_attack": ("max_success_rate", "max_raw_success_rate", "max_single_rate", "max_five_rate",
+                       "max_int16_survival_rate"),
+    "stft_attack": ("max_success_rate", "max_rate_256", "max_rate_512", "max_rate_1024", "max_int16_survival_rate"),
+}
+PER_CLIP = ("sufficiency", "necessity", "completeness")
+
+
+def planned_items(spec: Spec, samples: list[Sample]) -> list[tuple[str, str]]:
+    """The (check, key) of every item a spec produces, in order; :func:`evaluate` gives each a verdict."""
+    checks = spec.checks
+    items = [("model", "load")]
+    if "min" in checks.get("accuracy", {}):
+        items.append(("accuracy", "aggregate"))
+    for check in PER_CLIP:
+        if check in checks:
+            items += [(check, s.id) for s in samples]
+    if "min_frequencies" in checks.get("fourier_attack", {}):
+        items += [("fourier_attack", s.id) for s in samples]
+    for check, settings in AGGREGATE_SETTINGS.items():
+        if any(k in checks.get(check, {}) for k in settings):
+            items.append((check, "aggregate"))
+    items += [(check, "aggregate") for check in ("composition", "transferability") if check in checks]
+    return items
+
+
+def _gate(metric: str, value: Any, op: str, threshold: float, **extra: Any) -> dict:
+    """One comparison; ``passed`` is None when ``value`` could not be measured."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        passed = None
+        value = None
+    else:
+        passed = bool(value <= threshold + 1e-12 if op == "<=" else value >= threshold - 1e-12)
+    return {"metric": metric, "value": value, "op": op, "threshold": threshold, "passed": passed, **extra}
+
+
+def _rate_gate(metric: str, rate: dict | None, op: str, threshold: float, confidence: float | None,
+               min_clips: int) -> dict:
+    """A gate on a rate: the point, or with ``confidence`` the interval's bound on the bad side."""
+    rate = rate or {"k": 0, "n": 0, "value": None, "low": None, "high": None}
+    extra = {"k": rate["k"], "n": rate["n"], "low": rate["low"], "high": rate["high"]}
+    if rate["n"] < min_clips:
+        return _gate(metric, None, op, threshold, **extra,
+                     unmeasured=f"{metric}: {rate['k']}/{rate['n']} measured clips, needs ≥ {min_clips}")
+    if confidence is None:
+        return _gate(metric, rate["value"], op, threshold, **extra)
+    low, high = wilson(rate["k"], rate["n"], confidence)
+    bound = high if op == "<=" else low
+    return _gate(metric, bound, op, threshold, **extra, compared=f"{'upper' if op == '<=' else 'lower'} "
+                                                                  f"{100 * confidence:g}% Wilson bound")
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "not measured"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _describe_gate(g: dict) -> str:
+    state = "ok" if g["passed"] else "FAILED" if g["passed"] is False else "NOT MEASURED"
+    count = f" ({g['k']}/{g['n']}, 95% CI {g['low']:.2f}–{g['high']:.2f})" if g.get("n") else ""
+    bound = f" [{g['compared']}]" if g.get("compared") else ""
+    why = f": {g['unmeasured']}" if g.get("unmeasured") else ""
+    return f"{g['metric']} = {_show(g['value'])}{bound}{count}, spec requires {g['op']} {g['threshold']:g} ({state}{why})"
+
+
+def _settle(check: str, key: str, gates: list[dict], settings: dict, head: str = "", measured: str | None = None,
+            unmeasured_reason: str | None = None) -> Verdict:
+    """The outcome of an item from its gates: failed > not measured > passed; ``on_unmeasured: skip``
+    turns not measured into skipped."""
+    lines = [_describe_gate(g) for g in gates]
+    failed = [g for g in gates if g["passed"] is False]
+    missing = [g for g in gates if g["passed"] is None]
+    if failed:
+        outcome, summary = Outcome.FAILED, f"{len(failed)} of {len(gates)} gate(s) failed"
+    elif missing or unmeasured_reason:
+        outcome = Outcome.NOT_MEASURED
+        summary = f"not measured: {unmeasured_reason or missing[0].get('unmeasured') or missing[0]['metric'] + ' could not be computed'}"
+    else:
+        outcome, summary = Outcome.PASSED, "all gates passed"
+    if outcome == Outcome.NOT_MEASURED and settings.get("on_unmeasured") == "skip":
+        outcome, summary = Outcome.SKIPPED, summary + f" (checks.{check}.on_unmeasured: skip)"
+    prefix = f"{key}: " if key != "aggregate" else f"{check}: "
+    text = "\n".join([prefix + summary + (f" — {head}" if head else ""), *lines])
+    return Verdict(check, key, outcome, text, gates, measured)
+
+
+def evaluate(result: SpecResult) -> list[Verdict]:
+    """One verdict per pytest item of this spec (the same order as :func:`planned_items`)."""
+    spec, checks = result.spec, result.spec.checks
+    verdicts: list[Verdict] = [_model_verdict(result)]
+    blocked = result.error
+    if "accuracy" in checks and "min" in checks["accuracy"]:
+        settings = checks["accuracy"]
+        verdicts.append(_blocked("accuracy", blocked) if blocked else _settle(
+            "accuracy", "aggregate", [_rate_gate("accuracy", result.rates.get("accuracy.accuracy"), ">=",
+                                                 settings["min"], settings.get("confidence"),
+                                                 settings.get("min_clips", DEFAULT_MIN_CLIPS))],
+            settings, _failed_note(result).lstrip("; "), _measured_rate(result, "accuracy.accuracy")))
+    for check in PER_CLIP:
+        if check in checks:
+            verdicts += _per_clip_check(result, check, lambda r, c=check: _per_sample(c, r, spec))
+    if "fourier_attack" in checks and "min_frequencies" in checks["fourier_attack"]:
+        floor = checks["fourier_attack"]["min_frequencies"]
+        verdicts += _per_clip_check(result, "fourier_attack", lambda r: _attack_sample(r, spec, floor))
+    for check, ceilings in AGGREGATE_SETTINGS.items():  # max_<metric> caps the metric check.<metric>
+        settings = checks.get(check, {})
+        keys = [key for key in ceilings if key in settings]
+        if not keys:
+            continue
+        if blocked:
+            verdicts.append(_blocked(check, blocked))
+            continue
+        gates = [_aggregate_gate(result, check, key[4:], settings) for key in keys]
+        verdicts.append(_settle(check, "aggregate", gates, settings, _context(result, check),
+                                _measured_aggregate(result, check)))
+    if "composition" in checks:
+        verdicts.append(_composition_verdict(result, checks["composition"]))
+    if "transferability" in checks:
+        verdicts.append(_transfer_verdict(result, checks["transferability"]))
+    return verdicts
+
+
+def _blocked(check: str, why: str) -> Verdict:
+    return Verdict(check, "aggregate", Outcome.FAILED, why)
+
+
+def _model_verdict(result: SpecResult) -> Verdict:
+    """model[load]: it loads, the dataset is readable and every dataset label is a model label."""
+    if result.error:
+        return Verdict("model", "load", Outcome.FAILED, result.error)
+    labels = set(result.model_info["labels"])
+    missing = sorted({r.sample.label for r in result.samples} - labels)
+    if not result.samples:
+        return Verdict("model", "load", Outcome.FAILED, f"dataset {result.spec.dataset.path} has no clips")
+    if missing:
+        return Verdict("model", "load", Outcome.FAILED, f"dataset labels {missing} are not model labels "
+                                                        f"{sorted(labels)}; map them with dataset.label_map")
+    return Verdict("model", "load", Outcome.PASSED, f"{result.model_info['name']} loaded; "
+                                                    f"{len(result.samples)} clips, labels match")
+
+
+def _aggregate_gate(result: SpecResult, check: str, metric: str, settings: dict) -> dict:
+    name = f"{check}.{metric}"
+    if name in result.rates:
+        return _rate_gate(metric, result.rates[name], "<=", settings[f"max_{metric}"], settings.get("confidence"),
+                          settings.get("min_clips", DEFAULT_MIN_CLIPS))
+    value = result.metrics.get(name)
+    return _gate(metric, value, "<=", settings[f"max_{metric}"],
+                 **({} if value is not None else {"unmeasured": f"{name} could not be computed"}))
+
+
+def _measured_rate(result: SpecResult, name: str) -> str:
+    rate = result.rates.get(name) or {"n": 0}
+    return f"measured {rate['n']} of {len(result.samples)} clips"
+
+
+def _measured_aggregate(result: SpecResult, check: str) -> str:
+    if check == "sufficiency":
+        return f"measured {len(analysed(result))} of {len(result.samples)} clips"
+    return _measured_rate(result, f"{check}.success_rate")
+
+
+def _per_clip_check(result: SpecResult, check: str, judge) -> list[Verdict]:
+    """Per-clip items; when fewer than ``min_clips`` clips were measured, the ones that measured
+    nothing are "not measured" (not quietly skipped), so the check cannot pass on too little evidence."""
+    settings = result.spec.checks.get(check, {})
+    out = [judge(r) for r in result.samples]
+    measured = sum(v.outcome in (Outcome.PASSED, Outcome.FAILED) for v in out)
+    floor = settings.get("min_clips", DEFAULT_MIN_CLIPS)
+    text = f"measured {measured} of {len(out)} clips"
+    for v in out:
+        v.measured = text
+        if measured < floor and v.outcome == Outcome.SKIPPED and "on_unmeasured" not in v.message:
+            v.outcome = Outcome.NOT_MEASURED if settings.get("on_unmeasured") != "skip" else Outcome.SKIPPED
+            v.message = f"{v.message}; not measured: only {text}, checks.{check} needs ≥ {floor}"
+    return out
+
+
+def _context(result: SpecResult, check: str) -> str:
+    done = analysed(result)
+    if check == "fourier_attack":
+        wins = [r for r in done if r.fourier and r.fourier.success]
+        detail = ", ".join(f"{r.sample.id}: {r.fourier.n_frequencies} freq {r.fourier.mutation}" for r in wins[:5])
+        unmeasured = [(r.sample.id, why) for r in done
+                      for ok, why in [attack_evidence(r, result.spec.attack)] if not ok]
+        miss = (f"; {len(unmeasured)} clip(s) not measured (first, {unmeasured[0][0]}: {unmeasured[0][1]})"
+                if unmeasured else "")
+        return f"{len(wins)}/{len(done)} clips flipped{': ' + detail if detail else ''}{miss}{_failed_note(result)}"
+    if check == "stft_attack":
+        return (f"over {len([r for r in done if r.fourier and r.fourier.success])} successful Fourier attacks"
+                f"{_failed_note(result)}")
+    return f"over {len(done)} analysed clips{_failed_note(result)}"
+
+
+def _failed_note(result: SpecResult) -> str:
+    """Aggregates leave out clips whose analysis crashed: say so, with the first reason."""
+    failed = [r for r in result.samples if r.status == "error"]
+    if not failed:
+        return ""
+    return (f"; {len(failed)} clip(s) failed and are not counted (first, {failed[0].sample.id}: "
+            f"{failed[0].reason})")
+
+
+def _not_analysed(check: str, record: SampleRecord) -> Verdict | None:
+    key = record.sample.id
+    if record.status == "error":
+        return Verdict(check, key, Outcome.FAILED, f"{key}: analysis failed: {record.reason}")
+    if not record.analysed:
+        return Verdict(check, key, Outcome.SKIPPED,
+                       f"{key}: {record.status}: {record.reason or 'not analysed'}")
+    return None
+
+
+def _per_sample(check: str, record: SampleRecord, spec: Spec) -> Verdict:
+    key = record.sample.id
+    early = _not_analysed(check, record)
+    if early is not None:
+        return early
+    e, facts = record.explanation, record.verification or {}
+    settings = spec.checks[check]
+    label = e.target_label
+    if check == "sufficiency":
+        if e.sufficient is None:
+            return Verdict(check, key, Outcome.FAILED, f"{key}: no sufficient subset found for {label!r}",
+                           [_gate("sufficient_found", 0, ">=", 1)])
+        fact = facts.get("sufficient", {})
+        floor = spec.freqrex.min_confidence * e.confidence
+        ok = fact.get("label") == e.target and fact.get("target_confidence", 0.0) >= floor * (1 - 1e-6) - 1e-9
+        gates = [_gate("sufficient_valid", int(ok), ">=", 1)]
+        msg = (f"{key}: sufficient signal ({len(e.sufficient)} bins, {100 * e.fraction('sufficient'):.2f}% of K) "
+               f"is classified {e.labels[fact.get('label', e.target)]!r} with {fact.get('target_confidence', 0):.3f} "
+               f"for {label!r} (needs {label!r} with ≥ {floor:.3f})")
+        if "max_fraction" in settings:
+            gates.append(_gate("sufficient_fraction", e.fraction("sufficient"), "<=", settings["max_fraction"]))
+            msg += f"; fraction {e.fraction('sufficient'):.4f}, spec requires <= {settings['max_fraction']:g}"
+        return Verdict(check, key, Outcome.PASSED if all(g["passed"] for g in gates) else Outcome.FAILED, msg, gates)
+    kind = "necessary" if check == "necessity" else "complete"
+    bins = getattr(e, kind)
+    if bins is None:
+        msg = f"{key}: no {kind} subset found for {label!r}"
+        if settings.get("required"):
+            return Verdict(check, key, Outcome.FAILED, msg + f" (checks.{check}.required)",
+                           [_gate(f"{kind}_found", 0, ">=", 1)])
+        return Verdict(check, key, Outcome.SKIPPED, msg + f" (checks.{check}.required is false)")
+    if check == "necessity":
+        fact = facts.get("inverse", {})
+        ok = "label" in fact and fact["label"] != e.target
+        msg = (f"{key}: removing the {len(bins)} necessary bins leaves {e.labels[fact['label']]!r} "
+               f"(must not be {label!r})") if fact else f"{key}: the complement was not re-classified"
+    else:
+        fact = facts.get("complete", {})
+        got = fact.get("target_confidence")
+        ok = got is not None and fact.get("label") == e.target and is_complete(got, e.confidence, spec.freqrex.decimals)
+        msg = (f"{key}: complete signal ({len(bins)} bins) gives {label!r} {_show(got)}, the clip {e.confidence:.4f} "
+               f"(must agree to {spec.freqrex.decimals} decimals)")
+    return Verdict(check, key, Outcome.PASSED if ok else Outcome.FAILED, msg, [_gate(f"{kind}_valid", int(ok), ">=", 1)])
+
+
+def _attack_sample(record: SampleRecord, spec: Spec, min_frequencies: int) -> Verdict:
+    key = record.sample.id
+    early = _not_analysed("fourier_attack", record)
+    if early is not None:
+        return early
+    settings = spec.checks["fourier_attack"]
+    measured, evidence = attack_evidence(record, spec.attack)
+    atk, e = record.fourier, record.explanation
+    if not measured:
+        gate = _gate("attack_frequencies", None, ">=", min_frequencies, unmeasured=evidence)
+        return _settle("fourier_attack", key, [gate], settings, unmeasured_reason=evidence)
+    if not atk.success or not atk.quiet:
+        gate = _gate("attack_frequencies", None, ">=", min_frequencies) | {"passed": True}
+        found = "no flip" if not atk.success else (f"only a loud flip (SNR {atk.snr_db:.1f} dB < "
+                                                   f"attack.min_snr_db {atk.min_snr_db:g})")
+        return Verdict("fourier_attack", key, Outcome.PASSED, f"{key}: {found} ({evidence})", [gate])
+    hz = ", ".join(f"{h:.0f} Hz" for h in atk.hz[:5])
+    ok = atk.n_frequencies >= min_frequencies
+    msg = (f"{key}: attack flipped {e.labels[atk.original_label]!r} → {e.labels[atk.new_label]!r} with "
+           f"{atk.n_frequencies} frequenc{'y' if atk.n_frequencies == 1 else 'ies'} ({hz}) {atk.mutation}, "
+           f"SNR {atk.snr_db:.1f} dB; spec requires >= {min_frequencies} (checks.fourier_attack.min_frequencies)")
+    return Verdict("fourier_attack", key, Outcome.PASSED if ok else Outcome.FAILED, msg,
+                   [_gate("attack_frequencies", atk.n_frequencies, ">=", min_frequencies)])
+
+
+def _cross_blocked(result: SpecResult, check: str) -> Verdict | None:
+    """composition / transferability that could not run: the spec's error, a crash, or a skipped peer."""
+    if result.error:
+        return Verdict(check, "aggregate", Outcome.FAILED, result.error)
+    if check in result.cross_failed:
+        return Verdict(check, "aggregate", Outcome.FAILED, f"{check}: failed: {result.cross_failed[check]}")
+    if check in result.cross_skipped:
+        return _settle(check, "aggregate", [], result.spec.checks[check],
+                       unmeasured_reason=result.cross_skipped[check])
+    return None
+
+
+def _composition_verdict(result: SpecResult, settings: dict) -> Verdict:
+    blocked = _cross_blocked(result, "composition")
+    if blocked is not None:
+        return blocked
+    if not result.composition:
+        return _settle("composition", "aggregate", [], settings, unmeasured_reason="no analysed clips to compose")
+    if "min_ratio" not in settings:
+        return Verdict("composition", "aggregate", Outcome.PASSED, "composition: computed (no min_ratio gate)")
+    gates = [_gate(f"ratio[{c}]", v["ratio"], ">=", settings["min_ratio"])
+             for c, v in sorted(result.composition.items())]
+    return _settle("composition", "aggregate", gates, settings)
+
+
+def _transfer_verdict(result: SpecResult, settings: dict) -> Verdict:
+    blocked = _cross_blocked(result, "transferability")
+    if blocked is not None:
+        return blocked
+    if not result.spec.peers:
+        return _settle("transferability", "aggregate", [], settings, unmeasured_reason="the spec names no peers")
+    gates = []
+    if "min_alpha" in settings:
+        alpha = alpha_toward_peers(result, finite_only=False)
+        gates += [_gate(f"alpha[{p}]", v, ">=", settings["min_alpha"],
+                        **({} if np.isfinite(v) else {"unmeasured": f"α toward {p} has no finite value"}))
+                  for p, v in sorted(alpha.items())]
+        if not alpha:
+            gates.append(_gate("alpha", None, ">=", settings["min_alpha"], unmeasured="no α was computed"))
+    if not settings.get("flat_earther", False):
+        flat = result.name in set(getattr(result.transferability, "flat_earthers", ()) or ())
+        gates.append(_gate("flat_earther", int(flat), "<=", 0))
+    return _settle("transferability", "aggregate", gates, settings) if gates else \
+        Verdict("transferability", "aggregate", Outcome.PASSED, "transferability: computed")
+
+
+def alpha_toward_peers(result: SpecResult, finite_only: bool = True) -> dict[str, float]:
+    """α(this → peer) of sufficient signals for each peer (NaN entries left out unless ``finite_only=False``)."""
+    tr = result.transferability
+    if tr is None or result.name not in tr.models:
+        return {}
+    row = tr.alpha("sufficient")[tr.models.index(result.name)]
+    return {peer: float(row[j]) for j, peer in enumerate(tr.models)
+            if peer != result.name and (not finite_only or np.isfinite(row[j]))}

@@ -1,0 +1,219 @@
+"""The per-clip pipeline: one clip through prediction, explanation, verification and the attacks.
+
+The serial loop of :func:`~freqrex_audit.audit.run.run_spec` and every executor worker
+(:mod:`~freqrex_audit.audit.executors`) run clips through these same functions, so where a clip runs
+never changes its numbers: :func:`load_model` (within the session deadline), a :class:`ClipRunner`
+per model, :func:`audit_clip` per clip (never raises), returning a :class:`ClipOutcome` with the work it
+cost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..adapters.loader import load_classifier
+from ..audio.io import AudioError, validate_waveform
+from ..engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
+from ..models.classifier import (Classifier, ClassifierTimeout, QueryEngine, cached_probabilities,
+                                 describe_exception)
+from ..models.input_window import cut_window
+from ..runtime import deadline
+from ..specs.loader import Spec
+from .cache import Cache, hash_array, make_key
+from .datasets import Sample, read_clip
+from .records import SampleRecord
+from .stages import STAGES
+
+__all__ = ["PHASES", "WorkCounts", "ClipOutcome", "ClipRunner", "audit_clip", "load_model", "verify"]
+
+
+PHASES = ("predict", "original", "responsibility", "subsets", "verify", "fourier_attack", "stft_attack", "composition",
+          "transferability")
+"""Where a spec's model queries go, as ``timings.per_spec.*.queries_by_phase`` names them."""
+
+
+@dataclass
+class WorkCounts:
+    """Model queries (in all and per phase) and cache counts: what some work cost, to be added to a total."""
+
+    queries: int = 0
+    queries_by_phase: dict[str, int] = field(default_factory=dict)
+    cache: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: "WorkCounts") -> None:
+        self.queries += other.queries
+        for phase, count in other.queries_by_phase.items():
+            self.queries_by_phase[phase] = self.queries_by_phase.get(phase, 0) + count
+        for name, count in other.cache.items():
+            self.cache[name] = self.cache.get(name, 0) + count
+
+
+@dataclass
+class ClipOutcome:
+    """One clip's result: its record, the spec's error when the model hung, and (from an executor's worker)
+    the work the worker spent on it, which the caller adds to the spec's totals."""
+
+    record: SampleRecord
+    hung: str | None = None
+    remote: bool = False
+    counts: WorkCounts = field(default_factory=WorkCounts)
+
+
+class ClipRunner:
+    """One spec's model behind one QueryEngine and the result cache: runs clips through the stages the
+    selected items need (:meth:`run`), counting queries per phase."""
+
+    def __init__(self, spec: Spec, clf: Classifier, cache: Cache, stages: frozenset[str] = STAGES):
+        self.spec = spec
+        self.stages = stages
+        self.clf = clf
+        self.engine = QueryEngine(clf, batch_size=spec.batch_size, timeout_s=spec.timeout_s,
+                                  precision=spec.model.get("precision", "fp32"))
+        self.cache = cache if clf.fingerprint else Cache(None)
+        self.fp = clf.fingerprint
+        self.queries_by_phase: dict[str, int] = {p: 0 for p in PHASES}
+
+    def cached(self, phase: str, parts: tuple, compute, encode, decode):
+        """``compute()``'s value for ``(phase, model, *parts)``, from the cache when it holds it."""
+        key = make_key(phase, self.fp, *parts)
+        hit = self.cache.load(key, decode)  # a bad entry is counted (cache_stats.invalid) and recomputed
+        if hit is not None:
+            return hit
+        value = compute()
+        arrays: dict[str, np.ndarray] = {}
+        self.cache.put(key, encode(value, arrays), arrays)
+        return value
+
+    def predict(self, audio: str, x: np.ndarray) -> np.ndarray:
+        """The model's probabilities for the clip (``audio``: its hash)."""
+        probs = self.cached("predict", (audio,), lambda: self.engine.query(x[None])[0],
+                            lambda p, a: {"probs": [float(v) for v in p]},
+                            lambda d, a: cached_probabilities(d["probs"], len(self.clf.labels)))
+        return probs
+
+    def run(self, sample: Sample, x: np.ndarray, notes: list[str] | None = None) -> SampleRecord:
+        """One readable clip through prediction, explanation, verification and the attacks (as selected)."""
+        audio = hash_array(x)
+        cfg = self.spec.freqrex.to_dict()
+        labels = self.clf.labels
+        q0 = self.engine.queries
+        notes = list(notes or [])
+        fallback = self.engine.check_precision(x)  # reduced precision only where it agrees with fp32 on this clip
+        if fallback:
+            notes.append(fallback)
+        if self.engine.autocast is not None:  # results at reduced precision are cached apart from fp32 ones
+            audio = f"{audio}-{self.engine.precision}"
+        probs = self.predict(audio, x)
+        self.queries_by_phase["predict"] += self.engine.queries - q0
+        top = int(np.argmax(probs))
+        record = SampleRecord(sample, "ok", predicted=labels[top], confidence=float(probs[top]), notes=notes)
+        if labels[top] != sample.label:
+            record.status = "misclassified"
+            record.reason = f"predicted {labels[top]!r} ({probs[top]:.2f}), labelled {sample.label!r}"
+            if self.spec.dataset.only_correct:
+                record.reason += "; not analysed (dataset.only_correct)"
+                return record
+        if not self.stages & (STAGES - {"predict"}):
+            record.notes.append("not explained: no selected item needs more than the prediction")
+            return record
+        q0 = self.engine.queries
+        exp = self.cached("explain", (audio, cfg), lambda: explain(self.engine, x, self.spec.freqrex),
+                          lambda e, a: e.to_dict(a), lambda d, a: Explanation.from_dict(d, a))
+        record.explanation = exp
+        if self.engine.queries > q0:
+            for phase, count in exp.queries_by_phase.items():
+                self.queries_by_phase[phase] = self.queries_by_phase.get(phase, 0) + count
+        if "verify" in self.stages:
+            q0 = self.engine.queries
+            record.verification = self.cached("verify", (audio, cfg), lambda: verify(self.engine, exp),
+                                              lambda v, a: v, lambda d, a: d)
+            self.queries_by_phase["verify"] += self.engine.queries - q0
+        if not self.stages & {"fourier", "stft"}:
+            return record
+        q0 = self.engine.queries
+        attack_cfg = self.spec.attack.to_dict()
+        record.fourier = self.cached("fourier", (audio, cfg, attack_cfg),
+                                     lambda: fourier_attack(self.engine, x, exp, self.spec.attack),
+                                     lambda f, a: f.to_dict(a), lambda d, a: FourierAttack.from_dict(d, a))
+        self.queries_by_phase["fourier_attack"] += self.engine.queries - q0
+        if self.spec.needs_stft and "stft" in self.stages:
+            smallest = min(self.spec.stft_attack.frame_sizes)
+            if len(x) < smallest:  # Algorithm 3 has no frame to change; the STFT rates leave the clip out
+                record.notes.append(f"{len(x)} samples, shorter than the smallest STFT frame ({smallest}): "
+                                    f"no STFT attack")
+            q0 = self.engine.queries
+            record.stft = self.cached("stft", (audio, cfg, attack_cfg, self.spec.stft_attack.to_dict()),
+                                      lambda: stft_attack(self.engine, x, record.fourier, self.spec.stft_attack),
+                                      lambda s, a: s.to_dict(a), lambda d, a: STFTAttack.from_dict(d, a))
+            self.queries_by_phase["stft_attack"] += self.engine.queries - q0
+        return record
+
+
+def verify(engine: QueryEngine, exp: Explanation) -> dict:
+    """Re-classify the sufficient, complete and inverse (complement) signals: the per-sample validity facts."""
+    kinds = [k for k in ("sufficient", "complete", "inverse") if exp.bins(k) is not None]
+    out: dict[str, Any] = {}
+    if not kinds:
+        return out
+    probs = engine.query(np.stack([exp.signal(k) for k in kinds]).astype(np.float32))
+    for kind, p in zip(kinds, probs):
+        out[kind] = {"label": int(np.argmax(p)), "confidence": float(np.max(p)), "target_confidence": float(p[exp.target])}
+    return out
+
+
+def audit_clip(runner: ClipRunner, sample: Sample, rate: int) -> ClipOutcome:
+    """One clip through the pipeline (never raises): its record, and the spec's error if the model hung."""
+    clf, spec = runner.clf, runner.spec
+    if sample.problem:  # first: why the clip cannot be read at all (outside the roots, no label…)
+        return ClipOutcome(SampleRecord(sample, "skipped", sample.problem))
+    if sample.label not in clf.labels:
+        return ClipOutcome(SampleRecord(sample, "skipped", f"label {sample.label!r} is not one of the model's "
+                                                           f"labels (map it with dataset.label_map)"))
+    try:
+        clip = read_clip(sample, rate, spec.dataset.clip_seconds)
+        x = clip.samples
+        if rate != clf.sample_rate:
+            from ..audio.io import resample
+
+            x = resample(x, rate, clf.sample_rate)
+        x, cropped = cut_window(x, sample, clf)  # audit what the model hears (input_window.py)
+        clip = dataclasses.replace(clip, notes=(*clip.notes, cropped)) if cropped else clip
+        x = validate_waveform(x, sample.path)  # what is left after resampling and cropping is still a clip
+    except AudioError as exc:
+        return ClipOutcome(SampleRecord(sample, "skipped", exc.problem))
+    if runner.engine.hung:
+        return ClipOutcome(SampleRecord(sample, "skipped", f"not analysed: {runner.engine.hung}"))
+    try:
+        deadline.check("this clip")
+        return ClipOutcome(runner.run(sample, x, list(clip.notes)))
+    except deadline.DeadlineReached as exc:  # no new model work; what this clip did is dropped, not half-used
+        return ClipOutcome(SampleRecord(sample, "skipped", str(exc), notes=list(clip.notes)))
+    except ClassifierTimeout as exc:  # the model hangs: fail the spec, keep what was done
+        return ClipOutcome(SampleRecord(sample, "error", str(exc), notes=list(clip.notes)), f"model hung: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
+        return ClipOutcome(SampleRecord(sample, "error", describe_exception(exc), notes=list(clip.notes)))
+
+
+def load_model(spec: Spec, device: str) -> Classifier:
+    """The spec's model, within the session deadline: no load starts once it has passed, and a load that ends
+    after it (a big model, a slow factory) is closed and reported (:class:`~freqrex_audit.runtime.deadline.DeadlineReached`
+    with how long it took), so its clips are not measured and its items are interrupted."""
+    deadline.check("loading the model")
+    began = time.perf_counter()
+    try:
+        clf = load_classifier(spec.model, device=device, base_dir=spec.base_dir)
+    except deadline.DeadlineReached as exc:  # the load's self-check, or a subprocess load, met the deadline
+        if "while loading" in str(exc):
+            raise
+        clf = None
+    if clf is None or deadline.passed():
+        close = getattr(clf, "close", None)
+        if callable(close):
+            close()  # a subprocess model's process is not left running
+        raise deadline.reached(f"while loading the model (the load took {time.perf_counter() - began:.1f} s)")
+    return clf

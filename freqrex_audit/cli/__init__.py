@@ -1,0 +1,1 @@
+"""``freqrex-audit``: the command line (``main``) and its one-clip commands (``clip``)."""

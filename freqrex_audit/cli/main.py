@@ -1,0 +1,366 @@
+"""``freqrex-audit``: classify, explain, attack, audit, report and bench from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .._version import __version__
+from ..audio.io import AudioError
+from ..bench.sizes import SIZES
+from ..models.classifier import ClassifierError
+from .clip import classifier_from_arg, cmd_attack, cmd_classify, cmd_explain
+from ..runtime.isolation import private_matplotlib
+from .arguments import device_list, non_negative_int, positive_float, positive_int, seed_value
+
+DEADLINE_EXIT = 3
+"""``freqrex-audit audit`` exit status when ``--deadline`` passed before the run was done (the run is incomplete)."""
+MODEL_HELP = "a zoo:// name, a model directory or file, package.module:factory, or a spec .yaml"
+
+
+def zoo_model_names() -> list[str]:
+    """Every model the bundled zoo ships, as zoo:// names."""
+    from ..runtime.paths import ZOO_ROOT
+
+    return sorted(f"zoo://{d.parent.parent.name}/{d.name}" for d in ZOO_ROOT.glob("*/models/*") if d.is_dir())
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Explanation cost against the model's own forward time, per model and clip length."""
+    from ..bench.timing import bench_model, format_table, rows_as_json
+
+    if args.queries:
+        from ..bench.queries import format_query_table, query_rows, query_rows_as_json
+
+        rows = query_rows(args.seconds, args.seeds)
+        print(format_query_table(rows))
+        if args.json:
+            Path(args.json).write_text(json.dumps(query_rows_as_json(rows), indent=1))
+            print(f"wrote {args.json}", file=sys.stderr)
+        return 0
+    models = args.models or zoo_model_names()
+    if not models:
+        print("freqrex-audit bench: no models given and the zoo is empty", file=sys.stderr)
+        return 2
+    rows = []
+    for name in models:
+        if args.size == "zoo":
+            clf = classifier_from_arg(name, args.device)
+        else:
+            from ..bench.sizes import sized_classifier
+
+            clf = sized_classifier(name, args.size, args.device)
+        for seconds in args.seconds:
+            row = bench_model(clf.name if args.size != "zoo" else name, clf, seconds, batch_size=args.batch_size,
+                              with_batch1=seconds <= args.batch1_max_seconds, precision=args.precision,
+                              attacks=not args.no_attacks, repeats=args.repeats)
+            rows.append(row)
+            print(f"{name} {seconds:g}s: {row.queries} queries in {row.explain_s:.2f} s "
+                  f"(overhead ×{row.overhead_ratio:.2f})", file=sys.stderr)
+    print(format_table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows_as_json(rows), indent=1))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render the HTML report (and the runs index beside it) from a saved results.json."""
+    private_matplotlib(None)
+    from ..report import render_index, render_report
+
+    from ..runs.read import ResultsError
+
+    results = Path(args.results)
+    if results.is_dir() and (results / "results.json").is_file():  # a run folder, as `compare` accepts
+        results = results / "results.json"
+    if not results.is_file():
+        raise FileNotFoundError(f"{results}: no such results file (give a run folder or its results.json)")
+    try:  # render_report reads through results_file.load_run: a bad file is a ResultsError naming file and key
+        out = render_report(results, args.out, max_sample_cards=args.max_cards)
+    except ResultsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a valid-looking file the renderer still chokes on: name it, no traceback
+        raise ResultsError(results, "", f"cannot be rendered ({type(exc).__name__}: {str(exc)[:200]}); the file "
+                                        f"passed validation, so this is a freqrex-audit bug: please report it") from None
+    if args.out is None:
+        render_index(results.parent.parent)
+    print(out)
+    return 0
+
+
+def cmd_spectra(args: argparse.Namespace) -> int:
+    """Rebuild the transferability paper's §5.1–5.2 from a run folder's results.json + waveform sidecar."""
+    from ..runs.spectra import compare_spectra, rebuild_spectra
+
+    rebuilt = rebuild_spectra(args.folder)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rebuilt, sort_keys=True, indent=1))
+        print(f"wrote {args.json}", file=sys.stderr)
+    for name, part in rebuilt.items():
+        print(f"{name}:")
+        for label, block in part["classes"].items():
+            entropies = block["signal_entropies"]
+            mean = sum(entropies) / len(entropies) if entropies else float("nan")
+            composite = block["composite_entropy"]
+            print(f"  {label}: composite entropy {'—' if composite is None else f'{composite:.4f}'}; "
+                  f"clip entropy mean {mean:.4f} over {len(entropies)} clip(s)")
+        for pair, test in part["tests"].items():
+            p = test.get("pvalue")
+            print(f"  {pair}: Mann–Whitney U {test.get('statistic')}, p = {'—' if p is None else f'{p:.4g}'}, "
+                  f"effect {test.get('effect')}")
+    differences = compare_spectra(args.folder)
+    if differences:
+        print(f"differs from the recorded analysis in {len(differences)} place(s):", *differences[:20], sep="\n  ")
+        return 1
+    print("equal to the analysis recorded in results.json")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Print the metric deltas between two runs / baselines (B − A)."""
+    from ..runs.compare import delta_rows, format_table, metrics_of
+
+    where = Path(args.baseline_dir)
+    rows = delta_rows(metrics_of(args.a, where), metrics_of(args.b, where))
+    print(format_table(rows, args.a, args.b, changed_only=args.changed))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of a model spec (for editors: yaml-language-server, VS Code, PyCharm)."""
+    from ..specs.json_schema import spec_schema
+
+    if args.results:
+        from ..runs.read import RESULTS_SCHEMA
+
+        print(json.dumps(RESULTS_SCHEMA, indent=1))
+        return 0
+    print(json.dumps(spec_schema(), indent=1))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Run specs without pytest and write the run's results. Exit status: 0 every gate passed, 1 a gate
+    failed or was not measured, 2 a spec did not load (or a usage error), 3 the --deadline passed first,
+    130 interrupted."""
+    from ..audit.executors import configure, make_executor
+    from ..audit.records import EXIT_CODES, RUN_SHOWN, SHOWN
+    from ..runs.folders import new_run_id
+    from ..runs.write import spec_part
+    from ..runtime import deadline
+    from ..runtime.paths import shown_spec, unwritable
+    from ..runtime.progress import stream_line
+    from ..session import AuditSession
+    from ..specs.loader import SpecError, find_specs, spec_dirs_from_ini
+
+    configure(make_executor(args.executor, args.address, args.workers, args.devices) if args.executor else "environment")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    dirs, root = spec_dirs_from_ini()
+    paths = find_specs(args.specs, dirs, root)
+    if not paths:
+        print(f"freqrex-audit: error: no spec files in {', '.join(args.specs) or 'the spec folders'}: nothing to "
+              f"audit (a spec is a *.yaml / *.yml file named on the command line or inside a spec folder: "
+              f"{' '.join(dirs)}; set freqrex_specs in the pytest ini file)", file=sys.stderr)
+        return 2
+    for folder, what in ((args.report, "report"), *(((args.cache, "cache"),) if not args.no_cache else ())):
+        problem = unwritable(folder, what)
+        if problem:
+            print(f"freqrex-audit: error: {problem}", file=sys.stderr)
+            return 2
+    session = AuditSession(Path(args.report), new_run_id(args.report), None if args.no_cache else Path(args.cache),
+                           args.device, args.samples, args.seed)
+    specs, errors = [], []
+    for path in paths:
+        try:
+            specs.append(session.load(path))
+        except SpecError as exc:
+            print(f"ERROR {exc}", file=sys.stderr)
+            errors.append({"spec_file": shown_spec(Path(path)), "message": str(exc)})
+    total = 0
+    for spec in specs:
+        try:
+            total += len(session.plan(spec))
+        except Exception:  # noqa: BLE001 - an unreadable dataset is the model[load] item's failure
+            total += 1
+    session.start_deadline(args.deadline)
+    parts, arrays, interrupted = [], {}, False
+    try:
+        for spec in specs:
+            if deadline.passed():  # no new model work: the specs not started are not run
+                print(f"DEADLINE {deadline.message()}: {spec.name} and the specs after it were not started",
+                      file=sys.stderr)
+                break
+            line = None if args.quiet else stream_line(spec.name)
+            try:
+                result = session.run(spec, progress=line)
+            finally:
+                if line is not None:
+                    line.close()
+            parts.append(spec_part(result, None, arrays))
+            for warning in result.model_info.get("warnings") or []:  # self-check noise, uncacheable model…
+                print(f"WARN {spec.name}: {warning}")
+            for v in result.verdicts:
+                if v.outcome != "passed" or args.verbose:
+                    print(f"{SHOWN[v.outcome]} {spec.name}::{v.check}[{v.key}]: {v.message.splitlines()[0]}")
+                    for text in v.message.splitlines()[1:]:
+                        print(f"     {text}")
+            counts = {o: sum(v.outcome == o for v in result.verdicts) for o in dict.fromkeys(v.outcome
+                                                                                            for v in result.verdicts)}
+            print(f"{spec.name}: {', '.join(f'{n} {o}' for o, n in counts.items())}; {result.queries} queries, "
+                  f"{result.seconds:.1f} s")
+    except KeyboardInterrupt:
+        interrupted = True
+        print("freqrex-audit: interrupted; writing what ran", file=sys.stderr)
+    if not parts and not errors and not interrupted:
+        return 0
+    out, doc = session.write(parts, arrays, errors=errors, total=total, interrupted=interrupted,
+                             planned=[shown_spec(s.path) for s in specs])
+    run = doc["run"]
+    stopped = run.get("deadline")
+    hit = bool(stopped and stopped["hit"])
+    deadline.clear()
+    print(f"run: {RUN_SHOWN[run['verdict']]}: {run['summary']}" + (f"; {stopped['message']}" if hit else ""))
+    print(f"results: {out}")
+    report, problems = session.render(out)
+    if report is not None:
+        print(f"report: {report}")
+    for problem in problems:  # the run's verdict and exit status stand: results.json has them
+        print(f"freqrex-audit: {problem}", file=sys.stderr)
+    return DEADLINE_EXIT if hit and not interrupted else EXIT_CODES[run["verdict"]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="freqrex-audit", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    classify = commands.add_parser("classify", help="print label and confidence for audio files")
+    classify.add_argument("model", help=MODEL_HELP)
+    classify.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, mp3…)")
+    classify.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    classify.set_defaults(run=cmd_classify)
+
+    bench = commands.add_parser("bench", help="explanation cost vs the model's own forward time")
+    bench.add_argument("models", nargs="*", help=f"models to measure (default: every zoo model); {MODEL_HELP}")
+    bench.add_argument("--seconds", type=positive_float, nargs="+", default=[1.0, 5.0, 30.0], help="clip lengths")
+    bench.add_argument("--batch-size", type=positive_int, default=64)
+    bench.add_argument("--batch1-max-seconds", type=float, default=1.0,
+                       help="also time batch size 1 for clips up to this long (slow)")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--size", choices=SIZES, default="zoo",
+                       help="rebuild each transformers model at this width with random weights (same window and "
+                            "extractor): small ≈ 3–4 M parameters, base = AST/Wav2Vec2/HuBERT-base, Whisper-base's encoder")
+    bench.add_argument("--repeats", type=positive_int, default=1,
+                       help="time the explanation and its floors this many times, keep the fastest of each")
+    bench.add_argument("--no-attacks", action="store_true", help="time the explanation only (attack q shows 0)")
+    bench.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast (checked vs fp32)")
+    bench.add_argument("--queries", action="store_true",
+                       help="instead: count an explanation's queries on the planted single-band model (at each "
+                            "--seconds) and the planted 2/4/8-band conjunctions; deterministic, no zoo models")
+    bench.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0], help="seeds for --queries")
+    bench.add_argument("--json", help="write the measurements as JSON to this file")
+    bench.set_defaults(run=cmd_bench)
+
+    report = commands.add_parser("report", help="re-render the HTML audit report from a saved results.json")
+    report.add_argument("results", help="a run folder, or the results.json an audit wrote in it (its .npz sidecar is read too)")
+    report.add_argument("--out", default=None, help="HTML file to write (default: report.html beside the JSON)")
+    report.add_argument("--max-cards", type=non_negative_int, default=12, help="most per-sample cards per spec (default 12)")
+    report.set_defaults(run=cmd_report)
+
+    spectra = commands.add_parser("spectra", help="rebuild spectral entropy / PSD / Mann–Whitney (transferability "
+                                                  "paper §5.1–5.2) from a run folder's waveform sidecar, no model")
+    spectra.add_argument("folder", metavar="RUN", help="run folder (reports/<run>) or its results.json")
+    spectra.add_argument("--json", help="also write the rebuilt analysis as JSON to this file")
+    spectra.set_defaults(run=cmd_spectra)
+
+    compare = commands.add_parser("compare", help="table of metric deltas between two runs or baselines (B − A)")
+    compare.add_argument("a", metavar="RUN_A", help="results.json, a run folder or a baseline name")
+    compare.add_argument("b", metavar="RUN_B", help="results.json, a run folder or a baseline name")
+    compare.add_argument("--baseline-dir", default=".freqrex/baselines", help="where baseline names are looked up")
+    compare.add_argument("--changed", action="store_true", help="only the metrics that changed")
+    compare.set_defaults(run=cmd_compare)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of a model spec (editor autocompletion)")
+    schema.add_argument("--results", action="store_true", help="the JSON Schema of results.json instead")
+    schema.set_defaults(run=cmd_schema)
+
+    audit = commands.add_parser("audit", help="run model specs without pytest; exit 0 all gates passed, 1 a gate "
+                                              "failed or was not measured, 2 spec/usage error, 3 --deadline "
+                                              "passed, 130 interrupted")
+    audit.add_argument("specs", nargs="*", metavar="SPEC_OR_DIR",
+                       help="spec files, or folders searched for specs (default: the freqrex_specs folders)")
+    audit.add_argument("--report", default="reports", help="folder for the run (default reports/)")
+    audit.add_argument("--samples", type=positive_int, default=None, help="at most N clips per spec")
+    audit.add_argument("--seed", type=seed_value, default=None, help="override every spec's freqrex.seed")
+    audit.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    audit.add_argument("--cache", default=".freqrex_cache", help="result cache folder (default .freqrex_cache/)")
+    audit.add_argument("--no-cache", action="store_true", help="compute everything afresh")
+    audit.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
+    audit.add_argument("-q", "--quiet", action="store_true", help="no live progress line (it shows only on a TTY)")
+    audit.add_argument("--deadline", type=positive_float, default=None, metavar="SECONDS",
+                       help="session deadline: after SECONDS no new model work starts; what was not measured is "
+                            f"interrupted and the exit status is {DEADLINE_EXIT}")
+    audit.add_argument("--executor", choices=("serial", "process", "ray"),
+                       help="where clips run (default: $FREQREX_EXECUTOR or serial)")
+    audit.add_argument("--address", help="Ray cluster address (auto: the running one; none: a local instance)")
+    audit.add_argument("--workers", type=positive_int, help="processes / local Ray CPUs")
+    audit.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's); the same "
+                       "number gives bit-identical results.json on any machine and under pytest -n")
+    audit.add_argument("--devices", type=device_list, metavar="LIST",
+                       help="process executor: clip i runs on device i mod n, e.g. cuda:0,cuda:1 (default: every "
+                            "visible CUDA device when --device is auto/cuda, else --device)")
+    audit.set_defaults(run=cmd_audit)
+
+    for name, func, text in (("explain", cmd_explain, "FreqReX on one clip: subsets, WAVs and a figure"),
+                             ("attack", cmd_attack, "Fourier (and STFT) attack on one clip")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("model", help=MODEL_HELP)
+        sub.add_argument("audio", help="the clip")
+        sub.add_argument("--out", required=True, help="output folder")
+        sub.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+        sub.add_argument("--seconds", type=positive_float, default=None, help="analyse only the first N seconds")
+        sub.add_argument("--seed", type=seed_value, default=None, help="FreqReX seed (default: the spec's, else 0)")
+        if name == "attack":
+            sub.add_argument("--budget", type=positive_int, default=None,
+                             help="most frequencies one candidate mutates (default: the spec's attack.max_frequencies, else 1000)")
+            sub.add_argument("--query-budget", type=positive_int, default=None,
+                             help="most model queries per clip (default: the spec's attack.query_budget, else 1000)")
+            sub.add_argument("--exhaustive-single", type=non_negative_int, default=0, metavar="N",
+                             help="diagnostic: also try every single bin among the top N of the ranking × the "
+                                  "whole ladder (no budget) and report the flips that exist")
+            sub.add_argument("--no-stft", dest="stft", action="store_false", help="skip the STFT attack")
+        sub.set_defaults(run=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("freqrex-audit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `freqrex-audit schema | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (ClassifierError, AudioError, FileNotFoundError, ValueError) as exc:
+        print(f"freqrex-audit: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        from ..runtime import deadline
+
+        deadline.clear()  # a deadline belongs to one command (main() may be called again in one process)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

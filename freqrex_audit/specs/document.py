@@ -1,0 +1,419 @@
+"""The model spec's schema, declared once as pydantic models.
+
+:func:`freqrex_audit.specs.loader.load_spec` validates every spec with :class:`SpecDocument`, and
+``freqrex-audit schema`` prints its JSON Schema, so editors autocomplete and check exactly what the loader
+accepts. What a schema cannot say (paths that must exist inside the project, one budget given twice) is
+checked by ``specs.py`` after this. Every section forbids unknown keys; a value must have the right type
+as written (YAML ``1`` is no boolean, ``"3"`` no integer). Defaults shown are the engine's own.
+
+Adding a key: add one annotated field to the section below (``new_key: Integer(1) = Field(X.new_key,
+description=...)``); tests/test_schema.py fails while an engine config field has no spec field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Callable, ClassVar, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError, core_schema
+
+from ..engine import AttackConfig, FreqReXConfig, STFTAttackConfig
+from ..engine.attacks import ATTACK_POOLS
+from ..engine.explain import MAX_PARTS
+from ..engine.responsibility import CONVERGENCE_RULES
+from ..audio.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
+MODEL_TYPES = ("transformers", "torchscript", "onnx", "tflite", "callable")
+OUTPUT_CHOICES = ("probabilities", "logits", "log_probabilities", "probs")
+NAME_MAX = 100
+"""A spec name becomes file and folder names: at most this many characters."""
+MAX_ATTACK_SCALE = 1000.0
+"""A bin scaled by more than this (+60 dB) is no longer a perturbation; the float32 waveform would overflow."""
+
+FX, AX, SX = FreqReXConfig(), AttackConfig(), STFTAttackConfig()  # the engine's defaults, shown in the schema
+
+
+def problem(text: str) -> PydanticCustomError:
+    """A validation error whose message is already in the user's words (``specs.py`` shows it as is)."""
+    return PydanticCustomError("spec", "{problem}", {"problem": text})
+
+
+class Rule:
+    """A check run after the type check, with its own message, and what it adds to the JSON Schema."""
+
+    def __init__(self, test: Callable[[Any], str | None], schema: dict | None = None):
+        self.test, self.schema = test, schema or {}
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict:
+        return {**handler(schema), **self.schema}
+
+    def _check(self, value: Any) -> Any:
+        failed = self.test(value)
+        if failed:
+            raise problem(failed)
+        return value
+
+
+def _g(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def Range(low: float, high: float | None = None, open_low: bool = False) -> Rule:
+    """``low ≤ v ≤ high`` (``low < v`` when ``open_low``; no upper bound without ``high``)."""
+    def test(v: Any) -> str | None:
+        if high is not None and not low <= v <= high:
+            return f"must be in [{_g(low)}, {_g(high)}], got {_g(v)}"
+        if v < low or (open_low and v == low):
+            return f"must be {'>' if open_low else '≥'} {_g(low)}, got {_g(v)}"
+        return None
+    schema = {"exclusiveMinimum" if open_low else "minimum": low, **({"maximum": high} if high is not None else {})}
+    return Rule(test, schema)
+
+
+def Integer(minimum: int, maximum: int | None = None) -> Any:
+    return Annotated[int, Range(minimum, maximum)]
+
+
+SampleRate = Integer(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
+"""A rate in Hz within what audio files may have (a rate of 10⁹ would resample a 1-s clip to 4 GB)."""
+
+
+def _repeated(labels: list[str]) -> str | None:
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    return f"labels must be unique; repeated: {', '.join(map(repr, repeated))}" if repeated else None
+
+
+NAME_RULE = (f"must be 1-{NAME_MAX} letters, digits, '.', '_' or '-' (not starting with '.'), so it is a valid "
+             f"file name everywhere")
+
+
+def name_ok(name: str) -> bool:
+    """A name usable as a file name everywhere: 1-NAME_MAX of ``[A-Za-z0-9._-]``, not starting with '.'."""
+    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+    return 0 < len(name) <= NAME_MAX and not name.startswith(".") and set(name) <= allowed
+
+
+def kind(value: Any) -> str:
+    """A value's type and a short excerpt: an error never echoes a whole file that was read as a string."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, (dict, list)):
+        return type(value).__name__
+    shown = repr(value)
+    return f"{type(value).__name__} {shown}" if len(shown) <= 60 else f"a {type(value).__name__} of {len(shown)} characters"
+
+
+Text = Annotated[str, Field(min_length=1)]
+Rate = Annotated[float, Range(0.0, 1.0)]
+Positive = Annotated[float, Range(0.0, open_low=True)]
+Margin = Annotated[float, Range(0.0, 0.99)]
+SpecName = Annotated[str, Rule(lambda v: None if name_ok(v) else NAME_RULE + f"; got {kind(v)}",
+                               {"pattern": r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$", "maxLength": NAME_MAX})]
+Target = Annotated[str, Rule(lambda v: None if ":" in v else f"must look like 'package.module:factory', got {kind(v)}",
+                             {"pattern": ":"})]
+Labels = Annotated[list[Text], Rule(_repeated, {"uniqueItems": True})]
+FrameSize = Annotated[int, Range(4), Rule(lambda v: None if v % 4 == 0 else
+                                          f"must be a multiple of 4 (hop = frame/4), got {v}", {"multipleOf": 4})]
+
+
+def _extend_schema(schema: dict, cls: type) -> None:
+    cls.extend_schema(schema)
+
+
+class Section(BaseModel):
+    """A mapping in the spec: unknown keys are errors, values strictly typed, an empty (null) section is {}."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True,
+                              json_schema_extra=_extend_schema)
+
+    @classmethod
+    def extend_schema(cls, schema: dict) -> None:
+        """What the JSON Schema must say beyond the fields: a section that loads when left empty may be null."""
+        try:
+            cls.model_validate(None)
+        except ValueError:
+            return
+        schema["type"] = ["object", "null"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_empty(cls, data: Any) -> Any:
+        return {} if data is None else data
+
+
+# --- model, dataset ------------------------------------------------------------------------------------
+
+class Window(Section):
+    """A streaming model (onnx, tflite) called on fixed windows, carrying context between calls."""
+
+    samples: Integer(1) = Field(description="samples per model call")
+    context: Integer(0) = Field(0, description="samples of the previous window carried into each call")
+    reduce: Literal["mean", "max"] = Field("mean", description="how the windows' outputs become one")
+
+
+class ModelSection(Section):
+    """The model under audit: exactly one of ``path``, ``target`` or ``id``."""
+
+    type: Literal[MODEL_TYPES] = Field(None, description="the adapter (default: guessed from path)")
+    path: Text = Field(None, description="a model folder or file (relative to the spec's folder), or zoo://task/name")
+    target: Target = Field(None, description="package.module:factory returning a classifier")
+    id: Text = Field(None, description="a Hugging Face hub id, resolved from the local cache only")
+    window: Window = Field(None, description="streaming models: samples per call, carried context, reduction")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast precision, checked against fp32 on every clip")
+    window_seconds: Positive = Field(None, description="the model's input window when its extractor does not say")
+    device: Text = Field(None, description="torch device, e.g. cpu or cuda:0 (default: the run's)")
+    labels: Labels = Field(None, description="class names in output order (unique)")
+    sample_rate: SampleRate = Field(None, description="the rate the model expects, in Hz")
+    outputs: Literal[OUTPUT_CHOICES] = Field(None, description="what the model returns")
+    isolation: Literal["thread", "subprocess"] = Field(None, description="where model calls run")
+    options: dict[str, Any] = Field(None, description="passed to the adapter as is")
+    trust_remote_code: bool = Field(False, description="let transformers run the model folder's code")
+    batch_size: Integer(1) = Field(64, description="waveforms per model call")
+    timeout_s: Positive = Field(600.0, description="seconds one model call may take; then the model is hung")
+
+    @classmethod
+    def extend_schema(cls, schema: dict) -> None:
+        schema["oneOf"] = [{"required": [key]} for key in ("path", "target", "id")]
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelSection":
+        given = [key for key in ("path", "target", "id") if key in self.model_fields_set]
+        if not self.model_fields_set:
+            raise problem("is required: give 'path' (a model folder or file, or zoo://task/name) "
+                          "or 'target' (package.module:factory)")
+        if not given:
+            raise problem("give 'path' (a model folder or file, or zoo://task/name), 'target' or 'id'")
+        if len(given) > 1:
+            raise problem(f"give one of 'path', 'target' or 'id', not {' and '.join(given)}")
+        return self
+
+
+class DatasetSection(Section):
+    """The labelled clips the audit runs on."""
+
+    path: Text = Field(description="a folder with one sub-folder per class, or a CSV manifest (path,label), "
+                                   "relative to the spec's folder, or zoo://task/name")
+    type: Literal["folder", "csv"] = Field(None, description="default: folder for a directory, csv for a file")
+    sample_rate: SampleRate = Field(None, description="read clips at this rate (default: the model's)")
+    clip_seconds: Positive = Field(None, description="longer clips keep their first clip_seconds")
+    windows: Literal["first", "all"] = Field("first", description="a clip longer than the model's input window: "
+                                             "audit its first window (what the model classifies) or every window "
+                                             "of it, each as its own sample")
+    limit: Integer(1) = Field(None, description="at most this many clips, balanced across classes")
+    only_correct: bool = Field(False, description="analyse only clips the model classifies correctly")
+    label_map: Optional[dict[str, Text]] = Field(None, description="dataset label -> model label")
+
+
+# --- the engine's knobs ----------------------------------------------------------------------------------
+
+class FreqrexSection(Section):
+    """FreqReX explanation settings (Algorithm 1; the engine's FreqReXConfig)."""
+
+    seed: Integer(0) = Field(FX.seed, description="base seed; iteration i uses (seed, i)")
+    parts: Integer(2, MAX_PARTS) = Field(FX.parts, description="parts per partition (2^p - 2 mutants per split)")
+    refine_parts: Optional[Integer(2, MAX_PARTS)] = Field(FX.refine_parts, description="parts per split below the first "
+                                                                             "level (null: parts)")
+    partition: Literal["contiguous", "interleaved"] = Field(FX.partition, description="random bands or "
+                                                                                      "non-contiguous parts")
+    iterations: Integer(1) = Field(FX.iterations, description="most responsibility iterations")
+    min_iterations: Integer(1) = Field(FX.min_iterations, description="fewest iterations before stopping early")
+    epsilon: Annotated[float, Range(0.0)] = Field(FX.epsilon, description="stop once successive maps' EMD ≤ this")
+    convergence: Literal[CONVERGENCE_RULES] = Field(FX.convergence, description="running: successive running "
+                                                    "maps; literal: the paper's R_i against R_g")
+    max_depth: Integer(1) = Field(FX.max_depth, description="refinement levels per iteration")
+    min_part_size: Integer(1) = Field(FX.min_part_size, description="smallest part split further, in bins")
+    iteration_budget: Integer(1) = Field(FX.iteration_budget, description="queries per iteration")
+    refine_top: Integer(1) = Field(FX.refine_top, description="passing mutants refined per level")
+    smallest_first: bool = Field(FX.smallest_first, description="ask each node's unions size by size and stop "
+                                 "at the first size that passes (false: every proper union, the earlier reading)")
+    min_confidence: Rate = Field(FX.min_confidence, description="δ: a sufficient prefix keeps conf ≥ δ·conf(x)")
+    chain_length: Integer(1) = Field(FX.chain_length, description="L: prefixes in a row that must be sufficient")
+    grid_points: Integer(2) = Field(FX.grid_points, description="geometric grid of prefix sizes")
+    refine_points: Integer(1) = Field(FX.refine_points, description="linear sub-grid size")
+    decimals: Integer(0) = Field(FX.decimals, description="completeness matches confidence to this many decimals")
+    search_chunk: Integer(1) = Field(FX.search_chunk, description="candidates asked together (fixed: results "
+                                                                  "never depend on batch size)")
+    prune: bool = Field(FX.prune, description="prune the sufficient prefix to a minimal set")
+    prune_budget: Integer(1) = Field(FX.prune_budget, description="most queries pruning may spend")
+    fragility_check: bool = Field(FX.fragility_check, description="re-query each subset with noise and int16")
+    batch_size: Optional[Integer(1)] = Field(FX.batch_size, description="queries per model call (null: the model's)")
+
+
+class AttackSection(Section):
+    """The Fourier attack's settings (the engine's AttackConfig)."""
+
+    budget: Integer(1) = Field(None, description="older name of max_frequencies")
+    max_frequencies: Integer(1) = Field(AX.max_frequencies, description="most bins one candidate may mutate")
+    query_budget: Integer(3) = Field(AX.query_budget, description="most model queries per clip")
+    max_scale: Annotated[float, Range(1.0)] = Field(AX.max_scale, description="largest amplitude boost tried")
+    pool: Literal[ATTACK_POOLS] = Field(AX.pool, description="bins the prefix source walks")
+    scales: list[Annotated[float, Range(0.0, MAX_ATTACK_SCALE)]] = Field(
+        None, min_length=1, description="amplitude multipliers of the ladder (with phases: replaces the default)")
+    phases: list[float] = Field(None, min_length=1, description="phase rotations of the ladder, in degrees")
+    min_margin: Margin = Field(AX.min_margin, description="a flip needs the new top class this far above the label")
+    min_snr_db: float = Field(AX.min_snr_db, description="flips at least this quiet count as quiet")
+    require_int16: bool = Field(AX.require_int16, description="a flip must survive a 16-bit WAV round trip")
+    screen_bins: Integer(0) = Field(AX.screen_bins, description="top-ranked bins tried alone first")
+    degenerate_bins: Integer(0) = Field(AX.degenerate_bins, description="a sufficient set this small widens the pool")
+    degenerate_share: Rate = Field(AX.degenerate_share, description="... or one under this share of all bins")
+    batch_size: Integer(1) = Field(None, description="queries per model call (default: the model's)")
+
+
+class STFTAttackSection(Section):
+    """The STFT attack's settings (Algorithm 3; the engine's STFTAttackConfig)."""
+
+    frame_sizes: list[FrameSize] = Field(list(SX.frame_sizes), min_length=1, description="frame sizes tried in order")
+    frame_budget: Optional[Integer(1)] = Field(SX.frame_budget, description="most frames changed per size")
+    neighbours: Integer(0) = Field(SX.neighbours, description="STFT bins on each side of the nearest also mutated")
+    min_margin: Margin = Field(SX.min_margin, description="as in attack.min_margin")
+    min_snr_db: float = Field(SX.min_snr_db, description="as in attack.min_snr_db")
+    search_chunk: Integer(1) = Field(SX.search_chunk, description="candidates asked together")
+    batch_size: Optional[Integer(1)] = Field(SX.batch_size, description="queries per model call (null: the model's)")
+
+
+# --- checks ---------------------------------------------------------------------------------------------
+
+class Check(Section):
+    """Settings every check takes. ``gates``: settings of which one must be given, or the check makes no item."""
+
+    @classmethod
+    def extend_schema(cls, schema: dict) -> None:
+        super().extend_schema(schema)
+        if cls.gates:
+            schema["anyOf"] = [{"required": [gate]} for gate in cls.gates]
+    gates: ClassVar[tuple[str, ...]] = ()
+    on_unmeasured: Literal["fail", "skip"] = Field("fail", description="an item its clips could not measure fails "
+                                                                       "or is skipped")
+    min_clips: Integer(1) = Field(None, description="fewest measured clips a rate needs (default 2)")
+    confidence: Annotated[float, Range(0.5, 0.999)] = Field(
+        None, description="compare a rate's Wilson bound at this confidence instead of its point")
+
+    @model_validator(mode="after")
+    def _has_a_gate(self) -> "Check":
+        if self.gates and not set(self.gates) & self.model_fields_set:
+            raise problem(f"sets no gate, so it would make no test item: give one of {', '.join(self.gates)}"
+                          + (" (the attack budget belongs under attack.budget)" if "budget" in self.model_fields_set
+                             else ""))
+        return self
+
+
+def _setting(text: str) -> Any:
+    return Field(None, description=text)
+
+
+class AccuracyCheck(Check):
+    """Share of clips the model classifies correctly."""
+
+    gates: ClassVar = ("min",)
+    min: Rate = _setting("accuracy[aggregate]: lowest share of clips classified correctly")
+
+
+class SufficiencyCheck(Check):
+    """Size of the sufficient frequency sets FreqReX finds (always an item)."""
+
+    max_fraction: Rate = _setting("per clip: the sufficient set is at most this share of all bins")
+    max_mean_fraction: Rate = _setting("[aggregate]: the mean sufficient set is at most this share of all bins")
+
+
+class NecessityCheck(Check):
+    """Whether clips have a necessary frequency set."""
+
+    required: bool = Field(None, description="a clip without a necessary set fails (default: it is skipped)")
+
+
+class CompletenessCheck(Check):
+    """Whether clips have a complete frequency set."""
+
+    required: bool = Field(None, description="a clip without a complete set fails (default: it is skipped)")
+
+
+class FourierAttackCheck(Check):
+    """How often a few mutated frequencies flip the label (give at least one gate)."""
+
+    gates: ClassVar = ("min_frequencies", "max_success_rate", "max_raw_success_rate", "max_single_rate",
+                       "max_five_rate", "max_int16_survival_rate")
+    min_frequencies: Integer(1) = Field(None, description="per clip: no quiet attack with fewer frequencies than this")
+    max_success_rate: Rate = _setting("[aggregate]: most clips flipped quietly (SNR ≥ attack.min_snr_db)")
+    max_raw_success_rate: Rate = _setting("[aggregate]: most clips flipped at any loudness")
+    max_single_rate: Rate = _setting("[aggregate]: most clips flipped quietly by one frequency")
+    max_five_rate: Rate = _setting("[aggregate]: most clips flipped quietly by at most five frequencies")
+    max_int16_survival_rate: Rate = _setting("[aggregate]: most flips surviving a 16-bit round trip")
+    budget: Integer(1) = Field(None, description="older place of attack.max_frequencies (give it once)")
+
+
+class STFTAttackCheck(Check):
+    """How often the STFT attack flips the label (give at least one gate)."""
+
+    gates: ClassVar = ("max_success_rate", "max_rate_256", "max_rate_512", "max_rate_1024",
+                       "max_int16_survival_rate")
+    max_success_rate: Rate = _setting("[aggregate]: most clips flipped")
+    max_rate_256: Rate = _setting("[aggregate]: most clips flipped with 256-sample frames")
+    max_rate_512: Rate = _setting("[aggregate]: most clips flipped with 512-sample frames")
+    max_rate_1024: Rate = _setting("[aggregate]: most clips flipped with 1024-sample frames")
+    max_int16_survival_rate: Rate = _setting("[aggregate]: most flips surviving a 16-bit round trip")
+
+
+class CompositionCheck(Check):
+    """Whether explanations of mixed clips compose from the parts' explanations."""
+
+    min_ratio: Rate = _setting("[aggregate]: every class's composition ratio is at least this")
+
+
+class TransferabilityCheck(Check):
+    """Whether attacks found on this model transfer to the peers' models."""
+
+    min_alpha: Rate = _setting("[aggregate]: α(this model → peer) is at least this for each peer")
+    flat_earther: bool = Field(None, description="true: this model may be a flat-earther (default false: being one fails)")
+
+
+class Checks(Section):
+    """The checks to run; each makes test items. A check given as null takes its defaults."""
+
+    accuracy: Optional[AccuracyCheck] = None
+    sufficiency: Optional[SufficiencyCheck] = None
+    necessity: Optional[NecessityCheck] = None
+    completeness: Optional[CompletenessCheck] = None
+    fourier_attack: Optional[FourierAttackCheck] = None
+    stft_attack: Optional[STFTAttackCheck] = None
+    composition: Optional[CompositionCheck] = None
+    transferability: Optional[TransferabilityCheck] = None
+
+    @classmethod
+    def extend_schema(cls, schema: dict) -> None:
+        """A check given as null is read as {}: its own schema says whether that loads (a check with gates
+        does not), so the Optional's null branch goes."""
+        super().extend_schema(schema)
+        for prop in schema["properties"].values():
+            prop["anyOf"] = [option for option in prop.get("anyOf", ()) if option.get("type") != "null"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_check_is_empty(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: ({} if v is None and k in cls.model_fields else v) for k, v in data.items()}
+        return {} if data is None else data
+
+
+class SpecDocument(Section):
+    """A freqrex_audit model spec: which model, which clips, which checks gate the release."""
+
+    model_config = ConfigDict(title="freqrex_audit model spec")
+
+    name: SpecName = Field(None, description="names results and reports (default: the file name)")
+    model: ModelSection = Field(description="the model under audit")
+    dataset: DatasetSection = Field(description="the labelled clips")
+    freqrex: FreqrexSection = Field(default_factory=FreqrexSection, description="FreqReX explanation settings")
+    attack: AttackSection = Field(default_factory=AttackSection, description="Fourier attack settings")
+    stft_attack: STFTAttackSection = Field(default_factory=STFTAttackSection, description="STFT attack settings")
+    checks: Checks = Field(default_factory=Checks, description="the gates")
+    peers: Optional[list[Text]] = Field(None, description="other specs (name or file stem, same folder) for "
+                                                          "transferability")
+
+
+CHECK_MODELS: dict[str, type[Check]] = {
+    name: next(t for t in field.annotation.__args__ if isinstance(t, type) and issubclass(t, Check))
+    for name, field in Checks.model_fields.items()}
