@@ -288,7 +288,7 @@ def gate_counts(rows: Iterable[dict]) -> dict[str, int]:
     outcomes = [outcome_of(r) for r in rows]
     return {"passed": outcomes.count("passed"), "failed": outcomes.count("failed") + outcomes.count("error"),
             "not_measured": outcomes.count("not_measured"), "not_run": sum(o in NOT_RUN for o in outcomes),
-            "skipped": outcomes.count("skipped")}
+            "skipped": outcomes.count("skipped"), "xfailed": outcomes.count("xfailed")}
 
 
 def render_report(results_json_path: str | Path, out_html: str | Path | None = None,

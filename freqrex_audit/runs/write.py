@@ -25,18 +25,17 @@ from ..audit.records import GREEN, RED, Outcome, SpecResult, Verdict, run_verdic
 from ..engine.codec import atomic_write_bytes, to_jsonable
 from ..runtime.paths import shown_spec
 from .baselines import config_hash
+from .schema import SCHEMA_VERSION
 
 __all__ = ["spec_part", "assemble", "write_doc", "write_results", "save_part", "load_parts", "run_info",
            "item_name", "finalize", "SCHEMA_VERSION"]
-
-SCHEMA_VERSION = 2
-
 
 def item_name(prefix: str, check: str, key: str) -> str:
     return f"{prefix}::{check}[{key}]"
 
 
-GATE_EXTRAS = ("k", "n", "low", "high", "compared", "unmeasured", "baseline", "delta")
+GATE_EXTRAS = ("k", "n", "low", "high", "compared", "unmeasured", "baseline", "delta", "over", "attempted",
+               "errored", "clips")
 
 
 def gate_outcome(item_outcome: str, gate_passed: bool | None) -> str:
