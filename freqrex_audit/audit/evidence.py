@@ -120,6 +120,7 @@ def rate_counts(result: SpecResult) -> dict[str, dict]:
     judged = [r for r in tried if r.predicted is not None]
     rates = {"accuracy.accuracy": rate_entry(sum(r.predicted == r.sample.label for r in judged), len(judged),
                                              len(tried), len(tried) - len(judged))}
+    rates["accuracy.accuracy"]["over"] = over("accuracy.accuracy")
     pool = attempted(result)
     errored = sum(r.status == "error" for r in pool)
     measured = attack_measured(result)
@@ -128,7 +129,7 @@ def rate_counts(result: SpecResult) -> dict[str, dict]:
                            [r.stft for r in measured] if spec.needs_stft else None,
                            spec.stft_attack.frame_sizes, [len(r.explanation.waveform) for r in measured])
     for name, (k, n) in counts.items():
-        rates[name] = rate_entry(k, n, len(pool), errored, clips=len(measured))
+        rates[name] = {**rate_entry(k, n, len(pool), errored, clips=len(measured)), "over": over(name)}
     return rates
 
 

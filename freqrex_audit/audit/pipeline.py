@@ -19,6 +19,7 @@ import numpy as np
 from ..adapters.loader import load_classifier
 from ..audio.io import AudioError, validate_waveform
 from ..engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
+from ..engine.responsibility import STOP_REASONS
 from ..models.classifier import (Classifier, ClassifierTimeout, QueryEngine, cached_probabilities,
                                  describe_exception)
 from ..models.input_window import cut_window
@@ -129,6 +130,9 @@ class ClipRunner:
         exp = self.cached("explain", (audio, cfg), lambda: explain(self.engine, x, self.spec.freqrex),
                           lambda e, a: e.to_dict(a), lambda d, a: Explanation.from_dict(d, a))
         record.explanation = exp
+        if exp.converged is False:  # results (samples[].notes) and the report say so beside the clip
+            record.notes.append(f"responsibility map {STOP_REASONS.get(exp.stopped, exp.stopped)} "
+                                f"({exp.iterations} iterations, {exp.empty_iterations} without a passing mutant)")
         if self.engine.queries > q0:
             for phase, count in exp.queries_by_phase.items():
                 self.queries_by_phase[phase] = self.queries_by_phase.get(phase, 0) + count

@@ -169,9 +169,10 @@ def regression_verdicts(rules: list[Rule], result: SpecResult, path: Path, name:
         baseline = load_baseline(path).get("specs", {}).get(result.name)
     except BaselineError as exc:  # a hand-edited or truncated file fails the items, naming file and key
         return [Verdict("regression", r.metric, Outcome.ERROR, str(exc)) for r in rules]
-    if baseline is None:
-        return [Verdict("regression", r.metric, Outcome.SKIPPED, f"spec {result.name!r} is not in baseline {name!r}")
-                for r in rules]
+    if baseline is None:  # e.g. the spec was renamed: nothing to compare with, so nothing was decided
+        return [Verdict("regression", r.metric, Outcome.NOT_MEASURED,
+                        f"{r.metric}: not measured: spec {result.name!r} is not in baseline {name!r} (renamed, or "
+                        f"added since); save a new baseline with --freqrex-save-force WHY") for r in rules]
     ours = config_hash(result.spec)
     if baseline.get("config_hash") != ours:
         return [Verdict("regression", r.metric, Outcome.NOT_MEASURED,

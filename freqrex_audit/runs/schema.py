@@ -121,7 +121,8 @@ _SPEC = {"type": "object", "required": ["verdicts"],
                         "verdicts": {"type": "array", "items": _VERDICT},
                         "rates": {"type": "object", "additionalProperties": {"type": "object", "properties": {
                             "k": _INT_OR_NULL, "n": _INT_OR_NULL, "value": _NUM, "low": _NUM, "high": _NUM,
-                            "clips": _INT_OR_NULL, "attempted": _INT_OR_NULL, "errored": _INT_OR_NULL}},
+                            "clips": _INT_OR_NULL, "attempted": _INT_OR_NULL, "errored": _INT_OR_NULL,
+                            "over": _STR_OR_NULL}},
                                   "description": "every rate as k of n with its 95% Wilson interval; what each counts "
                                                  "and divides by: engine.summaries.METRICS (README, 'One meaning "
                                                  "per metric'); clips: the measured clips behind it, attempted and "
