@@ -92,3 +92,23 @@ def write_quiet_bin_dataset(root: Path, per_class: int = 2) -> Path:
     for i in range(per_class):
         _write(root, "on", i, _clip({440.0: 0.35, 1000.0: 0.2, 2000.0: 0.2}, seed=i))
     return root
+
+
+def knife_edge(device: str = "cpu") -> Classifier:
+    """``bench.planted.any_loss_model`` for the clip :func:`write_knife_dataset` writes: the label flips on any
+    energy loss, so no proper mutant passes and the responsibility map cannot converge."""
+    from freqrex_audit.bench.planted import any_loss_model, knife_edge_clip
+
+    return any_loss_model(knife_edge_clip())
+
+
+def write_knife_dataset(root: Path) -> Path:
+    from freqrex_audit.bench.planted import knife_edge_clip
+
+    _write(root, "A", 0, knife_edge_clip())  # float32 WAV: the model sees exactly its reference clip
+    return root
+
+
+def fails_to_load(device: str = "cpu") -> Classifier:
+    """A factory that imports fine and raises when called: a model that fails to load (not a spec error)."""
+    raise RuntimeError("weights file is corrupt")

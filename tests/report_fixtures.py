@@ -20,7 +20,7 @@ import torch
 import freqrex_audit as fa
 from freqrex_audit.audio.io import AudioError, validate_waveform
 from freqrex_audit.audio import spectrum
-from freqrex_audit.audit.gates import _rate_gate
+from freqrex_audit.audit.gate_rules import rate_gate as _rate_gate
 from freqrex_audit.audit.records import wilson
 from freqrex_audit.runs.schema import SCHEMA_VERSION
 from freqrex_audit.runs.write import finalize

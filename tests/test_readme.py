@@ -47,3 +47,14 @@ def test_cli_commands_parse_and_name_existing_files():
                 assert (REPO / value).exists(), f"README command {' '.join(argv)} names {value}, which does not exist"
         if args.command == "audit":
             assert all((REPO / s).exists() for s in args.specs)
+
+
+def test_readme_defines_every_metric_as_the_engine_does():
+    """One meaning per metric name: README's table is the engine's METRICS, row for row (a changed definition
+    that README does not follow fails here)."""
+    from freqrex_audit.engine.summaries import DENOMINATORS, METRICS
+
+    for name, (counts, over) in METRICS.items():
+        assert f"| `{name}` | {counts} | {over} |" in README, f"README lacks or misstates {name}"
+    for name, text in DENOMINATORS.items():
+        assert f"| {name} | {text} |" in README, f"README lacks or misstates the denominator {name!r}"

@@ -10,15 +10,14 @@ item unless the check says ``on_unmeasured: skip``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .datasets import Sample
 from ..engine.subsets import is_complete
 from ..engine.transfer import flat_earther_undecided
 from .evidence import DEFAULT_MIN_CLIPS, attack_evidence, attempted, over, rate_entry, shortfall
-from .records import Outcome, SampleRecord, SpecResult, Verdict, analysed, wilson
+from .gate_rules import expected, gate as _gate, rate_gate as _rate_gate, settle as _settle, show as _show
+from .records import Outcome, SampleRecord, SpecResult, Verdict, analysed
 from ..specs.loader import Spec
 
 __all__ = ["Verdict", "planned_items", "evaluate", "alpha_toward_peers", "AGGREGATE_SETTINGS"]
@@ -48,73 +47,6 @@ def planned_items(spec: Spec, samples: list[Sample]) -> list[tuple[str, str]]:
             items.append((check, "aggregate"))
     items += [(check, "aggregate") for check in ("composition", "transferability") if check in checks]
     return items
-
-
-def _gate(metric: str, value: Any, op: str, threshold: float, **extra: Any) -> dict:
-    """One comparison; ``passed`` is None when ``value`` could not be measured."""
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        passed = None
-        value = None
-    else:
-        passed = bool(value <= threshold + 1e-12 if op == "<=" else value >= threshold - 1e-12)
-    return {"metric": metric, "value": value, "op": op, "threshold": threshold, "passed": passed, **extra}
-
-
-def _rate_gate(metric: str, rate: dict | None, op: str, threshold: float, settings: dict, name: str) -> dict:
-    """A gate on a rate: the point, or with ``confidence`` the interval's bound on the bad side; not measured
-    when the rate rests on too few of the attempted clips (:func:`~freqrex_audit.audit.evidence.shortfall`)."""
-    rate = rate or rate_entry(0, 0)
-    confidence = settings.get("confidence")
-    extra = {"k": rate["k"], "n": rate["n"], "low": rate["low"], "high": rate["high"], "over": over(name),
-             "attempted": rate.get("attempted"), "errored": rate.get("errored"), "clips": rate.get("clips")}
-    missing = shortfall(rate, settings)
-    if missing is not None:
-        return _gate(metric, None, op, threshold, **extra, unmeasured=f"{metric}: {missing}")
-    if confidence is None:
-        return _gate(metric, rate["value"], op, threshold, **extra)
-    low, high = wilson(rate["k"], rate["n"], confidence)
-    bound = high if op == "<=" else low
-    return _gate(metric, bound, op, threshold, **extra, compared=f"{'upper' if op == '<=' else 'lower'} "
-                                                                  f"{100 * confidence:g}% Wilson bound")
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "not measured"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _describe_gate(g: dict) -> str:
-    state = "ok" if g["passed"] else "FAILED" if g["passed"] is False else "NOT MEASURED"
-    count = ""
-    if g.get("n"):
-        errored = f", {g['errored']} errored" if g.get("errored") else ""
-        count = (f" ({g['k']} of {g['n']} {g.get('over') or 'clips'}{errored}, "
-                 f"95% CI {g['low']:.2f}–{g['high']:.2f})")
-    bound = f" [{g['compared']}]" if g.get("compared") else ""
-    why = f": {g['unmeasured']}" if g.get("unmeasured") else ""
-    return f"{g['metric']} = {_show(g['value'])}{bound}{count}, spec requires {g['op']} {g['threshold']:g} ({state}{why})"
-
-
-def _settle(check: str, key: str, gates: list[dict], settings: dict, head: str = "", measured: str | None = None,
-            unmeasured_reason: str | None = None) -> Verdict:
-    """The outcome of an item from its gates: failed > not measured > passed; ``on_unmeasured: skip``
-    turns not measured into skipped."""
-    lines = [_describe_gate(g) for g in gates]
-    failed = [g for g in gates if g["passed"] is False]
-    missing = [g for g in gates if g["passed"] is None]
-    if failed:
-        outcome, summary = Outcome.FAILED, f"{len(failed)} of {len(gates)} gate(s) failed"
-    elif missing or unmeasured_reason:
-        outcome = Outcome.NOT_MEASURED
-        summary = f"not measured: {unmeasured_reason or missing[0].get('unmeasured') or missing[0]['metric'] + ' could not be computed'}"
-    else:
-        outcome, summary = Outcome.PASSED, "all gates passed"
-    if outcome == Outcome.NOT_MEASURED and settings.get("on_unmeasured") == "skip":
-        outcome, summary = Outcome.SKIPPED, summary + f" (checks.{check}.on_unmeasured: skip)"
-    prefix = f"{key}: " if key != "aggregate" else f"{check}: "
-    text = "\n".join([prefix + summary + (f" — {head}" if head else ""), *lines])
-    return Verdict(check, key, outcome, text, gates, measured)
 
 
 def evaluate(result: SpecResult) -> list[Verdict]:
@@ -150,28 +82,6 @@ def evaluate(result: SpecResult) -> list[Verdict]:
     if "transferability" in checks:
         verdicts.append(_transfer_verdict(result, checks["transferability"]))
     return verdicts if blocked else expected(verdicts, checks)
-
-
-def expected(verdicts: list[Verdict], checks: dict) -> list[Verdict]:
-    """``checks.<check>.expect: fail`` (pytest's strict xfail): a known weakness. Its failed items become
-    ``xfailed`` (measured, failed as declared; the run stays green); when none of the check's items failed,
-    its passed items fail instead (the weakness is gone, so the spec is out of date). Not measured, skipped
-    and errors keep their outcome: an expectation is confirmed only by a measurement."""
-    for check, settings in checks.items():
-        if settings.get("expect") != "fail":
-            continue
-        mine = [v for v in verdicts if v.check == check]
-        failed = [v for v in mine if v.outcome == Outcome.FAILED]
-        for v in failed:
-            v.outcome = Outcome.XFAILED
-            v.message = f"expected failure (checks.{check}.expect: fail): {v.message}"
-        if not failed:
-            for v in mine:
-                if v.outcome == Outcome.PASSED:
-                    v.outcome = Outcome.FAILED
-                    v.message = (f"passed, but checks.{check}.expect is fail (strict): the weakness this spec "
-                                 f"declares is gone; remove expect: fail. {v.message}")
-    return verdicts
 
 
 def _blocked(check: str, why: str) -> Verdict:

@@ -77,7 +77,7 @@ def conjunction_clip(centres: tuple[float, ...], seed: int = 1) -> np.ndarray:
 def knife_edge_clip(seconds: float = 0.5, sr: int = SR, seed: int = 0) -> np.ndarray:
     """White noise (every bin holds energy), float32: the clip :func:`any_loss_model` is planted for."""
     rng = np.random.default_rng(seed)
-    return (0.3 * rng.standard_normal(int(seconds * sr))).astype(np.float32)
+    return (0.2 * rng.standard_normal(int(seconds * sr))).astype(np.float32)
 
 
 def any_loss_model(reference: np.ndarray, sr: int = SR) -> Classifier:
