@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from freqrex_audit.engine.summaries import METRICS, metric_definition
+from freqrex_audit.report.tables import TABLE3, stft_names
 from tests.audit_models import write_fragile_dataset, write_robust_dataset
 from tests.audit_runs import REPO, subprocess_env
 from tests.gate_models import write_knife_dataset, write_marker_dataset, write_quiet_bin_dataset
@@ -40,7 +41,7 @@ SPECS = {
     "pair-b": "model: {target: 'tests.audit_models:single_bin'}\ndataset: {path: ../data/robust}\npeers: [pair-a]\n"
               "checks:\n  transferability: {min_alpha: 0.0}\n",
     "known-weakness": "model: {target: 'tests.audit_models:fragile'}\ndataset: {path: ../data/fragile}\n"
-                      "checks:\n  fourier_attack: {max_success_rate: 0.25, expect: fail}\n",
+                      "checks:\n  fourier_attack: {max_raw_success_rate: 0.25, expect: fail}\n",  # it flips, loudly
     "weakness-gone": "model: {target: 'tests.audit_models:robust'}\ndataset: {path: ../data/robust}\n"
                      "checks:\n  fourier_attack: {max_success_rate: 0.75, expect: fail}\n",
     "metrics": "model: {target: 'tests.audit_models:fragile'}\ndataset: {path: ../data/fragile}\n"
@@ -75,7 +76,7 @@ def audited(tmp_path_factory) -> dict:
                        "-p", "no:cacheprovider", "--junitxml=run.xml", "-rA"], root)
     pytest_doc = json.loads(next((root / "reports").glob("*/results.json")).read_text())
     cli = _run([sys.executable, "-m", "freqrex_audit.cli.main", "audit", "model_specs", "--report", "cli-reports",
-                "--cache", "cache", "--device", "cpu", "-q"], root)
+                "--cache", "cache", "--device", "cpu", "-q", "-v"], root)
     cli_json = next((root / "cli-reports").glob("*/results.json"))
     tables = _run([sys.executable, "-m", "freqrex_audit.cli.main", "tables", str(cli_json.parent)], root)
     return {"root": root, "pytest": pytest_run, "doc": pytest_doc, "cli": cli, "cli_doc": json.loads(cli_json.read_text()),
@@ -169,7 +170,7 @@ def test_a_starved_attack_is_not_measured_and_the_fed_one_finds_the_planted_flip
         message = starved[f"fourier_attack[{clip}]"]["message"]
         assert starved[f"fourier_attack[{clip}]"]["outcome"] == "not_measured"
         needed = next(s for s in doc["specs"]["starved"]["samples"] if s["id"] == clip)["fourier_attack"]["coverage"]
-        assert f"the search needs ≥ {needed['queries_needed']} queries here (attack.query_budget is 12)" in message
+        assert f"the search needs up to {needed['queries_needed']} queries here (attack.query_budget is 12)" in message
         assert needed["queries_needed"] > 12 and needed["screened"] < needed["top_bins"]
         assert fed[f"fourier_attack[{clip}]"]["outcome"] == "failed"  # the truth: one quiet frequency flips it
         assert "with 1 frequency (440 Hz) ×0.75" in fed[f"fourier_attack[{clip}]"]["message"]
@@ -201,6 +202,8 @@ def test_a_declared_weakness_is_xfail_and_a_gone_one_fails_strictly(audited):
     assert junit["model_specs.known-weakness.yaml::fourier_attack[aggregate]"] == "xfailed"
     gone = _verdicts(doc, "weakness-gone")["fourier_attack[aggregate]"]
     assert gone["outcome"] == "failed" and "the weakness this spec declares is gone" in gone["message"]
+    strict = next(g for g in doc["gates"] if g["spec"] == "weakness-gone" and g["metric"] == "expected_failures")
+    assert (strict["value"], strict["outcome"]) == (0, "failed")  # the red item carries the gate that made it red
     counts = re.sub(r"<[^>]+>", "", audited["index"])
     assert "1 expected failure" in counts
 
@@ -270,6 +273,13 @@ def test_every_named_metric_equals_its_recomputation_in_every_view(audited):
             table_html = _spec_html(audited["cli_html"], "metrics").split("Table 4")[check == "stft_attack"]
             cell = re.search(rf'<td class="{short.replace("_", "-")}">(\d+) of (\d+) ', table_html)
             assert cell and (int(cell.group(1)), int(cell.group(2))) == (k, n), name
-    table3 = next(line for line in audited["tables"].stdout.splitlines() if line.startswith("| metrics |"))
-    assert f"| {recount['fourier_attack.success_rate'][0]} / {recount['fourier_attack.success_rate'][1]} |" in table3
+    markdown = audited["tables"].stdout  # freqrex-audit tables RUN: the Table 3 and Table 4 rows of this spec
+    table3 = next(line for line in markdown.split("### Table 3")[1].split("### Table 4")[0].splitlines()
+                  if line.startswith("| metrics |"))
+    table4 = next(line for line in markdown.split("### Table 4")[1].splitlines() if line.startswith("| metrics |"))
+    for row, check, names, first in ((table3, "fourier_attack", TABLE3, 4),  # after spec, attempted, errored, measured
+                                     (table4, "stft_attack", stft_names([256, 512, 1024]), 3)):
+        cells = [c.strip() for c in row.strip("|").split("|")][first:first + len(names)]
+        assert cells == [f"{recount[f'{check}.{n}'][0]} / {recount[f'{check}.{n}'][1]}" if recount[f"{check}.{n}"][1]
+                         else "—" for n in names], (check, row)
     assert all(name in METRICS or metric_definition(name) for name in recount)

@@ -71,7 +71,7 @@ def attack_evidence(record: SampleRecord, config: AttackConfig) -> tuple[bool, s
     found = "only a loud flip" if atk.success else "no flip"
     if not cov.settles(atk.success, atk.quiet):
         return False, (f"{found}, but the search did not cover its rule on this clip ({cov.rule}): {cov.shortfall}; "
-                       f"the search needs ≥ {cov.queries_needed} queries here (attack.query_budget is "
+                       f"the search needs up to {cov.queries_needed} queries here (attack.query_budget is "
                        f"{atk.query_budget})")
     return True, f"{found}; searched {cov.rule} ({_plural(atk.candidates, 'candidate')}, " \
                  f"{_plural(atk.queries, 'query')})"

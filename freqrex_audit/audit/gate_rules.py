@@ -98,10 +98,11 @@ def expected(verdicts: list[Verdict], checks: dict) -> list[Verdict]:
         for v in failed:
             v.outcome = Outcome.XFAILED
             v.message = f"expected failure (checks.{check}.expect: fail): {v.message}"
-        if not failed:
+        if not failed:  # the failing gate is recorded, so every view (report rows, JUnit) shows why it is red
             for v in mine:
                 if v.outcome == Outcome.PASSED:
                     v.outcome = Outcome.FAILED
+                    v.gates.append(gate("expected_failures", 0, ">=", 1, unmeasured=None))
                     v.message = (f"passed, but checks.{check}.expect is fail (strict): the weakness this spec "
                                  f"declares is gone; remove expect: fail. {v.message}")
     return verdicts

@@ -12,14 +12,14 @@ def cmd_tables(args: argparse.Namespace) -> int:
     from ..report.tables import markdown_tables
     from ..runs.read import load_run
 
-    path = Path(args.run)
+    path = Path(args.folder)
     if path.is_dir():
         path = path / "results.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{args.run}: no results.json (give a run folder, e.g. reports/<run>, or its "
+        raise FileNotFoundError(f"{args.folder}: no results.json (give a run folder, e.g. reports/<run>, or its "
                                 f"results.json)")
     doc, arrays = load_run(path, arrays=False)
-    print(markdown_tables(doc, arrays, source=args.run), end="")
+    print(markdown_tables(doc, arrays, source=args.folder), end="")
     return 0
 
 
@@ -27,5 +27,5 @@ def add_tables_command(commands) -> None:
     """Register ``tables`` on the CLI's subcommands."""
     tables = commands.add_parser("tables", help="print a run's tables (paper Tables 1-4, the attack table, the "
                                                 "α matrix) as README-ready markdown")
-    tables.add_argument("run", metavar="RUN", help="a run folder (reports/<run>) or its results.json")
+    tables.add_argument("folder", metavar="RUN", help="a run folder (reports/<run>) or its results.json")
     tables.set_defaults(run=cmd_tables)

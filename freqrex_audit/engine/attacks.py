@@ -251,6 +251,7 @@ def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanat
                                            chunk=config.search_chunk, max_frequencies=config.max_frequencies,
                                            branch=config.branch, beam=config.beam, descent=descent,
                                            reserve=VERIFY_RESERVE, ladder=ordered, budget_left=search.remaining,
+                                           climbs=config.ladder_sets,
                                            winner=None if winner is None else winner[0].bins))
     if winner is None:
         return FourierAttack(success=False, quiet=False, new_label=None, new_confidence=None, margin=None,

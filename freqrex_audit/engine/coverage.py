@@ -17,8 +17,10 @@ rule scales with the clip and the attack's own settings, not with the budget it 
   top bins is, whenever the budget reached past it).
 
 :func:`search_coverage` reads what was asked from the search's own record of candidates (nothing in the
-search changes for it), so it holds for any search that keeps that record; ``queries_needed`` is an upper
-bound of the queries the rule needs on this clip, for the "not measured" message.
+search changes for it), so it holds for any search that keeps that record; ``queries_needed`` is a budget
+that always covers the rule on this clip (the original query, the screen, the descent's most probes, the
+prefixes, the ladder climbs the search may spend on flipping bins on the way, and the verification), for the
+"not measured" message.
 ``freqrex_audit.audit.evidence`` reads :attr:`SearchCoverage.complete`.
 """
 
@@ -95,14 +97,14 @@ def descent_bound(n_bins: int, branch: int, beam: int) -> int:
 
 def search_coverage(asked: dict, ranking: np.ndarray, pool: np.ndarray, directions: Sequence, *, screen_bins: int,
                     chunk: int, max_frequencies: int, branch: int, beam: int, descent: str, reserve: int,
-                    ladder: Sequence = (), winner: tuple[int, ...] | None = None, budget_left: int = 0
-                    ) -> SearchCoverage:
+                    ladder: Sequence = (), winner: tuple[int, ...] | None = None, budget_left: int = 0,
+                    climbs: int = 0) -> SearchCoverage:
     """The coverage of one search from ``asked`` (its candidates: ``(bins tuple, mutation)`` keys).
 
     ``pool``: the prefix source's bins; ``directions``: the ladder's extremes the screens try; ``descent``: one
     of :data:`DESCENT_STATES`; ``reserve``: queries kept back to verify a flip (counted in ``queries_needed``);
     ``ladder`` and ``winner``: the whole ladder and the returned flip's bins (None: no flip); ``budget_left``:
-    the search's queries not spent.
+    the search's queries not spent; ``climbs``: flipping sets whose whole ladder the search may climb.
     """
     if descent not in DESCENT_STATES:
         raise ValueError(f"descent must be one of {DESCENT_STATES}, not {descent!r}")
@@ -113,7 +115,7 @@ def search_coverage(asked: dict, ranking: np.ndarray, pool: np.ndarray, directio
     prefix_rows = [(tuple(int(b) for b in pool[:k]), m) for k in sizes for m in directions]
     new_rows = [r for r in prefix_rows if not (len(r[0]) == 1 and r[0][0] in top)]  # the screen asks those
     descent_queries = 0 if descent == "none" else descent_bound(len(ranking), branch, beam)
-    needed = 1 + len(top) * len(directions) + descent_queries + len(new_rows) + reserve
+    needed = 1 + len(top) * len(directions) + descent_queries + len(new_rows) + climbs * len(ladder) + reserve
     return SearchCoverage(bins=len(ranking), top_bins=len(top), directions=len(directions), screened=screened,
                           descent=descent, prefixes=len(prefix_rows),
                           prefixes_asked=sum(r in asked for r in prefix_rows), queries_needed=needed,

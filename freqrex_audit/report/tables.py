@@ -109,7 +109,7 @@ def table2(doc: dict) -> str:
 def table3(doc: dict) -> str:
     """Table 3 (the attack table): every Fourier-attack metric as k / n, then medians and the query spend."""
     header = ["spec", "attempted", "errored", "measured", *[_title(n) for n in TABLE3], "median SNR dB (flips)",
-              "flips won by source", "attack queries"]
+              "flips won by source", "attack queries (measured clips)"]
     rows = []
     for name, spec in _specs(doc):
         attacks, rates = (spec.get("tables") or {}).get("attacks") or {}, spec.get("rates") or {}

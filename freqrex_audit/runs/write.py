@@ -39,9 +39,12 @@ GATE_EXTRAS = ("k", "n", "low", "high", "compared", "unmeasured", "baseline", "d
 
 
 def gate_outcome(item_outcome: str, gate_passed: bool | None) -> str:
-    """A gate's own outcome: its comparison when its item ran and was judged, else the item's outcome."""
+    """A gate's own outcome: its comparison when its item ran and was judged, else the item's outcome. In an
+    expected failure (``xfailed``) the gates that held say passed and the others carry the item's xfail."""
     if item_outcome in (Outcome.PASSED, Outcome.FAILED, Outcome.NOT_MEASURED):
         return Outcome.PASSED if gate_passed else Outcome.FAILED if gate_passed is False else Outcome.NOT_MEASURED
+    if item_outcome == Outcome.XFAILED and gate_passed:
+        return Outcome.PASSED
     return item_outcome
 
 
