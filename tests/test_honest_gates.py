@@ -10,6 +10,7 @@ status and lines, results.json, the report, the runs index.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -283,3 +284,45 @@ def test_every_named_metric_equals_its_recomputation_in_every_view(audited):
         assert cells == [f"{recount[f'{check}.{n}'][0]} / {recount[f'{check}.{n}'][1]}" if recount[f"{check}.{n}"][1]
                          else "—" for n in names], (check, row)
     assert all(name in METRICS or metric_definition(name) for name in recount)
+
+
+@pytest.mark.parametrize("checks, words", [
+    ("composition: {}", "checks.composition: sets no gate"),
+    ("transferability: {flat_earther: true}", "checks.transferability: sets no gate"),
+])
+def test_a_check_that_could_only_say_computed_is_a_spec_error(tmp_path, checks, words):
+    """composition / transferability without a threshold made a PASSED item that judged nothing."""
+    from freqrex_audit.specs.loader import SpecError, load_spec
+
+    (tmp_path / "pyproject.toml").write_text("")
+    write_robust_dataset(tmp_path / "data")
+    (tmp_path / "s.yaml").write_text(f"model: {{target: 'tests.audit_models:robust'}}\ndataset: {{path: data}}\n"
+                                     f"checks:\n  {checks}\n")
+    with pytest.raises(SpecError, match=words):
+        load_spec(tmp_path / "s.yaml")
+
+
+def test_a_baseline_without_the_spec_decides_nothing_and_another_engine_is_not_compared(tmp_path, monkeypatch):
+    """A baseline that lacks the spec (a rename) skipped its regression items and the run stayed green; one
+    made by another engine compared numbers that may mean other things."""
+    from freqrex_audit.audit.run import run_spec
+    from freqrex_audit.runs import baselines
+    from freqrex_audit.runs.write import assemble, finalize, spec_part
+    from freqrex_audit.specs.loader import load_spec
+
+    (tmp_path / "pyproject.toml").write_text("")
+    write_robust_dataset(tmp_path / "data")
+    (tmp_path / "s.yaml").write_text("name: s\nmodel: {target: 'tests.audit_models:robust'}\ndataset: {path: data}\n"
+                                     "checks:\n  accuracy: {min: 0.5}\n")
+    result = run_spec(load_spec(tmp_path / "s.yaml"), "cpu")
+    doc = finalize(assemble([spec_part(result)], {"seed": None}, 0.0, 1.0))
+    path = tmp_path / "b.json"
+    baselines.save_baseline(path, doc, "b")
+    rules = [baselines.parse_rule("accuracy.accuracy:-0.05")]
+    assert [v.outcome for v in baselines.regression_verdicts(rules, result, path, "b")] == ["passed"]
+    renamed = dataclasses.replace(result, spec=dataclasses.replace(result.spec, name="s-renamed"))
+    missing = baselines.regression_verdicts(rules, renamed, path, "b")[0]
+    assert missing.outcome == "not_measured" and "is not in baseline 'b'" in missing.message
+    monkeypatch.setattr(baselines, "engine_version", lambda: "0.0.0+another-engine")
+    other = baselines.regression_verdicts(rules, result, path, "b")[0]
+    assert other.outcome == "not_measured" and "different config" in other.message
