@@ -99,7 +99,10 @@ class AuditSession:
         result cache's folder, not the user's home. Returns the report's path and what failed to render."""
         from .runtime.isolation import private_matplotlib
 
-        private_matplotlib(self.cache_dir)
+        try:
+            private_matplotlib(self.cache_dir)
+        except ValueError as exc:  # NoWritableFolder: no writable folder for matplotlib at all: the run stands, the page says why not
+            return None, [str(exc)]
         from .report.html import render_run
 
         return render_run(results, self.report_root, report_too=report_too)

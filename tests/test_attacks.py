@@ -166,16 +166,22 @@ def test_results_round_trip_and_summaries():
     assert fa.FourierAttack.from_json(atk.to_json()).to_json() == atk.to_json()
     assert fa.STFTAttack.from_json(st.to_json()).to_json() == st.to_json()
     failed = fa.fourier_attack(km.unflippable_model(), x, exp, fa.AttackConfig(query_budget=5))
-    summary = fa.summarize_attacks([atk, failed], [st, fa.stft_attack(clf, x, failed)])
-    assert summary["success_rate"] == 0.5 and summary["single_rate"] == 0.5 and summary["five_rate"] == 0.5
-    # The paper's reading divides by the successful attacks, ours by all clips: both, labelled.
+    summary = fa.summarize_attacks([atk, failed], [st, fa.stft_attack(clf, x, failed)], lengths=[len(x), len(x)])
+    # one name, one meaning (engine/summaries.METRICS): a *_rate is a share of the clips counting quiet flips,
+    # a *_share a share of the verified flips at any loudness (the paper's reading)
+    assert summary["raw_success_rate"] == 0.5 and summary["successes"] == 1
+    assert summary["success_rate"] == summary["single_rate"] == summary["five_rate"] == 0.5 * atk.quiet
     assert summary["single_share"] == 1.0 and summary["five_share"] == 1.0
-    assert summary["denominators"]["single_share"] == "successful attacks"
-    assert summary["denominators"]["single_rate"] == "attacked clips"
-    assert summary["quiet_success_rate"] == 0.5 * atk.quiet and summary["successes"] == 1
+    assert summary["counts"]["single_share"] == [1, 1] and summary["counts"]["single_rate"] == [int(atk.quiet), 2]
+    assert summary["denominators"]["single_share"] == "verified flips"
+    assert summary["denominators"]["single_rate"] == "measured clips"
+    assert summary["int16_survival_share"] == float(atk.survives_int16)
+    assert summary["int16_survival_rate"] == 0.5 * (atk.quiet and atk.survives_int16)
     assert summary["queries_by_source"]["original"] == 2 and summary["won_by_source"] == {atk.source: 1}
-    assert summary["stft"]["attempted"] == 1 and summary["stft"]["success_rate"] == 1.0
-    assert summary["stft"]["per_frame_size"]["256"] == 1.0
+    stft = summary["stft"]
+    assert stft["measured"] == 2 and stft["attempted"] == 1 and stft["success_share"] == 1.0
+    assert stft["share_256"] == 1.0 and stft["success_rate"] == stft["rate_256"] == 0.5 * st.quiet
+    assert stft["denominators"]["success_rate"] == "STFT-measured clips"
 
 
 def test_queries_are_counted_exactly():

@@ -76,8 +76,22 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(axis=1)
 
 
+def checked_rate(value: object, what: str) -> int:
+    """``value`` as a sample rate in Hz, or ValueError naming ``what``: an integer in [MIN_SAMPLE_RATE,
+    MAX_SAMPLE_RATE]. Every rate a caller hands the audio layer passes here (0 was scipy's "up and down must
+    be >= 1", 10⁹ a 4 GB buffer)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (
+            isinstance(value, (float, np.floating)) and float(value).is_integer()):
+        raise ValueError(f"{what} must be a whole number of Hz, got {value!r}")
+    if not MIN_SAMPLE_RATE <= int(value) <= MAX_SAMPLE_RATE:
+        raise ValueError(f"{what} must be {MIN_SAMPLE_RATE:,}–{MAX_SAMPLE_RATE:,} Hz, got {value!r}")
+    return int(value)
+
+
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Polyphase resampling (scipy.signal.resample_poly) by the exact rational ratio of the rates."""
+    """Polyphase resampling (scipy.signal.resample_poly) by the exact rational ratio of the rates (each
+    checked by :func:`checked_rate`)."""
+    from_rate, to_rate = checked_rate(from_rate, "resample: from_rate"), checked_rate(to_rate, "resample: to_rate")
     if from_rate == to_rate:
         return samples
     ratio = Fraction(int(to_rate), int(from_rate))
@@ -177,6 +191,10 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
     file is read in blocks only up to what the first ``max_seconds`` (plus the resampling filter's
     reach) need, so the kept samples equal those of reading the whole file, resampling, then cutting.
     """
+    if sample_rate is not None:  # the caller's arguments first: they are not the file's problem
+        sample_rate = checked_rate(sample_rate, "load_audio: sample_rate")
+    if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and 0 < max_seconds < math.inf):
+        raise ValueError(f"load_audio: max_seconds must be a positive number of seconds, got {max_seconds!r}")
     path = Path(path)
     if not path.exists():
         raise AudioError(path, link_problem(path) or "file not found")

@@ -19,6 +19,7 @@ import numpy as np
 from ..adapters.loader import load_classifier
 from ..audio.io import AudioError, validate_waveform
 from ..engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
+from ..engine.responsibility import STOP_REASONS
 from ..models.classifier import (Classifier, ClassifierTimeout, QueryEngine, cached_probabilities,
                                  describe_exception)
 from ..models.input_window import cut_window
@@ -77,6 +78,8 @@ class ClipRunner:
         self.cache = cache if clf.fingerprint else Cache(None)
         self.fp = clf.fingerprint
         self.queries_by_phase: dict[str, int] = {p: 0 for p in PHASES}
+        self.partial: SampleRecord | None = None
+        self.stage = "predicting"
 
     def cached(self, phase: str, parts: tuple, compute, encode, decode):
         """``compute()``'s value for ``(phase, model, *parts)``, from the cache when it holds it."""
@@ -112,6 +115,7 @@ class ClipRunner:
         self.queries_by_phase["predict"] += self.engine.queries - q0
         top = int(np.argmax(probs))
         record = SampleRecord(sample, "ok", predicted=labels[top], confidence=float(probs[top]), notes=notes)
+        self.partial = record  # what an error later in this clip's analysis keeps (its prediction)
         if labels[top] != sample.label:
             record.status = "misclassified"
             record.reason = f"predicted {labels[top]!r} ({probs[top]:.2f}), labelled {sample.label!r}"
@@ -122,20 +126,26 @@ class ClipRunner:
             record.notes.append("not explained: no selected item needs more than the prediction")
             return record
         q0 = self.engine.queries
+        self.stage = "explaining"
         exp = self.cached("explain", (audio, cfg), lambda: explain(self.engine, x, self.spec.freqrex),
                           lambda e, a: e.to_dict(a), lambda d, a: Explanation.from_dict(d, a))
         record.explanation = exp
+        if exp.converged is False:  # results (samples[].notes) and the report say so beside the clip
+            record.notes.append(f"responsibility map {STOP_REASONS.get(exp.stopped, exp.stopped)} "
+                                f"({exp.iterations} iterations, {exp.empty_iterations} without a passing mutant)")
         if self.engine.queries > q0:
             for phase, count in exp.queries_by_phase.items():
                 self.queries_by_phase[phase] = self.queries_by_phase.get(phase, 0) + count
         if "verify" in self.stages:
             q0 = self.engine.queries
+            self.stage = "verifying the subsets"
             record.verification = self.cached("verify", (audio, cfg), lambda: verify(self.engine, exp),
                                               lambda v, a: v, lambda d, a: d)
             self.queries_by_phase["verify"] += self.engine.queries - q0
         if not self.stages & {"fourier", "stft"}:
             return record
         q0 = self.engine.queries
+        self.stage = "in the Fourier attack"
         attack_cfg = self.spec.attack.to_dict()
         record.fourier = self.cached("fourier", (audio, cfg, attack_cfg),
                                      lambda: fourier_attack(self.engine, x, exp, self.spec.attack),
@@ -147,6 +157,7 @@ class ClipRunner:
                 record.notes.append(f"{len(x)} samples, shorter than the smallest STFT frame ({smallest}): "
                                     f"no STFT attack")
             q0 = self.engine.queries
+            self.stage = "in the STFT attack"
             record.stft = self.cached("stft", (audio, cfg, attack_cfg, self.spec.stft_attack.to_dict()),
                                       lambda: stft_attack(self.engine, x, record.fourier, self.spec.stft_attack),
                                       lambda s, a: s.to_dict(a), lambda d, a: STFTAttack.from_dict(d, a))
@@ -188,15 +199,24 @@ def audit_clip(runner: ClipRunner, sample: Sample, rate: int) -> ClipOutcome:
         return ClipOutcome(SampleRecord(sample, "skipped", exc.problem))
     if runner.engine.hung:
         return ClipOutcome(SampleRecord(sample, "skipped", f"not analysed: {runner.engine.hung}"))
+    runner.partial, runner.stage = None, "predicting"
     try:
         deadline.check("this clip")
         return ClipOutcome(runner.run(sample, x, list(clip.notes)))
     except deadline.DeadlineReached as exc:  # no new model work; what this clip did is dropped, not half-used
         return ClipOutcome(SampleRecord(sample, "skipped", str(exc), notes=list(clip.notes)))
     except ClassifierTimeout as exc:  # the model hangs: fail the spec, keep what was done
-        return ClipOutcome(SampleRecord(sample, "error", str(exc), notes=list(clip.notes)), f"model hung: {exc}")
+        return ClipOutcome(_errored(runner, sample, str(exc), clip.notes), f"model hung: {exc}")
     except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
-        return ClipOutcome(SampleRecord(sample, "error", describe_exception(exc), notes=list(clip.notes)))
+        return ClipOutcome(_errored(runner, sample, describe_exception(exc), clip.notes))
+
+
+def _errored(runner: ClipRunner, sample: Sample, reason: str, notes) -> SampleRecord:
+    """An errored clip's record; a prediction made before the error is kept (accuracy can count the clip,
+    every analysis rate counts it as not measured)."""
+    part = runner.partial if runner.partial is not None and runner.partial.sample is sample else None
+    return SampleRecord(sample, "error", f"{reason} ({runner.stage})", predicted=part.predicted if part else None,
+                        confidence=part.confidence if part else None, notes=list(part.notes if part else notes))
 
 
 def load_model(spec: Spec, device: str) -> Classifier:

@@ -31,16 +31,17 @@ class Outcome:
     SKIPPED = "skipped"            # nothing to judge (clip not analysed; on_unmeasured: skip)
     DESELECTED = "deselected"      # not selected in this run (-m, -k, --lf, deselect): not run
     INTERRUPTED = "interrupted"    # the run stopped (SIGINT, kill) before this item ran
+    XFAILED = "xfailed"            # measured, failed, and the spec declares it (checks.<check>.expect: fail)
 
 
 OUTCOMES = (Outcome.PASSED, Outcome.FAILED, Outcome.NOT_MEASURED, Outcome.ERROR, Outcome.SKIPPED,
-            Outcome.DESELECTED, Outcome.INTERRUPTED)
+            Outcome.DESELECTED, Outcome.INTERRUPTED, Outcome.XFAILED)
 GREEN = frozenset({Outcome.PASSED})
 RED = frozenset({Outcome.FAILED, Outcome.NOT_MEASURED, Outcome.ERROR})
 NOT_RUN = frozenset({Outcome.DESELECTED, Outcome.INTERRUPTED})
 SHOWN = {Outcome.PASSED: "PASS", Outcome.FAILED: "FAIL", Outcome.NOT_MEASURED: "NOT MEASURED",
          Outcome.ERROR: "ERROR", Outcome.SKIPPED: "SKIP", Outcome.DESELECTED: "NOT RUN",
-         Outcome.INTERRUPTED: "NOT RUN (interrupted)"}
+         Outcome.INTERRUPTED: "NOT RUN (interrupted)", Outcome.XFAILED: "XFAIL (expected)"}
 """How every view (CLI, report, index) writes an outcome."""
 
 RUN_SHOWN = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "interrupted": "INCOMPLETE", "not_run": "NOT RUN"}
@@ -54,7 +55,8 @@ def run_verdict(outcomes: Iterable[str], complete: bool = True, errors: int = 0)
     """The run's verdict from its items' outcomes: interrupted > error > failed > passed > not_run.
 
     It matches pytest's: a run with a failed or not-measured item, or a spec that did not load, is not
-    green; skipped and deselected items do not make a run red (nor green on their own).
+    green; skipped, deselected and expected-failure (xfailed) items do not make a run red (nor green on
+    their own), as pytest's xfail does not.
     """
     outcomes = list(outcomes)
     if not complete:

@@ -14,6 +14,7 @@ from ..audio.io import AudioError
 from ..bench.sizes import SIZES
 from ..models.classifier import ClassifierError
 from .clip import classifier_from_arg, cmd_attack, cmd_classify, cmd_explain
+from .tables import add_tables_command
 from ..runtime.isolation import private_matplotlib
 from .arguments import device_list, non_negative_int, positive_float, positive_int, seed_value
 
@@ -288,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--baseline-dir", default=".freqrex/baselines", help="where baseline names are looked up")
     compare.add_argument("--changed", action="store_true", help="only the metrics that changed")
     compare.set_defaults(run=cmd_compare)
+
+    add_tables_command(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a model spec (editor autocompletion)")
     schema.add_argument("--results", action="store_true", help="the JSON Schema of results.json instead")

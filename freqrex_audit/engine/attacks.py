@@ -21,6 +21,7 @@ from ..audio import spectrum as spec
 from ..audio.io import check_same_clip, int16_roundtrip, validate_waveform
 from ..models.classifier import Classifier, QueryEngine
 from .codec import Result, timing_field
+from .coverage import SearchCoverage, search_coverage
 from .explain import Explanation, as_engine
 from .metrics import linf, snr_db
 from .mutations import DEFAULT_PHASES, DEFAULT_SCALES, Mutation, clip_bound, default_mutations, extremes, ladder
@@ -114,6 +115,8 @@ class FourierAttack(Result):
     it. ``candidates``: distinct perturbations asked (bin set × mutation); ``pool_size``: distinct bins
     the search mutated as candidates; ``queries_by_source``: where the query budget went.
     ``degenerate``: the explanation's sufficient set was too small to attack by itself (``degenerate_reason``).
+    ``coverage``: what the search really covered (:class:`~.coverage.SearchCoverage`): a "no flip" is evidence
+    only when it is complete (None: an attack saved before it was recorded).
     """
 
     success: bool
@@ -145,6 +148,7 @@ class FourierAttack(Result):
     min_snr_db: float
     sample_rate: int
     seconds: float = timing_field()
+    coverage: SearchCoverage | None = None
 
     @property
     def budget(self) -> int:
@@ -213,14 +217,17 @@ def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanat
     ranking = np.asarray(explanation.ranking, dtype=np.int64)
     steps, ordered = config.extremes, config.ordered
 
+    wide = config.pool == "ranking" or reason is not None or explanation.sufficient is None
+    pool = ranking if wide else ranking[: len(explanation.sufficient)]
+    descent = "not run" if towards else "none"
+
     screen(search, "ranking", ranking[: config.screen_bins], steps, ordered, config.ladder_sets)
     if towards and not search.settled:
         leaves = runner_up_descent(search, len(ranking), towards, config.nudge, base, branch=config.branch,
                                    beam=config.beam)
+        descent = "done" if search.remaining > 0 else "cut"  # it stops early only when the budget ends
         screen(search, "runner_up", leaves, steps, ordered, config.ladder_sets)
     if not search.settled:
-        wide = config.pool == "ranking" or reason is not None or explanation.sufficient is None
-        pool = ranking if wide else ranking[: len(explanation.sufficient)]
         if not search.quiet:
             prefix_search(search, pool, steps, ordered)
     if towards and not search.quiet:
@@ -239,7 +246,13 @@ def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanat
                   pool_size=len(search.pool), runner_up=runner_up, degenerate=reason is not None,
                   degenerate_reason=reason, max_frequencies=config.max_frequencies, query_budget=config.query_budget,
                   min_margin=config.min_margin, min_snr_db=config.min_snr_db, sample_rate=rate,
-                  seconds=time.perf_counter() - began)
+                  seconds=time.perf_counter() - began,
+                  coverage=search_coverage(search.asked, ranking, pool, steps, screen_bins=config.screen_bins,
+                                           chunk=config.search_chunk, max_frequencies=config.max_frequencies,
+                                           branch=config.branch, beam=config.beam, descent=descent,
+                                           reserve=VERIFY_RESERVE, ladder=ordered, budget_left=search.remaining,
+                                           climbs=config.ladder_sets,
+                                           winner=None if winner is None else winner[0].bins))
     if winner is None:
         return FourierAttack(success=False, quiet=False, new_label=None, new_confidence=None, margin=None,
                              n_frequencies=None, bins=np.zeros(0, np.int64), hz=np.zeros(0), mutation=None,

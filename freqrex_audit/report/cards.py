@@ -144,4 +144,15 @@ def sample_card(sample: dict, arrays: dict, budget: AudioBudget, anchor: str,
     return {"id": sample["id"], "anchor": anchor, "label": sample.get("label"), "predicted": exp.target_label,
             "confidence": exp.confidence, "panels": panels, "players": players, "duration_s": len(x) / rate,
             "sample_rate": rate, "queries": exp.queries, "iterations": exp.iterations,
-            "notes": list(sample.get("notes") or [])}
+            "convergence": convergence_words(exp), "notes": list(sample.get("notes") or [])}
+
+
+def convergence_words(exp: Explanation) -> str:
+    """How the responsibility loop ended, for the card's header ("" for an explanation that did not record it)."""
+    if exp.converged is None:
+        return ""
+    if exp.converged:
+        return "converged"
+    if exp.stopped == "nothing passed":
+        return "NOT CONVERGED: no proper mutant ever kept the label (the ranking is magnitude order)"
+    return f"not converged: {exp.stopped}"

@@ -15,7 +15,7 @@ from .format import fmt_rate
 
 __all__ = ["SEVERITY", "outcome_of", "item_key", "gate_rows", "spec_rows", "css_of"]
 
-SEVERITY = ("error", "failed", "not_measured", "interrupted", "deselected", "skipped", "passed")
+SEVERITY = ("error", "failed", "not_measured", "interrupted", "deselected", "xfailed", "skipped", "passed")
 KEY_RATES = (("accuracy.accuracy", "accuracy"), ("fourier_attack.success_rate", "quiet Fourier flips"),
              ("fourier_attack.single_rate", "quiet 1-freq flips"),
              ("stft_attack.success_rate", "quiet STFT flips"))

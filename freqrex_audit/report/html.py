@@ -25,6 +25,7 @@ from . import figures
 from .cards import AudioBudget, flipped, pick_cards, sample_card
 from .composites import SidecarLinks, composites_view
 from .decision import card_backlinks, gate_rows, item_key, outcome_of, spec_rows
+from .tables import TABLE3, as_array, metric_columns, stft_names
 from .format import fmt_bins, fmt_count, fmt_number, fmt_op, fmt_percent, fmt_rate, fmt_share, fmt_snr
 
 __all__ = ["render_report", "render_index", "render_run", "load_results", "MAX_AUDIO_BYTES", "MAX_SAMPLE_CARDS"]
@@ -45,18 +46,6 @@ def load_results(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """The validated results dict and its ``.npz`` sidecar's arrays (empty when there is none); a file that
     is not what an audit writes is a :class:`~freqrex_audit.runs.read.ResultsError` naming file and key."""
     return load_run(path)
-
-
-def as_array(value: Any, arrays: dict[str, np.ndarray] | None = None) -> np.ndarray | None:
-    """Nested lists, ``{"__ndarray__": ...}`` or ``{"__npz__": key}`` as a float array."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        if "__npz__" in value:
-            return np.asarray((arrays or {})[value["__npz__"]], dtype=float)
-        if "__ndarray__" in value:
-            return np.asarray(value["__ndarray__"], dtype=float).reshape(value["shape"])
-    return np.asarray(value, dtype=float)
 
 
 # ------------------------------------------------------------------------------------------ anchors
@@ -134,6 +123,7 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
     rates = spec.get("rates") or {}
     attacks = tables.get("attacks") or {}
     stft = attacks.get("stft") or {}
+    frame_sizes = [int(w) for w in stft.get("frame_sizes") or []]
     model = spec.get("model") or {}
     return {
         "name": name, "ids": ids, "spec_file": spec.get("spec_file"), "model": model,
@@ -149,10 +139,12 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
         "composites": composites_view(spec, links, labels or classes), "sidecar_note": links.note,
         "sidecar_folder": (spec.get("waveforms") or {}).get("folder") if links.index else None,
         "attacks": attacks, "rates": rates, "stft": stft,
-        "frame_sizes": sorted((stft.get("per_frame_size") or {}), key=lambda w: int(w)),
+        "table3": metric_columns(rates, "fourier_attack", TABLE3),
+        "table4": metric_columns(rates, "stft_attack", stft_names(frame_sizes)),
         "table3_empty": None if attacks.get("attacked") else _why_empty(
-            spec, "fourier_attack", "No clip was attacked (the attack runs on correctly labelled clips)."),
-        "table4_empty": None if stft.get("attempted") else
+            spec, "fourier_attack", "No clip's attack was measured (the attack runs on correctly labelled clips; "
+                                    "see the clip table for errored and not-measured clips)."),
+        "table4_empty": None if stft.get("measured") else
         "The STFT attack localises a Fourier flip in time; no clip was flipped by the Fourier attack (or none "
         "is long enough for one frame), so there was nothing to localise.",
         "fig_responsibility": figures.class_responsibility(figs.get("class_responsibility") or {}, labels or classes)
@@ -288,7 +280,7 @@ def gate_counts(rows: Iterable[dict]) -> dict[str, int]:
     outcomes = [outcome_of(r) for r in rows]
     return {"passed": outcomes.count("passed"), "failed": outcomes.count("failed") + outcomes.count("error"),
             "not_measured": outcomes.count("not_measured"), "not_run": sum(o in NOT_RUN for o in outcomes),
-            "skipped": outcomes.count("skipped")}
+            "skipped": outcomes.count("skipped"), "xfailed": outcomes.count("xfailed")}
 
 
 def render_report(results_json_path: str | Path, out_html: str | Path | None = None,

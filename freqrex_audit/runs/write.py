@@ -25,24 +25,26 @@ from ..audit.records import GREEN, RED, Outcome, SpecResult, Verdict, run_verdic
 from ..engine.codec import atomic_write_bytes, to_jsonable
 from ..runtime.paths import shown_spec
 from .baselines import config_hash
+from .schema import SCHEMA_VERSION
 
 __all__ = ["spec_part", "assemble", "write_doc", "write_results", "save_part", "load_parts", "run_info",
            "item_name", "finalize", "SCHEMA_VERSION"]
-
-SCHEMA_VERSION = 2
-
 
 def item_name(prefix: str, check: str, key: str) -> str:
     return f"{prefix}::{check}[{key}]"
 
 
-GATE_EXTRAS = ("k", "n", "low", "high", "compared", "unmeasured", "baseline", "delta")
+GATE_EXTRAS = ("k", "n", "low", "high", "compared", "unmeasured", "baseline", "delta", "over", "attempted",
+               "errored", "clips")
 
 
 def gate_outcome(item_outcome: str, gate_passed: bool | None) -> str:
-    """A gate's own outcome: its comparison when its item ran and was judged, else the item's outcome."""
+    """A gate's own outcome: its comparison when its item ran and was judged, else the item's outcome. In an
+    expected failure (``xfailed``) the gates that held say passed and the others carry the item's xfail."""
     if item_outcome in (Outcome.PASSED, Outcome.FAILED, Outcome.NOT_MEASURED):
         return Outcome.PASSED if gate_passed else Outcome.FAILED if gate_passed is False else Outcome.NOT_MEASURED
+    if item_outcome == Outcome.XFAILED and gate_passed:
+        return Outcome.PASSED
     return item_outcome
 
 

@@ -289,8 +289,15 @@ class Check(Section):
     on_unmeasured: Literal["fail", "skip"] = Field("fail", description="an item its clips could not measure fails "
                                                                        "or is skipped")
     min_clips: Integer(1) = Field(None, description="fewest measured clips a rate needs (default 2)")
+    min_measured: Annotated[float, Range(0.01, 1.0)] = Field(
+        None, description="share of the attempted clips an aggregate gate needs measured (default 1: all); "
+                          "errored clips and attacks that did not cover their search count as not measured")
     confidence: Annotated[float, Range(0.5, 0.999)] = Field(
         None, description="compare a rate's Wilson bound at this confidence instead of its point")
+    expect: Literal["pass", "fail"] = Field(
+        None, description="fail: a known weakness. The check's failed items are XFAIL (expected; the run stays "
+                          "green) and, strictly, if none of them fails its passed items fail (the weakness is "
+                          "gone: remove expect). Not measured stays not measured. Default pass")
 
     @model_validator(mode="after")
     def _has_a_gate(self) -> "Check":
@@ -358,8 +365,9 @@ class STFTAttackCheck(Check):
 
 
 class CompositionCheck(Check):
-    """Whether explanations of mixed clips compose from the parts' explanations."""
+    """Whether explanations of mixed clips compose from the parts' explanations (give min_ratio)."""
 
+    gates: ClassVar = ("min_ratio",)
     min_ratio: Rate = _setting("[aggregate]: every class's composition ratio is at least this")
 
 
@@ -367,7 +375,21 @@ class TransferabilityCheck(Check):
     """Whether attacks found on this model transfer to the peers' models."""
 
     min_alpha: Rate = _setting("[aggregate]: α(this model → peer) is at least this for each peer")
-    flat_earther: bool = Field(None, description="true: this model may be a flat-earther (default false: being one fails)")
+    flat_earther: bool = Field(None, description="true: this model may be a flat-earther (default false: being one "
+                                                 "fails; with fewer than 3 models the rule cannot decide: not measured)")
+
+    @classmethod
+    def extend_schema(cls, schema: dict) -> None:
+        super().extend_schema(schema)  # flat_earther: true waives the default gate, so min_alpha must be given
+        schema["if"] = {"required": ["flat_earther"], "properties": {"flat_earther": {"const": True}}}
+        schema["then"] = {"required": ["min_alpha"]}
+
+    @model_validator(mode="after")
+    def _decides_something(self) -> "TransferabilityCheck":
+        if self.flat_earther and self.min_alpha is None:  # the flat-earther rule is the default gate
+            raise problem("sets no gate, so it would make no test item: give min_alpha, or drop "
+                          "flat_earther: true (the flat-earther rule is then the gate)")
+        return self
 
 
 class Checks(Section):
