@@ -345,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..runtime.imports import import_folders, use_folders
+
+    use_folders(import_folders())  # the one import rule: pytest's rootdir and ini pythonpath, appended (as pytest)
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:

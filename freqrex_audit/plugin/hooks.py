@@ -134,6 +134,7 @@ class SpecFile(pytest.File):
             state.report_problem = unwritable(state.report_root, "report") or ""
         if state.report_problem:
             raise pytest.UsageError(f"freqrex: {state.report_problem}; set --freqrex-report DIR")
+        state.use_import_folders()
         try:
             self.spec = state.session.load(self.path, self.nodeid)
             try:

@@ -211,6 +211,17 @@ class _State:
 
         torch.set_num_threads(self.threads or max(1, (os.cpu_count() or 1) // max(1, workers)))
 
+    def use_import_folders(self) -> None:
+        """The one import rule (:mod:`freqrex_audit.runtime.imports`): the rootdir and the ini's ``pythonpath``
+        appended to ``sys.path`` (pytest has already put ``pythonpath`` ahead; it stays where pytest put it)."""
+        if getattr(self, "_imports_done", False):
+            return
+        self._imports_done = True
+        from ..runtime.imports import import_folders, use_folders
+
+        use_folders(import_folders(rootdir=self.config.rootpath,
+                                   pythonpath=[str(p) for p in self.config.getini("pythonpath") or []]))
+
     def where_to_look(self) -> str:
         return str(self.run_dir.relative_to(self.config.rootpath) if self.run_dir.is_relative_to(self.config.rootpath)
                    else self.run_dir)

@@ -204,6 +204,12 @@ class _Loader:
     def _model(self, model: ModelSection, base: Path) -> dict:
         """The loader's dict: the keys given (``path`` resolved), ``window`` complete, ``timeout_s`` always."""
         given = model.model_dump(exclude_unset=True, exclude={"batch_size", "trust_remote_code", "timeout_s"})
+        if "target" in given:  # found by the import rule's finders alone: none of the user's code runs here
+            from ..runtime.imports import missing_target
+
+            problem = missing_target(given["target"])
+            if problem:
+                raise self.fail("model.target", problem)
         if "path" in given:
             given["path"] = str(self.path(model.path, "model.path", base, "model"))
         if model.window is not None:
