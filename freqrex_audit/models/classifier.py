@@ -182,6 +182,7 @@ class QueryEngine:
         self.queries = 0
         self.seconds = 0.0
         self.call_sizes: list[int] = []  # the batch size of every model call, in order (bench replays them)
+        self.on_batch: Callable[[int], None] | None = None  # told the query count after every model call (progress)
         self.precision = precision  # what was asked for
         self.autocast: torch.dtype | None = PRECISIONS[precision]  # what runs (None: fp32, also after a fallback)
 
@@ -242,6 +243,8 @@ class QueryEngine:
                 self.queries += stop - start
                 self.call_sizes.append(stop - start)
                 start = stop
+                if self.on_batch is not None:
+                    self.on_batch(self.queries)
         if not outputs:
             return np.zeros((0, len(self.classifier.labels)))
         return np.concatenate(outputs)
