@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import Sample
+from .datasets import Sample, near_labels, where_listed
 from ..engine.subsets import is_complete
-from .evidence import DEFAULT_MIN_CLIPS, attack_evidence
+from .evidence import DEFAULT_MIN_CLIPS, attack_evidence, attack_measured
 from .records import Outcome, SampleRecord, SpecResult, Verdict, analysed, wilson
 from ..specs.loader import Spec
 
@@ -151,18 +151,45 @@ def _blocked(check: str, why: str) -> Verdict:
 
 
 def _model_verdict(result: SpecResult) -> Verdict:
-    """model[load]: it loads, the dataset is readable and every dataset label is a model label."""
+    """model[load]: it loads, the dataset is readable, every clip a manifest names exists (unless
+    ``dataset.missing_files: skip``) and every dataset label is a model label (naming the rows and the model
+    labels it was probably meant to be)."""
     if result.error:
         return Verdict("model", "load", Outcome.FAILED, result.error)
-    labels = set(result.model_info["labels"])
-    missing = sorted({r.sample.label for r in result.samples} - labels)
+    dataset = result.spec.dataset
     if not result.samples:
-        return Verdict("model", "load", Outcome.FAILED, f"dataset {result.spec.dataset.path} has no clips")
-    if missing:
-        return Verdict("model", "load", Outcome.FAILED, f"dataset labels {missing} are not model labels "
-                                                        f"{sorted(labels)}; map them with dataset.label_map")
+        return Verdict("model", "load", Outcome.FAILED, f"dataset {dataset.path} has no clips")
+    problems = []
+    absent = [r.sample for r in result.samples if r.sample.missing]
+    if absent and dataset.missing_files == "fail":
+        problems.append(f"{len(absent)} of {len(result.samples)} clips the manifest names do not exist: "
+                        f"{where_listed(absent, dataset.path)} ({', '.join(repr(s.id) for s in absent[:3])}"
+                        f"{', …' if len(absent) > 3 else ''}); fix the paths, or set dataset.missing_files: skip "
+                        f"to audit the clips that exist")
+    labels = list(result.model_info["labels"])
+    for label in sorted({r.sample.label for r in result.samples} - set(labels)):
+        rows = [r.sample for r in result.samples if r.sample.label == label]
+        near = near_labels(label, labels)
+        hint = f" — did you mean {' or '.join(map(repr, near))}?" if near else ""
+        problems.append(f"dataset label {label!r} ({len(rows)} clip{'s' if len(rows) > 1 else ''}: "
+                        f"{where_listed(rows, dataset.path)}) is not a model label{hint}")
+    if problems:
+        unknown = any("is not a model label" in p for p in problems)
+        tail = (f"; model labels: {labels}; map dataset labels with dataset.label_map "
+                f"(e.g. label_map: {{{_example_map(result, labels)}}})" if unknown else "")
+        return Verdict("model", "load", Outcome.FAILED, "; ".join(problems) + tail)
+    note = f"; {len(absent)} missing clip(s) skipped (dataset.missing_files: skip)" if absent else ""
     return Verdict("model", "load", Outcome.PASSED, f"{result.model_info['name']} loaded; "
-                                                    f"{len(result.samples)} clips, labels match")
+                                                    f"{len(result.samples)} clips, labels match{note}")
+
+
+def _example_map(result: SpecResult, labels: list[str]) -> str:
+    """``Music: music`` for the first unknown label with a near match (else ``<dataset label>: <model label>``)."""
+    for label in sorted({r.sample.label for r in result.samples} - set(labels)):
+        near = near_labels(label, labels)
+        if near:
+            return f"{label}: {near[0]}"
+    return "<dataset label>: <model label>"
 
 
 def _aggregate_gate(result: SpecResult, check: str, metric: str, settings: dict) -> dict:
@@ -203,17 +230,32 @@ def _per_clip_check(result: SpecResult, check: str, judge) -> list[Verdict]:
 
 
 def _context(result: SpecResult, check: str) -> str:
+    """The story under an aggregate's gate lines, from the numbers the gates compare: the attack's quiet flips
+    are the clips ``success_rate`` counts (:func:`~freqrex_audit.audit.evidence.rate_counts`'s k of n), named;
+    loud flips are named apart as not counted."""
     done = analysed(result)
     if check == "fourier_attack":
-        wins = [r for r in done if r.fourier and r.fourier.success]
-        detail = ", ".join(f"{r.sample.id}: {r.fourier.n_frequencies} freq {r.fourier.mutation}" for r in wins[:5])
+        rate = result.rates.get("fourier_attack.success_rate") or {"k": 0, "n": 0}
+        measured = attack_measured(result)  # the rate's denominator: the same function rate_counts uses
+        flips = [r for r in measured if r.fourier.success]
+        quiet = [r for r in flips if r.fourier.quiet]
+        loud = [r for r in flips if not r.fourier.quiet]
+        detail = ", ".join(f"{r.sample.id}: {r.fourier.n_frequencies} freq {r.fourier.mutation}, "
+                           f"{r.fourier.snr_db:.1f} dB" for r in quiet[:5]) + (", …" if len(quiet) > 5 else "")
+        snr = result.spec.attack.min_snr_db
+        text = (f"{rate['k']}/{rate['n']} measured clips flipped quietly (SNR ≥ {snr:g} dB, what the rates count)"
+                f"{': ' + detail if detail else ''}")
+        if loud:
+            text += (f"; {len(loud)} flipped only loudly (< {snr:g} dB, not counted): "
+                     + ", ".join(r.sample.id for r in loud[:5]) + (", …" if len(loud) > 5 else ""))
         unmeasured = [(r.sample.id, why) for r in done
                       for ok, why in [attack_evidence(r, result.spec.attack)] if not ok]
-        miss = (f"; {len(unmeasured)} clip(s) not measured (first, {unmeasured[0][0]}: {unmeasured[0][1]})"
-                if unmeasured else "")
-        return f"{len(wins)}/{len(done)} clips flipped{': ' + detail if detail else ''}{miss}{_failed_note(result)}"
+        if unmeasured:
+            text += f"; {len(unmeasured)} clip(s) not measured (first, {unmeasured[0][0]}: {unmeasured[0][1]})"
+        return text + _failed_note(result)
     if check == "stft_attack":
-        return (f"over {len([r for r in done if r.fourier and r.fourier.success])} successful Fourier attacks"
+        rate = result.rates.get("stft_attack.success_rate") or {"k": 0, "n": 0}
+        return (f"{rate['k']}/{rate['n']} measured clips flipped quietly by the STFT attack (what the rates count)"
                 f"{_failed_note(result)}")
     return f"over {len(done)} analysed clips{_failed_note(result)}"
 

@@ -27,7 +27,7 @@ from .executors import current_executor
 from .gates import evaluate
 from .pipeline import ClipRunner, WorkCounts, audit_clip, load_model
 from .records import Outcome, SampleRecord, SpecResult, Verdict
-from .stages import STAGES
+from .stages import NEEDS, STAGES
 
 __all__ = ["run_spec", "deadline_verdicts", "model_failure"]
 
@@ -115,8 +115,8 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                     run_check()
                 except Exception as exc:  # noqa: BLE001 - a failing cross check is that check's verdict
                     result.cross_failed[check] = describe_exception(exc)
-    result.rates = aggregates.rates(result)
-    result.metrics = aggregates.metrics(result)
+    result.rates = ran_only(aggregates.rates(result), stages)
+    result.metrics = ran_only(aggregates.metrics(result), stages)
     result.verdicts = deadline_verdicts(result, evaluate(result))
     # the spec's own work only: what its peers cost (computed here for transferability) is in peer_work
     own = WorkCounts(runner.engine.queries if runner else 0, dict(runner.queries_by_phase if runner else {}),
@@ -140,6 +140,13 @@ def _audit_peer(peer: Spec, of: str, device: str, cache: Cache, samples_limit: i
     finally:
         if line is not None and getattr(line, "close", None) is not None:
             line.close()
+
+
+def ran_only(figures: dict, stages: frozenset[str]) -> dict:
+    """The ``check.metric`` figures whose check's stages all ran: a rate over clips the STFT attack never
+    touched (a ``--lf`` run that selected no STFT item) is absent, never "0 of 3"."""
+    return {name: value for name, value in figures.items()
+            if name.split(".", 1)[0] not in NEEDS or NEEDS[name.split(".", 1)[0]] <= stages}
 
 
 def deadline_verdicts(result: SpecResult, verdicts: list[Verdict]) -> list[Verdict]:

@@ -94,10 +94,11 @@ def _native(value: Any, where: str) -> str | None:
     session's model bytes); raises Unfingerprintable for native memory; None for everything else."""
     if isinstance(value, ctypes.CDLL):
         name = getattr(value, "_name", None)
-        if not name or not os.path.isfile(str(name)):
-            raise Unfingerprintable(f"{where}: a native library loaded without a file ({name!r}); its code "
+        path = _library_file(str(name)) if name else None
+        if path is None:
+            raise Unfingerprintable(f"{where}: a native library whose file cannot be found ({name!r}); its code "
                                     f"cannot be hashed")
-        return f"cdll:{os.path.basename(str(name))}:{file_digest(str(name))}"
+        return f"cdll:{os.path.basename(str(name))}:{file_digest(path)}"
     if isinstance(value, _CTYPES_DATA):
         return _refuse(value, where, "native memory (an address or a C buffer) whose content the fingerprint "
                                      "cannot read")
@@ -111,6 +112,22 @@ def _native(value: Any, where: str) -> str | None:
         return f"onnx:{content}:{list(getattr(value, '_providers', []) or [])}"
     if type(cls).__name__ == "pybind11_type" or cls.__name__ == "PyCapsule":
         return _refuse(value, where, "a native (C/C++) object: its state lives behind a handle")
+    return None
+
+
+def _library_file(name: str) -> str | None:
+    """The file of a loaded library named ``name`` (a path, or a soname such as ``libm.so.6`` that the dynamic
+    loader resolved: read from this process's memory map on Linux)."""
+    if os.path.isfile(name):
+        return name
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.split(maxsplit=5)[-1].strip() if line.count(" ") >= 5 else ""
+                if path.startswith("/") and os.path.basename(path) == os.path.basename(name) and os.path.isfile(path):
+                    return path
+    except OSError:
+        pass
     return None
 
 

@@ -36,7 +36,8 @@ import pytest
 
 from ..specs.discovery import SPEC_SUFFIXES, in_spec_dir
 from .nodeids import is_spec_nodeid, item_id, spec_file
-from .options import MARKER_HELP, MARKERS, STATE, _State, pytest_addoption  # noqa: F401  (pytest finds the hook here)
+from .options import (MARKER_HELP, MARKERS, STATE, _State, check_spaced_values,  # noqa: F401
+                      pytest_addoption)  # pytest finds the hook here
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     config.addinivalue_line("markers", "xdist_group(name): the spec items' group under pytest-xdist (registered "
                                        "here too, so -p no:xdist warns of no unknown mark)")
+    check_spaced_values(config)
     config.stash[STATE] = _State(config)
     config.pluginmanager.register(_Recorder(config.stash[STATE]), "freqrex_recorder")
     if config.pluginmanager.hasplugin("xdist"):

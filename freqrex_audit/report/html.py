@@ -24,7 +24,7 @@ from ..runs.read import ResultsError, load_run
 from . import figures
 from .cards import AudioBudget, flipped, pick_cards, sample_card
 from .composites import SidecarLinks, composites_view
-from .decision import card_backlinks, gate_rows, item_key, outcome_of, spec_rows
+from .decision import NOT_RUN_TEXT, card_backlinks, gate_rows, item_key, not_run, outcome_of, spec_rows
 from .format import fmt_bins, fmt_count, fmt_number, fmt_op, fmt_percent, fmt_rate, fmt_share, fmt_snr
 
 __all__ = ["render_report", "render_index", "render_run", "load_results", "MAX_AUDIO_BYTES", "MAX_SAMPLE_CARDS"]
@@ -150,9 +150,10 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
         "sidecar_folder": (spec.get("waveforms") or {}).get("folder") if links.index else None,
         "attacks": attacks, "rates": rates, "stft": stft,
         "frame_sizes": sorted((stft.get("per_frame_size") or {}), key=lambda w: int(w)),
-        "table3_empty": None if attacks.get("attacked") else _why_empty(
-            spec, "fourier_attack", "No clip was attacked (the attack runs on correctly labelled clips)."),
-        "table4_empty": None if stft.get("attempted") else
+        "table3_empty": NOT_RUN_TEXT if not_run(spec, "fourier_attack") else None if attacks.get("attacked")
+        else _why_empty(spec, "fourier_attack", "No clip was attacked (the attack runs on correctly labelled clips)."),
+        "table4_empty": NOT_RUN_TEXT if not_run(spec, "stft_attack") else
+        None if (rates.get("stft_attack.success_rate") or {}).get("n") else
         "The STFT attack localises a Fourier flip in time; no clip was flipped by the Fourier attack (or none "
         "is long enough for one frame), so there was nothing to localise.",
         "fig_responsibility": figures.class_responsibility(figs.get("class_responsibility") or {}, labels or classes)

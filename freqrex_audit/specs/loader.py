@@ -67,6 +67,7 @@ class DatasetSpec:
     only_correct: bool = False  # analyse only clips the model classifies correctly
     label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label
     roots: tuple[Path, ...] = ()  # clips must resolve inside one of these (empty: anywhere)
+    missing_files: str = "fail"  # a manifest row naming a missing file: "fail" model[load] or "skip" the clip
 
     def map_label(self, label: str) -> str:
         return dict(self.label_map).get(label, label)
@@ -228,7 +229,8 @@ class _Loader:
             raise self.fail("dataset.path", f"type 'csv' needs a manifest file, got the directory {path}")
         return DatasetSpec(path=path, type=kind_, sample_rate=data.sample_rate, clip_seconds=data.clip_seconds,
                            windows=data.windows, limit=data.limit, only_correct=data.only_correct,
-                           label_map=tuple(sorted((data.label_map or {}).items())), roots=self.roots)
+                           label_map=tuple(sorted((data.label_map or {}).items())), roots=self.roots,
+                           missing_files=data.missing_files)
 
     def _attack(self, attack: AttackSection, check_budget: int | None) -> AttackConfig:
         """``budget`` is the older name of ``max_frequencies``; ``checks.fourier_attack.budget`` an older place."""
