@@ -148,9 +148,17 @@ def where_listed(samples: list[Sample], dataset_path: Path) -> str:
     lines = sorted({s.line for s in samples if s.line is not None})
     if lines:
         shown = ", ".join(map(str, lines[:8])) + (f" and {len(lines) - 8} more" if len(lines) > 8 else "")
-        return f"{shown_name(dataset_path)} line{'s' if len(lines) > 1 else ''} {shown}"
-    folders = sorted({shown_name(s.path.parent) for s in samples})
+        return f"{_relative(dataset_path)} line{'s' if len(lines) > 1 else ''} {shown}"
+    folders = sorted({_relative(s.path.parent) for s in samples})
     return ", ".join(f"{f}/" for f in folders[:8]) + (f" and {len(folders) - 8} more" if len(folders) > 8 else "")
+
+
+def _relative(path: Path) -> str:
+    """A path as the user typed it: relative to the working directory when below it."""
+    try:
+        return shown_name(Path(os.path.abspath(path)).relative_to(Path.cwd()).as_posix())
+    except ValueError:
+        return shown_name(path)
 
 
 def near_labels(label: str, labels: list[str]) -> list[str]:
