@@ -121,7 +121,8 @@ def evaluate(result: SpecResult) -> list[Verdict]:
             "accuracy", "aggregate", [_rate_gate("accuracy", result.rates.get("accuracy.accuracy"), ">=",
                                                  settings["min"], settings.get("confidence"),
                                                  settings.get("min_clips", DEFAULT_MIN_CLIPS))],
-            settings, _failed_note(result).lstrip("; "), _measured_rate(result, "accuracy.accuracy")))
+            settings, (_failed_note(result) + _rate_note(result)).lstrip("; "),
+            _measured_rate(result, "accuracy.accuracy")))
     for check in PER_CLIP:
         if check in checks:
             verdicts += _per_clip_check(result, check, lambda r, c=check: _per_sample(c, r, spec))
@@ -258,6 +259,21 @@ def _context(result: SpecResult, check: str) -> str:
         return (f"{rate['k']}/{rate['n']} measured clips flipped quietly by the STFT attack (what the rates count)"
                 f"{_failed_note(result)}")
     return f"over {len(done)} analysed clips{_failed_note(result)}"
+
+
+def _rate_note(result: SpecResult) -> str:
+    """When the spec alone says the model's rate (a plain function has no rate of its own to check it against),
+    the accuracy message says which rate the clips were resampled to: a wrong one shows only as low accuracy."""
+    declared = result.spec.model.get("sample_rate")
+    rate = result.rates.get("accuracy.accuracy") or {}
+    if declared is None or not rate.get("n") or rate["k"] >= _accuracy_min(result) * rate["n"]:
+        return ""
+    return (f"; every clip was resampled to {declared} Hz, the rate model.sample_rate gives: if the model was "
+            f"trained at another rate, that alone gives an accuracy like this")
+
+
+def _accuracy_min(result: SpecResult) -> float:
+    return float(result.spec.checks.get("accuracy", {}).get("min", 0.0))
 
 
 def _failed_note(result: SpecResult) -> str:

@@ -352,6 +352,8 @@ def describe_exception(exc: BaseException, origin: str | None = None) -> str:
     mine = user_frame(frames)
     if mine is not None:
         where = f" ({shown_source(mine.filename)}:{mine.lineno})"
+    elif isinstance(exc, ClassifierError):  # already says which model and where its code is: not this package's line
+        where = ""
     elif origin:
         where = f" (in a call from the model's code, {origin})" if frames else f" ({origin})"
     else:

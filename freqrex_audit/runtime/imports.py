@@ -119,6 +119,23 @@ def module_file(target: str) -> str | None:
     return origin if origin and os.path.isfile(origin) else None
 
 
+def _near_modules(name: str) -> list[str]:
+    """Modules and packages in the project's folders spelled like ``name`` (a typo's likely meaning)."""
+    import difflib
+
+    found: set[str] = set()
+    for folder in _ADDED:
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in entries:
+            stem = entry[:-3] if entry.endswith(".py") else entry
+            if stem.isidentifier() and (entry.endswith(".py") or os.path.isdir(os.path.join(folder, entry))):
+                found.add(stem)
+    return difflib.get_close_matches(name, sorted(found), n=2, cutoff=0.8)
+
+
 def missing_target(target: str) -> str | None:
     """Why ``package.module:factory`` cannot be imported (its module is not found), or None when it can be.
     The message names the target and the folders searched, and how to add one."""
@@ -128,7 +145,9 @@ def missing_target(target: str) -> str | None:
     if _find(module) is not None:
         return None
     project = ", ".join(_ADDED) or "none (no project folder was added)"
-    return (f"cannot import {module!r} for target {target!r}: no such module in the project's folders ({project}) "
+    near = _near_modules(module.partition(".")[0])
+    hint = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
+    return (f"cannot import {module!r} for target {target!r}{hint}: no such module in the project's folders ({project}) "
             f"nor among the installed packages. The project's folders are pytest's rootdir and the ini's "
             f"'pythonpath' entries; put the module there, add its folder to 'pythonpath' in the ini file, or "
             f"install it (pip install -e .)")
