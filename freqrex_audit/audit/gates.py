@@ -16,7 +16,8 @@ import numpy as np
 
 from .datasets import Sample, near_labels, where_listed
 from ..engine.subsets import is_complete
-from .evidence import DEFAULT_MIN_CLIPS, attack_evidence, attack_measured
+from .evidence import DEFAULT_MIN_CLIPS, attack_evidence
+from .messages import context, example_map, failed_note, rate_note
 from .records import Outcome, SampleRecord, SpecResult, Verdict, analysed, wilson
 from ..specs.loader import Spec
 
@@ -121,7 +122,7 @@ def evaluate(result: SpecResult) -> list[Verdict]:
             "accuracy", "aggregate", [_rate_gate("accuracy", result.rates.get("accuracy.accuracy"), ">=",
                                                  settings["min"], settings.get("confidence"),
                                                  settings.get("min_clips", DEFAULT_MIN_CLIPS))],
-            settings, (_failed_note(result) + _rate_note(result)).lstrip("; "),
+            settings, (failed_note(result) + rate_note(result)).lstrip("; "),
             _measured_rate(result, "accuracy.accuracy")))
     for check in PER_CLIP:
         if check in checks:
@@ -138,7 +139,7 @@ def evaluate(result: SpecResult) -> list[Verdict]:
             verdicts.append(_blocked(check, blocked))
             continue
         gates = [_aggregate_gate(result, check, key[4:], settings) for key in keys]
-        verdicts.append(_settle(check, "aggregate", gates, settings, _context(result, check),
+        verdicts.append(_settle(check, "aggregate", gates, settings, context(result, check),
                                 _measured_aggregate(result, check)))
     if "composition" in checks:
         verdicts.append(_composition_verdict(result, checks["composition"]))
@@ -177,20 +178,11 @@ def _model_verdict(result: SpecResult) -> Verdict:
     if problems:
         unknown = any("is not a model label" in p for p in problems)
         tail = (f"; model labels: {labels}; map dataset labels with dataset.label_map "
-                f"(e.g. label_map: {{{_example_map(result, labels)}}})" if unknown else "")
+                f"(e.g. label_map: {{{example_map(result, labels)}}})" if unknown else "")
         return Verdict("model", "load", Outcome.FAILED, "; ".join(problems) + tail)
     note = f"; {len(absent)} missing clip(s) skipped (dataset.missing_files: skip)" if absent else ""
     return Verdict("model", "load", Outcome.PASSED, f"{result.model_info['name']} loaded; "
                                                     f"{len(result.samples)} clips, labels match{note}")
-
-
-def _example_map(result: SpecResult, labels: list[str]) -> str:
-    """``Music: music`` for the first unknown label with a near match (else ``<dataset label>: <model label>``)."""
-    for label in sorted({r.sample.label for r in result.samples} - set(labels)):
-        near = near_labels(label, labels)
-        if near:
-            return f"{label}: {near[0]}"
-    return "<dataset label>: <model label>"
 
 
 def _aggregate_gate(result: SpecResult, check: str, metric: str, settings: dict) -> dict:
@@ -228,61 +220,6 @@ def _per_clip_check(result: SpecResult, check: str, judge) -> list[Verdict]:
             v.outcome = Outcome.NOT_MEASURED if settings.get("on_unmeasured") != "skip" else Outcome.SKIPPED
             v.message = f"{v.message}; not measured: only {text}, checks.{check} needs ≥ {floor}"
     return out
-
-
-def _context(result: SpecResult, check: str) -> str:
-    """The story under an aggregate's gate lines, from the numbers the gates compare: the attack's quiet flips
-    are the clips ``success_rate`` counts (:func:`~freqrex_audit.audit.evidence.rate_counts`'s k of n), named;
-    loud flips are named apart as not counted."""
-    done = analysed(result)
-    if check == "fourier_attack":
-        rate = result.rates.get("fourier_attack.success_rate") or {"k": 0, "n": 0}
-        measured = attack_measured(result)  # the rate's denominator: the same function rate_counts uses
-        flips = [r for r in measured if r.fourier.success]
-        quiet = [r for r in flips if r.fourier.quiet]
-        loud = [r for r in flips if not r.fourier.quiet]
-        detail = ", ".join(f"{r.sample.id}: {r.fourier.n_frequencies} freq {r.fourier.mutation}, "
-                           f"{r.fourier.snr_db:.1f} dB" for r in quiet[:5]) + (", …" if len(quiet) > 5 else "")
-        snr = result.spec.attack.min_snr_db
-        text = (f"{rate['k']}/{rate['n']} measured clips flipped quietly (SNR ≥ {snr:g} dB, what the rates count)"
-                f"{': ' + detail if detail else ''}")
-        if loud:
-            text += (f"; {len(loud)} flipped only loudly (< {snr:g} dB, not counted): "
-                     + ", ".join(r.sample.id for r in loud[:5]) + (", …" if len(loud) > 5 else ""))
-        unmeasured = [(r.sample.id, why) for r in done
-                      for ok, why in [attack_evidence(r, result.spec.attack)] if not ok]
-        if unmeasured:
-            text += f"; {len(unmeasured)} clip(s) not measured (first, {unmeasured[0][0]}: {unmeasured[0][1]})"
-        return text + _failed_note(result)
-    if check == "stft_attack":
-        rate = result.rates.get("stft_attack.success_rate") or {"k": 0, "n": 0}
-        return (f"{rate['k']}/{rate['n']} measured clips flipped quietly by the STFT attack (what the rates count)"
-                f"{_failed_note(result)}")
-    return f"over {len(done)} analysed clips{_failed_note(result)}"
-
-
-def _rate_note(result: SpecResult) -> str:
-    """When the spec alone says the model's rate (a plain function has no rate of its own to check it against),
-    the accuracy message says which rate the clips were resampled to: a wrong one shows only as low accuracy."""
-    declared = result.spec.model.get("sample_rate")
-    rate = result.rates.get("accuracy.accuracy") or {}
-    if declared is None or not rate.get("n") or rate["k"] >= _accuracy_min(result) * rate["n"]:
-        return ""
-    return (f"; every clip was resampled to {declared} Hz, the rate model.sample_rate gives: if the model was "
-            f"trained at another rate, that alone gives an accuracy like this")
-
-
-def _accuracy_min(result: SpecResult) -> float:
-    return float(result.spec.checks.get("accuracy", {}).get("min", 0.0))
-
-
-def _failed_note(result: SpecResult) -> str:
-    """Aggregates leave out clips whose analysis crashed: say so, with the first reason."""
-    failed = [r for r in result.samples if r.status == "error"]
-    if not failed:
-        return ""
-    return (f"; {len(failed)} clip(s) failed and are not counted (first, {failed[0].sample.id}: "
-            f"{failed[0].reason})")
 
 
 def _not_analysed(check: str, record: SampleRecord) -> Verdict | None:

@@ -8,22 +8,21 @@ halves the batch on CUDA out-of-memory and checks what comes back.
 
 from __future__ import annotations
 
-import os
-import sysconfig
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..audio import spectrum as spec
 from .fingerprint import NOT_CACHEABLE_HINT, fingerprint_and_reason
+from .origins import NamedError, describe_exception, source_of
 from ..runtime import deadline
 from .boundary import check_labels, check_probabilities, check_sample_rate, output_kind, to_probabilities
 
 __all__ = ["Classifier", "ClassifierError", "ClassifierTimeout", "QueryEngine", "resolve_device", "model_info",
-           "cached_probabilities", "PRECISIONS", "to_device"]
+           "cached_probabilities", "PRECISIONS", "to_device", "describe_exception", "source_of", "model_raised"]
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 """``precision`` (spec ``model.precision``, ``bench --precision``) -> the autocast dtype (None: plain fp32)."""
@@ -39,7 +38,7 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.pin_memory().to(device, non_blocking=True)
 
 
-class ClassifierError(RuntimeError):
+class ClassifierError(NamedError):
     """The classifier could not be loaded or returned something unusable; the message names the model."""
 
 
@@ -339,82 +338,6 @@ class QueryEngine:
 _PASSED_THROUGH = (torch.OutOfMemoryError, ClassifierError, deadline.DeadlineReached)
 """Raised by a model call and handed on as they are: out-of-memory (the engine backs off), already-named model
 errors and the session deadline. Anything else the model raises becomes a ClassifierError naming the model."""
-
-
-def describe_exception(exc: BaseException, origin: str | None = None) -> str:
-    """``Type: message (file:line)`` — what failed and where, without a whole traceback. *Where* is the user's
-    code (:func:`user_frame`): the deepest frame outside this package, installed packages and the standard
-    library; when the traceback has none (the error came from a library the model called, or from this
-    package checking what the model returned), ``origin`` (where the model's code is defined) is named."""
-    import traceback
-
-    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
-    mine = user_frame(frames)
-    if mine is not None:
-        where = f" ({shown_source(mine.filename)}:{mine.lineno})"
-    elif isinstance(exc, ClassifierError):  # already says which model and where its code is: not this package's line
-        where = ""
-    elif origin:
-        where = f" (in a call from the model's code, {origin})" if frames else f" ({origin})"
-    else:
-        where = f" ({shown_source(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_ZOO = os.path.join(_PACKAGE, "zoo")
-
-
-def _library(filename: str) -> bool:
-    """Code that is not the user's: this package (its zoo of demo models aside), installed packages, the
-    standard library, frozen import machinery."""
-    if filename.startswith("<"):
-        return True
-    path = os.path.abspath(filename)
-    if path.startswith(_PACKAGE + os.sep) and not path.startswith(_ZOO + os.sep):
-        return True
-    parts = set(path.split(os.sep))
-    if {"site-packages", "dist-packages"} & parts:
-        return True
-    return any(path.startswith(prefix + os.sep) for prefix in _STDLIB)
-
-
-_STDLIB = tuple(dict.fromkeys(os.path.abspath(p) for p in (sysconfig.get_paths().get("stdlib"),
-                                                             sysconfig.get_paths().get("platstdlib")) if p))
-
-
-def user_frame(frames: list) -> Any:
-    """The deepest traceback frame in the user's code (see :func:`_library`), or None."""
-    return next((f for f in reversed(frames) if not _library(f.filename)), None)
-
-
-def shown_source(filename: str) -> str:
-    """A source file as a person finds it: relative to the working directory when below it, else as is."""
-    try:
-        relative = os.path.relpath(filename)
-    except ValueError:
-        return filename
-    return filename if relative.startswith("..") else relative
-
-
-def source_of(obj: Any) -> str | None:
-    """``file:line`` where ``obj`` (a function, a class, a callable object's class, a module) is defined in
-    the user's code; None when that is unknown or not the user's code."""
-    import inspect
-
-    target = obj
-    if not (inspect.isfunction(target) or inspect.ismethod(target) or inspect.isclass(target)
-            or inspect.ismodule(target)):
-        target = type(obj)
-    target = inspect.unwrap(getattr(target, "__func__", target)) if callable(target) else target
-    try:
-        filename = inspect.getsourcefile(target)
-        line = 1 if inspect.ismodule(target) else inspect.getsourcelines(target)[1]
-    except (TypeError, OSError):
-        return None
-    if not filename or _library(filename):
-        return None
-    return f"{shown_source(filename)}:{line}"
 
 
 def model_raised(name: str, exc: BaseException, origin: str | None = None) -> ClassifierError:
