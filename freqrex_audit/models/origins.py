@@ -87,9 +87,9 @@ def source_of(obj: Any) -> str | None:
     target = inspect.unwrap(getattr(target, "__func__", target)) if callable(target) else target
     try:
         filename = inspect.getsourcefile(target)
+        if not filename or _library(filename):  # checked first: finding a line parses the whole file
+            return None
         line = 1 if inspect.ismodule(target) else inspect.getsourcelines(target)[1]
     except (TypeError, OSError):
-        return None
-    if not filename or _library(filename):
         return None
     return f"{shown_source(filename)}:{line}"
