@@ -239,6 +239,8 @@ def test_a_repeated_path_column_is_a_manifest_error_and_one_clip_under_two_spell
 
     with pytest.raises(DatasetError, match="the header names the column\\(s\\) 'path' more than once"):
         _manifest_samples(tmp_path, "path,path,label\na.wav,b.wav,quiet\n")
+    (tmp_path / "d" / "x").mkdir(parents=True)  # the file exists: only its spellings are in question
+    (tmp_path / "d" / "q.wav").touch()
     samples = _manifest_samples(tmp_path, "path,label\nd/q.wav,quiet\n./d/q.wav,loud\nd/x/../q.wav,loud\n")
     problems = {s.id: s.problem for s in samples}
     assert problems["d/q.wav"] is None
