@@ -23,7 +23,7 @@ import pytest
 from freqrex_audit.engine.summaries import METRICS, metric_definition
 from freqrex_audit.report.tables import TABLE3, stft_names
 from tests.audit_models import write_fragile_dataset, write_robust_dataset
-from tests.audit_runs import REPO, subprocess_env
+from tests.audit_runs import subprocess_env
 from tests.gate_models import write_knife_dataset, write_marker_dataset, write_quiet_bin_dataset
 
 SPECS = {

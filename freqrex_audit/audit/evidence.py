@@ -21,7 +21,7 @@ import math
 
 from ..engine import AttackConfig
 from ..engine.summaries import attack_counts, metric_definition
-from .records import SampleRecord, SpecResult, analysed, wilson
+from .records import SampleRecord, SpecResult, wilson
 
 __all__ = ["DEFAULT_MIN_CLIPS", "DEFAULT_MIN_MEASURED", "attack_evidence", "attack_measured", "attempted",
            "rate_counts", "rate_entry", "required_clips", "shortfall"]

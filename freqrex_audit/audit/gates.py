@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets import Sample
+from .datasets import Sample, near_labels, where_listed
 from ..engine.subsets import is_complete
 from ..engine.transfer import flat_earther_undecided
 from .evidence import DEFAULT_MIN_CLIPS, attack_evidence, attempted, over, rate_entry, shortfall
 from .gate_rules import expected, gate as _gate, rate_gate as _rate_gate, settle as _settle, show as _show
-from .records import Outcome, SampleRecord, SpecResult, Verdict, analysed
+from .messages import context, example_map, failed_note, rate_note
+from .records import Outcome, SampleRecord, SpecResult, Verdict
 from ..specs.loader import Spec
 
 __all__ = ["Verdict", "planned_items", "evaluate", "alpha_toward_peers", "AGGREGATE_SETTINGS"]
@@ -59,7 +60,8 @@ def evaluate(result: SpecResult) -> list[Verdict]:
         verdicts.append(_blocked("accuracy", blocked) if blocked else _settle(
             "accuracy", "aggregate", [_rate_gate("accuracy", result.rates.get("accuracy.accuracy"), ">=",
                                                  settings["min"], settings, "accuracy.accuracy")],
-            settings, _failed_note(result, unanswered=True).lstrip("; "), _measured_rate(result, "accuracy.accuracy")))
+            settings, (failed_note(result, unanswered=True) + rate_note(result)).lstrip("; "),
+            _measured_rate(result, "accuracy.accuracy")))
     for check in PER_CLIP:
         if check in checks:
             verdicts += _per_clip_check(result, check, lambda r, c=check: _per_sample(c, r, spec))
@@ -75,7 +77,7 @@ def evaluate(result: SpecResult) -> list[Verdict]:
             verdicts.append(_blocked(check, blocked))
             continue
         gates = [_aggregate_gate(result, check, key[4:], settings) for key in keys]
-        verdicts.append(_settle(check, "aggregate", gates, settings, _context(result, check),
+        verdicts.append(_settle(check, "aggregate", gates, settings, context(result, check),
                                 _measured_aggregate(result, check)))
     if "composition" in checks:
         verdicts.append(_composition_verdict(result, checks["composition"]))
@@ -89,32 +91,52 @@ def _blocked(check: str, why: str) -> Verdict:
 
 
 def _model_verdict(result: SpecResult) -> Verdict:
-    """model[load]: the model loads and answers, the dataset is readable and every dataset label is a model
-    label. Its gates are recorded like any gate: ``loaded``, ``clips``, ``unknown_labels`` and
-    ``errored_clips`` (a clip whose prediction or analysis errored fails the spec, whatever its checks)."""
+    """model[load]: the model loads and answers, the dataset is readable, every clip a manifest names exists
+    (unless ``dataset.missing_files: skip``) and every dataset label is a model label (naming the rows and the
+    model labels it was probably meant to be). Its gates are recorded like any gate: ``loaded``, ``clips``,
+    ``missing_files``, ``unknown_labels`` and ``errored_clips`` (a clip whose prediction or analysis errored
+    fails the spec, whatever its checks)."""
     loaded = int(result.model_info.get("name") is not None)
     if result.error:  # did not load, or loaded and then hung, failed on every clip, or its dataset is unreadable
         return Verdict("model", "load", Outcome.FAILED, result.error, [_gate("loaded", loaded, ">=", 1)])
-    labels = set(result.model_info["labels"])
-    missing = sorted({r.sample.label for r in result.samples} - labels)
+    dataset = result.spec.dataset
+    labels = list(result.model_info["labels"])
+    unknown = sorted({r.sample.label for r in result.samples} - set(labels))
+    absent = [r.sample for r in result.samples if r.sample.missing]
+    counted_absent = absent if dataset.missing_files == "fail" else []
     tried = attempted(result, "predict")
     errored = [r for r in tried if r.status == "error"]
     gates = [_gate("loaded", 1, ">=", 1), _gate("clips", len(result.samples), ">=", 1),
-             _gate("unknown_labels", len(missing), "<=", 0),
+             _gate("missing_files", len(counted_absent), "<=", 0),
+             _gate("unknown_labels", len(unknown), "<=", 0),
              _gate("errored_clips", len(errored), "<=", 0, k=len(errored), n=len(tried), over="attempted clips")]
     if not result.samples:
-        return Verdict("model", "load", Outcome.FAILED, f"dataset {result.spec.dataset.path} has no clips", gates)
-    if missing:
-        return Verdict("model", "load", Outcome.FAILED, f"dataset labels {missing} are not model labels "
-                                                        f"{sorted(labels)}; map them with dataset.label_map", gates)
+        return Verdict("model", "load", Outcome.FAILED, f"dataset {dataset.path} has no clips", gates)
+    problems = []
+    if counted_absent:
+        problems.append(f"{len(absent)} of {len(result.samples)} clips the manifest names do not exist: "
+                        f"{where_listed(absent, dataset.path)} ({', '.join(repr(s.id) for s in absent[:3])}"
+                        f"{', …' if len(absent) > 3 else ''}); fix the paths, or set dataset.missing_files: skip "
+                        f"to audit the clips that exist")
+    for label in unknown:
+        rows = [r.sample for r in result.samples if r.sample.label == label]
+        near = near_labels(label, labels)
+        hint = f" — did you mean {' or '.join(map(repr, near))}?" if near else ""
+        problems.append(f"dataset label {label!r} ({len(rows)} clip{'s' if len(rows) > 1 else ''}: "
+                        f"{where_listed(rows, dataset.path)}) is not a model label{hint}")
+    if problems:
+        tail = (f"; model labels: {labels}; map dataset labels with dataset.label_map "
+                f"(e.g. label_map: {{{example_map(result, labels)}}})" if unknown else "")
+        return Verdict("model", "load", Outcome.FAILED, "; ".join(problems) + tail, gates)
     if errored:
         first = errored[0]
         return Verdict("model", "load", Outcome.FAILED,
                        f"{result.model_info['name']} failed to answer on {len(errored)} of {len(tried)} attempted "
                        f"clips (each is counted as not measured in every rate); first, {first.sample.id}: "
                        f"{first.reason}", gates)
+    note = f"; {len(absent)} missing clip(s) skipped (dataset.missing_files: skip)" if absent else ""
     return Verdict("model", "load", Outcome.PASSED, f"{result.model_info['name']} loaded; "
-                                                    f"{len(result.samples)} clips, labels match", gates)
+                                                    f"{len(result.samples)} clips, labels match{note}", gates)
 
 
 def _aggregate_gate(result: SpecResult, check: str, metric: str, settings: dict) -> dict:
@@ -165,32 +187,6 @@ def _per_clip_check(result: SpecResult, check: str, judge) -> list[Verdict]:
             v.outcome = Outcome.NOT_MEASURED if settings.get("on_unmeasured") != "skip" else Outcome.SKIPPED
             v.message = f"{v.message}; not measured: only {text}, checks.{check} needs ≥ {floor}"
     return out
-
-
-def _context(result: SpecResult, check: str) -> str:
-    done = analysed(result)
-    if check == "fourier_attack":
-        wins = [r for r in done if r.fourier and r.fourier.success]
-        detail = ", ".join(f"{r.sample.id}: {r.fourier.n_frequencies} freq {r.fourier.mutation}" for r in wins[:5])
-        unmeasured = [(r.sample.id, why) for r in done
-                      for ok, why in [attack_evidence(r, result.spec.attack)] if not ok]
-        miss = (f"; {len(unmeasured)} clip(s) not measured (first, {unmeasured[0][0]}: {unmeasured[0][1]})"
-                if unmeasured else "")
-        return f"{len(wins)}/{len(done)} clips flipped{': ' + detail if detail else ''}{miss}{_failed_note(result)}"
-    if check == "stft_attack":
-        return (f"over {len([r for r in done if r.fourier and r.fourier.success])} successful Fourier attacks"
-                f"{_failed_note(result)}")
-    return f"over {len(done)} analysed clips{_failed_note(result)}"
-
-
-def _failed_note(result: SpecResult, unanswered: bool = False) -> str:
-    """Clips whose prediction or analysis errored stay in the count as not measured: say so, with the first
-    (``unanswered``: only those that errored before the model gave a prediction, for accuracy)."""
-    failed = [r for r in result.samples if r.status == "error" and not (unanswered and r.predicted is not None)]
-    if not failed:
-        return ""
-    return (f"; {len(failed)} clip(s) errored and count as not measured (first, {failed[0].sample.id}: "
-            f"{failed[0].reason})")
 
 
 def _not_analysed(check: str, record: SampleRecord) -> Verdict | None:

@@ -26,7 +26,7 @@ from ..models.input_window import cut_window
 from ..runtime import deadline
 from ..specs.loader import Spec
 from .cache import Cache, hash_array, make_key
-from .datasets import Sample, read_clip
+from .datasets import Sample, near_labels, read_clip
 from .records import SampleRecord
 from .stages import STAGES
 
@@ -183,8 +183,11 @@ def audit_clip(runner: ClipRunner, sample: Sample, rate: int) -> ClipOutcome:
     if sample.problem:  # first: why the clip cannot be read at all (outside the roots, no label…)
         return ClipOutcome(SampleRecord(sample, "skipped", sample.problem))
     if sample.label not in clf.labels:
-        return ClipOutcome(SampleRecord(sample, "skipped", f"label {sample.label!r} is not one of the model's "
-                                                           f"labels (map it with dataset.label_map)"))
+        near = near_labels(sample.label, list(clf.labels))
+        hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+        row = f" (manifest line {sample.line})" if sample.line is not None else ""
+        return ClipOutcome(SampleRecord(sample, "skipped", f"label {sample.label!r}{row} is not one of the model's "
+                                                           f"labels{hint} (map it with dataset.label_map)"))
     try:
         clip = read_clip(sample, rate, spec.dataset.clip_seconds)
         x = clip.samples

@@ -36,7 +36,8 @@ import pytest
 
 from ..specs.discovery import SPEC_SUFFIXES, in_spec_dir
 from .nodeids import is_spec_nodeid, item_id, spec_file
-from .options import MARKER_HELP, MARKERS, STATE, _State, pytest_addoption  # noqa: F401  (pytest finds the hook here)
+from .options import (MARKER_HELP, MARKERS, STATE, _State, check_spaced_values,  # noqa: F401
+                      pytest_addoption)  # pytest finds the hook here
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     config.addinivalue_line("markers", "xdist_group(name): the spec items' group under pytest-xdist (registered "
                                        "here too, so -p no:xdist warns of no unknown mark)")
+    check_spaced_values(config)
     config.stash[STATE] = _State(config)
     config.pluginmanager.register(_Recorder(config.stash[STATE]), "freqrex_recorder")
     if config.pluginmanager.hasplugin("xdist"):
@@ -140,6 +142,7 @@ class SpecFile(pytest.File):
             state.report_problem = unwritable(state.report_root, "report") or ""
         if state.report_problem:
             raise pytest.UsageError(f"freqrex: {state.report_problem}; set --freqrex-report DIR")
+        state.use_import_folders()
         try:
             self.spec = state.session.load(self.path, self.nodeid)
             try:
@@ -201,7 +204,8 @@ class SpecFile(pytest.File):
             line = _progress(self.config, self.spec.name, item)
             try:
                 with claims.hold(self.spec.name) if claims is not None else nullcontext():
-                    result = state.session.run(self.spec, stages=stages, progress=line)
+                    result = state.session.run(self.spec, stages=stages, progress=line, progress_for=lambda name: (
+                        _progress(self.config, name, item)))
             finally:
                 if line is not None:
                     line.close()
@@ -213,21 +217,33 @@ class SpecFile(pytest.File):
 
 
 def _progress(config: pytest.Config, name: str, item: pytest.Item | None):
-    """The spec's progress callback: a live line in pytest's terminal, relayed reports on an xdist worker
-    (when the controller shows progress), or None (-q, not a TTY, never)."""
-    from .xdist import ProgressRelay, progress_wanted
+    """The spec's progress callback: a line in pytest's terminal (live on a TTY, plain every 10 s of work
+    otherwise), relayed reports on an xdist worker (when the controller shows progress), or None (-q, never).
+    It is written through pytest's terminal writer with output capture suspended, as pytest's own live
+    logging is, so plain ``pytest`` (capturing) shows it too, and never into a test's captured output."""
+    from .xdist import ProgressRelay, progress_mode
     from ..runtime.progress import LiveLine
 
     state: _State = config.stash[STATE]
     if state.is_worker:
         where = f"{state.worker_id} {state.device}".strip()
         return ProgressRelay(item, name, where) if state.relay_progress and item is not None else None
-    if not progress_wanted(config):
+    mode = progress_mode(config)
+    if mode is None:
         return None
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter.currentfspath is not None:  # pytest is mid-line ("model_specs/x.yaml ..."): start a new one
-        reporter.write("\n")
-    return LiveLine(name, lambda text: reporter.write(text, flush=True))
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    ours = [False]  # live: the terminal's current line is our own (rewritten with \r)
+
+    def write(text: str) -> None:
+        with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+            if reporter._tw.width_of_current_line and not ours[0]:
+                reporter.write("\n")  # pytest is mid-line ("model_specs/x.yaml ..."): start a new one
+            reporter.write(text, flush=True)
+            ours[0] = mode == "live" and not text.endswith("\n")
+
+    return LiveLine(name, write, plain=mode == "plain")
 
 
 

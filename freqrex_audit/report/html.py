@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import jinja2
 import numpy as np
@@ -24,7 +24,7 @@ from ..runs.read import ResultsError, load_run
 from . import figures
 from .cards import AudioBudget, flipped, pick_cards, sample_card
 from .composites import SidecarLinks, composites_view
-from .decision import card_backlinks, gate_rows, item_key, outcome_of, spec_rows
+from .decision import NOT_RUN_TEXT, card_backlinks, gate_rows, item_key, not_run, outcome_of, spec_rows
 from .tables import TABLE3, as_array, metric_columns, stft_names
 from .format import fmt_bins, fmt_count, fmt_number, fmt_op, fmt_percent, fmt_rate, fmt_share, fmt_snr
 
@@ -141,10 +141,10 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
         "attacks": attacks, "rates": rates, "stft": stft,
         "table3": metric_columns(rates, "fourier_attack", TABLE3),
         "table4": metric_columns(rates, "stft_attack", stft_names(frame_sizes)),
-        "table3_empty": None if attacks.get("attacked") else _why_empty(
-            spec, "fourier_attack", "No clip's attack was measured (the attack runs on correctly labelled clips; "
-                                    "see the clip table for errored and not-measured clips)."),
-        "table4_empty": None if stft.get("measured") else
+        "table3_empty": NOT_RUN_TEXT if not_run(spec, "fourier_attack") else None if attacks.get("attacked")
+        else _why_empty(spec, "fourier_attack", "No clip's attack was measured (the attack runs on correctly "
+                                                "labelled clips; see the clip table for errored and not-measured clips)."),
+        "table4_empty": NOT_RUN_TEXT if not_run(spec, "stft_attack") else None if stft.get("measured") else
         "The STFT attack localises a Fourier flip in time; no clip was flipped by the Fourier attack (or none "
         "is long enough for one frame), so there was nothing to localise.",
         "fig_responsibility": figures.class_responsibility(figs.get("class_responsibility") or {}, labels or classes)

@@ -174,6 +174,8 @@ class ModelSection(Section):
     trust_remote_code: bool = Field(False, description="let transformers run the model folder's code")
     batch_size: Integer(1) = Field(64, description="waveforms per model call")
     timeout_s: Positive = Field(600.0, description="seconds one model call may take; then the model is hung")
+    fingerprint: Text = Field(None, description="a version you change whenever the model's answers may change; "
+                              "makes a model whose state cannot be hashed (a native handle) cacheable")
 
     @classmethod
     def extend_schema(cls, schema: dict) -> None:
@@ -206,6 +208,8 @@ class DatasetSection(Section):
     limit: Integer(1) = Field(None, description="at most this many clips, balanced across classes")
     only_correct: bool = Field(False, description="analyse only clips the model classifies correctly")
     label_map: Optional[dict[str, Text]] = Field(None, description="dataset label -> model label")
+    missing_files: Literal["fail", "skip"] = Field("fail", description="a manifest row naming a file that does not "
+                                                   "exist: fail model[load] naming the rows, or skip those clips")
 
 
 # --- the engine's knobs ----------------------------------------------------------------------------------
