@@ -78,9 +78,13 @@ def rate_counts(result: SpecResult) -> dict[str, dict]:
     wins = [a for a in flips if a.quiet]  # a flip louder than attack.min_snr_db is recorded, not counted
     rates["fourier_attack.success_rate"] = rate_entry(len(wins), n)
     rates["fourier_attack.raw_success_rate"] = rate_entry(len(flips), n)
-    rates["fourier_attack.single_rate"] = rate_entry(sum(a.n_frequencies == 1 for a in wins), n)
-    rates["fourier_attack.five_rate"] = rate_entry(sum((a.n_frequencies or 0) <= 5 for a in wins), n)
+    fewest = [a.fewest_quiet_frequencies or a.n_frequencies or 0 for a in wins]  # any quiet flip that few (#29)
+    rates["fourier_attack.single_rate"] = rate_entry(sum(f == 1 for f in fewest), n)
+    rates["fourier_attack.five_rate"] = rate_entry(sum(f <= 5 for f in fewest), n)
     rates["fourier_attack.int16_survival_rate"] = rate_entry(sum(bool(a.survives_int16) for a in wins), n)
+    peers = [r.peer for r in measured if r.peer is not None]
+    if "peer_attack" in result.spec.checks:
+        rates["peer_attack.success_rate"] = rate_entry(sum(p.success and p.quiet for p in peers), len(peers))
     if result.spec.needs_stft:
         stft_base = [r for r in measured if not r.fourier.success or (r.stft is not None and r.stft.attempted)]
         done = [r.stft for r in stft_base if r.fourier.success and r.stft.success and r.stft.quiet]

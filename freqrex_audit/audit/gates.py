@@ -27,6 +27,7 @@ AGGREGATE_SETTINGS = {  # each ``max_<metric>`` setting is a ceiling on the metr
     "fourier_attack": ("max_success_rate", "max_raw_success_rate", "max_single_rate", "max_five_rate",
                        "max_int16_survival_rate"),
     "stft_attack": ("max_success_rate", "max_rate_256", "max_rate_512", "max_rate_1024", "max_int16_survival_rate"),
+    "peer_attack": ("max_success_rate",),
 }
 PER_CLIP = ("sufficiency", "necessity", "completeness")
 
@@ -212,6 +213,12 @@ def _context(result: SpecResult, check: str) -> str:
         miss = (f"; {len(unmeasured)} clip(s) not measured (first, {unmeasured[0][0]}: {unmeasured[0][1]})"
                 if unmeasured else "")
         return f"{len(wins)}/{len(done)} clips flipped{': ' + detail if detail else ''}{miss}{_failed_note(result)}"
+    if check == "peer_attack":
+        peers = [r for r in done if r.peer is not None]
+        wins = [r for r in peers if r.peer.success and r.peer.quiet]
+        detail = ", ".join(f"{r.sample.id}: {r.peer.snr_db:.1f} dB" for r in wins[:5])
+        return (f"{len(wins)}/{len(peers)} clips flipped quietly by {peers[0].peer.method if peers else 'the peer'} "
+                f"at FreqReX's query count{': ' + detail if detail else ''}{_failed_note(result)}")
     if check == "stft_attack":
         return (f"over {len([r for r in done if r.fourier and r.fourier.success])} successful Fourier attacks"
                 f"{_failed_note(result)}")

@@ -37,6 +37,7 @@ class AttackConfig(Result):
     by ``seed``. The winner is the quietest verified flip, or one with fewer frequencies within ``tie_db`` of
     it. ``continuous: false`` is the ladder alone with the whole budget (Alg 2 and #16's sources, the
     preference quiet → fewer frequencies → quieter): the mutations it reports are the ladder's own.
+    ``noise_draws``: the audit's noise floor asks this many white and pink draws at ``min_snr_db`` first.
     """
 
     mutations: tuple[Mutation, ...] = field(default_factory=default_mutations)
@@ -67,6 +68,7 @@ class AttackConfig(Result):
     probes: int = 8
     tie_db: float = 0.5
     seed: int = 0
+    noise_draws: int = 4
 
     def __post_init__(self) -> None:
         checks = {"max_frequencies": self.max_frequencies >= 1, "query_budget": self.query_budget > VERIFY_RESERVE,
@@ -77,7 +79,8 @@ class AttackConfig(Result):
                   "search_chunk": self.search_chunk >= 1, "nudge": 0 < self.nudge <= 1,
                   "ladder_share": 0 < self.ladder_share <= 1, "walk_flips": self.walk_flips >= 0,
                   "tol_db": self.tol_db > 0, "gradient_pool": self.gradient_pool >= 0, "sparse_bins": self.sparse_bins >= 0,
-                  "probes": self.probes >= 1, "tie_db": self.tie_db >= 0}
+                  "probes": self.probes >= 1, "tie_db": self.tie_db >= 0,
+                  "noise_draws": self.noise_draws >= 0}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"AttackConfig: invalid {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")

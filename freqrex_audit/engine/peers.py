@@ -11,18 +11,15 @@ Methods, with the settings published beside every table:
 
 - ``hopskipjump``: decision-based, L2, untargeted (Chen et al. 2020): ``max_eval`` 200, ``init_eval``
   25, ``init_size`` 50, batch 64;
-- ``simba``: SimBA in its pixel basis with a random order (Guo et al. 2019), ``epsilon`` 0.05 of the
-  clip's peak. ART's SimBA expects a square image; the clip is zero-padded to the next square and
-  reshaped. In the pixel basis with a random order a sample's position is irrelevant, so this is the
-  honest 1-D attack (one sample changed per step); SimBA's DCT basis would transform the folded image
-  in 2-D, which means nothing for audio, and is not offered;
+- ``simba`` is **not offered**: ART's SimBA accepts only a neural-network estimator (it needs the gradient
+  API of a PyTorch/TensorFlow classifier object), not a black box; wrapping the engine as a fake network
+  would be an adapter that pretends, so it is refused with that reason;
 - ``square`` is **not offered**: Square Attack perturbs square windows of an image, which on folded
   audio are strided comb patterns, not an audio perturbation.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -35,12 +32,12 @@ from .explain import as_engine
 from .metrics import snr_db
 from .mutations import flip_margin
 
-PEER_METHODS = ("hopskipjump", "simba")
+PEER_METHODS = ("hopskipjump",)
 UNOFFERED = {"square": "ART's Square Attack perturbs square image windows; on a folded 1-D clip those are strided "
-                       "comb patterns, not an audio perturbation, so no honest 1-D adapter exists"}
+                       "comb patterns, not an audio perturbation, so no honest 1-D adapter exists",
+             "simba": "ART's SimBA accepts only a neural-network estimator (its gradient API), not a black-box "
+                      "classifier; no honest 1-D adapter over the query engine exists"}
 HOPSKIPJUMP = {"norm": 2, "targeted": False, "max_eval": 200, "init_eval": 25, "init_size": 50, "batch_size": 64}
-SIMBA = {"attack": "px", "order": "random", "epsilon": 0.05, "freq_dim": 1, "stride": 1, "targeted": False,
-         "batch_size": 1}
 
 
 class _Budget(Exception):
@@ -75,11 +72,10 @@ class PeerAttack(Result):
 
 
 def art_available() -> bool:
-    try:
-        import art  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """ART is installed (the [art] extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("art") is not None
 
 
 def check_method(method: str) -> None:
@@ -102,14 +98,13 @@ def peer_attack(classifier: Classifier | QueryEngine, x: np.ndarray, original: i
     began, q0 = time.perf_counter(), engine.queries
     x = validate_waveform(x)
     n, classes = len(x), len(engine.labels)
-    side = math.isqrt(n - 1) + 1 if method == "simba" else None
-    shape = (1, side, side) if side else (n,)
+    shape = (n,)
     bound = max(1.0, float(np.abs(x).max()))
     state: dict = {"best": None, "snr": -np.inf, "label": None}
     power_x = x.astype(np.float64)
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        batch = np.asarray(batch, dtype=np.float32).reshape(len(batch), -1)[:, :n]
+        batch = np.asarray(batch, dtype=np.float32).reshape(len(batch), n)
         left = budget - 1 - (engine.queries - q0)  # one query is kept to verify the flip handed out
         if left <= 0:
             raise _Budget()
@@ -125,35 +120,25 @@ def peer_attack(classifier: Classifier | QueryEngine, x: np.ndarray, original: i
                     state.update(best=batch[i].copy(), snr=s, label=label)
                 out[i, label] = 1.0
             else:
-                out[i] = p if method == "simba" else 0.0  # SimBA reads scores; HopSkipJump only decisions
-                if method != "simba":
-                    out[i, original] = 1.0
+                out[i, original] = 1.0  # HopSkipJump reads decisions only
         if short:
             raise _Budget()
         return out
 
     estimator = BlackBoxClassifier(predict, input_shape=shape, nb_classes=classes, clip_values=(-bound, bound))
-    start = np.zeros((1, *shape), dtype=np.float32)
-    start.reshape(1, -1)[0, :n] = x
+    start = x[None].astype(np.float32)
     error = None
     np.random.seed(seed)  # ART draws from numpy's global generator
     try:
-        if method == "hopskipjump":
-            from art.attacks.evasion import HopSkipJump
-            attack = HopSkipJump(estimator, max_iter=1_000_000, verbose=False,
-                                 **{k: v for k, v in HOPSKIPJUMP.items() if k != "batch_size"},
-                                 batch_size=HOPSKIPJUMP["batch_size"])
-        else:
-            from art.attacks.evasion import SimBA
-            attack = SimBA(estimator, max_iter=max(1, budget), verbose=False,
-                           epsilon=SIMBA["epsilon"] * bound, attack="px", order="random", freq_dim=1, stride=1,
-                           targeted=False, batch_size=1)
+        from art.attacks.evasion import HopSkipJump
+
+        attack = HopSkipJump(estimator, max_iter=1_000_000, verbose=False, **HOPSKIPJUMP)
         attack.generate(start, y=np.eye(classes, dtype=np.float32)[[original]])
     except _Budget:
         pass
     except Exception as exc:  # ART refusing the input is reported, not raised: the product's attack still stands
         error = f"{type(exc).__name__}: {exc}"
-    settings = dict(HOPSKIPJUMP if method == "hopskipjump" else SIMBA)
+    settings = dict(HOPSKIPJUMP)
     adversarial, found = state["best"], state["best"] is not None
     if found:  # the product's rule for every flip: a fresh query on exactly the waveform handed out
         p = engine.query(adversarial[None])[0]

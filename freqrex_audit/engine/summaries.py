@@ -35,8 +35,9 @@ def summarize_attacks(fourier: list, stft: list | None = None,
     total = len(fourier)
     wins = [a for a in fourier if a.success]
     quiet = [a for a in wins if a.quiet]
-    single = sum(a.n_frequencies == 1 for a in wins)
-    five = sum((a.n_frequencies or 0) <= 5 for a in wins)
+    fewest = [getattr(a, "fewest_frequencies", None) or a.n_frequencies or 0 for a in wins]  # any flip that few
+    single = sum(f == 1 for f in fewest)
+    five = sum(f <= 5 for f in fewest)
     by_source: dict[str, int] = {}
     won_by: dict[str, int] = {}
     for a in fourier:
@@ -51,7 +52,8 @@ def summarize_attacks(fourier: list, stft: list | None = None,
         "quiet_success_rate": _rate(len(quiet), total),
         "single_rate": _rate(single, total),
         "five_rate": _rate(five, total),
-        "quiet_single_rate": _rate(sum(a.n_frequencies == 1 for a in quiet), total),
+        "quiet_single_rate": _rate(sum((getattr(a, "fewest_quiet_frequencies", None) or a.n_frequencies) == 1
+                                       for a in quiet), total),
         "single_share": _rate(single, len(wins)),
         "five_share": _rate(five, len(wins)),
         "single": single,
