@@ -55,35 +55,40 @@ def attacked(name: str, continuous: bool = True) -> fa.FourierAttack:
 
 
 def boundary_snr(clf: fa.Classifier, x: np.ndarray, b: int, margin: float = 0.05, angles: int = 72) -> float:
-    """The true quietest flip that changes bin ``b`` alone: for each of ``angles`` directions of the
-    complex change δ, bisect |δ| (40 steps) to the smallest flip; the best SNR over directions.
-    Brute force, outside any budget: this is the ground truth the attack is held to."""
+    """The true quietest flip that changes bin ``b`` alone: for each of ``angles`` directions of the complex
+    change δ, scan |δ| on a fine geometric grid for the smallest radius that flips, then bisect (30 steps)
+    between it and the grid point below; the best SNR over directions. Brute force, outside any budget:
+    the ground truth the attack is held to (the scan, not a bisection from far away, so that a region of
+    flips far out — clipped boosts — cannot hide the nearest boundary)."""
     n = len(x)
     spectrum = np.fft.rfft(x.astype(np.float64))
     power = float(np.sum(x.astype(np.float64) ** 2))
     unit = spectrum[b] / abs(spectrum[b])
-    engine = fa.QueryEngine(clf, batch_size=angles)
+    engine = fa.QueryEngine(clf, batch_size=512)
     turns = unit * np.exp(2j * np.pi * np.arange(angles) / angles)
+    original = int(engine.query(x[None])[0].argmax())
+    bound = max(1.0, float(np.abs(x).max()))
 
-    def flips(radii: np.ndarray) -> np.ndarray:
-        waves = np.empty((angles, n), np.float32)
-        for i, (r, t) in enumerate(zip(radii, turns)):
-            d = np.zeros_like(spectrum)
-            d[b] = r * t
-            waves[i] = np.clip(x + np.fft.irfft(d, n), -1, 1)
+    def flips(radii: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        d = np.zeros((len(radii), len(spectrum)), complex)
+        d[:, b] = radii * directions
+        waves = np.clip(x[None] + np.fft.irfft(d, n), -bound, bound).astype(np.float32)  # the product's clip rule
         p = engine.query(waves)
-        original = int(engine.query(x[None])[0].argmax())
-        return np.array([int(q.argmax()) != original and q.max() - q[original] >= margin for q in p])
+        return (p.argmax(1) != original) & (p.max(1) - p[:, original] >= margin)
 
-    lo, hi = np.zeros(angles), np.full(angles, 1e4 * abs(spectrum[b]) + 1e3)
-    top = flips(hi)
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        f = flips(mid)
-        hi, lo = np.where(f, mid, hi), np.where(f, lo, mid)
-    radius = hi[top].min() if top.any() else np.inf
-    return float(10 * np.log10(power / (2 * radius ** 2 / n)))
-
+    grid = abs(spectrum[b]) * np.geomspace(1e-3, 1e4, 141)  # 0.5 dB of energy apart
+    best = np.inf
+    for t in turns:
+        hit = np.flatnonzero(flips(grid, np.full(len(grid), t)))
+        if not len(hit):
+            continue
+        i = hit[0]
+        lo, hi = (grid[i - 1] if i else 0.0), grid[i]
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if flips(np.array([mid]), np.array([t]))[0] else (mid, hi)
+        best = min(best, hi)
+    return float(10 * np.log10(power / (2 * best ** 2 / n)))
 
 def verified(clf, x, atk) -> None:
     assert atk.success and atk.adversarial is not None
@@ -109,9 +114,8 @@ def test_quiet_one_bin_flip_toward_the_runner_up_at_a_bin_with_no_responsibility
     best = attacked("runner_up")
     verified(clf, x, best)
     truth = boundary_snr(clf, x, b)
-    assert best.bins.tolist() == [b] and truth - 1.0 <= best.snr_db <= truth + 1e-6
+    assert best.bins.tolist() == [b] and truth - 1.0 <= best.snr_db <= truth + 0.05
     assert best.snr_db > atk.snr_db + 1 and 2.5 < best.mutation.value < 3.0
-    assert best.ladder_mutation == Mutation("scale", 3.0) and best.ladder_bins.tolist() == [b]
     assert best.queries <= 1000 and sum(best.queries_by_source.values()) == best.queries
 
 
@@ -127,7 +131,7 @@ def test_a_flip_that_needs_x100():
     best = attacked("x100")
     verified(clf, x, best)
     truth = boundary_snr(clf, x, am.bin_of(2500))
-    assert best.bins.tolist() == [am.bin_of(2500)] and truth - 1.0 <= best.snr_db <= truth + 1e-6
+    assert best.bins.tolist() == [am.bin_of(2500)] and truth - 1.0 <= best.snr_db <= truth + 0.05
 
 
 def test_phase_only_sensitivity_is_found_and_a_tie_is_not_a_flip():
@@ -144,7 +148,7 @@ def test_phase_only_sensitivity_is_found_and_a_tie_is_not_a_flip():
     best = attacked("phase")
     verified(clf, x, best)
     truth = boundary_snr(clf, x, am.bin_of(440))
-    assert am.bin_of(440) in best.bins.tolist() and truth - 1.0 <= best.snr_db <= truth + 1e-6
+    assert am.bin_of(440) in best.bins.tolist() and truth - 1.0 <= best.snr_db <= truth + 0.05
     assert best.snr_db > atk.snr_db + 4
 
 
@@ -220,7 +224,7 @@ def test_the_quietest_flip_lies_between_two_rungs_and_is_found_within_1_db():
     best = fa.fourier_attack(clf, x, exp)
     verified(clf, x, best)
     truth = boundary_snr(clf, x, b)
-    assert best.bins.tolist() == [b] and truth - 1.0 <= best.snr_db <= truth + 1e-6
+    assert best.bins.tolist() == [b] and truth - 1.0 <= best.snr_db <= truth + 0.05
     assert 3.0 < best.mutation.value < 3.4 and best.snr_db > ladder.snr_db + 4
     assert ladder.snr_db < truth - 4  # the rung above is > 4 dB louder than the boundary
     assert best.queries <= 1000 and sum(best.queries_by_source.values()) == best.queries

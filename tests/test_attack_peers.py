@@ -114,3 +114,18 @@ def test_peer_attack_spec_keys(folder):  # noqa: F811
         load_spec(write(folder, base.replace("sufficiency: {}", "sufficiency: {}, peer_attack: {method: square, "
                                                                 "max_success_rate: 0.5}")))
     assert "no honest 1-D adapter" in str(info.value) or "strided" in str(info.value)
+
+
+def test_bench_peers_table_counts_quiet_flips_medians_and_noise_defects():
+    from freqrex_audit.bench.peers import PeerRow, format_peer_table, summary
+
+    rows = [PeerRow("m", "a", "x", 1000, 400, 25.0, 1, "walk", 21.0, 1000, 0, 16),
+            PeerRow("m", "b", "x", 900, 300, 12.0, 1000, "boundary", 30.0, 900, 3, 16),  # noise flips, we are louder
+            PeerRow("m", "c", "x", 800, 200, None, None, None, None, 53, 0, 16)]
+    s = summary(rows, 20.0)
+    assert (s["quiet_freqrex"], s["quiet_hsj"], s["quiet_noise"]) == (1, 2, 1)
+    assert s["median_freqrex"] == 18.5 and s["median_hsj"] == 25.5 and s["both"] == 2
+    assert (s["freqrex_quieter"], s["hsj_quieter"]) == (1, 1) and s["louder_than_noise"] == ["m b"]
+    table = format_peer_table(rows, 20.0)
+    assert "| m | a | 1,000 (400 + 600) | 25.0 (1, walk) | 21.0 | 0/16 |" in table
+    assert "max_eval 200" in table and "init_eval 25" in table and "init_size 50" in table and "batch_size 64" in table

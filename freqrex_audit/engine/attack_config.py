@@ -59,7 +59,7 @@ class AttackConfig(Result):
     search_chunk: int = 32
     batch_size: int | None = None
     continuous: bool = True
-    ladder_share: float = 0.3
+    ladder_share: float = 0.2
     walk_flips: int = 4
     tol_db: float = 0.5
     gradient_pool: int = 24
