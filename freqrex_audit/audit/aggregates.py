@@ -104,6 +104,12 @@ def metrics(result: SpecResult) -> dict:
     alpha = alpha_toward_peers(result)
     if alpha:
         metrics["transferability.min_alpha"] = min(alpha.values())
+    figures = [r.robustness for r in done if r.fourier is not None]
+    flipped = [f["snr_db"] for f in figures if f]
+    metrics["robustness.median_quietest_snr_db"] = float(np.median(flipped)) if flipped else None
+    metrics["robustness.defects"] = sum(bool(f and f["defect"]) for f in figures) if figures else None
+    metrics["noise_floor.fragile_rate"] = (_mean([float(r.noise.fragile) for r in done if r.noise is not None])
+                                           if any(r.noise is not None for r in done) else None)
     queries = [r.explanation.queries for r in done]
     metrics["freqrex.mean_queries"] = _mean(queries)
     return _finite(metrics)

@@ -130,6 +130,11 @@ def rate_counts(result: SpecResult) -> dict[str, dict]:
                            spec.stft_attack.frame_sizes, [len(r.explanation.waveform) for r in measured])
     for name, (k, n) in counts.items():
         rates[name] = {**rate_entry(k, n, len(pool), errored, clips=len(measured)), "over": over(name)}
+    peers = [r.peer for r in measured if r.peer is not None]
+    if "peer_attack" in spec.checks:
+        name = "peer_attack.success_rate"
+        rates[name] = {**rate_entry(sum(p.success and p.quiet for p in peers), len(peers), len(pool), errored),
+                       "over": over(name)}
     return rates
 
 

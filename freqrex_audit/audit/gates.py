@@ -28,6 +28,7 @@ AGGREGATE_SETTINGS = {  # each ``max_<metric>`` setting is a ceiling on the metr
     "fourier_attack": ("max_success_rate", "max_raw_success_rate", "max_single_rate", "max_five_rate",
                        "max_int16_survival_rate"),
     "stft_attack": ("max_success_rate", "max_rate_256", "max_rate_512", "max_rate_1024", "max_int16_survival_rate"),
+    "peer_attack": ("max_success_rate",),
 }
 PER_CLIP = ("sufficiency", "necessity", "completeness")
 

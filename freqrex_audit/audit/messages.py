@@ -36,6 +36,14 @@ def context(result: SpecResult, check: str) -> str:
         if unmeasured:
             text += f"; {len(unmeasured)} clip(s) not measured (first, {unmeasured[0][0]}: {unmeasured[0][1]})"
         return text + failed_note(result)
+    if check == "peer_attack":
+        rate = result.rates.get("peer_attack.success_rate") or {"k": 0, "n": 0}
+        peers = [r for r in attack_measured(result) if r.peer is not None]
+        wins = [r for r in peers if r.peer.success and r.peer.quiet]
+        detail = ", ".join(f"{r.sample.id}: {r.peer.snr_db:.1f} dB" for r in wins[:5])
+        method = peers[0].peer.method if peers else "the peer"
+        return (f"{rate['k']}/{rate['n']} measured clips flipped quietly by {method} at FreqReX's query count"
+                f"{': ' + detail if detail else ''}{failed_note(result)}")
     if check == "stft_attack":
         rate = result.rates.get("stft_attack.success_rate") or {"k": 0, "n": 0}
         return (f"{rate['k']}/{rate['n']} measured clips flipped quietly by the STFT attack (what the rates count)"

@@ -20,6 +20,8 @@ from ..adapters.loader import load_classifier
 from ..audio.io import AudioError, validate_waveform
 from ..engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
 from ..engine.responsibility import STOP_REASONS
+from ..engine.noise_floor import NoiseFloor, noise_floor
+from ..engine.peers import PeerAttack, peer_attack
 from ..models.classifier import (Classifier, ClassifierTimeout, QueryEngine, cached_probabilities,
                                  describe_exception)
 from ..models.input_window import cut_window
@@ -33,7 +35,8 @@ from .stages import STAGES
 __all__ = ["PHASES", "WorkCounts", "ClipOutcome", "ClipRunner", "audit_clip", "load_model", "verify"]
 
 
-PHASES = ("predict", "original", "responsibility", "subsets", "verify", "fourier_attack", "stft_attack", "composition",
+PHASES = ("predict", "original", "responsibility", "subsets", "verify", "noise_floor", "fourier_attack", "peer_attack",
+          "stft_attack", "composition",
           "transferability")
 """Where a spec's model queries go, as ``timings.per_spec.*.queries_by_phase`` names them."""
 
@@ -144,13 +147,34 @@ class ClipRunner:
             self.queries_by_phase["verify"] += self.engine.queries - q0
         if not self.stages & {"fourier", "stft"}:
             return record
+        attack_cfg = self.spec.attack.to_dict()
+        if self.spec.attack.noise_draws:  # the noise floor first: is the clip fragile to plain noise?
+            q0 = self.engine.queries
+            self.stage = "in the noise floor"
+            record.noise = self.cached(
+                "noise", (audio, attack_cfg),
+                lambda: noise_floor(self.engine, x, exp.target, self.spec.attack.min_snr_db,
+                                    self.spec.attack.noise_draws, self.spec.attack.min_margin, self.spec.attack.seed),
+                lambda f, a: f.to_dict(a), lambda d, a: NoiseFloor.from_dict(d, a))
+            self.queries_by_phase["noise_floor"] += self.engine.queries - q0
         q0 = self.engine.queries
         self.stage = "in the Fourier attack"
-        attack_cfg = self.spec.attack.to_dict()
         record.fourier = self.cached("fourier", (audio, cfg, attack_cfg),
                                      lambda: fourier_attack(self.engine, x, exp, self.spec.attack),
                                      lambda f, a: f.to_dict(a), lambda d, a: FourierAttack.from_dict(d, a))
         self.queries_by_phase["fourier_attack"] += self.engine.queries - q0
+        peer = self.spec.checks.get("peer_attack")
+        if peer is not None and "peer" in self.stages:
+            # the same query count FreqReX used on this clip: its explanation and its attack
+            budget = exp.queries + record.fourier.queries
+            method, snr = peer.get("method", "hopskipjump"), peer.get("min_snr_db", self.spec.attack.min_snr_db)
+            q0 = self.engine.queries
+            record.peer = self.cached(
+                "peer", (audio, cfg, attack_cfg, method, budget, snr),
+                lambda: peer_attack(self.engine, x, exp.target, method, budget, self.spec.attack.min_margin, snr,
+                                    self.spec.attack.seed),
+                lambda f, a: f.to_dict(a), lambda d, a: PeerAttack.from_dict(d, a))
+            self.queries_by_phase["peer_attack"] += self.engine.queries - q0
         if self.spec.needs_stft and "stft" in self.stages:
             smallest = min(self.spec.stft_attack.frame_sizes)
             if len(x) < smallest:  # Algorithm 3 has no frame to change; the STFT rates leave the clip out

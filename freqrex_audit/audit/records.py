@@ -15,6 +15,8 @@ from typing import Any, Iterable
 
 from .datasets import Sample
 from ..engine import Explanation, FourierAttack, STFTAttack
+from ..engine.noise_floor import NoiseFloor, robustness
+from ..engine.peers import PeerAttack
 from ..specs.loader import Spec
 
 __all__ = ["Outcome", "OUTCOMES", "GREEN", "RED", "NOT_RUN", "Verdict", "SampleRecord", "SpecResult",
@@ -126,12 +128,19 @@ class SampleRecord:
     explanation: Explanation | None = None
     fourier: FourierAttack | None = None
     stft: STFTAttack | None = None
+    noise: NoiseFloor | None = None  # the noise floor, asked before the attack (#29)
+    peer: PeerAttack | None = None  # the field's attack at the same query count (checks.peer_attack)
     verification: dict | None = None
     notes: list[str] = field(default_factory=list)  # what did not stop the analysis: clipping, cut to clip_seconds…
 
     @property
     def analysed(self) -> bool:
         return self.explanation is not None
+
+    @property
+    def robustness(self) -> dict | None:
+        """The quietest flip by any method (FreqReX, the peer, noise), with the method and any defect."""
+        return robustness(self.fourier, self.peer, self.noise)
 
 
 @dataclass

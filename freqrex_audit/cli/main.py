@@ -34,6 +34,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Explanation cost against the model's own forward time, per model and clip length."""
     from ..bench.timing import bench_model, format_table, rows_as_json
 
+    if args.peers:
+        from ..bench.peers import format_peer_table, peer_rows
+        from ..bench.peers import rows_as_json as peer_json
+
+        if not args.models:
+            print("freqrex-audit bench --peers: give the specs to measure (their model, dataset and configs)",
+                  file=sys.stderr)
+            return 2
+        device = "cpu" if args.device == "auto" else args.device
+        rows = peer_rows(args.models, snr_db=args.snr, noise_draws=args.noise_draws, device=device)
+        print(format_peer_table(rows, args.snr))
+        if args.json:
+            Path(args.json).write_text(json.dumps(peer_json(rows, args.snr), indent=1))
+            print(f"wrote {args.json}", file=sys.stderr)
+        return 0
     if args.queries:
         from ..bench.queries import format_query_table, query_rows, query_rows_as_json
 
@@ -278,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: count an explanation's queries on the planted single-band model (at each "
                             "--seconds) and the planted 2/4/8-band conjunctions; deterministic, no zoo models")
     bench.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0], help="seeds for --queries")
+    bench.add_argument("--peers", action="store_true",
+                       help="with spec files as MODELS: FreqReX's quietest flip vs ART's HopSkipJump at the same query "
+                            "count vs white noise, per clip (#29; needs the [art] extra)")
+    bench.add_argument("--snr", type=float, default=20.0, help="--peers: the quiet threshold and the noise level, dB")
+    bench.add_argument("--noise-draws", type=positive_int, default=16, help="--peers: white-noise draws per clip")
     bench.add_argument("--json", help="write the measurements as JSON to this file")
     bench.set_defaults(run=cmd_bench)
 

@@ -27,6 +27,7 @@ DENOMINATORS = {
     "measured clips": "clips whose Fourier attack is evidence: a quiet flip, or a search that covered the rule "
                       "(README, 'Checks and gates')",
     "verified flips": "measured clips whose attack found a verified flip, at any loudness",
+    "peer-attacked clips": "measured clips the peer attack ran on (checks.peer_attack)",
     "STFT-measured clips": "measured clips at least one STFT frame long (a clip the Fourier attack could not "
                            "flip counts as one the STFT attack could not flip)",
     "STFT-attempted clips": "STFT-measured clips with a Fourier flip, which the STFT attack tried to localise "
@@ -51,6 +52,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "fourier_attack.int16_survival_share": ("verified flips that still flip after a 16-bit WAV round trip",
                                             "verified flips"),
     "fourier_attack.median_snr_db": ("median SNR (dB) of the verified flips", "verified flips"),
+    "peer_attack.success_rate": ("clips a peer attack (ART) flipped quietly at FreqReX's own query count",
+                                 "peer-attacked clips"),
     "stft_attack.success_rate": ("clips with a quiet STFT flip (SNR ≥ stft_attack.min_snr_db)", "STFT-measured clips"),
     "stft_attack.rate_<w>": ("clips whose quiet STFT flip changed <w>-sample frames", "STFT-measured clips"),
     "stft_attack.int16_survival_rate": ("clips with a quiet STFT flip that survives a 16-bit WAV round trip",
@@ -100,14 +103,16 @@ def attack_counts(fourier: Sequence, stft: Sequence | None = None, frame_sizes: 
     n = len(fourier)
     flips = [a for a in fourier if a.success]
     quiet = [a for a in flips if a.quiet]
+    fewest_quiet = [_fewest(a, quiet=True) for a in quiet]
+    fewest = [_fewest(a, quiet=False) for a in flips]
     counts = {
         "fourier_attack.success_rate": (len(quiet), n),
         "fourier_attack.raw_success_rate": (len(flips), n),
-        "fourier_attack.single_rate": (sum(a.n_frequencies == 1 for a in quiet), n),
-        "fourier_attack.five_rate": (sum((a.n_frequencies or 0) <= 5 for a in quiet), n),
+        "fourier_attack.single_rate": (sum(f == 1 for f in fewest_quiet), n),
+        "fourier_attack.five_rate": (sum(f <= 5 for f in fewest_quiet), n),
         "fourier_attack.int16_survival_rate": (sum(bool(a.survives_int16) for a in quiet), n),
-        "fourier_attack.single_share": (sum(a.n_frequencies == 1 for a in flips), len(flips)),
-        "fourier_attack.five_share": (sum((a.n_frequencies or 0) <= 5 for a in flips), len(flips)),
+        "fourier_attack.single_share": (sum(f == 1 for f in fewest), len(flips)),
+        "fourier_attack.five_share": (sum(f <= 5 for f in fewest), len(flips)),
         "fourier_attack.int16_survival_share": (sum(bool(a.survives_int16) for a in flips), len(flips)),
     }
     if stft is not None:
@@ -123,6 +128,14 @@ def attack_counts(fourier: Sequence, stft: Sequence | None = None, frame_sizes: 
             counts[f"stft_attack.rate_{w}"] = (sum(s.frame_size == w for s in won), m)
             counts[f"stft_attack.share_{w}"] = (sum(s.frame_size == w for s in done), len(tried))
     return counts
+
+
+def _fewest(attack, quiet: bool) -> int:
+    """The fewest frequencies of any verified-search flip on this clip (quiet ones only with ``quiet``): the
+    returned flip is the quietest, which may mutate more bins than another flip the search also found. Attacks
+    saved before #29 know only their returned flip."""
+    fewest = getattr(attack, "fewest_quiet_frequencies" if quiet else "fewest_frequencies", None)
+    return int(fewest or attack.n_frequencies or 0)
 
 
 def _value(count: tuple[int, int]) -> float:

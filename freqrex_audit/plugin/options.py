@@ -21,6 +21,7 @@ MARKERS = {
     "necessity": "freqrex_necessity",
     "completeness": "freqrex_completeness",
     "fourier_attack": "freqrex_attack",
+    "peer_attack": "freqrex_peer",
     "stft_attack": "freqrex_stft",
     "composition": "freqrex_composition",
     "transferability": "freqrex_transfer",

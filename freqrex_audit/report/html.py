@@ -153,12 +153,33 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
         if figs.get("necessary_histogram") else None,
         "fig_empty": _why_empty(spec, "sufficiency", "No analysed clip had a necessary set."),
         "inverse": inverse_table(spec, arrays, labels or classes),
+        "attack_table": attack_rows(samples, clip_ids),
         "clips": [{"sample": s, "anchor": clip_ids[s["id"]], "card": carded.get(s["id"]),
                    "flipped": flipped(s), "attack": s.get("fourier_attack"),
                    "gates": backlinks.get((name, s["id"]), [])} for s in samples],
         "cards": cards, "cards_left_out": len(analysed) - len(cards), "max_cards": max_cards,
         "timing": timing,
     }
+
+
+def attack_rows(samples: list[dict], clip_ids: dict) -> list[dict]:
+    """#29's attack table, one row per attacked clip: FreqReX beside the peer attack and the noise floor, and
+    the clip's robustness figure (the quietest flip by any method), from results.json alone."""
+    rows = []
+    for s in samples:
+        atk = s.get("fourier_attack")
+        if not atk:
+            continue
+        peer, noise, fig = s.get("peer_attack") or {}, s.get("noise_floor") or {}, s.get("robustness") or {}
+        rows.append({
+            "id": s["id"], "anchor": clip_ids.get(s["id"]),
+            "freqrex": atk.get("snr_db") if atk.get("success") else None, "freqrex_n": atk.get("n_frequencies"),
+            "freqrex_q": atk.get("queries"), "freqrex_source": atk.get("source"),
+            "peer_method": peer.get("method"), "peer": peer.get("snr_db") if peer.get("success") else None,
+            "peer_q": peer.get("queries"), "peer_n": peer.get("n_changed"), "peer_error": peer.get("error"),
+            "noise_db": noise.get("snr_db"), "noise_flips": noise.get("flips") or {}, "noise_draws": noise.get("draws"),
+            "quietest": fig.get("snr_db"), "method": fig.get("method"), "defect": fig.get("defect")})
+    return rows
 
 
 def _cell_style(value: float) -> str:

@@ -84,7 +84,16 @@ _SAMPLE = {"type": "object", "required": ["id", "status"],
                           "reason": _STR_OR_NULL, "notes": {"type": "array", "items": _STR},
                           "predicted": _STR_OR_NULL, "confidence": _NUM,
                           "explanation": {"anyOf": [{"type": "null"}, _EXPLANATION]},
-                          "fourier_attack": _ATTACK, "stft_attack": _ATTACK, "verification": _OBJ_OR_NULL}}
+                          "fourier_attack": _ATTACK, "stft_attack": _ATTACK, "verification": _OBJ_OR_NULL,
+                          "noise_floor": {"type": ["object", "null"],
+                                          "properties": {"snr_db": _NUM, "draws": _INT,
+                                                         "flips": {"type": "object", "additionalProperties": _INT}}},
+                          "peer_attack": {"type": ["object", "null"],
+                                          "properties": {"method": _STR, "success": {"type": "boolean"},
+                                                         "snr_db": _NUM, "queries": _INT, "budget": _INT}},
+                          "robustness": {"type": ["object", "null"],
+                                         "properties": {"snr_db": _NUM, "method": _STR,
+                                                        "defect": _STR_OR_NULL}}}}
 _NUMBERS = {"type": "array", "items": _NUM}
 _TABLES = {"type": "object", "properties": {
     "sufficiency_by_class": {"type": "object", "additionalProperties": {"type": "object",

@@ -74,6 +74,9 @@ def _sample_dict(index: int, record: Any, name: str, arrays: dict) -> dict:
         "fourier_attack": (record.fourier.to_dict(arrays, f"{base}.fourier_attack", timings=False)
                            if record.fourier else None),
         "stft_attack": record.stft.to_dict(arrays, f"{base}.stft_attack", timings=False) if record.stft else None,
+        "noise_floor": record.noise.to_dict(arrays, f"{base}.noise_floor", timings=False) if record.noise else None,
+        "peer_attack": record.peer.to_dict(arrays, f"{base}.peer_attack", timings=False) if record.peer else None,
+        "robustness": record.robustness,
         "verification": record.verification,
     }
 
@@ -83,7 +86,8 @@ def _sample_timing(record: Any) -> dict:
     out: dict[str, Any] = {}
     if record.explanation is not None:
         out["explanation"] = {k: round(v, 6) for k, v in sorted(record.explanation.seconds_by_phase.items())}
-    for name, value in (("fourier_attack", record.fourier), ("stft_attack", record.stft)):
+    for name, value in (("fourier_attack", record.fourier), ("stft_attack", record.stft), ("noise_floor", record.noise),
+                        ("peer_attack", record.peer)):
         if value is not None:
             out[name] = round(value.seconds, 6)
     return out

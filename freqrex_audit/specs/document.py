@@ -264,6 +264,13 @@ class AttackSection(Section):
     screen_bins: Integer(0) = Field(AX.screen_bins, description="top-ranked bins tried alone first")
     degenerate_bins: Integer(0) = Field(AX.degenerate_bins, description="a sufficient set this small widens the pool")
     degenerate_share: Rate = Field(AX.degenerate_share, description="... or one under this share of all bins")
+    continuous: bool = Field(AX.continuous, description="walk flips to the boundary and search continuous gains "
+                             "(#29); false: the ladder alone, Alg 2's mutations")
+    ladder_share: Annotated[float, Range(0.01, 1.0)] = Field(AX.ladder_share, description="share of the budget the ladder's sources get first")
+    sparse_bins: Integer(0) = Field(AX.sparse_bins, description="bins of the boundary search (capped by max_frequencies)")
+    noise_draws: Integer(0) = Field(AX.noise_draws, description="white and pink noise draws at min_snr_db before "
+                                    "the attack (the noise floor); 0: none")
+    seed: Integer(0) = Field(AX.seed, description="seed of the boundary search's random probes")
     batch_size: Integer(1) = Field(None, description="queries per model call (default: the model's)")
 
 
@@ -356,6 +363,24 @@ class FourierAttackCheck(Check):
     budget: Integer(1) = Field(None, description="older place of attack.max_frequencies (give it once)")
 
 
+class PeerAttackCheck(Check):
+    """The field's attack as a peer (#29): ART's implementation through the same engine, given the query
+    count FreqReX used on each clip (explanation + attack). Needs the [art] extra."""
+
+    gates: ClassVar = ("max_success_rate",)
+    method: Literal["hopskipjump", "simba", "square"] = Field(
+        "hopskipjump", description="ART's attack; simba and square are refused (no honest 1-D adapter, see README)")
+    max_success_rate: Rate = _setting("[aggregate]: most clips the peer flips quietly (SNR ≥ min_snr_db)")
+    min_snr_db: float = Field(None, description="a peer flip this quiet counts (default: attack.min_snr_db)")
+
+    @model_validator(mode="after")
+    def _offered(self) -> "PeerAttackCheck":
+        from ..engine.peers import check_method
+
+        check_method(self.method)
+        return self
+
+
 class STFTAttackCheck(Check):
     """How often the STFT attack flips the label (give at least one gate)."""
 
@@ -404,6 +429,7 @@ class Checks(Section):
     necessity: Optional[NecessityCheck] = None
     completeness: Optional[CompletenessCheck] = None
     fourier_attack: Optional[FourierAttackCheck] = None
+    peer_attack: Optional[PeerAttackCheck] = None
     stft_attack: Optional[STFTAttackCheck] = None
     composition: Optional[CompositionCheck] = None
     transferability: Optional[TransferabilityCheck] = None
