@@ -84,7 +84,7 @@ def test_peer_attack_check_through_an_audit(tmp_path, monkeypatch):
     write_fragile_dataset(tmp_path / "data", per_class=1)
     (tmp_path / "spec.yaml").write_text(
         'model: {target: "tests.audit_models:fragile", batch_size: 64}\n'
-        "dataset: {path: data}\nfreqrex: {seed: 0}\nattack: {query_budget: 120, noise_draws: 2, min_snr_db: 10}\n"
+        "dataset: {path: data}\nfreqrex: {seed: 0}\nattack: {query_budget: 320, noise_draws: 2, min_snr_db: 10}\n"
         "checks:\n  fourier_attack: {max_success_rate: 1.0}\n"
         "  peer_attack: {method: hopskipjump, max_success_rate: 1.0}\n")
     monkeypatch.chdir(tmp_path)
