@@ -193,7 +193,7 @@ def test_the_aggregate_message_names_the_flips_the_gate_counted(tmp_path, monkey
     table4 = table4[:table4.index("</table>")]
     stft = spec["rates"]["stft_attack.success_rate"]
     assert f'<td class="measured">{stft["n"]} · ' in table4  # the gate's n, not another count
-    assert f'{stft["k"]} of {stft["n"]} clips' in table4
+    assert f'{stft["k"]} of {stft["n"]} STFT-measured clips' in table4  # the gate's own rate, under its named denominator
 
 
 def test_a_check_that_did_not_run_says_not_run(project):
