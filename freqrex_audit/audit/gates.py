@@ -17,7 +17,7 @@ from ..engine.subsets import is_complete
 from ..engine.transfer import flat_earther_undecided
 from .evidence import DEFAULT_MIN_CLIPS, attack_evidence, attempted, over, rate_entry, shortfall
 from .gate_rules import expected, gate as _gate, rate_gate as _rate_gate, settle as _settle, show as _show
-from .messages import context, example_map, failed_note, rate_note
+from .messages import change_text, context, example_map, failed_note, rate_note
 from .records import Outcome, SampleRecord, SpecResult, Verdict
 from ..specs.loader import Spec
 
@@ -264,7 +264,7 @@ def _attack_sample(record: SampleRecord, spec: Spec, min_frequencies: int) -> Ve
     hz = ", ".join(f"{h:.0f} Hz" for h in atk.hz[:5])
     ok = atk.n_frequencies >= min_frequencies
     msg = (f"{key}: attack flipped {e.labels[atk.original_label]!r} → {e.labels[atk.new_label]!r} with "
-           f"{atk.n_frequencies} frequenc{'y' if atk.n_frequencies == 1 else 'ies'} ({hz}) {atk.mutation}, "
+           f"{atk.n_frequencies} frequenc{'y' if atk.n_frequencies == 1 else 'ies'} ({hz}) {change_text(atk)}, "
            f"SNR {atk.snr_db:.1f} dB; spec requires >= {min_frequencies} (checks.fourier_attack.min_frequencies)")
     return Verdict("fourier_attack", key, Outcome.PASSED if ok else Outcome.FAILED, msg,
                    [_gate("attack_frequencies", atk.n_frequencies, ">=", min_frequencies)])

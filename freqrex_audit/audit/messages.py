@@ -9,7 +9,15 @@ from .datasets import near_labels
 from .evidence import attack_evidence, attack_measured
 from .records import SpecResult, analysed
 
-__all__ = ["context", "rate_note", "failed_note", "example_map"]
+__all__ = ["context", "rate_note", "failed_note", "example_map", "change_text"]
+
+
+def change_text(attack) -> str:
+    """A Fourier flip's change in words: its mutation (``×0.75``), or, for a flip of #29's walk or boundary
+    search, which moved each bin by its own complex amount (``gain`` / ``phase_deg`` per bin), that search."""
+    if attack.mutation is not None:
+        return str(attack.mutation)
+    return f"(per-bin changes by the {attack.source} search)" if attack.source else ""
 
 
 def context(result: SpecResult, check: str) -> str:
@@ -23,7 +31,7 @@ def context(result: SpecResult, check: str) -> str:
         flips = [r for r in measured if r.fourier.success]
         quiet = [r for r in flips if r.fourier.quiet]
         loud = [r for r in flips if not r.fourier.quiet]
-        detail = ", ".join(f"{r.sample.id}: {r.fourier.n_frequencies} freq {r.fourier.mutation}, "
+        detail = ", ".join(f"{r.sample.id}: {r.fourier.n_frequencies} freq {change_text(r.fourier)}, "
                            f"{r.fourier.snr_db:.1f} dB" for r in quiet[:5]) + (", …" if len(quiet) > 5 else "")
         snr = result.spec.attack.min_snr_db
         text = (f"{rate['k']}/{rate['n']} measured clips flipped quietly (SNR ≥ {snr:g} dB, what the rates count)"
