@@ -57,11 +57,12 @@ def run_clip(spec: Any, device: str, cache_root: Any, sample: Any,
             return ClipOutcome(SampleRecord(sample, "skipped", str(exc)), remote=True)
         _RUNNERS[key] = ClipRunner(spec, clf, Cache(cache_root))
     runner = _RUNNERS[key]
-    q0, phases0, cache0 = runner.engine.queries, dict(runner.queries_by_phase), runner.cache.counts()
+    q0, phases0, cache0, c0 = runner.engine.queries, dict(runner.queries_by_phase), runner.cache.counts(), runner.engine.calls
     outcome = audit_clip(runner, sample, spec.dataset.sample_rate or runner.clf.sample_rate)
     spent = WorkCounts(runner.engine.queries - q0,
                        {p: c - phases0.get(p, 0) for p, c in runner.queries_by_phase.items() if c - phases0.get(p, 0)},
-                       {name: count - cache0[name] for name, count in runner.cache.counts().items()})
+                       {name: count - cache0[name] for name, count in runner.cache.counts().items()},
+                       runner.engine.calls - c0)
     return dataclasses.replace(outcome, remote=True, counts=spent)
 
 

@@ -48,9 +48,11 @@ class WorkCounts:
     queries: int = 0
     queries_by_phase: dict[str, int] = field(default_factory=dict)
     cache: dict[str, int] = field(default_factory=dict)
+    calls: int = 0  # model calls through the spec's QueryEngine (queries / calls: the mean batch filled)
 
     def add(self, other: "WorkCounts") -> None:
         self.queries += other.queries
+        self.calls += other.calls
         for phase, count in other.queries_by_phase.items():
             self.queries_by_phase[phase] = self.queries_by_phase.get(phase, 0) + count
         for name, count in other.cache.items():

@@ -164,6 +164,7 @@ class SpecResult:
     verdicts: list[Verdict] = field(default_factory=list)
     rates: dict = field(default_factory=dict)  # "check.metric" -> {"k", "n", "value", "low", "high"}
     peer_work: dict = field(default_factory=dict)  # peer -> {"seconds", "queries", "cache"} spent on it for this spec
+    calls: int = 0  # model calls through the spec's QueryEngine (transferability's α/β engines are apart)
 
     @property
     def name(self) -> str:

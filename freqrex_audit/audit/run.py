@@ -120,11 +120,12 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     result.verdicts = deadline_verdicts(result, evaluate(result))
     # the spec's own work only: what its peers cost (computed here for transferability) is in peer_work
     own = WorkCounts(runner.engine.queries if runner else 0, dict(runner.queries_by_phase if runner else {}),
-                     {k: v - cache0[k] for k, v in cache.counts().items()})
+                     {k: v - cache0[k] for k, v in cache.counts().items()}, runner.engine.calls if runner else 0)
     own.add(remote)
     peers = result.peer_work.values()
     result.seconds = time.perf_counter() - began - sum(p["seconds"] for p in peers)
     result.queries = own.queries
+    result.calls = own.calls
     result.queries_by_phase = {k: v for k, v in own.queries_by_phase.items() if v}
     result.cache_stats = {k: v - sum(p["cache"].get(k, 0) for p in peers) for k, v in own.cache.items()}
     result.model_info = model_info(clf, cache)  # again: warnings raised during the run (cache not writable)

@@ -18,7 +18,6 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-import ot
 import torch
 
 from ..models.classifier import QueryEngine
@@ -60,7 +59,18 @@ def emd_1d(u: np.ndarray, v: np.ndarray) -> float:
     if total_u <= 0 or total_v <= 0:
         return float("inf")
     positions = np.arange(len(u), dtype=np.float64) / len(u)
+    try:
+        import ot  # POT, imported here: a bench machine (benchmarks/gpu.py) may lack it
+    except ImportError:
+        return _emd_1d_numpy(positions, u / total_u, v / total_v)
     return float(ot.wasserstein_1d(positions, positions, u / total_u, v / total_v, p=1))
+
+
+def _emd_1d_numpy(positions: np.ndarray, u: np.ndarray, v: np.ndarray) -> float:
+    """W1 on a shared sorted grid: the area between the two CDFs. Equal to POT's to ~1e-15, not bit for bit:
+    used only without POT (bench machines), where an EMD within float noise of ε may stop one iteration apart."""
+    gaps = np.diff(positions)
+    return float(np.sum(np.abs(np.cumsum(u) - np.cumsum(v))[:-1] * gaps))
 
 
 def spread_budget(per_node: list[list], budget: int) -> list:
@@ -90,10 +100,45 @@ class IterationMap:
 
 
 def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, target: int,
-                             rng: np.random.Generator, *, parts: int, partition: str, max_depth: int,
-                             min_part_size: int, query_budget: int, refine_top: int,
-                             refine_parts: int | None = None, smallest_first: bool = True) -> IterationMap:
-    """One iteration of calculate_responsibility: a responsibility map over the K bins.
+                             rng: np.random.Generator, **options) -> IterationMap:
+    """One iteration of calculate_responsibility, alone (see :func:`iteration_steps`)."""
+    return run_in_lockstep(engine, spectrum, n_samples, [iteration_steps(spectrum, target, rng, **options)])[0]
+
+
+def run_in_lockstep(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, steps: list) -> list:
+    """Drive independent iterations (generators from :func:`iteration_steps`) together: each round, the masks
+    every unfinished one asks are sent in one query_spectral call and the answers handed back row for row.
+    Each iteration asks exactly what it asks alone, in the same order (the same queries, counted once); only
+    the model calls are fuller. Returns each iteration's IterationMap."""
+    results: list = [None] * len(steps)
+    asking: dict[int, torch.Tensor] = {}
+    for at, gen in enumerate(steps):
+        try:
+            asking[at] = next(gen)
+        except StopIteration as done:
+            results[at] = done.value
+    while asking:
+        order = list(asking)
+        probs = engine.query_spectral(spectrum, torch.cat([asking[at] for at in order]), n_samples)
+        start, answered = 0, {}
+        for at in order:
+            answered[at] = probs[start:start + len(asking[at])]
+            start += len(asking[at])
+        asking = {}
+        for at in order:
+            try:
+                asking[at] = steps[at].send(answered[at])
+            except StopIteration as done:
+                results[at] = done.value
+    return results
+
+
+def iteration_steps(spectrum: torch.Tensor, target: int, rng: np.random.Generator, *, parts: int, partition: str,
+                    max_depth: int, min_part_size: int, query_budget: int, refine_top: int,
+                    refine_parts: int | None = None, smallest_first: bool = True):
+    """One iteration of calculate_responsibility, as a generator: it yields each batch of masks it needs
+    answered, is sent their probabilities, and returns its :class:`IterationMap` (a responsibility map over
+    the K bins). :func:`run_in_lockstep` drives it.
 
     Each level splits every frontier node into ``p`` children and looks for the node's smallest passing
     unions of children (Def. 2 credits a frequency 1/|S| for a *smallest* sufficient S). With
@@ -133,7 +178,7 @@ def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samp
             for row, (at, chosen) in enumerate(mutants):
                 masks[row, split[at][0].context] = True
                 masks[row, np.concatenate(chosen)] = True
-            probs = engine.query_spectral(spectrum, masks, n_samples)
+            probs = yield masks
             spent += len(mutants)
             for at, _ in mutants:
                 asked[at] += 1
@@ -227,9 +272,18 @@ def compute_responsibility(engine: QueryEngine, spectrum: torch.Tensor, n_sample
     trace: list[float] = []
     done = informative = cut = 0
     stopped, converged = "iteration cap", False
+    # The first min_iterations iterations always run (neither stop rule can fire before them) and are
+    # independent (iteration i draws from its own generator seeded (seed, i) and reads nothing of the others),
+    # so they run in lockstep: each level's masks of all of them in one model call, the same queries.
+    sure = min(iterations, max(1, min_iterations))
+    first = run_in_lockstep(engine, spectrum, n_samples, [
+        iteration_steps(spectrum, target, np.random.default_rng([seed, i]), **iteration_options) for i in range(sure)])
     for i in range(iterations):
-        rng = np.random.default_rng([seed, i])
-        current = responsibility_iteration(engine, spectrum, n_samples, target, rng, **iteration_options)
+        if i < sure:
+            current = first[i]
+        else:
+            current = responsibility_iteration(engine, spectrum, n_samples, target, np.random.default_rng([seed, i]),
+                                               **iteration_options)
         cut += current.cut
         step = current.passed > 0
         distance = convergence_distance(running, current.responsibility, convergence) if step else None

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-import scipy.stats
 
 from ..audio.io import resample
 from ..models.classifier import Classifier, QueryEngine
@@ -280,6 +279,8 @@ def transferability(classifiers: Mapping[str, Classifier], signals_by_model: Map
     both = np.isfinite(a) & np.isfinite(b)
     statistic = pvalue = float("nan")
     if both.sum() >= 2 and np.ptp(a[both] - b[both]) > 0:
+        import scipy.stats  # here, not at import: the engine loads without scipy on a bench machine
+
         test = scipy.stats.ttest_rel(a[both], b[both])
         statistic, pvalue = float(test.statistic), float(test.pvalue)
 

@@ -179,6 +179,7 @@ class QueryEngine:
         self.timeout_s = timeout_s
         self.hung: str | None = None  # the timeout message once a call has hung
         self.queries = 0
+        self.calls = 0  # model calls (batches sent): queries / calls is the mean batch the engine filled
         self.seconds = 0.0
         self.call_sizes: list[int] = []  # the batch size of every model call, in order (bench replays them)
         self.on_batch: Callable[[int], None] | None = None  # told the query count after every model call (progress)
@@ -240,6 +241,7 @@ class QueryEngine:
                     continue
                 outputs.append(probs)
                 self.queries += stop - start
+                self.calls += 1
                 self.call_sizes.append(stop - start)
                 start = stop
                 if self.on_batch is not None:

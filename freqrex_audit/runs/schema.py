@@ -155,6 +155,7 @@ _WORK = {"type": "object", "required": ["seconds", "queries"],
          "properties": {"seconds": _NUM, "queries": _INT, "cache": _OBJ}}
 _SPEC_TIMING = {"type": "object", "required": ["seconds", "queries"], "properties": {
     "seconds": _NUM, "queries": _INT, "queries_by_phase": {"type": "object", "additionalProperties": _INT},
+    "calls": _INT, "mean_clips_per_call": _NUM,
     "cache": _OBJ, "samples": _OBJ,
     "peers": {"type": "object", "additionalProperties": _WORK,
               "description": "work done for transferability on peers computed inside this spec's run: never "

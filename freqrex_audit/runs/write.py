@@ -93,6 +93,14 @@ def _sample_timing(record: Any) -> dict:
     return out
 
 
+def mean_clips_per_call(result: SpecResult) -> float | None:
+    """Clips per model call through the spec's QueryEngine: its queries (transferability's, made by their own
+    engines, aside) over its calls; None when it made none (all from the cache)."""
+    own = result.queries - int(result.queries_by_phase.get("transferability", 0))
+    calls = int(getattr(result, "calls", 0) or 0)
+    return round(own / calls, 2) if calls else None
+
+
 def spec_part(result: SpecResult, prefix: str | None = None, arrays: dict | None = None) -> dict:
     """Everything the run file needs from one spec (arrays of its samples go into ``arrays``)."""
     arrays = {} if arrays is None else arrays
@@ -125,7 +133,8 @@ def spec_part(result: SpecResult, prefix: str | None = None, arrays: dict | None
     }
     return {
         "name": name, "section": to_jsonable(section), "gates": to_jsonable(gates_of(result, prefix)),
-        "timing": {"seconds": round(result.seconds, 3), "queries": result.queries,
+        "timing": {"seconds": round(result.seconds, 3), "queries": result.queries, "calls": result.calls,
+                   "mean_clips_per_call": mean_clips_per_call(result),
                    "queries_by_phase": result.queries_by_phase, "cache": result.cache_stats,
                    "samples": {r.sample.id: t for r in result.samples if (t := _sample_timing(r))},
                    "peers": {peer: {**work, "seconds": round(work["seconds"], 3)}
