@@ -18,7 +18,7 @@ from tests.audit_models import SR, write_robust_dataset
 
 SPEC = """model: {{target: 'tests.audit_models:hanging', options: {{after_calls: {after}}}, timeout_s: 0.5}}
 dataset: {{path: data, clip_seconds: 0.25}}
-checks: {{accuracy: {{min: 0.5}}, sufficiency: {{}}, composition: {{}}}}
+checks: {{accuracy: {{min: 0.5}}, sufficiency: {{}}, composition: {{min_ratio: 0.5}}}}
 """
 
 
