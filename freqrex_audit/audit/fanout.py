@@ -223,20 +223,20 @@ def stream_clips(samples: list, backend: Backend, cache_root: Path | None, retri
 
     try:
         while shown < len(samples):
-            while pending and not deadline.passed() and backend.free() > 0:
-                i = pending.popleft()
-                handle, where = backend.submit(samples[i], settings)
-                attempts[i] += 1
-                running[handle] = (i, where)
-            if not running and pending and not deadline.passed():  # nothing runs, nothing can start
-                why = backend.unavailable() or "no worker can take it"
-                for i in pending:
-                    finish(i, "error", f"not analysed: {why}")
-                pending.clear()
-            left = deadline.remaining()
             try:
+                while pending and not deadline.passed() and backend.free() > 0:
+                    handle, where = backend.submit(samples[pending[0]], settings)  # BackendLost: still pending
+                    i = pending.popleft()
+                    attempts[i] += 1
+                    running[handle] = (i, where)
+                if not running and pending and not deadline.passed():  # nothing runs, nothing can start
+                    why = backend.unavailable() or "no worker can take it"
+                    for i in pending:
+                        finish(i, "error", f"not analysed: {why}")
+                    pending.clear()
+                left = deadline.remaining()
                 ended = backend.wait(POLL_S if left is None else max(0.0, min(POLL_S, left))) if running else []
-            except BackendLost as exc:
+            except BackendLost as exc:  # the workers are gone: every clip not finished is an error
                 for i in [*(i for i, _ in running.values()), *pending]:
                     finish(i, "error", f"not analysed: {exc}")
                 running.clear()

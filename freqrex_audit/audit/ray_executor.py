@@ -219,9 +219,12 @@ class RayExecutor:
     # --- running ---------------------------------------------------------------------------------------
     def run_clips(self, spec: Any, device: str, cache_root: Any, samples: list) -> Iterator[ClipOutcome]:
         self.start()
-        self._check_nodes(refuse=False)  # nodes that joined since the last spec
-        return stream_clips(samples, _RayBackend(self, spec, device, absolute(cache_root)), absolute(cache_root),
-                            self.retries)
+        backend = _RayBackend(self, spec, device, absolute(cache_root))
+        try:
+            self._check_nodes(refuse=False)  # nodes that joined since the last spec
+        except Exception as exc:  # noqa: BLE001 - the cluster is gone: every clip says so (_RayBackend.submit)
+            backend.lost = f"the Ray cluster stopped answering ({type(exc).__name__}: {exc})"
+        return stream_clips(samples, backend, absolute(cache_root), self.retries)
 
     def close(self) -> None:
         """Leave Ray (stopping the local instance this executor started)."""
@@ -244,6 +247,7 @@ class _RayBackend:
         self.gpus = executor.num_gpus if executor.num_gpus is not None else (1.0 if cuda else 0.0)
         self.device = "cuda" if self.gpus else device  # a GPU task sees only its own GPU: "cuda" is that one
         self.running: dict[Any, str] = {}  # task -> node id
+        self.lost: str | None = None  # why the cluster cannot be reached, once it cannot
 
     def _capacity(self, node: dict) -> int:
         resources = node["Resources"]
@@ -269,12 +273,17 @@ class _RayBackend:
     def submit(self, sample: Any, settings: Settings) -> tuple[Any, str]:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        if self.lost:
+            raise BackendLost(self.lost)
         free = self._free_by_node()
         node_id = max(free, key=lambda n: free[n])  # spread: the node with the most free slots
         where = describe_node(self.ex.nodes[node_id])
-        ref = self.ex._task.options(num_cpus=1, num_gpus=self.gpus, max_retries=0, retry_exceptions=False,
-                                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
-                                    ).remote(self.spec, self.device, self.cache_root, sample, settings, where)
+        try:
+            ref = self.ex._task.options(num_cpus=1, num_gpus=self.gpus, max_retries=0, retry_exceptions=False,
+                                        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
+                                        ).remote(self.spec, self.device, self.cache_root, sample, settings, where)
+        except Exception as exc:  # noqa: BLE001 - a task cannot even be sent: the cluster is gone
+            raise BackendLost(f"the Ray cluster stopped answering ({type(exc).__name__}: {exc})") from None
         self.running[ref] = node_id
         return ref, where
 
