@@ -21,8 +21,10 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+from collections.abc import Iterable, Iterator
 from multiprocessing import connection
-from typing import Any, Iterable, Iterator, Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from ..runtime.devices import DeviceError, default_devices, device_for, parse_devices
 from .fanout import (_RUNNERS, DEFAULT_RETRIES, ExecutorError, Failure, Settings, absolute, run_clip, run_task,
@@ -96,7 +98,7 @@ class _PoolBackend:
     """The pool's side of :func:`~freqrex_audit.audit.fanout.stream_clips`: one task per idle slot; worker ``k``
     always audits on ``devices[k mod n]``, so it loads one model per spec."""
 
-    def __init__(self, pool: "ProcessExecutor", spec: Any, devices: list[str], cache_root: Path | None):
+    def __init__(self, pool: ProcessExecutor, spec: Any, devices: list[str], cache_root: Path | None):
         self.pool, self.spec, self.devices, self.cache_root = pool, spec, devices, cache_root
         self.busy: dict[int, _Worker] = {}
 

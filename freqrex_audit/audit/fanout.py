@@ -65,7 +65,7 @@ class Settings:
     deadline: tuple[float, float] | None
 
     @classmethod
-    def capture(cls) -> "Settings":
+    def capture(cls) -> Settings:
         """This (driver) process's torch threads, :data:`TRAVELLING_ENV` and session deadline."""
         import torch
 

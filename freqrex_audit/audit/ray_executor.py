@@ -23,8 +23,8 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable
-from typing import Any, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .fanout import (DEFAULT_RETRIES, TRAVELLING_ENV, BackendLost, ExecutorError, Failure, Settings, absolute,
                      node_versions, run_task, stream_clips)
@@ -50,7 +50,7 @@ def parse_address(address: str | None) -> str:
         return "none"
     if text.lower() == "auto":
         return "auto"
-    bare = text[len("ray://"):] if text.startswith("ray://") else text
+    bare = text.removeprefix("ray://")
     match = _HOST_PORT.match(bare)
     if match and 0 < int(match.group(2)) < 65536:
         return text
