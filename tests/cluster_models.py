@@ -20,6 +20,19 @@ import torch
 
 from tests.hostile_models import _logits
 
+SPEC = """
+model: {target: "tests.%s", labels: [low, high], sample_rate: 8000, options: %s}
+dataset: {path: data, clip_seconds: 0.25}
+freqrex: {seed: 0, iterations: 2, min_iterations: 1, fragility_check: false}
+attack: {query_budget: 30}
+checks:
+  accuracy: {min: 0.5}
+  sufficiency: {max_fraction: 1.0}
+"""
+"""A small spec over ``tests.audit_models.write_robust_dataset``: ``SPEC % (target, options)``."""
+GOOD = SPEC % ("hostile_models:slow", "{sleep_s: 0}")
+"""A model that behaves, wherever it runs."""
+
 
 def in_executor_worker() -> bool:
     """True in a process-pool worker (a named child) or a Ray worker (Ray's default_worker.py)."""

@@ -4,6 +4,7 @@ The real processes and the real two-node cluster are in tests/test_ray_cluster.p
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -193,3 +194,30 @@ def test_without_ray_the_ray_executor_is_a_usage_error(monkeypatch, tmp_path, ca
     assert main(["audit", "spec.yaml", "--executor", "ray"]) == 2
     err = capsys.readouterr().err
     assert 'the Ray executor needs Ray: pip install "freqrex_audit[ray]"' in err and "Traceback" not in err
+
+
+def test_a_clip_a_worker_cannot_read_names_the_worker_node(tmp_path):
+    """What a Ray worker could not read on its node (a file missing there) ends with that node's name; a clip
+    the driver already refused (outside the roots, no label) and a deadline cut keep the driver's words."""
+    from freqrex_audit.audit.datasets import list_samples
+    from freqrex_audit.audit.fanout import Settings, run_task
+    from freqrex_audit.specs.loader import load_spec
+    from tests.audit_models import write_robust_dataset
+    from tests.cluster_models import GOOD
+
+    write_robust_dataset(tmp_path / "data", per_class=1)
+    (tmp_path / "tiny.yaml").write_text(GOOD)
+    spec = load_spec(tmp_path / "tiny.yaml")
+    first, second = list_samples(spec.dataset)
+    first.path.unlink()  # listed on the driver, missing where the worker runs
+    settings = Settings.capture()
+    try:
+        missing = run_task(spec, "cpu", None, first, settings, where="node gpu-7 (10.0.0.7, 3f9a1c2e)").record
+        read = run_task(spec, "cpu", None, second, settings, where="node gpu-7 (10.0.0.7, 3f9a1c2e)").record
+        refused = run_task(spec, "cpu", None, dataclasses.replace(second, problem="outside the allowed roots"),
+                           settings, where="node gpu-7 (10.0.0.7, 3f9a1c2e)").record
+    finally:
+        fanout._RUNNERS.clear()
+    assert missing.status == "skipped" and missing.reason.endswith(" (on node gpu-7 (10.0.0.7, 3f9a1c2e))")
+    assert read.status == "ok" and read.reason is None
+    assert refused.reason == "outside the allowed roots"

@@ -19,21 +19,12 @@ import pytest
 from freqrex_audit.runtime import deadline
 from tests.audit_models import write_robust_dataset
 from tests.audit_runs import assert_same_arrays, cli_command, npz_arrays, stable_text, subprocess_env
+from tests.cluster_models import GOOD, SPEC
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed (CI installs it: .ci/run)")
 
 from tests.ray_cluster import LocalCluster, shared_cluster, start_cluster, stop_cluster  # noqa: E402
 
-SPEC = """
-model: {target: "tests.%s", labels: [low, high], sample_rate: 8000, options: %s}
-dataset: {path: data, clip_seconds: 0.25}
-freqrex: {seed: 0, iterations: 2, min_iterations: 1, fragility_check: false}
-attack: {query_budget: 30}
-checks:
-  accuracy: {min: 0.5}
-  sufficiency: {max_fraction: 1.0}
-"""
-GOOD = SPEC % ("hostile_models:slow", "{sleep_s: 0}")
 DEADLINE_S = 60
 """From the CLI's start: its imports, Ray's node check, the model's load and a worker's start take 10–20 s on
 a quiet 2-core machine and up to ~47 s on one shared at a load of 12 (measured), so a worker has stopped
