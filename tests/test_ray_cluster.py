@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -26,11 +27,11 @@ ray = pytest.importorskip("ray", reason="the [ray] extra is not installed (CI in
 from tests.ray_cluster import LocalCluster, shared_cluster, start_cluster, stop_cluster  # noqa: E402
 
 DEADLINE_S = 60
-"""From the CLI's start: its imports, Ray's node check, the model's load and a worker's start take 10–20 s on
-a quiet 2-core machine and up to ~47 s on one shared at a load of 12 (measured), so a worker has stopped
-before the deadline."""
-MARGIN_S = 45
-"""After the deadline: results.json, the report (matplotlib's first import) and leaving Ray."""
+"""From the session's start: Ray's node check, the model's load and a worker's start take 10–20 s on a quiet
+2-core machine and up to ~55 s on one shared at a load of 15 (measured), so a worker has stopped before."""
+MARGIN_S = 90
+"""After the deadline: cutting, results.json, the report (matplotlib's first import) and leaving Ray (~10 s
+quiet, up to ~45 s at a load of 15); a driver that waited for its stopped workers would never end."""
 
 
 @pytest.fixture(scope="session")
@@ -100,12 +101,13 @@ def test_a_stopped_worker_cannot_hold_the_run_past_the_deadline(request, tmp_pat
     marker = tmp_path / "stopped"
     root = project(tmp_path, {"stop.yaml": SPEC % ("cluster_models:crashing", f"{{how: SIGSTOP, marker: '{marker}'}}")})
     args, env = executor_args(request, name)
-    began = time.time()
-    code, out, seconds, doc = audit(root, "stop.yaml", *args, "--deadline", str(DEADLINE_S), "--no-cache", env=env)
+    code, out, _, doc = audit(root, "stop.yaml", *args, "--deadline", str(DEADLINE_S), "--no-cache", env=env)
+    ended = time.time()
     assert code == 3 and "Traceback" not in out, out[-3000:]
-    assert seconds < DEADLINE_S + MARGIN_S
+    passed = datetime.strptime(doc["timings"]["started"], "%Y-%m-%dT%H:%M:%S%z").timestamp() + DEADLINE_S
+    assert ended < passed + 1 + MARGIN_S, f"the run ended {ended - passed:.0f} s after its deadline"
     stopped = {int(p.name): p.stat().st_mtime for p in marker.iterdir()}
-    assert stopped and min(stopped.values()) < began + DEADLINE_S, \
+    assert stopped and min(stopped.values()) < passed, \
         "no worker stopped before the deadline: the machine is slower than DEADLINE_S assumes"
     assert doc["run"]["deadline"]["hit"] is True and doc["run"]["verdict"] == "interrupted"
     samples = doc["specs"]["stop"]["samples"]

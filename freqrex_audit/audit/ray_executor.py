@@ -182,6 +182,13 @@ class RayExecutor:
         new = [n for node_id, n in alive.items() if node_id not in self.nodes and node_id not in self._refused]
         if not new:
             return
+        if self.address == "none" and self._owns:  # our own instance: this machine, this Python, no need to ask
+            import freqrex_audit
+
+            for node in new:
+                self.nodes[node["NodeID"]] = node
+                self.probes[node["NodeID"]] = {**node_versions(), "file": freqrex_audit.__file__}
+            return
         probe = self.ray.remote(_probe_function())
         refs = {probe.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
             n["NodeID"], soft=False)).remote(): n for n in new}
