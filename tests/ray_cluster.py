@@ -65,20 +65,20 @@ def _ray_start(args: list[str], env: dict, cwd: str, log: Path) -> subprocess.Po
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_for_nodes(address: str, env: dict, count: int) -> None:
-    """Until ``count`` nodes are alive (a driver connects, looks and leaves)."""
-    code = ("import sys, time, ray\n"
-            f"ray.init(address={address!r}, log_to_driver=False, logging_level='ERROR')\n"
-            f"end = time.time() + {START_TIMEOUT_S}\n"
-            f"while sum(n['Alive'] for n in ray.nodes()) < {count} and time.time() < end:\n"
-            "    time.sleep(0.5)\n"
-            f"sys.exit(0 if sum(n['Alive'] for n in ray.nodes()) >= {count} else 1)\n")
-    for _ in range(3):  # the head may not take connections yet on the first try
-        if subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          timeout=START_TIMEOUT_S + 60).returncode == 0:
-            return
-        time.sleep(2)
-    raise RuntimeError(f"the local Ray cluster at {address} did not get {count} nodes")
+def _start_node(args: list[str], env: dict, cwd: str, log: Path, pids: list) -> None:
+    """``ray start --block ARGS`` until it says "Ray runtime started." (its node is registered with the head);
+    tried twice, as Ray gives a raylet 30 s to register, which a loaded 2-core machine can miss."""
+    for _ in range(2):
+        process = _ray_start(args, env, cwd, log)
+        pids.append(process.pid)
+        end = time.time() + START_TIMEOUT_S
+        while time.time() < end and process.poll() is None:
+            if "Ray runtime started." in (log.read_text(errors="replace") if log.exists() else ""):
+                return
+            time.sleep(0.5)
+        if process.poll() is None:
+            break
+    raise RuntimeError(f"`ray start` did not start a node (log {log}):\n{log.read_text(errors='replace')[-2000:]}")
 
 
 def start_cluster(nodes: int = 2, cpus: int = 1, pythonpath: str = str(REPO), node_env: dict | None = None
@@ -93,18 +93,15 @@ def start_cluster(nodes: int = 2, cpus: int = 1, pythonpath: str = str(REPO), no
     env.update(auth, PYTHONPATH=pythonpath, RAY_USAGE_STATS_ENABLED="0", **(node_env or {}))
     address = f"127.0.0.1:{port}"
     memory = str(80 * 1024 * 1024)
-    processes = [_ray_start(["--head", "--port", str(port), "--num-cpus", str(cpus), "--include-dashboard", "false",
-                             "--dashboard-port", str(free_port()), "--ray-client-server-port", str(client_port),
-                             "--object-store-memory", memory, "--temp-dir", temp_dir], env, workdir,
-                            Path(temp_dir) / "head.log")]
-    cluster = LocalCluster(address, client_port, auth, workdir, [processes[0].pid], temp_dir)
+    cluster = LocalCluster(address, client_port, auth, workdir, [], temp_dir)
     try:
-        _wait_for_nodes(address, env, 1)
-        for i in range(nodes - 1):
-            processes.append(_ray_start(["--address", address, "--num-cpus", str(cpus), "--object-store-memory",
-                                         memory], env, workdir, Path(temp_dir) / f"node{i + 1}.log"))
-            cluster.pids.append(processes[-1].pid)
-        _wait_for_nodes(address, env, nodes)
+        _start_node(["--head", "--port", str(port), "--num-cpus", str(cpus), "--include-dashboard", "false",
+                     "--dashboard-port", str(free_port()), "--ray-client-server-port", str(client_port),
+                     "--object-store-memory", memory, "--temp-dir", temp_dir], env, workdir,
+                    Path(temp_dir) / "head.log", cluster.pids)
+        for i in range(1, nodes):
+            _start_node(["--address", address, "--num-cpus", str(cpus), "--object-store-memory", memory], env,
+                        workdir, Path(temp_dir) / f"node{i}.log", cluster.pids)
     except BaseException:
         stop_cluster(cluster)
         raise

@@ -151,8 +151,8 @@ class FakeRay:
         self.answers = answers
 
     def nodes(self):
-        return [{"NodeID": n.ljust(56, "0"), "Alive": True, "NodeManagerHostname": "host", "NodeManagerAddress": "10.0.0.9",
-                 "Resources": {"CPU": 2.0}} for n in self.answers]
+        return [{"NodeID": n.ljust(56, "0"), "Alive": True, "NodeManagerHostname": "host",
+                 "NodeManagerAddress": "10.0.0.9", "Resources": {"CPU": 2.0}} for n in self.answers]
 
     def remote(self, fn):
         class Task:

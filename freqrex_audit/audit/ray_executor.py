@@ -121,9 +121,14 @@ class RayExecutor:
             raise ExecutorError(f"{joined}, but none of its nodes has a CPU or GPU for clips")
         cpus = sum(n["Resources"].get("CPU", 0) for n in self.nodes.values())
         gpus = sum(n["Resources"].get("GPU", 0) for n in self.nodes.values())
+        import freqrex_audit
+
         versions = next(iter(self.probes.values()))
+        folders = {os.path.dirname(p["file"]) for p in self.probes.values()}
+        here = " (as here)" if folders == {os.path.dirname(freqrex_audit.__file__)} else ""
+        where = f"from {next(iter(folders))}{here}" if len(folders) == 1 else f"from {len(folders)} different folders"
         self.announce(f"{joined}: {len(self.nodes)} node(s), {cpus:g} CPUs, {gpus:g} GPUs; every node runs "
-                      f"freqrex_audit {versions['freqrex_audit']}, torch {versions['torch']}, "
+                      f"freqrex_audit {versions['freqrex_audit']} {where}, torch {versions['torch']}, "
                       f"Python {versions['python']}")
         self._task = self.ray.remote(run_task)
 
