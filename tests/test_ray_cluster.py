@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from datetime import datetime
@@ -116,6 +117,45 @@ def test_a_stopped_worker_cannot_hold_the_run_past_the_deadline(request, tmp_pat
     while any(_running(pid) for pid in stopped) and time.monotonic() < end:  # Ray kills them asynchronously
         time.sleep(0.5)
     assert not any(_running(pid) for pid in stopped), "a stopped worker was left behind"
+
+
+def test_ctrl_c_keeps_the_specs_that_finished_and_leaves_no_worker(tmp_path):
+    """Ctrl-C while the pool's workers are in 30-s model calls: exit 130, results.json has the spec that
+    finished, the workers are gone, no traceback."""
+    slow = SPEC % ("hostile_models:slow", "{sleep_s: 30, after_calls: 3}")
+    root = project(tmp_path, {"a_good.yaml": GOOD, "b_slow.yaml": slow})
+    child = subprocess.Popen(cli_command("audit", "a_good.yaml", "b_slow.yaml", "--executor", "process", "--workers",
+                                         "2", "--no-cache", "--report", "reports", "--device", "cpu", "-q"),
+                             cwd=root, env=subprocess_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in child.stdout:  # a_good's summary line: b_slow's clips are next, on the workers
+        lines.append(line)
+        if line.startswith("a_good: "):
+            break
+    workers = _children(child.pid)
+    end = time.monotonic() + 120
+    while len(workers) < 2 and time.monotonic() < end:  # the pool's two workers, in b_slow's calls by now
+        time.sleep(0.5)
+        workers = _children(child.pid)
+    time.sleep(2)
+    child.send_signal(signal.SIGINT)
+    out = "".join(lines) + child.stdout.read()
+    assert child.wait(timeout=120) == 130 and "Traceback" not in out, out[-3000:]
+    doc = json.loads(next(root.glob("reports/*/results.json")).read_text())
+    assert doc["run"]["interrupted"] is True and list(doc["specs"]) == ["a_good"]
+    end = time.monotonic() + 30
+    while any(_running(pid) for pid in workers) and time.monotonic() < end:  # (multiprocessing's resource
+        time.sleep(0.5)  # tracker, a child too, ends when it notices its parent has)
+    left = [Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in workers if _running(pid)]
+    assert workers and not left, f"left behind: {left}"
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def _running(pid: int) -> bool:
