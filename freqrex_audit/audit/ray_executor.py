@@ -156,8 +156,8 @@ class RayExecutor:
             if self.address == "auto" and not os.environ.get("RAY_ADDRESS"):
                 hint = " (no Ray cluster runs on this machine: start one with `ray start --head`, or give HOST:PORT)"
             elif os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
-                hint = (" (a cluster with token authentication, Ray's default since 2.5x, needs RAY_AUTH_MODE=token "
-                        "and its token, RAY_AUTH_TOKEN or ~/.ray/auth_token, here as on its nodes)")
+                hint = (" (a cluster with token authentication, which Ray 2.60 turns on when its head has a token, "
+                        "needs RAY_AUTH_MODE=token and that token, RAY_AUTH_TOKEN or ~/.ray/auth_token, here too)")
             raise ExecutorError(f"--address {self.address}: cannot reach Ray: {type(exc).__name__}: "
                                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}{hint}") from None
         self._owns = True
