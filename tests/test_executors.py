@@ -35,7 +35,9 @@ def test_process_pool_gives_the_serial_results(project):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install '.[ray]')")
-def test_local_ray_with_two_cpus_gives_the_serial_results(project, monkeypatch):
+def test_local_ray_with_two_cpus_gives_the_serial_results(project, monkeypatch, capsys):
+    """No --address is ``none``: a private local instance with --workers CPUs, even when RAY_ADDRESS names a
+    cluster (here a port nothing listens on: joining it would fail)."""
     import os
     from pathlib import Path
 
@@ -44,10 +46,12 @@ def test_local_ray_with_two_cpus_gives_the_serial_results(project, monkeypatch):
     # Ray's workers are fresh interpreters: they find the test models (tests.audit_models) on PYTHONPATH
     repo = str(Path(__file__).resolve().parents[1])
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     try:
         _same_as_serial(project, "--executor", "ray", "--workers", "2")
     finally:
         ray.shutdown()
+    assert "freqrex-audit: ray: started a local Ray instance with 2 CPUs" in capsys.readouterr().err
 
 
 def test_executor_from_environment_and_names(monkeypatch):
