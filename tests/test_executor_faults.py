@@ -196,6 +196,55 @@ def test_without_ray_the_ray_executor_is_a_usage_error(monkeypatch, tmp_path, ca
     assert 'the Ray executor needs Ray: pip install "freqrex_audit[ray]"' in err and "Traceback" not in err
 
 
+def test_an_address_where_nothing_answers_is_a_usage_error_not_a_hang(monkeypatch, tmp_path, capsys):
+    """ray.init retries an address where nothing listens for ever: the driver tries a TCP connection first, so
+    every address form naming a dead head ends at once with exit 2, naming the address."""
+    pytest.importorskip("ray")
+    import socket
+    import time
+
+    from freqrex_audit.cli.main import main
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text("model: {target: x}\n")
+    for address, ray_address in ((f"127.0.0.1:{port}", None), (f"ray://127.0.0.1:{port}", None),
+                                 ("auto", f"127.0.0.1:{port}")):
+        if ray_address:
+            monkeypatch.setenv("RAY_ADDRESS", ray_address)
+        began = time.monotonic()
+        assert main(["audit", "spec.yaml", "--executor", "ray", "--address", address, "--no-cache"]) == 2
+        err = capsys.readouterr().err
+        assert f"--address {address}: cannot reach Ray: nothing answers at 127.0.0.1:{port}" in err, err
+        assert time.monotonic() - began < 30 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"FREQREX_EXECUTOR": "ray", "FREQREX_RAY_ADDRESS": "head-node"}, "--address 'head-node': give none"),
+    ({"FREQREX_EXECUTOR": "ray", "ray": None}, 'the Ray executor needs Ray: pip install "freqrex_audit[ray]"'),
+    ({"FREQREX_EXECUTOR": "process", "FREQREX_WORKERS": "two"}, "FREQREX_WORKERS must be a whole number"),
+    ({"FREQREX_EXECUTOR": "dask"}, "executor must be one of serial, process, ray"),
+    ({"FREQREX_EXECUTOR": "ray", "FREQREX_RAY_ADDRESS": "127.0.0.1:1"}, "cannot reach Ray: nothing answers at"),
+])
+def test_under_pytest_an_executor_that_cannot_work_is_a_usage_error(pytester, monkeypatch, env, says):
+    """The environment the plugin's audits read: a bad setting stops pytest at start with one line (exit 4),
+    not one traceback per item (exit 1)."""
+    if "ray" in env:
+        monkeypatch.setitem(sys.modules, "ray", env.pop("ray"))  # import ray -> ImportError: not installed
+    elif env.get("FREQREX_EXECUTOR") == "ray":
+        pytest.importorskip("ray")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    (pytester.path / "model_specs").mkdir()
+    (pytester.path / "model_specs" / "spec.yaml").write_text("model: {target: x}\n")
+    result = pytester.runpytest_inprocess("model_specs")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
+    err = result.stderr.str()
+    assert f"FREQREX_EXECUTOR={env['FREQREX_EXECUTOR']}: " in err and says in err and "Traceback" not in err, err
+
+
 def test_a_clip_a_worker_cannot_read_names_the_worker_node(tmp_path):
     """What a Ray worker could not read on its node (a file missing there) ends with that node's name; a clip
     the driver already refused (outside the roots, no label) and a deadline cut keep the driver's words."""

@@ -31,7 +31,8 @@ from .fanout import (_RUNNERS, DEFAULT_RETRIES, ExecutorError, Failure, Settings
                      stream_clips)
 from .pipeline import ClipOutcome
 
-__all__ = ["ClipExecutor", "ProcessExecutor", "configure", "current_executor", "make_executor", "EXECUTORS",
+__all__ = ["ClipExecutor", "ProcessExecutor", "configure", "current_executor", "executor_from_environment",
+           "make_executor", "EXECUTORS",
            "ExecutorError", "run_clip", "DEFAULT_RETRIES"]
 
 EXECUTORS = ("serial", "process", "ray")
@@ -231,7 +232,16 @@ def current_executor() -> ClipExecutor | None:
     ``RETRIES``, ``DEVICES``) names, else None (serial)."""
     if _CONFIGURED:
         return _CONFIGURED[0]
-    name = os.environ.get("FREQREX_EXECUTOR", "serial")
+    executor = executor_from_environment()
+    _CONFIGURED[:] = [executor]
+    return executor
+
+
+def executor_from_environment() -> ClipExecutor | None:
+    """The executor ``FREQREX_EXECUTOR`` and its settings name, made but not started (None: serial);
+    ExecutorError / DeviceError (both ValueError: usage errors) for a setting that cannot work, e.g. Ray not
+    installed, an address that does not parse, a device this machine lacks."""
+    name = os.environ.get("FREQREX_EXECUTOR", "serial").strip() or "serial"
     counts = {}
     for key in ("FREQREX_WORKERS", "FREQREX_RETRIES"):
         try:
@@ -244,7 +254,5 @@ def current_executor() -> ClipExecutor | None:
             devices = parse_devices(os.environ["FREQREX_DEVICES"])
         except DeviceError as exc:
             raise DeviceError(f"FREQREX_DEVICES: {exc}") from None
-    executor = make_executor(name, os.environ.get("FREQREX_RAY_ADDRESS"), counts["FREQREX_WORKERS"], devices,
-                             counts["FREQREX_RETRIES"])
-    _CONFIGURED[:] = [executor]
-    return executor
+    return make_executor(name, os.environ.get("FREQREX_RAY_ADDRESS"), counts["FREQREX_WORKERS"], devices,
+                         counts["FREQREX_RETRIES"])

@@ -8,7 +8,8 @@
 * ``HOST:PORT``: the cluster whose head listens there (GCS port, 6379 by default);
 * ``ray://HOST:PORT``: through Ray Client (the head's client server, 10001 by default).
 
-Joining a cluster is said on stderr, with its nodes and resources. Before the first clip the driver checks
+An address where nothing answers a TCP connection within :data:`CONNECT_TIMEOUT_S` is a usage error (Ray
+would retry it for ever). Joining a cluster is said on stderr, with its nodes and resources. Before the first clip the driver checks
 every node that would run clips (:func:`~freqrex_audit.audit.fanout.node_versions`: the engine's version
 and source hash, torch, numpy, scipy, Python) and refuses a node that differs or cannot import the project,
 by name. Each clip's task is pinned to a node (so a failure names the node it happened on) with one CPU (or
@@ -30,7 +31,7 @@ from .fanout import (DEFAULT_RETRIES, TRAVELLING_ENV, BackendLost, ExecutorError
                      node_versions, run_task, stream_clips)
 from .pipeline import ClipOutcome
 
-__all__ = ["RayExecutor", "parse_address", "describe_node", "PROBE_TIMEOUT_S"]
+__all__ = ["RayExecutor", "parse_address", "unreachable", "describe_node", "PROBE_TIMEOUT_S", "CONNECT_TIMEOUT_S"]
 
 PROBE_TIMEOUT_S = 120.0
 """How long a node has to answer the version check (its first worker imports torch; minutes are not rare on a
@@ -39,6 +40,9 @@ RAY_ENV = TRAVELLING_ENV
 """Given to every worker process of the job when it starts (before anything imports the hub's libraries).
 Not PYTHONPATH: a node imports the project from its own environment (the driver's paths mean nothing there;
 a local instance's workers inherit this process's environment anyway)."""
+CONNECT_TIMEOUT_S = 10.0
+"""How long the driver tries to open a TCP connection to the head before it calls the address unreachable
+(``ray.init`` itself retries an address where nothing answers for ever)."""
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
@@ -56,6 +60,25 @@ def parse_address(address: str | None) -> str:
         return text
     raise ExecutorError(f"--address {address!r}: give none (a local Ray instance), auto (the cluster running "
                         f"here), HOST:PORT (a cluster's head) or ray://HOST:PORT (Ray Client)")
+
+
+def unreachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why nothing answers at the head ``address`` names (``HOST:PORT``, ``ray://HOST:PORT``, or ``auto`` with
+    ``RAY_ADDRESS`` set), or None when a TCP connection opens (or there is no address to try: ``none``, or
+    ``auto`` finding the cluster started on this machine, which Ray reports itself)."""
+    import socket
+
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "").strip()
+    match = _HOST_PORT.match(address.removeprefix("ray://"))
+    if not match:
+        return None
+    host, port = match.group(1).strip("[]"), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"nothing answers at {host}:{port} ({exc.strerror or type(exc).__name__} within {timeout:g} s)"
+    return None
 
 
 def describe_node(node: dict) -> str:
@@ -132,6 +155,14 @@ class RayExecutor:
                       f"Python {versions['python']}")
         self._task = self.ray.remote(run_task)
 
+    def check(self) -> None:
+        """What can be known without joining: that something answers at the head's address (ExecutorError, a
+        usage error, when nothing does; Ray itself would wait for it for ever)."""
+        why = unreachable(self.address) if self.address != "none" else None
+        if why:
+            raise ExecutorError(f"--address {self.address}: cannot reach Ray: {why}; is the cluster's head running "
+                                f"there (`ray start --head`)?")
+
     def _connect(self) -> str:
         """Start or join Ray as ``address`` says; how, in words."""
         ray = self.ray
@@ -140,6 +171,7 @@ class RayExecutor:
         options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING,
                                    "runtime_env": {"env_vars": {k: os.environ[k] for k in RAY_ENV if k in os.environ}}}
         self._auth_mode = os.environ.get("RAY_AUTH_MODE")
+        self.check()
         try:
             if self.address == "none":
                 cpus = self.workers or os.cpu_count() or 1
