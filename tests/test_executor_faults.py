@@ -185,6 +185,54 @@ def test_a_node_that_differs_from_the_driver_is_refused_by_name(monkeypatch):
     assert list(executor.nodes) == ["aaaa".ljust(56, "0")]  # the matching node is kept
 
 
+def test_a_clip_whose_node_died_is_retried_on_another_node_and_the_node_is_dropped():
+    """Found on the two-node cluster: a node's raylet SIGKILLed mid-clip; Ray still listed the node as alive
+    when the clip's task failed, so its retry was pinned to the same node (TaskUnschedulableError) and the
+    clip became an error although the other node was free. A retry now goes to a node it has not failed on,
+    and a node Ray says is gone takes no more tasks."""
+    pytest.importorskip("ray")
+    from ray import exceptions as rx
+
+    from freqrex_audit.audit import ray_executor
+
+    class Cluster:
+        """Two 1-CPU nodes; a task pinned to DEAD_NODE ends with ``kills``' error, every other one is ok."""
+
+        def __init__(self, kills):
+            self.kills, self.sent = kills, []
+
+        def remote(self, spec, device, cache_root, sample, settings, where):
+            self.sent.append(where)
+            return (sample.id, len(self.sent), where)
+
+        def options(self, scheduling_strategy, **_):
+            self.node = scheduling_strategy.node_id
+            return SimpleNamespace(remote=lambda *a: self.remote(*a[:5], self.node))
+
+        def wait(self, refs, num_returns, timeout):
+            return list(refs), []
+
+        def get(self, ref):
+            if ref[2] == DEAD_NODE:
+                raise self.kills
+            return ClipOutcome(SampleRecord(SAMPLES[0], "ok"), remote=True)
+
+    DEAD_NODE, GOOD_NODE = "dead".ljust(56, "0"), "beef".ljust(56, "0")  # Ray checks that they are hex
+    nodes = {n: {"NodeID": n, "Alive": True, "NodeManagerHostname": "vm", "NodeManagerAddress": "10.0.0.2",
+                 "Resources": {"CPU": 1.0}} for n in (DEAD_NODE, GOOD_NODE)}
+    for kills, gone in ((rx.NodeDiedError("node died"), True),
+                        (rx.TaskUnschedulableError("node doesn't exist any more"), True),
+                        (rx.WorkerCrashedError(), False)):
+        fake = Cluster(kills)
+        executor = SimpleNamespace(ray=fake, num_gpus=None, nodes=dict(nodes), _refused=set(), workers=None,
+                                   address="head:6379", _task=fake, _alive=lambda: list(nodes.values()))  # Ray: both alive
+        backend = ray_executor._RayBackend(executor, None, "cpu", None)
+        outcomes = list(stream_clips(SAMPLES[:1], backend, None, retries=1))
+        assert fake.sent == [DEAD_NODE, GOOD_NODE]  # the retry went to the other node
+        assert outcomes[0].record.status == "ok"
+        assert (DEAD_NODE in executor._refused) is gone  # a model that crashes: the node is fine
+
+
 def test_without_ray_the_ray_executor_is_a_usage_error(monkeypatch, tmp_path, capsys):
     from freqrex_audit.cli.main import main
 

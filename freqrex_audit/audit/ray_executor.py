@@ -290,7 +290,8 @@ class _RayBackend:
         cuda = str(device).startswith("cuda")
         self.gpus = executor.num_gpus if executor.num_gpus is not None else (1.0 if cuda else 0.0)
         self.device = "cuda" if self.gpus else device  # a GPU task sees only its own GPU: "cuda" is that one
-        self.running: dict[Any, str] = {}  # task -> node id
+        self.running: dict[Any, tuple[str, int]] = {}  # task -> (node id, its sample's id())
+        self.failed_on: dict[int, set[str]] = {}  # a sample's id() -> the nodes its task failed on
         self.lost: str | None = None  # why the cluster cannot be reached, once it cannot
 
     def _capacity(self, node: dict) -> int:
@@ -299,7 +300,7 @@ class _RayBackend:
 
     def _free_by_node(self) -> dict[str, int]:
         used: dict[str, int] = {}
-        for node_id in self.running.values():
+        for node_id, _ in self.running.values():
             used[node_id] = used.get(node_id, 0) + 1
         return {node_id: self._capacity(n) - used.get(node_id, 0) for node_id, n in self.ex.nodes.items()}
 
@@ -319,7 +320,9 @@ class _RayBackend:
 
         if self.lost:
             raise BackendLost(self.lost)
-        free = self._free_by_node()
+        free = {n: k for n, k in self._free_by_node().items() if k > 0}
+        # a retry goes to a node it has not failed on when one is free (a dying node is not yet known dead)
+        free = {n: k for n, k in free.items() if n not in self.failed_on.get(id(sample), ())} or free
         node_id = max(free, key=lambda n: free[n])  # spread: the node with the most free slots
         where = describe_node(self.ex.nodes[node_id])
         try:
@@ -328,7 +331,7 @@ class _RayBackend:
                                         ).remote(self.spec, self.device, self.cache_root, sample, settings, where)
         except Exception as exc:  # noqa: BLE001 - a task cannot even be sent: the cluster is gone
             raise BackendLost(f"the Ray cluster stopped answering ({type(exc).__name__}: {exc})") from None
-        self.running[ref] = node_id
+        self.running[ref] = (node_id, id(sample))
         return ref, where
 
     def wait(self, timeout: float) -> list[tuple[Any, ClipOutcome | Failure]]:
@@ -342,11 +345,15 @@ class _RayBackend:
             raise BackendLost(f"the Ray cluster stopped answering ({type(exc).__name__}: {exc})") from None
         ended: list[tuple[Any, ClipOutcome | Failure]] = []
         for ref in ready:
-            self.running.pop(ref)
+            node_id, sample = self.running.pop(ref)
             try:
                 ended.append((ref, ray.get(ref)))
             except Exception as exc:  # noqa: BLE001 - every way a task can end without an outcome
                 ended.append((ref, self._failure(exc)))
+                self.failed_on.setdefault(sample, set()).add(node_id)
+                if self._node_gone(exc):  # before Ray's heartbeats mark it dead: no more tasks there
+                    self.ex.nodes.pop(node_id, None)
+                    self.ex._refused.add(node_id)
         if any(isinstance(result, Failure) for _, result in ended):
             self._forget_dead_nodes()
         return ended
@@ -363,6 +370,11 @@ class _RayBackend:
                             rx.OutOfMemoryError, rx.TaskUnschedulableError)):
             return Failure(f"the worker process died ({type(exc).__name__}: {first})")
         return Failure(f"the task ended without a result ({type(exc).__name__}: {first})", retry=False)
+
+    def _node_gone(self, exc: Exception) -> bool:
+        from ray import exceptions as rx
+
+        return isinstance(exc, (rx.NodeDiedError, rx.TaskUnschedulableError))
 
     def _forget_dead_nodes(self) -> None:
         try:
