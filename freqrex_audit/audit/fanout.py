@@ -2,7 +2,7 @@
 
 **Worker side.** :func:`run_task` is the task of the process pool and of Ray alike: it applies the driver's
 :class:`Settings` (torch threads, the deadline, the environment settings that change what a worker may read
-or load), runs the clip through the serial pipeline (:func:`run_clip`; one model per worker), and returns a
+or load, the import folders of :mod:`freqrex_audit.runtime.imports`), runs the clip through the serial pipeline (:func:`run_clip`; one model per worker), and returns a
 :class:`~freqrex_audit.audit.pipeline.ClipOutcome` carrying the work it cost and the cache entries it
 computed. Workers read the cache at the driver's absolute path when they can see it, and never write it:
 the driver stores their entries, so there is one cache wherever the workers ran.
@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from ..models.classifier import describe_exception
 from ..runtime import deadline
+from ..runtime.imports import searched, use_folders
 from ..runtime.paths import ROOTS_ENV
 from .cache import Cache
 from .pipeline import ClipOutcome, ClipRunner, WorkCounts, audit_clip, load_model
@@ -63,17 +64,23 @@ class Settings:
     threads: int
     env: tuple[tuple[str, str | None], ...]
     deadline: tuple[float, float] | None
+    folders: tuple[str, ...] = ()
 
     @classmethod
     def capture(cls) -> Settings:
-        """This (driver) process's torch threads, :data:`TRAVELLING_ENV` and session deadline."""
+        """This (driver) process's torch threads, :data:`TRAVELLING_ENV`, session deadline and import folders
+        (pytest's rootdir and ini ``pythonpath``: where a project's model module is found)."""
         import torch
 
-        return cls(torch.get_num_threads(), tuple((k, os.environ.get(k)) for k in TRAVELLING_ENV), deadline.current())
+        return cls(torch.get_num_threads(), tuple((k, os.environ.get(k)) for k in TRAVELLING_ENV), deadline.current(),
+                   tuple(searched()))
 
     def apply(self) -> None:
-        """Make this (worker) process match: the same thread count (results depend on it) and environment."""
+        """Make this (worker) process match: the same thread count (results depend on it), environment and
+        import folders (appended to ``sys.path``, as the driver did; a folder a node lacks finds nothing)."""
         import torch
+
+        use_folders(self.folders)
 
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
@@ -111,11 +118,14 @@ KEPT_RUNNERS = 2
 
 
 def run_clip(spec: Any, device: str, cache_root: Any, sample: Any,
-             session_deadline: tuple[float, float] | None = None) -> ClipOutcome:
+             session_deadline: tuple[float, float] | None = None, folders: list[str] | None = None) -> ClipOutcome:
     """One clip through the serial pipeline in this worker; the model is loaded once per worker (and spec).
     ``session_deadline`` (:func:`freqrex_audit.runtime.deadline.current` in the driver) is armed here, so a
-    clip this worker cuts comes back *interrupted* exactly as an in-process one does. The outcome carries the
-    queries and cache counts this clip cost here, and the cache entries it computed."""
+    clip this worker cuts comes back *interrupted* exactly as an in-process one does. ``folders``: the driver's
+    import folders (:mod:`freqrex_audit.runtime.imports`), so a project's model module imports here too. The
+    outcome carries the queries, model calls and cache counts this clip cost here, and the cache entries it
+    computed."""
+    use_folders(folders or [])
     deadline.resume(session_deadline)
     key = (str(spec.path), repr(spec.model), spec.freqrex.seed, spec.dataset.limit, device, str(cache_root))
     if key not in _RUNNERS:
@@ -128,10 +138,12 @@ def run_clip(spec: Any, device: str, cache_root: Any, sample: Any,
         _RUNNERS[key] = ClipRunner(spec, clf, RecordingCache(cache_root))
     runner = _RUNNERS[key]
     q0, phases0, cache0 = runner.engine.queries, dict(runner.queries_by_phase), runner.cache.counts()
+    c0 = runner.engine.calls
     outcome = audit_clip(runner, sample, spec.dataset.sample_rate or runner.clf.sample_rate)
     spent = WorkCounts(runner.engine.queries - q0,
                        {p: c - phases0.get(p, 0) for p, c in runner.queries_by_phase.items() if c - phases0.get(p, 0)},
-                       {name: count - cache0[name] for name, count in runner.cache.counts().items()})
+                       {name: count - cache0[name] for name, count in runner.cache.counts().items()},
+                       runner.engine.calls - c0)
     entries = runner.cache.drain() if isinstance(runner.cache, RecordingCache) else []
     return dataclasses.replace(outcome, remote=True, counts=spent, entries=entries)
 
@@ -143,7 +155,7 @@ def run_task(spec: Any, device: str, cache_root: Any, sample: Any, settings: Set
     failed or could not be read here, so a file missing on one node names the node."""
     settings.apply()
     try:
-        outcome = run_clip(spec, device, cache_root, sample, settings.deadline)
+        outcome = run_clip(spec, device, cache_root, sample, settings.deadline, list(settings.folders))
     except Exception as exc:  # noqa: BLE001 - a load failure here (a module this node lacks) is the clip's error
         outcome = ClipOutcome(SampleRecord(sample, "error", f"the model did not load on this worker: "
                                                             f"{describe_exception(exc)}"), remote=True)
