@@ -83,8 +83,8 @@ class InProcessPool:
     """An executor whose 'workers' are this process: every clip runs through the worker task with the deadline
     it carries, all before the audit sees any outcome (as a process pool's list does)."""
 
-    def run_clips(self, spec, device, cache_root, samples):
-        return [run_clip(spec, device, cache_root, sample, deadline.current()) for sample in samples]
+    def run_clips(self, spec, device, cache_root, samples, stages=None):
+        return [run_clip(spec, device, cache_root, sample, deadline.current(), stages=stages) for sample in samples]
 
 
 def test_clips_cut_in_workers_are_interrupted_and_measured_ones_keep_their_verdicts(tmp_path, monkeypatch):

@@ -42,7 +42,9 @@ _ = _RUNNERS  # the worker-side runner cache lives in fanout; re-exported for th
 class ClipExecutor(Protocol):
     """What the audit needs from an executor: run every clip of a spec, outcomes in the clips' order."""
 
-    def run_clips(self, spec: Any, device: str, cache_root: Any, samples: list) -> Iterable[ClipOutcome]: ...
+    def run_clips(self, spec: Any, device: str, cache_root: Any, samples: list,
+                  stages: frozenset[str] | None = None) -> Iterable[ClipOutcome]:
+        """``stages``: what the driver's run computes (None: all), which every worker computes too."""
 
 
 def _serve(conn: Any) -> None:
@@ -99,8 +101,9 @@ class _PoolBackend:
     """The pool's side of :func:`~freqrex_audit.audit.fanout.stream_clips`: one task per idle slot; worker ``k``
     always audits on ``devices[k mod n]``, so it loads one model per spec."""
 
-    def __init__(self, pool: ProcessExecutor, spec: Any, devices: list[str], cache_root: Path | None):
-        self.pool, self.spec, self.devices, self.cache_root = pool, spec, devices, cache_root
+    def __init__(self, pool: ProcessExecutor, spec: Any, devices: list[str], cache_root: Path | None,
+                 stages: frozenset[str] | None = None):
+        self.pool, self.spec, self.devices, self.cache_root, self.stages = pool, spec, devices, cache_root, stages
         self.busy: dict[int, _Worker] = {}
 
     def free(self) -> int:
@@ -111,7 +114,7 @@ class _PoolBackend:
 
     def submit(self, sample: Any, settings: Settings) -> tuple[Any, str]:
         slot = next(k for k in range(self.pool.workers) if k not in self.busy)
-        job = (self.spec, device_for(self.devices, slot), self.cache_root, sample, settings, None)
+        job = (self.spec, device_for(self.devices, slot), self.cache_root, sample, settings, None, self.stages)
         for _ in range(2):  # an idle worker that died meanwhile (OOM-killed) is replaced once
             worker = self.pool.worker(slot)
             try:
@@ -179,8 +182,9 @@ class ProcessExecutor:
         if worker is not None:
             worker.stop(kill=kill)
 
-    def run_clips(self, spec: Any, device: str, cache_root: Any, samples: list) -> Iterator[ClipOutcome]:
-        backend = _PoolBackend(self, spec, self.devices or default_devices(device), absolute(cache_root))
+    def run_clips(self, spec: Any, device: str, cache_root: Any, samples: list,
+                  stages: frozenset[str] | None = None) -> Iterator[ClipOutcome]:
+        backend = _PoolBackend(self, spec, self.devices or default_devices(device), absolute(cache_root), stages)
         return stream_clips(samples, backend, absolute(cache_root), self.retries)
 
     def close(self) -> None:

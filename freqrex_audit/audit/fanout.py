@@ -32,6 +32,7 @@ from ..runtime.paths import ROOTS_ENV
 from .cache import Cache
 from .pipeline import ClipOutcome, ClipRunner, WorkCounts, audit_clip, load_model
 from .records import SampleRecord
+from .stages import STAGES
 
 __all__ = ["Settings", "RecordingCache", "run_clip", "run_task", "Failure", "BackendLost", "Backend",
            "stream_clips", "node_versions", "ExecutorError", "TRAVELLING_ENV", "POLL_S", "DEFAULT_RETRIES", "absolute"]
@@ -118,16 +119,19 @@ KEPT_RUNNERS = 2
 
 
 def run_clip(spec: Any, device: str, cache_root: Any, sample: Any,
-             session_deadline: tuple[float, float] | None = None, folders: list[str] | None = None) -> ClipOutcome:
+             session_deadline: tuple[float, float] | None = None, folders: list[str] | None = None,
+             stages: frozenset[str] | None = None) -> ClipOutcome:
     """One clip through the serial pipeline in this worker; the model is loaded once per worker (and spec).
     ``session_deadline`` (:func:`freqrex_audit.runtime.deadline.current` in the driver) is armed here, so a
     clip this worker cuts comes back *interrupted* exactly as an in-process one does. ``folders``: the driver's
-    import folders (:mod:`freqrex_audit.runtime.imports`), so a project's model module imports here too. The
-    outcome carries the queries, model calls and cache counts this clip cost here, and the cache entries it
+    import folders (:mod:`freqrex_audit.runtime.imports`), so a project's model module imports here too.
+    ``stages``: what the driver's run computes (default all), so a worker does the same work. The outcome carries the queries, model calls and cache counts this clip cost here, and the cache entries it
     computed."""
     use_folders(folders or [])
     deadline.resume(session_deadline)
-    key = (str(spec.path), repr(spec.model), spec.freqrex.seed, spec.dataset.limit, device, str(cache_root))
+    stages = STAGES if stages is None else frozenset(stages)
+    key = (str(spec.path), repr(spec.model), spec.freqrex.seed, spec.dataset.limit, device, str(cache_root),
+           tuple(sorted(stages)))
     if key not in _RUNNERS:
         try:
             clf = load_model(spec, device)
@@ -135,7 +139,7 @@ def run_clip(spec: Any, device: str, cache_root: Any, sample: Any,
             return ClipOutcome(SampleRecord(sample, "skipped", str(exc)), remote=True)
         while len(_RUNNERS) >= KEPT_RUNNERS:  # one spec at a time: an old model is not kept alive
             _RUNNERS.pop(next(iter(_RUNNERS)))
-        _RUNNERS[key] = ClipRunner(spec, clf, RecordingCache(cache_root))
+        _RUNNERS[key] = ClipRunner(spec, clf, RecordingCache(cache_root), stages)
     runner = _RUNNERS[key]
     q0, phases0, cache0 = runner.engine.queries, dict(runner.queries_by_phase), runner.cache.counts()
     c0 = runner.engine.calls
@@ -149,13 +153,13 @@ def run_clip(spec: Any, device: str, cache_root: Any, sample: Any,
 
 
 def run_task(spec: Any, device: str, cache_root: Any, sample: Any, settings: Settings,
-             where: str | None = None) -> ClipOutcome:
+             where: str | None = None, stages: frozenset[str] | None = None) -> ClipOutcome:
     """An executor's task: :func:`run_clip` under the driver's ``settings``. A model that does not load on this
     worker is this clip's error, not the worker's crash; ``where`` (a Ray node) ends the reason of a clip that
     failed or could not be read here, so a file missing on one node names the node."""
     settings.apply()
     try:
-        outcome = run_clip(spec, device, cache_root, sample, settings.deadline, list(settings.folders))
+        outcome = run_clip(spec, device, cache_root, sample, settings.deadline, list(settings.folders), stages)
     except Exception as exc:  # noqa: BLE001 - a load failure here (a module this node lacks) is the clip's error
         outcome = ClipOutcome(SampleRecord(sample, "error", f"the model did not load on this worker: "
                                                             f"{describe_exception(exc)}"), remote=True)

@@ -261,9 +261,10 @@ class RayExecutor:
             self.announce(f"not using {problem}")
 
     # --- running ---------------------------------------------------------------------------------------
-    def run_clips(self, spec: Any, device: str, cache_root: Any, samples: list) -> Iterator[ClipOutcome]:
+    def run_clips(self, spec: Any, device: str, cache_root: Any, samples: list,
+                  stages: frozenset[str] | None = None) -> Iterator[ClipOutcome]:
         self.start()
-        backend = _RayBackend(self, spec, device, absolute(cache_root))
+        backend = _RayBackend(self, spec, device, absolute(cache_root), stages)
         try:
             self._check_nodes(refuse=False)  # nodes that joined since the last spec
         except Exception as exc:  # noqa: BLE001 - the cluster is gone: every clip says so (_RayBackend.submit)
@@ -285,8 +286,9 @@ class RayExecutor:
 class _RayBackend:
     """Ray's side of :func:`~freqrex_audit.audit.fanout.stream_clips`: tasks pinned to checked nodes."""
 
-    def __init__(self, executor: RayExecutor, spec: Any, device: str, cache_root: Any):
-        self.ex, self.ray, self.spec, self.cache_root = executor, executor.ray, spec, cache_root
+    def __init__(self, executor: RayExecutor, spec: Any, device: str, cache_root: Any,
+                 stages: frozenset[str] | None = None):
+        self.ex, self.ray, self.spec, self.cache_root, self.stages = executor, executor.ray, spec, cache_root, stages
         cuda = str(device).startswith("cuda")
         self.gpus = executor.num_gpus if executor.num_gpus is not None else (1.0 if cuda else 0.0)
         self.device = "cuda" if self.gpus else device  # a GPU task sees only its own GPU: "cuda" is that one
@@ -328,7 +330,8 @@ class _RayBackend:
         try:
             ref = self.ex._task.options(num_cpus=1, num_gpus=self.gpus, max_retries=0, retry_exceptions=False,
                                         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
-                                        ).remote(self.spec, self.device, self.cache_root, sample, settings, where)
+                                        ).remote(self.spec, self.device, self.cache_root, sample, settings, where,
+                                                 self.stages)
         except Exception as exc:  # noqa: BLE001 - a task cannot even be sent: the cluster is gone
             raise BackendLost(f"the Ray cluster stopped answering ({type(exc).__name__}: {exc})") from None
         self.running[ref] = (node_id, id(sample))
