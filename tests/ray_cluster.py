@@ -90,7 +90,11 @@ def start_cluster(nodes: int = 2, cpus: int = 1, pythonpath: str = str(REPO), no
     port, client_port = free_port(), free_port()
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FREQREX_"))}
-    env.update(auth, PYTHONPATH=pythonpath, RAY_USAGE_STATS_ENABLED="0", **(node_env or {}))
+    # RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S: the head's Ray Client proxy waits 30 s (Ray's default) for the
+    # server it starts per client. The ray:// test failed once with an empty "Initialization failure from server"
+    # on a 2-core machine at a load of 7 (passes alone); a slow server start is the likely cause, not a proven one
+    env.update(auth, PYTHONPATH=pythonpath, RAY_USAGE_STATS_ENABLED="0", RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="120",
+               **(node_env or {}))
     address = f"127.0.0.1:{port}"
     memory = str(80 * 1024 * 1024)
     cluster = LocalCluster(address, client_port, auth, workdir, [], temp_dir)

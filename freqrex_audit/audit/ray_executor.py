@@ -190,8 +190,11 @@ class RayExecutor:
             elif os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
                 hint = (" (a cluster with token authentication, which Ray 2.60 turns on when its head has a token, "
                         "needs RAY_AUTH_MODE=token and that token, RAY_AUTH_TOKEN or ~/.ray/auth_token, here too)")
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            # the first line says what failed; a server's traceback after it ends with why
+            why = lines[0] + (f" ... {lines[-1]}" if len(lines) > 1 else "") if lines else ""
             raise ExecutorError(f"--address {self.address}: cannot reach Ray: {type(exc).__name__}: "
-                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}{hint}") from None
+                                f"{why}{hint}") from None
         self._owns = True
         return how
 
