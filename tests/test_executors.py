@@ -34,8 +34,17 @@ def test_process_pool_gives_the_serial_results(project):
     _same_as_serial(project, "--executor", "process", "--workers", "2")
 
 
+def test_workers_compute_the_stages_the_serial_run_computes(project):
+    """The CLI computes only what a spec's checks need (here no attack): the workers are told, so results.json
+    (queries per phase, records) is the serial run's, not one with attacks nobody asked for."""
+    (project / "spec.yaml").write_text(FRAGILE_SPEC.split("  fourier_attack:")[0] % "tests.audit_models:fragile")
+    _same_as_serial(project, "--executor", "process", "--workers", "2")
+
+
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install '.[ray]')")
-def test_local_ray_with_two_cpus_gives_the_serial_results(project, monkeypatch):
+def test_local_ray_with_two_cpus_gives_the_serial_results(project, monkeypatch, capsys):
+    """No --address is ``none``: a private local instance with --workers CPUs, even when RAY_ADDRESS names a
+    cluster (here a port nothing listens on: joining it would fail)."""
     import os
     from pathlib import Path
 
@@ -44,10 +53,12 @@ def test_local_ray_with_two_cpus_gives_the_serial_results(project, monkeypatch):
     # Ray's workers are fresh interpreters: they find the test models (tests.audit_models) on PYTHONPATH
     repo = str(Path(__file__).resolve().parents[1])
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     try:
         _same_as_serial(project, "--executor", "ray", "--workers", "2")
     finally:
         ray.shutdown()
+    assert "freqrex-audit: ray: started a local Ray instance with 2 CPUs" in capsys.readouterr().err
 
 
 def test_executor_from_environment_and_names(monkeypatch):

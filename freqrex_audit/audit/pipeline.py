@@ -62,12 +62,14 @@ class WorkCounts:
 @dataclass
 class ClipOutcome:
     """One clip's result: its record, the spec's error when the model hung, and (from an executor's worker)
-    the work the worker spent on it, which the caller adds to the spec's totals."""
+    the work the worker spent on it, which the caller adds to the spec's totals, and the cache entries it
+    computed, ``(key, data, arrays)``, which the driver stores (workers never write the cache)."""
 
     record: SampleRecord
     hung: str | None = None
     remote: bool = False
     counts: WorkCounts = field(default_factory=WorkCounts)
+    entries: list = field(default_factory=list)
 
 
 class ClipRunner:

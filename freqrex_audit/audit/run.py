@@ -69,7 +69,8 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
         runner = ClipRunner(spec, clf, cache, stages)
         rate = spec.dataset.sample_rate or clf.sample_rate
         executor = current_executor()
-        outcomes = (executor.run_clips(spec, device, cache.root, samples) if executor and len(samples) > 1
+        outcomes = (executor.run_clips(spec, device, cache.root, samples, stages=stages)
+                    if executor and len(samples) > 1
                     else (audit_clip(runner, sample, rate) for sample in samples))
         if progress is not None:
             progress(0, len(samples), runner.engine.queries)

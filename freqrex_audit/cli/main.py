@@ -173,7 +173,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """Run specs without pytest and write the run's results. Exit status: 0 every gate passed, 1 a gate
     failed or was not measured, 2 a spec did not load (or a usage error), 3 the --deadline passed first,
     130 interrupted."""
-    from ..audit.executors import configure, make_executor
+    from ..audit.executors import configure, make_executor, start_executor
     from ..audit.records import EXIT_CODES, RUN_SHOWN, SHOWN
     from ..runs.folders import new_run_id
     from ..runs.write import spec_part
@@ -183,7 +183,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from ..session import AuditSession
     from ..specs.loader import SpecError, find_specs, spec_dirs_from_ini
 
-    configure(make_executor(args.executor, args.address, args.workers, args.devices) if args.executor else "environment")
+    configure(make_executor(args.executor, args.address, args.workers, args.devices, args.retries)
+              if args.executor else "environment")
     if args.threads:
         import torch
 
@@ -217,6 +218,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         except Exception:  # noqa: BLE001 - an unreadable dataset is the model[load] item's failure
             total += 1
         needs[spec.name] = session.stages(spec)  # compute what the spec's checks need, as pytest does
+    start_executor()  # Ray: connect and check every node now; a bad address or node is a usage error (2)
     session.start_deadline(args.deadline)
     parts, arrays, interrupted = [], {}, False
     try:
@@ -246,7 +248,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
         print("freqrex-audit: interrupted; writing what ran", file=sys.stderr)
-    if not parts and not errors and not interrupted:
+    if not parts and not errors and not interrupted and not deadline.passed():  # the deadline cut all: exit 3
         return 0
     out, doc = session.write(parts, arrays, errors=errors, total=total, interrupted=interrupted,
                              planned=[shown_spec(s.path) for s in specs])
@@ -344,10 +346,17 @@ def build_parser() -> argparse.ArgumentParser:
                             f"interrupted and the exit status is {DEADLINE_EXIT}")
     audit.add_argument("--executor", choices=("serial", "process", "ray"),
                        help="where clips run (default: $FREQREX_EXECUTOR or serial)")
-    audit.add_argument("--address", help="Ray cluster address (auto: the running one; none: a local instance)")
-    audit.add_argument("--workers", type=positive_int, help="processes / local Ray CPUs")
+    audit.add_argument("--address", help="Ray: none (default: a private local instance, even when another Ray "
+                       "runs here), auto (the cluster running on this machine, or $RAY_ADDRESS), HOST:PORT (a "
+                       "cluster's head), ray://HOST:10001 (Ray Client); joining a cluster is said on stderr")
+    audit.add_argument("--workers", type=positive_int, help="process: pool size (default 2); ray: most clips at "
+                       "a time (and a local instance's CPUs; default: this machine's)")
+    audit.add_argument("--retries", type=non_negative_int, default=None, metavar="N",
+                       help="process / ray: try a clip whose worker process (or node) died N more times before "
+                            "it is recorded as an error (default 1)")
     audit.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's); the same "
-                       "number gives bit-identical results.json on any machine and under pytest -n")
+                       "number gives bit-identical results.json on any machine, under pytest -n and on every "
+                       "--executor worker (the count travels with each clip)")
     audit.add_argument("--devices", type=device_list, metavar="LIST",
                        help="process executor: clip i runs on device i mod n, e.g. cuda:0,cuda:1 (default: every "
                             "visible CUDA device when --device is auto/cuda, else --device)")

@@ -140,6 +140,7 @@ class _State:
 
         self.device = str(opt("freqrex_device", "freqrex_device") or "auto")
         self.devices = _devices(str(opt("freqrex_devices", "freqrex_devices") or ""))
+        _check_executor()
         self.threads = _checked(values.positive_int, opt("freqrex_threads", "freqrex_threads"),
                                 "--freqrex-threads / freqrex_threads")
         self.samples = _checked(values.positive_int, opt("freqrex_samples", "freqrex_samples"),
@@ -281,6 +282,26 @@ def _checked(parse: Any, value: Any, names: str) -> Any:
         return optional(parse, value)
     except ValueError as exc:
         raise pytest.UsageError(f"{names}: {exc}") from None
+
+
+def _check_executor() -> None:
+    """``FREQREX_EXECUTOR`` and its settings, read as every spec will read them: one that cannot work (Ray not
+    installed, an address that does not parse or where nothing answers, a bad count or device) is a usage
+    error now, not the same traceback in every item. Nothing is started (joining a Ray cluster and checking
+    its nodes is the first spec's business), and nothing heavy is imported unless an executor is asked for."""
+    import os
+
+    if os.environ.get("FREQREX_EXECUTOR", "serial").strip() in ("", "serial"):
+        return
+    from ..audit.executors import executor_from_environment
+
+    try:
+        executor = executor_from_environment()
+        check = getattr(executor, "check", None)
+        if callable(check):
+            check()
+    except ValueError as exc:  # ExecutorError, DeviceError
+        raise pytest.UsageError(f"FREQREX_EXECUTOR={os.environ['FREQREX_EXECUTOR']}: {exc}") from None
 
 
 def _devices(text: str) -> list[str] | None:
