@@ -9,12 +9,13 @@ run's verdict from the outcomes, the same way pytest derives its exit status.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .datasets import Sample
 from ..engine import Explanation, FourierAttack, STFTAttack
+from ..engine.methods import MethodExplanation
+from ..engine.metrics import wilson  # one Wilson interval for gates, rates and explainer summaries
 from ..specs.loader import Spec
 
 __all__ = ["Outcome", "OUTCOMES", "GREEN", "RED", "NOT_RUN", "Verdict", "SampleRecord", "SpecResult",
@@ -74,20 +75,6 @@ def partial(outcomes: Iterable[str]) -> bool:
     return any(o in NOT_RUN for o in outcomes) and any(o not in NOT_RUN for o in outcomes)
 
 
-def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
-    """Wilson score interval of k successes in n trials (None when n == 0)."""
-    if n <= 0:
-        return None
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 @dataclass
 class Verdict:
     """The outcome of one pytest item, with the gates (metric, value, op, threshold) that decided it.
@@ -125,6 +112,7 @@ class SampleRecord:
     fourier: FourierAttack | None = None
     stft: STFTAttack | None = None
     verification: dict | None = None
+    methods: dict[str, MethodExplanation] | None = None  # spec explainers: method -> what it kept, how faithful
     notes: list[str] = field(default_factory=list)  # what did not stop the analysis: clipping, cut to clip_seconds…
 
     @property
@@ -153,6 +141,7 @@ class SpecResult:
     verdicts: list[Verdict] = field(default_factory=list)
     rates: dict = field(default_factory=dict)  # "check.metric" -> {"k", "n", "value", "low", "high"}
     peer_work: dict = field(default_factory=dict)  # peer -> {"seconds", "queries", "cache"} spent on it for this spec
+    explainer_notes: list[str] = field(default_factory=list)  # where the L-MAC decoder / codec came from
 
     @property
     def name(self) -> str:
