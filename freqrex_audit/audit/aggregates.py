@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 
 from ..engine import Explanation, summarize_attacks
+from ..engine.methods import summarize
 from ..engine.metrics import class_responsibility, inverse_histogram, necessary_histogram
 from .evidence import rate_counts
 from .gates import alpha_toward_peers
 from .records import SampleRecord, SpecResult, analysed as _analysed
 
-__all__ = ["accuracy", "tables", "figures", "metrics", "rates"]
+__all__ = ["accuracy", "tables", "figures", "metrics", "rates", "explainer_summaries"]
 
 
 def rates(result: SpecResult) -> dict[str, dict]:
@@ -50,7 +51,18 @@ def tables(result: SpecResult) -> dict:
     attacks = summarize_attacks([r.fourier for r in done if r.fourier is not None],
                                 [r.stft for r in done if r.stft is not None] if result.spec.needs_stft else None,
                                 frame_sizes=result.spec.stft_attack.frame_sizes)
-    return {"sufficiency_by_class": sufficiency, "composition_by_class": {}, "attacks": _finite(attacks)}
+    return {"sufficiency_by_class": sufficiency, "composition_by_class": {}, "attacks": _finite(attacks),
+            "explainers": _finite(explainer_summaries(result))}
+
+
+def explainer_summaries(result: SpecResult) -> dict[str, dict]:
+    """Per method of ``explainers:``: faithfulness over the clips it explained, with k/n and intervals
+    (:func:`~freqrex_audit.engine.methods.summarize`, the engine's faithfulness on every clip's three rows)."""
+    settings = result.spec.explainers
+    if settings is None:
+        return {}
+    return {method: summarize([r.methods[method] for r in result.samples if r.methods and method in r.methods])
+            for method in settings.methods}
 
 
 def _finite(value: Any) -> Any:
@@ -97,6 +109,9 @@ def metrics(result: SpecResult) -> dict:
     alpha = alpha_toward_peers(result)
     if alpha:
         metrics["transferability.min_alpha"] = min(alpha.values())
+    for method, summary in (result.tables.get("explainers") or {}).items():
+        for name in ("ai", "ad", "ag", "ff", "fid_in"):
+            metrics[f"faithfulness.{method}.{name}"] = (summary.get(name) or {}).get("value")
     queries = [r.explanation.queries for r in done]
     metrics["freqrex.mean_queries"] = _mean(queries)
     return _finite(metrics)

@@ -81,6 +81,10 @@ def rate_counts(result: SpecResult) -> dict[str, dict]:
     rates["fourier_attack.single_rate"] = rate_entry(sum(a.n_frequencies == 1 for a in wins), n)
     rates["fourier_attack.five_rate"] = rate_entry(sum((a.n_frequencies or 0) <= 5 for a in wins), n)
     rates["fourier_attack.int16_survival_rate"] = rate_entry(sum(bool(a.survives_int16) for a in wins), n)
+    for method, summary in (result.tables.get("explainers") or {}).items():  # faithfulness rates, per method
+        for name in ("ai", "fid_in"):
+            entry = summary.get(name) or {"k": 0, "n": 0}
+            rates[f"faithfulness.{method}.{name}"] = rate_entry(entry["k"], entry["n"])
     if result.spec.needs_stft:
         stft_base = [r for r in measured if not r.fourier.success or (r.stft is not None and r.stft.attempted)]
         done = [r.stft for r in stft_base if r.fourier.success and r.stft.success and r.stft.quiet]

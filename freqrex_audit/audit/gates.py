@@ -10,17 +10,17 @@ item unless the check says ``on_unmeasured: skip``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .datasets import Sample
 from ..engine.subsets import is_complete
 from .evidence import DEFAULT_MIN_CLIPS, attack_evidence
-from .records import Outcome, SampleRecord, SpecResult, Verdict, analysed, wilson
+from .explainer_verdicts import explainer_verdict, faithfulness_verdict, gated_methods
+from .records import Outcome, SampleRecord, SpecResult, Verdict, analysed
+from .verdict_rules import _gate, _rate_gate, _settle, _show
 from ..specs.loader import Spec
 
-__all__ = ["Verdict", "planned_items", "evaluate", "alpha_toward_peers", "AGGREGATE_SETTINGS"]
+__all__ = ["Verdict", "planned_items", "evaluate", "alpha_toward_peers", "AGGREGATE_SETTINGS", "_rate_gate"]
 
 AGGREGATE_SETTINGS = {  # each ``max_<metric>`` setting is a ceiling on the metric ``<check>.<metric>``
     "sufficiency": ("max_mean_fraction",),
@@ -46,68 +46,10 @@ def planned_items(spec: Spec, samples: list[Sample]) -> list[tuple[str, str]]:
         if any(k in checks.get(check, {}) for k in settings):
             items.append((check, "aggregate"))
     items += [(check, "aggregate") for check in ("composition", "transferability") if check in checks]
+    if spec.explainers is not None:
+        items += [("explainers", method) for method in spec.explainers.methods]
+    items += [("faithfulness", method) for method in gated_methods(spec)]
     return items
-
-
-def _gate(metric: str, value: Any, op: str, threshold: float, **extra: Any) -> dict:
-    """One comparison; ``passed`` is None when ``value`` could not be measured."""
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        passed = None
-        value = None
-    else:
-        passed = bool(value <= threshold + 1e-12 if op == "<=" else value >= threshold - 1e-12)
-    return {"metric": metric, "value": value, "op": op, "threshold": threshold, "passed": passed, **extra}
-
-
-def _rate_gate(metric: str, rate: dict | None, op: str, threshold: float, confidence: float | None,
-               min_clips: int) -> dict:
-    """A gate on a rate: the point, or with ``confidence`` the interval's bound on the bad side."""
-    rate = rate or {"k": 0, "n": 0, "value": None, "low": None, "high": None}
-    extra = {"k": rate["k"], "n": rate["n"], "low": rate["low"], "high": rate["high"]}
-    if rate["n"] < min_clips:
-        return _gate(metric, None, op, threshold, **extra,
-                     unmeasured=f"{metric}: {rate['k']}/{rate['n']} measured clips, needs ≥ {min_clips}")
-    if confidence is None:
-        return _gate(metric, rate["value"], op, threshold, **extra)
-    low, high = wilson(rate["k"], rate["n"], confidence)
-    bound = high if op == "<=" else low
-    return _gate(metric, bound, op, threshold, **extra, compared=f"{'upper' if op == '<=' else 'lower'} "
-                                                                  f"{100 * confidence:g}% Wilson bound")
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "not measured"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _describe_gate(g: dict) -> str:
-    state = "ok" if g["passed"] else "FAILED" if g["passed"] is False else "NOT MEASURED"
-    count = f" ({g['k']}/{g['n']}, 95% CI {g['low']:.2f}–{g['high']:.2f})" if g.get("n") else ""
-    bound = f" [{g['compared']}]" if g.get("compared") else ""
-    why = f": {g['unmeasured']}" if g.get("unmeasured") else ""
-    return f"{g['metric']} = {_show(g['value'])}{bound}{count}, spec requires {g['op']} {g['threshold']:g} ({state}{why})"
-
-
-def _settle(check: str, key: str, gates: list[dict], settings: dict, head: str = "", measured: str | None = None,
-            unmeasured_reason: str | None = None) -> Verdict:
-    """The outcome of an item from its gates: failed > not measured > passed; ``on_unmeasured: skip``
-    turns not measured into skipped."""
-    lines = [_describe_gate(g) for g in gates]
-    failed = [g for g in gates if g["passed"] is False]
-    missing = [g for g in gates if g["passed"] is None]
-    if failed:
-        outcome, summary = Outcome.FAILED, f"{len(failed)} of {len(gates)} gate(s) failed"
-    elif missing or unmeasured_reason:
-        outcome = Outcome.NOT_MEASURED
-        summary = f"not measured: {unmeasured_reason or missing[0].get('unmeasured') or missing[0]['metric'] + ' could not be computed'}"
-    else:
-        outcome, summary = Outcome.PASSED, "all gates passed"
-    if outcome == Outcome.NOT_MEASURED and settings.get("on_unmeasured") == "skip":
-        outcome, summary = Outcome.SKIPPED, summary + f" (checks.{check}.on_unmeasured: skip)"
-    prefix = f"{key}: " if key != "aggregate" else f"{check}: "
-    text = "\n".join([prefix + summary + (f" — {head}" if head else ""), *lines])
-    return Verdict(check, key, outcome, text, gates, measured)
 
 
 def evaluate(result: SpecResult) -> list[Verdict]:
@@ -143,6 +85,9 @@ def evaluate(result: SpecResult) -> list[Verdict]:
         verdicts.append(_composition_verdict(result, checks["composition"]))
     if "transferability" in checks:
         verdicts.append(_transfer_verdict(result, checks["transferability"]))
+    if spec.explainers is not None:
+        verdicts += [explainer_verdict(result, method) for method in spec.explainers.methods]
+    verdicts += [faithfulness_verdict(result, method, checks["faithfulness"]) for method in gated_methods(spec)]
     return verdicts
 
 

@@ -33,7 +33,7 @@ __all__ = ["PHASES", "WorkCounts", "ClipOutcome", "ClipRunner", "audit_clip", "l
 
 
 PHASES = ("predict", "original", "responsibility", "subsets", "verify", "fourier_attack", "stft_attack", "composition",
-          "transferability")
+          "transferability", "explainers")
 """Where a spec's model queries go, as ``timings.per_spec.*.queries_by_phase`` names them."""
 
 
@@ -77,6 +77,16 @@ class ClipRunner:
         self.cache = cache if clf.fingerprint else Cache(None)
         self.fp = clf.fingerprint
         self.queries_by_phase: dict[str, int] = {p: 0 for p in PHASES}
+        self.kit = None  # the other explainers (audit/explainers.py), when the spec asks for them
+        self.explained_ids: frozenset[str] | None = None  # explainers.clips: the clips they run on
+        if spec.explainers is not None and "explainers" in stages:
+            from .explainers import ExplainerKit
+
+            self.kit = ExplainerKit(spec.explainers, clf, self.cache)
+            if spec.explainers.clips is not None:
+                from .datasets import list_samples, select
+
+                self.explained_ids = frozenset(s.id for s in select(list_samples(spec.dataset), spec.explainers.clips))
 
     def cached(self, phase: str, parts: tuple, compute, encode, decode):
         """``compute()``'s value for ``(phase, model, *parts)``, from the cache when it holds it."""
@@ -133,6 +143,11 @@ class ClipRunner:
             record.verification = self.cached("verify", (audio, cfg), lambda: verify(self.engine, exp),
                                               lambda v, a: v, lambda d, a: d)
             self.queries_by_phase["verify"] += self.engine.queries - q0
+        if self.kit is not None and (self.explained_ids is None or sample.id in self.explained_ids):
+            q0 = self.engine.queries
+            record.methods = self.cached("explainers", (audio, cfg, self.kit.identity()),
+                                         lambda: self.kit.explain(self.engine, x, exp), _encode_methods, _decode_methods)
+            self.queries_by_phase["explainers"] += self.engine.queries - q0
         if not self.stages & {"fourier", "stft"}:
             return record
         q0 = self.engine.queries
@@ -152,6 +167,16 @@ class ClipRunner:
                                       lambda s, a: s.to_dict(a), lambda d, a: STFTAttack.from_dict(d, a))
             self.queries_by_phase["stft_attack"] += self.engine.queries - q0
         return record
+
+
+def _encode_methods(methods: dict, arrays: dict) -> dict:
+    return {name: m.to_dict(arrays, f"methods.{name}") for name, m in methods.items()}
+
+
+def _decode_methods(data: dict, arrays: dict) -> dict:
+    from ..engine.methods import MethodExplanation
+
+    return {name: MethodExplanation.from_dict(d, arrays) for name, d in data.items()}
 
 
 def verify(engine: QueryEngine, exp: Explanation) -> dict:

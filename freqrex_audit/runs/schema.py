@@ -67,20 +67,37 @@ _EXPLANATION = {"type": "object",
 _ATTACK = {"type": ["object", "null"],
            "properties": {"success": {"type": "boolean"}, "new_label": _INT_OR_NULL, "snr_db": _NUM,
                           "adversarial": _ARRAY_REF_OR_NULL, "n_frequencies": _INT_OR_NULL}}
+_MASK = {"anyOf": [{"type": "null"}, {"type": "object"}, {"type": "array"}]}  # boolean: inline or in the .npz
+_METHOD = {"type": "object", "required": ["method", "available"],
+           "properties": {"method": _STR, "available": {"type": "boolean"}, "reason": _STR_OR_NULL,
+                          "representation": _STR, "target": _INT_OR_NULL, "target_label": _STR_OR_NULL,
+                          "labels": {"type": "array", "items": _STR}, "mask": _MASK, "kept": _ARRAY_REF_OR_NULL,
+                          "removed": _ARRAY_REF_OR_NULL, "probs": _ARRAY_REF_OR_NULL,
+                          "faithfulness": {"type": "object", "additionalProperties": _NUM},
+                          "kept_share": _NUM, "energy_share": _NUM, "queries": _INT, "gradient_calls": _INT,
+                          "seed": _INT, "details": _OBJ}}
+"""One explainer's result on one clip (engine.methods.MethodExplanation)."""
 _SAMPLE = {"type": "object", "required": ["id", "status"],
            "properties": {"id": _STR, "path": _STR, "label": _STR_OR_NULL,
                           "status": {"enum": ["ok", "misclassified", "skipped", "error"]},
                           "reason": _STR_OR_NULL, "notes": {"type": "array", "items": _STR},
                           "predicted": _STR_OR_NULL, "confidence": _NUM,
                           "explanation": {"anyOf": [{"type": "null"}, _EXPLANATION]},
-                          "fourier_attack": _ATTACK, "stft_attack": _ATTACK, "verification": _OBJ_OR_NULL}}
+                          "fourier_attack": _ATTACK, "stft_attack": _ATTACK, "verification": _OBJ_OR_NULL,
+                          "methods": {"type": ["object", "null"], "additionalProperties": _METHOD}}}
 _NUMBERS = {"type": "array", "items": _NUM}
 _TABLES = {"type": "object", "properties": {
     "sufficiency_by_class": {"type": "object", "additionalProperties": {"type": "object",
                                                                           "additionalProperties": _NUM}},
     "composition_by_class": {"type": "object", "additionalProperties": _NUM},
     "attacks": {"type": "object", "properties": {"stft": {"type": "object", "properties": {
-        "per_frame_size": {"type": "object", "propertyNames": {"pattern": "^[0-9]{1,9}$"}}}}}}}}
+        "per_frame_size": {"type": "object", "propertyNames": {"pattern": "^[0-9]{1,9}$"}}}}}},
+    "explainers": {"type": "object", "additionalProperties": {"type": "object", "required": ["n"], "properties": {
+        "n": _INT, "not_measured": _INT, "reason": _STR_OR_NULL, "kept_share": _NUM, "energy_share": _NUM,
+        "queries": _NUM, "gradient_calls": _NUM, "seconds": _NUM,
+        **{m: {"type": "object", "properties": {"value": _NUM, "k": _INT_OR_NULL, "n": _INT_OR_NULL,
+                                                "low": _NUM, "high": _NUM}}
+           for m in ("ai", "ad", "ag", "ff", "fid_in")}}}}}}
 _FIGURES = {"type": "object", "properties": {
     "class_responsibility": {"type": "object", "additionalProperties": {
         "type": "object", "required": ["hz", "value"], "properties": {"hz": _NUMBERS, "value": _NUMBERS}}},
@@ -107,7 +124,9 @@ _SPEC = {"type": "object", "required": ["verdicts"],
                         "rates": {"type": "object", "additionalProperties": {"type": "object", "properties": {
                             "k": _INT_OR_NULL, "n": _INT_OR_NULL, "value": _NUM, "low": _NUM, "high": _NUM}}},
                         "transferability": _OBJ_OR_NULL,
-                        "composition": _OBJ_OR_NULL, "waveforms": _WAVEFORMS}}
+                        "composition": _OBJ_OR_NULL, "waveforms": _WAVEFORMS,
+                        "explainers": {"type": ["object", "null"], "properties": {
+                            "methods": {"type": "array", "items": _STR}, "notes": {"type": "array", "items": _STR}}}}}
 _RUN = {"type": "object",
         "properties": {"seed": _INT_OR_NULL, "device": _STR_OR_NULL, "commit": _STR_OR_NULL,
                        "verdict": {"enum": list(EXIT_CODES)},  # the run verdicts

@@ -73,6 +73,8 @@ def _sample_dict(index: int, record: Any, name: str, arrays: dict) -> dict:
                            if record.fourier else None),
         "stft_attack": record.stft.to_dict(arrays, f"{base}.stft_attack", timings=False) if record.stft else None,
         "verification": record.verification,
+        "methods": ({name: m.to_dict(arrays, f"{base}.methods.{name}", timings=False)
+                     for name, m in record.methods.items()} if record.methods else None),
     }
 
 
@@ -84,6 +86,8 @@ def _sample_timing(record: Any) -> dict:
     for name, value in (("fourier_attack", record.fourier), ("stft_attack", record.stft)):
         if value is not None:
             out[name] = round(value.seconds, 6)
+    if record.methods:
+        out["methods"] = {name: round(m.seconds, 6) for name, m in sorted(record.methods.items())}
     return out
 
 
@@ -116,6 +120,7 @@ def spec_part(result: SpecResult, prefix: str | None = None, arrays: dict | None
         "transferability": to_jsonable(result.transferability) if result.transferability is not None else None,
         "composition": (to_jsonable(result.composition, arrays, f"{name}.composition")
                         if result.composition is not None else None),
+        "explainers": _explainers_section(result),
     }
     return {
         "name": name, "section": to_jsonable(section), "gates": to_jsonable(gates_of(result, prefix)),
@@ -126,6 +131,16 @@ def spec_part(result: SpecResult, prefix: str | None = None, arrays: dict | None
                              for peer, work in sorted(result.peer_work.items())}},
         "trust_remote_code": result.spec.trust_remote_code,
     }
+
+
+def _explainers_section(result: SpecResult) -> dict | None:
+    """The spec's explainer settings and where the decoder / codec came from (None without ``explainers:``)."""
+    settings = result.spec.explainers
+    if settings is None:
+        return None
+    return {"methods": list(settings.methods), "train": str(settings.train) if settings.train else None,
+            "clips": settings.clips, "lmac": settings.lmac.to_dict(), "layer": settings.layer,
+            "latent": settings.latent.to_dict(), "notes": list(result.explainer_notes)}
 
 
 def _commit() -> str | None:

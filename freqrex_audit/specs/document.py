@@ -12,7 +12,7 @@ description=...)``); tests/test_schema.py fails while an engine config field has
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, ClassVar, Literal, Optional
+from typing import Annotated, Any, Callable, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError, core_schema
@@ -20,6 +20,9 @@ from pydantic_core import PydanticCustomError, core_schema
 from ..engine import AttackConfig, FreqReXConfig, STFTAttackConfig
 from ..engine.attacks import ATTACK_POOLS
 from ..engine.explain import MAX_PARTS
+from ..engine.latent import LatentConfig
+from ..engine.lmac import LMACConfig
+from ..engine.methods import METHODS
 from ..engine.responsibility import CONVERGENCE_RULES
 from ..audio.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
@@ -31,6 +34,9 @@ MAX_ATTACK_SCALE = 1000.0
 """A bin scaled by more than this (+60 dB) is no longer a perturbation; the float32 waveform would overflow."""
 
 FX, AX, SX = FreqReXConfig(), AttackConfig(), STFTAttackConfig()  # the engine's defaults, shown in the schema
+LX, TX = LMACConfig(), LatentConfig()
+DEFAULT_CODEC = "zoo://instruments/codec"
+"""The latent explainer's codec when a spec names none: the zoo's small EnCodec (instruments/codec)."""
 
 
 def problem(text: str) -> PydanticCustomError:
@@ -275,6 +281,59 @@ class STFTAttackSection(Section):
     batch_size: Optional[Integer(1)] = Field(SX.batch_size, description="queries per model call (null: the model's)")
 
 
+# --- other explainers (L-MAC, latent space) ---------------------------------------------------------------
+
+class LMACSection(Section):
+    """L-MAC's decoder and its training (the engine's LMACConfig); ``layer`` for plain torch models."""
+
+    steps: Integer(1) = Field(LX.steps, description="training steps")
+    batch: Integer(1) = Field(LX.batch, description="clips per training step")
+    lr: Positive = Field(LX.lr, description="Adam learning rate")
+    l1: Annotated[float, Range(0.0)] = Field(LX.l1, description="λ: weight of the mask's mean (smaller masks)")
+    out_weight: Annotated[float, Range(0.0)] = Field(LX.out_weight, description="β: weight of the masked-out term")
+    guidance_steps: Integer(0) = Field(LX.guidance_steps, description="steps of the guidance fine-tuning (0: none)")
+    guidance: Annotated[float, Range(0.0)] = Field(LX.guidance, description="γ: weight of the guidance term")
+    threshold: Annotated[float, Range(0.0, 1.0)] = Field(LX.threshold, description="the binary mask keeps cells "
+                                                                                    "above this")
+    frame_size: FrameSize = Field(LX.frame_size, description="STFT frame of the mask (hop frame/4)")
+    width: Integer(1) = Field(LX.width, description="decoder channels")
+    bands: Integer(1) = Field(LX.bands, description="mask rows before interpolation to the STFT's bins")
+    seed: Integer(0) = Field(LX.seed, description="decoder initialisation and training batches")
+    layer: Text = Field(None, description="torch module models: the layer (dotted name) whose output the decoder "
+                                          "reads (default: the module's second-to-last child)")
+
+
+class LatentSection(Section):
+    """Latent-space explanations through a codec (the engine's LatentConfig)."""
+
+    codec: Text = Field(DEFAULT_CODEC, description="an EnCodec save_pretrained folder (relative to the spec), "
+                                                   "zoo://instruments/codec or hf://org/name from the local cache")
+    keep: Annotated[float, Range(0.0, 1.0, open_low=True)] = Field(TX.keep, description="share of latent features kept")
+    ig_steps: Integer(2) = Field(TX.ig_steps, description="Integrated Gradients steps (gradient calls per clip)")
+    ig_batch: Integer(1) = Field(TX.ig_batch, description="IG steps per backward batch")
+    seed: Integer(0) = Field(TX.seed, description="the noise that replaces the other features")
+
+
+class ExplainersSection(Section):
+    """Other explainers run on the audited clips and judged by the same faithfulness numbers as FreqReX.
+
+    ``explainers: [freqrex, lmac, latent]`` is short for ``explainers: {methods: [...]}``."""
+
+    methods: Annotated[list[Literal[METHODS]], Rule(_repeated, {"uniqueItems": True})] = Field(
+        min_length=1, description="methods to run: freqrex (its sufficient set), lmac, latent")
+    train: Text = Field(None, description="clips L-MAC's decoder trains on: a folder of class folders or a CSV, "
+                                          "relative to the spec, or zoo://task/name; never the audited clips "
+                                          "(needed unless the zoo ships a decoder for this model)")
+    clips: Integer(1) = Field(None, description="run the methods on at most this many of the audited clips")
+    lmac: LMACSection = Field(default_factory=LMACSection, description="L-MAC settings")
+    latent: LatentSection = Field(default_factory=LatentSection, description="latent-space settings")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_is_methods(cls, data: Any) -> Any:
+        return {"methods": data} if isinstance(data, list) else data
+
+
 # --- checks ---------------------------------------------------------------------------------------------
 
 class Check(Section):
@@ -370,6 +429,20 @@ class TransferabilityCheck(Check):
     flat_earther: bool = Field(None, description="true: this model may be a flat-earther (default false: being one fails)")
 
 
+class FaithfulnessCheck(Check):
+    """How faithful an explainer's kept part is to the model (AI, AD, AG, FF, Fid-In over the clips)."""
+
+    gates: ClassVar = ("min_ff", "min_ai", "max_ad", "min_ag", "min_fid_in")
+    method: Union[Literal[METHODS], Annotated[list[Literal[METHODS]], Field(min_length=1)]] = Field(
+        description="the method gated (or a list: one item per method, the same gates)")
+    min_ff: Annotated[float, Range(-1.0, 1.0)] = _setting("[method]: lowest mean faithfulness on spectra "
+                                                          "(p − p_removed)")
+    min_ai: Rate = _setting("[method]: lowest share of clips whose kept part raises the confidence (a rate)")
+    max_ad: Rate = _setting("[method]: highest mean relative drop of confidence on the kept part")
+    min_ag: Rate = _setting("[method]: lowest mean relative gain of confidence on the kept part")
+    min_fid_in: Rate = _setting("[method]: lowest share of clips whose kept part keeps the label (a rate)")
+
+
 class Checks(Section):
     """The checks to run; each makes test items. A check given as null takes its defaults."""
 
@@ -381,6 +454,7 @@ class Checks(Section):
     stft_attack: Optional[STFTAttackCheck] = None
     composition: Optional[CompositionCheck] = None
     transferability: Optional[TransferabilityCheck] = None
+    faithfulness: Optional[FaithfulnessCheck] = None
 
     @classmethod
     def extend_schema(cls, schema: dict) -> None:
@@ -409,6 +483,8 @@ class SpecDocument(Section):
     freqrex: FreqrexSection = Field(default_factory=FreqrexSection, description="FreqReX explanation settings")
     attack: AttackSection = Field(default_factory=AttackSection, description="Fourier attack settings")
     stft_attack: STFTAttackSection = Field(default_factory=STFTAttackSection, description="STFT attack settings")
+    explainers: ExplainersSection = Field(None, description="other explainers (L-MAC, latent space) run and "
+                                                             "judged beside FreqReX")
     checks: Checks = Field(default_factory=Checks, description="the gates")
     peers: Optional[list[Text]] = Field(None, description="other specs (name or file stem, same folder) for "
                                                           "transferability")
