@@ -13,7 +13,7 @@ from .._version import __version__
 from ..audio.io import AudioError
 from ..bench.sizes import SIZES
 from ..models.classifier import ClassifierError
-from .clip import classifier_from_arg, cmd_attack, cmd_classify, cmd_explain
+from .clip import classifier_from_arg, cmd_attack, cmd_classify, cmd_explain, cmd_train_lmac
 from ..runtime.isolation import private_matplotlib
 from .arguments import device_list, non_negative_int, positive_float, positive_int, seed_value
 
@@ -33,6 +33,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Explanation cost against the model's own forward time, per model and clip length."""
     from ..bench.timing import bench_model, format_table, rows_as_json
 
+    if args.explainers or args.latent_paper:
+        return _bench_explainers(args)
     if args.queries:
         from ..bench.queries import format_query_table, query_rows, query_rows_as_json
 
@@ -64,6 +66,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(format_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows_as_json(rows), indent=1))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _bench_explainers(args: argparse.Namespace) -> int:
+    """``bench --explainers`` / ``--latent-paper``: the README's explainer tables (bench/explainers.py)."""
+    import torch
+
+    from ..bench.explainers import compare_methods, format_latent_paper, format_methods, latent_paper
+
+    torch.set_num_threads(args.threads or 1)
+    out: dict = {}
+    if args.explainers:
+        for name in args.models or [f"zoo://instruments/{m}" for m in ("ast", "wav2vec2", "hubert", "whisper")]:
+            print(f"{name}: comparing explainers …", file=sys.stderr, flush=True)
+            out[name] = compare_methods(name, args.clips, args.seeds[0], args.device)
+            print(format_methods(name, out[name]) + "\n", flush=True)
+    if args.latent_paper:
+        out["latent_paper"] = latent_paper(seed=args.seeds[0], device=args.device)
+        print(format_latent_paper(out["latent_paper"]), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=float))
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
@@ -267,6 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: count an explanation's queries on the planted single-band model (at each "
                             "--seconds) and the planted 2/4/8-band conjunctions; deterministic, no zoo models")
     bench.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0], help="seeds for --queries")
+    bench.add_argument("--explainers", action="store_true",
+                       help="instead: L-MAC vs gradient saliency, random masks and FreqReX's sufficient set, and the "
+                            "latent method vs random latents, on the zoo's held-out clips (README's table)")
+    bench.add_argument("--latent-paper", action="store_true",
+                       help="instead: the latent paper's classification agreement and accuracy drop on "
+                            "zoo://instruments/latent")
+    bench.add_argument("--clips", type=positive_int, default=None, help="--explainers: at most N held-out clips")
+    bench.add_argument("--threads", type=positive_int, default=None, help="--explainers: torch threads (default 1)")
     bench.add_argument("--json", help="write the measurements as JSON to this file")
     bench.set_defaults(run=cmd_bench)
 
@@ -320,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "visible CUDA device when --device is auto/cuda, else --device)")
     audit.set_defaults(run=cmd_audit)
 
-    for name, func, text in (("explain", cmd_explain, "FreqReX on one clip: subsets, WAVs and a figure"),
+    for name, func, text in (("explain", cmd_explain, "explain one clip (FreqReX, L-MAC or latent space): "
+                                                      "explanation.json, WAVs, a figure"),
                              ("attack", cmd_attack, "Fourier (and STFT) attack on one clip")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("model", help=MODEL_HELP)
@@ -329,6 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
         sub.add_argument("--seconds", type=positive_float, default=None, help="analyse only the first N seconds")
         sub.add_argument("--seed", type=seed_value, default=None, help="FreqReX seed (default: the spec's, else 0)")
+        if name == "explain":
+            sub.add_argument("--method", choices=("freqrex", "lmac", "latent"), default="freqrex",
+                             help="the explainer (default freqrex); lmac and latent need a white-box torch model")
+            sub.add_argument("--train", default=None, help="lmac: clips the decoder trains on (a folder of class "
+                             "folders or a CSV; default: the spec's explainers.train, or the zoo's decoder)")
+            sub.add_argument("--codec", default=None, help="latent: an EnCodec folder or hf://org/name from the "
+                             "local cache (default: the spec's, else zoo://instruments/codec)")
+            sub.add_argument("--cache", default=".freqrex_cache", help="where trained L-MAC decoders are kept "
+                             "(default .freqrex_cache/)")
         if name == "attack":
             sub.add_argument("--budget", type=positive_int, default=None,
                              help="most frequencies one candidate mutates (default: the spec's attack.max_frequencies, else 1000)")
@@ -339,6 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
                                   "whole ladder (no budget) and report the flips that exist")
             sub.add_argument("--no-stft", dest="stft", action="store_false", help="skip the STFT attack")
         sub.set_defaults(run=func)
+
+    train = commands.add_parser("train-lmac", help="train an L-MAC decoder for a model and save it")
+    train.add_argument("model", help=MODEL_HELP)
+    train.add_argument("--train", required=True, help="the clips it trains on (a folder of class folders, a CSV, "
+                       "or zoo://task/name): clips the audit will not score")
+    train.add_argument("--out", required=True, help="folder for decoder.safetensors and lmac.json")
+    train.add_argument("--steps", type=positive_int, default=None, help="training steps (default 600)")
+    train.add_argument("--seed", type=seed_value, default=None, help="decoder seed (default 0)")
+    train.add_argument("--layer", default=None, help="torch module models: the layer the decoder reads")
+    train.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    train.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    train.set_defaults(run=cmd_train_lmac)
     return parser
 
 
