@@ -121,7 +121,12 @@ def band_model_8k(device: str = "cpu") -> FunctionClassifier:
 
 def band_model_scripted(device: str = "cpu") -> FunctionClassifier:
     """The same model traced to TorchScript: a black box to gradient explainers."""
-    module = torch.jit.trace(BandNet(sr=8000), torch.zeros(1, 4000))
+    import warnings
+
+    with warnings.catch_warnings():  # the band's frame count is a constant of the trace (clips are 0.5 s)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.9+ deprecates tracing; the point is a TorchScript model
+        module = torch.jit.trace(BandNet(sr=8000), torch.zeros(1, 4000))
     return Classifier.from_callable(module, LABELS, 8000, name="band-scripted", outputs="logits")
 
 

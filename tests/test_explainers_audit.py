@@ -46,11 +46,21 @@ def _spec(project, name: str, factory: str = "band_model_8k", extra: str = ""):
     return load_spec(path)
 
 
-def test_an_audit_runs_the_explainers_gates_faithfulness_and_caches_the_decoder(project):
+STAGES = frozenset({"predict", "explain", "verify", "explainers"})  # what these items need (no attacks)
+
+
+@pytest.fixture(scope="module")
+def runs(project):
+    """The planted spec audited with an empty cache (the decoder is trained), then again from the cache."""
     spec = _spec(project, "planted")
+    first = run_spec(spec, device="cpu", cache=Cache(project / ".cache"), stages=STAGES)
+    again = run_spec(spec, device="cpu", cache=Cache(project / ".cache"), stages=STAGES)
+    return spec, first, again
+
+
+def test_an_audit_runs_the_explainers_gates_faithfulness_and_caches_the_decoder(runs):
+    spec, result, again = runs
     assert spec.explainers.methods == ("freqrex", "lmac") and spec.explainers.lmac.steps == 60
-    cache = Cache(project / ".cache")
-    result = run_spec(spec, device="cpu", cache=cache)
     verdicts = {(v.check, v.key): v for v in result.verdicts}
     assert verdicts[("explainers", "freqrex")].outcome == "passed"
     assert verdicts[("explainers", "lmac")].outcome == "passed"
@@ -62,36 +72,41 @@ def test_an_audit_runs_the_explainers_gates_faithfulness_and_caches_the_decoder(
     assert result.metrics["faithfulness.lmac.ff"] == summary["ff"]["value"]
     assert result.rates["faithfulness.lmac.fid_in"]["n"] == 5
     assert any("trained on 24 clips" in note for note in result.explainer_notes)
-    again = run_spec(spec, device="cpu", cache=Cache(project / ".cache"))  # no retraining: the cache has it
+    assert any("from the result cache" in note for note in again.explainer_notes)  # not retrained
     assert [v.outcome for v in again.verdicts] == [v.outcome for v in result.verdicts]
     assert again.tables["explainers"] == result.tables["explainers"]
 
 
-def test_results_json_and_report_carry_the_explainers(project, tmp_path):
+def test_results_json_and_report_carry_the_explainers(runs, tmp_path):
+    import json
+
     from freqrex_audit.report.html import render_report
     from freqrex_audit.runs.read import load_run
     from freqrex_audit.runs.write import write_results
 
-    result = run_spec(_spec(project, "planted"), device="cpu", cache=Cache(project / ".cache"))
+    _, cold, result = runs
     path = write_results([result], tmp_path / "run")
+    cold_path = write_results([cold], tmp_path / "cold")
+    strip = lambda p: {k: v for k, v in json.loads(p.read_text()).items() if k not in ("timings", "run")}  # noqa: E731
+    assert strip(path) == strip(cold_path)  # trained or cached, the same file (the decoder's origin is a timing)
     doc, arrays = load_run(path)  # validated against the results schema
     sample = next(s for s in doc["specs"]["planted"]["samples"] if s["id"].startswith("band/"))
     assert set(sample["methods"]) == {"freqrex", "lmac"} and sample["methods"]["lmac"]["available"]
     signals = doc["specs"]["planted"]["waveforms"]["clips"][sample["id"]]["signals"]
     assert {"lmac-kept", "freqrex-kept"} <= set(signals)
-    html = render_report(path).read_text()
+    html = render_report(path, max_sample_cards=1).read_text()
     assert "Explainers · what each method keeps" in html and html.count('data-kind="lmac"') >= 1
 
 
 def test_a_torchscript_model_is_not_measured_never_a_number(project):
-    result = run_spec(_spec(project, "scripted", "band_model_scripted"), device="cpu", cache=Cache(None))
+    result = run_spec(_spec(project, "scripted", "band_model_scripted"), device="cpu", cache=Cache(None), stages=STAGES)
     verdicts = {(v.check, v.key): v for v in result.verdicts}
     assert verdicts[("explainers", "freqrex")].outcome == "passed"  # FreqReX only queries
     assert verdicts[("explainers", "lmac")].outcome == "skipped"
     gate = verdicts[("faithfulness", "lmac")]
     assert gate.outcome == "not_measured" and "TorchScript" in gate.message
     skipped = run_spec(_spec(project, "scripted2", "band_model_scripted", ", on_unmeasured: skip"), device="cpu",
-                       cache=Cache(None))
+                       cache=Cache(None), stages=frozenset({"predict"}))
     assert {(v.check, v.key): v for v in skipped.verdicts}[("faithfulness", "lmac")].outcome == "skipped"
 
 

@@ -138,3 +138,14 @@ def test_summarize_uses_the_engine_faithfulness_with_counts_and_intervals(plante
     assert summary["queries"] == results[0].queries and summary["kept_share"] > 0
     assert abs(summary["energy_share"] - np.mean([r.energy_share for r in results])) < 1e-12
     assert energy_share(np.ones(4), np.array([True, False, False, False])) == 0.25
+
+
+def test_the_guidance_stage_keeps_the_band_and_more_of_the_clip(planted, decoder):
+    import dataclasses
+
+    _, engine, wb = planted
+    guided = train_lmac(wb, training_clips(48, sr=SR), dataclasses.replace(LMAC, guidance_steps=40, guidance=4.0))
+    x = band_clip(sr=SR, seed=3)
+    plain, tuned = explain_lmac(engine, wb, decoder, x), explain_lmac(engine, wb, guided, x)
+    assert band_energy_share(tuned.kept, x, SR) > 0.9 and tuned.faithfulness["fid_in"] == 1.0
+    assert tuned.energy_share >= plain.energy_share  # pulled toward the clip where the decision holds

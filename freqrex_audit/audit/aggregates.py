@@ -61,7 +61,8 @@ def explainer_summaries(result: SpecResult) -> dict[str, dict]:
     settings = result.spec.explainers
     if settings is None:
         return {}
-    return {method: summarize([r.methods[method] for r in result.samples if r.methods and method in r.methods])
+    return {method: summarize([r.methods[method] for r in result.samples if r.methods and method in r.methods],
+                              timings=False)  # results.json's tables are deterministic; seconds are in timings
             for method in settings.methods}
 
 

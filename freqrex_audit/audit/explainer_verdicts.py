@@ -22,7 +22,8 @@ def gated_methods(spec: Spec) -> list[str]:
 
 
 def explainer_line(method: str, summary: dict) -> str:
-    """One method's faithfulness in words: the numbers, what it kept and what it cost."""
+    """One method's faithfulness in words: the numbers, what it kept and what it cost (queries and gradient
+    calls; wall time is left to ``timings``, so verdict messages stay deterministic)."""
     def value(name: str) -> str:
         entry = summary.get(name) or {}
         count = f" ({entry['k']}/{entry['n']})" if "k" in entry else ""
@@ -32,8 +33,7 @@ def explainer_line(method: str, summary: dict) -> str:
     return (f"{method}: {', '.join(value(n) for n in ('ai', 'ad', 'ag', 'ff', 'fid_in'))} over {summary['n']} clips; "
             f"kept {_show(None if kept is None else 100 * kept)}% of its representation, "
             f"{_show(None if energy is None else 100 * energy)}% of its energy; per clip "
-            f"{_show(summary.get('queries'))} queries, {_show(summary.get('gradient_calls'))} gradient calls, "
-            f"{_show(summary.get('seconds'))} s")
+            f"{_show(summary.get('queries'))} queries, {_show(summary.get('gradient_calls'))} gradient calls")
 
 
 def explainer_verdict(result: SpecResult, method: str) -> Verdict:

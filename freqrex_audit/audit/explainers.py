@@ -187,7 +187,9 @@ class ExplainerKit:
         if self.clf.fingerprint:
             data, arrays = _decoder_to_cache(trained)
             self.cache.put(key, data, arrays)
-        self.notes.append(f"L-MAC decoder: trained on {len(clips)} clips in {trained.meta['train_seconds']:.0f} s")
+        self.notes.append(f"L-MAC decoder: trained on {len(clips)} clips in {trained.meta['train_seconds']:.0f} s "
+                          f"(now in the result cache)" if self.clf.fingerprint and self.cache.enabled else
+                          f"L-MAC decoder: trained on {len(clips)} clips in {trained.meta['train_seconds']:.0f} s")
         return trained
 
     def _codec(self) -> CodecLatents:

@@ -84,13 +84,15 @@ def eval_clips(clf: Classifier, limit: int | None, folder: Path = EVAL_CLIPS) ->
     return clips if limit is None else clips[:: max(1, len(clips) // limit)][:limit]
 
 
-def compare_methods(model: str, clips: int | None = None, seed: int = 0, device: str = "cpu") -> dict[str, dict]:
-    """Every row of the comparison for one model (see the module docstring), as ``summarize`` dicts."""
+def compare_methods(model: str, clips: int | None = None, seed: int = 0, device: str = "cpu",
+                    methods: Sequence[str] = ("freqrex", "lmac", "latent")) -> dict[str, dict]:
+    """Every row of the comparison for one model (see the module docstring), as ``summarize`` dicts. The
+    methods (and their baselines) are independent: running them apart gives the same rows."""
     from ..adapters.loader import load_classifier
 
     clf = load_classifier(model, device=device)
     engine = QueryEngine(clf)
-    settings = ExplainerSettings(methods=("freqrex", "lmac", "latent"), lmac=LMACConfig(),
+    settings = ExplainerSettings(methods=tuple(methods), lmac=LMACConfig(),
                                  latent=LatentConfig(codec=str(CODEC), seed=seed))
     kit = ExplainerKit(settings, clf, Cache(None))
     kit.prepare()
@@ -98,12 +100,12 @@ def compare_methods(model: str, clips: int | None = None, seed: int = 0, device:
     frame = settings.lmac.frame_size
     rows: dict[str, list[MethodExplanation]] = {}
     for x in eval_clips(clf, clips):
-        exp = explain(engine, x, FreqReXConfig(seed=seed))
+        exp = explain(engine, x, FreqReXConfig(seed=seed)) if "freqrex" in methods else None
         results = kit.explain(engine, x, exp)
         for name, result in results.items():
             rows.setdefault(name, []).append(result)
-        lm = results["lmac"]
-        if lm.available:
+        lm = results.get("lmac")
+        if lm is not None and lm.available:
             target, k = lm.target, int(lm.mask.sum())
             soft, energy = lmac_masks(kit.wb, kit.decoder, x)
             energy = np.concatenate(list(energy), -1)
@@ -121,8 +123,8 @@ def compare_methods(model: str, clips: int | None = None, seed: int = 0, device:
                                                       energy_share(energy, mask), 3,
                                                       1 if name.startswith("saliency") else 0,
                                                       spent if name.startswith("saliency") else 0.0))
-        la = results["latent"]
-        if la.available:
+        la = results.get("latent")
+        if la is not None and la.available:
             with torch.no_grad():
                 z = kit.codec.encode(torch.as_tensor(x[None]))
             noise = torch.as_tensor(np.random.default_rng([seed, len(rows["latent"])]).random(z.shape),

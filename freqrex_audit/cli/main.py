@@ -81,7 +81,7 @@ def _bench_explainers(args: argparse.Namespace) -> int:
     if args.explainers:
         for name in args.models or [f"zoo://instruments/{m}" for m in ("ast", "wav2vec2", "hubert", "whisper")]:
             print(f"{name}: comparing explainers …", file=sys.stderr, flush=True)
-            out[name] = compare_methods(name, args.clips, args.seeds[0], args.device)
+            out[name] = compare_methods(name, args.clips, args.seeds[0], args.device, args.methods)
             print(format_methods(name, out[name]) + "\n", flush=True)
     if args.latent_paper:
         out["latent_paper"] = latent_paper(seed=args.seeds[0], device=args.device)
@@ -298,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: the latent paper's classification agreement and accuracy drop on "
                             "zoo://instruments/latent")
     bench.add_argument("--clips", type=positive_int, default=None, help="--explainers: at most N held-out clips")
+    bench.add_argument("--methods", nargs="+", choices=("freqrex", "lmac", "latent"),
+                       default=["freqrex", "lmac", "latent"], help="--explainers: the methods (and their baselines)")
     bench.add_argument("--threads", type=positive_int, default=None, help="--explainers: torch threads (default 1)")
     bench.add_argument("--json", help="write the measurements as JSON to this file")
     bench.set_defaults(run=cmd_bench)

@@ -106,21 +106,23 @@ def judge(engine: QueryEngine, x: np.ndarray, kept: np.ndarray, removed: np.ndar
     return probs, {"ai": f.ai, "ad": f.ad, "ag": f.ag, "ff": f.ff, "fid_in": f.fid_in}
 
 
-def _mean_interval(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean and a normal-approximation 95 % interval of the mean (the interval collapses for n = 1)."""
+def _mean_interval(values: np.ndarray, low: float, high: float) -> tuple[float, float, float]:
+    """Mean and a normal-approximation 95 % interval of the mean, clipped to the metric's range [low, high]
+    (the interval collapses for n = 1)."""
     mean = float(np.mean(values))
     if len(values) < 2:
         return mean, mean, mean
     half = 1.96 * float(np.std(values, ddof=1)) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
+    return mean, max(low, mean - half), min(high, mean + half)
 
 
-def summarize(results: Sequence[MethodExplanation]) -> dict[str, Any]:
+def summarize(results: Sequence[MethodExplanation], timings: bool = True) -> dict[str, Any]:
     """Faithfulness of one method over clips: AI, AD, AG, FF, Fid-In from the stacked probability rows.
 
     AI and Fid-In are rates (``k`` of ``n`` with a Wilson interval); AD, AG and FF are means with a 95 %
-    interval. Also the mean kept share, energy share, queries, gradient calls and seconds, and how many clips
-    the method could not measure (``not_measured``, with the first reason).
+    interval. Also the mean kept share, energy share, queries, gradient calls and (with ``timings``: wall
+    clock, so not in deterministic results) seconds, and how many clips the method could not measure
+    (``not_measured``, with the first reason).
     """
     ran = [r for r in results if r.available and r.probs is not None]
     missing = [r for r in results if not r.available]
@@ -140,14 +142,15 @@ def summarize(results: Sequence[MethodExplanation]) -> dict[str, Any]:
             low, high = wilson(k, len(ran))
             out[name] = {"value": getattr(total, name), "k": k, "n": len(ran), "low": low, "high": high}
         else:
-            _, low, high = _mean_interval(values)
+            _, low, high = _mean_interval(values, -1.0 if name == "ff" else 0.0, 1.0)
             out[name] = {"value": getattr(total, name), "n": len(ran), "low": low, "high": high}
     for name in ("kept_share", "energy_share"):
         values = [getattr(r, name) for r in ran if getattr(r, name) is not None]
         out[name] = float(np.mean(values)) if values else None
     out["queries"] = float(np.mean([r.queries for r in ran]))
     out["gradient_calls"] = float(np.mean([r.gradient_calls for r in ran]))
-    out["seconds"] = float(np.mean([r.seconds for r in ran]))
+    if timings:
+        out["seconds"] = float(np.mean([r.seconds for r in ran]))
     return out
 
 

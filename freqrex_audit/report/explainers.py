@@ -54,7 +54,14 @@ def _interval(entry: dict | None, percent: bool = False) -> dict:
             "high": None if entry.get("high") is None else scale * entry["high"]}
 
 
-def _table(summaries: dict[str, dict]) -> list[dict]:
+def _seconds(timing: dict, method: str) -> float | None:
+    """Mean wall time per clip of a method, from the run's timings (results.json keeps it out of the tables)."""
+    values = [t["methods"][method] for t in (timing.get("samples") or {}).values()
+              if method in (t.get("methods") or {})]
+    return float(np.mean(values)) if values else None
+
+
+def _table(summaries: dict[str, dict], timing: dict) -> list[dict]:
     rows = []
     for method, s in summaries.items():
         rows.append({"method": method, "n": s.get("n", 0), "not_measured": s.get("not_measured", 0),
@@ -62,11 +69,11 @@ def _table(summaries: dict[str, dict]) -> list[dict]:
                      **{name: _interval(s.get(name)) for name in ("ai", "ad", "ag", "ff", "fid_in")},
                      "kept_share": s.get("kept_share"), "energy_share": s.get("energy_share"),
                      "queries": s.get("queries"), "gradient_calls": s.get("gradient_calls"),
-                     "seconds": s.get("seconds")})
+                     "seconds": _seconds(timing, method)})
     return rows
 
 
-def explainers_view(spec: dict, arrays: dict, budget: "AudioBudget", anchor: str,
+def explainers_view(spec: dict, arrays: dict, budget: "AudioBudget", anchor: str, timing: dict | None = None,
                     max_clips: int = MAX_EXPLAINER_CLIPS) -> dict | None:
     """The section's context, or None when the spec ran no explainers."""
     summaries = (spec.get("tables") or {}).get("explainers") or {}
@@ -102,6 +109,6 @@ def explainers_view(spec: dict, arrays: dict, budget: "AudioBudget", anchor: str
                       "original": budget.uri(original, rate, f"{anchor}-{index}-original"),
                       "figure": _spectrograms(original, kept, rate)})
     ran = sum(1 for s in spec.get("samples") or [] if s.get("methods"))
-    return {"anchor": anchor, "methods": methods, "table": _table(summaries), "clips": clips,
+    return {"anchor": anchor, "methods": methods, "table": _table(summaries, timing or {}), "clips": clips,
             "clips_left_out": max(0, ran - len(clips)),
-            "notes": list((spec.get("explainers") or {}).get("notes") or [])}
+            "notes": list((timing or {}).get("explainers") or [])}

@@ -167,7 +167,7 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
                    "flipped": flipped(s), "attack": s.get("fourier_attack"),
                    "gates": backlinks.get((name, s["id"]), [])} for s in samples],
         "cards": cards, "cards_left_out": len(analysed) - len(cards), "max_cards": max_cards,
-        "timing": timing, "explainers": explainers_view(spec, arrays, budget, ids["explainers"]),
+        "timing": timing, "explainers": explainers_view(spec, arrays, budget, ids["explainers"], timing),
     }
 
 

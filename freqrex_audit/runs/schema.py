@@ -126,7 +126,7 @@ _SPEC = {"type": "object", "required": ["verdicts"],
                         "transferability": _OBJ_OR_NULL,
                         "composition": _OBJ_OR_NULL, "waveforms": _WAVEFORMS,
                         "explainers": {"type": ["object", "null"], "properties": {
-                            "methods": {"type": "array", "items": _STR}, "notes": {"type": "array", "items": _STR}}}}}
+                            "methods": {"type": "array", "items": _STR}}}}}
 _RUN = {"type": "object",
         "properties": {"seed": _INT_OR_NULL, "device": _STR_OR_NULL, "commit": _STR_OR_NULL,
                        "verdict": {"enum": list(EXIT_CODES)},  # the run verdicts
@@ -144,7 +144,7 @@ _WORK = {"type": "object", "required": ["seconds", "queries"],
          "properties": {"seconds": _NUM, "queries": _INT, "cache": _OBJ}}
 _SPEC_TIMING = {"type": "object", "required": ["seconds", "queries"], "properties": {
     "seconds": _NUM, "queries": _INT, "queries_by_phase": {"type": "object", "additionalProperties": _INT},
-    "cache": _OBJ, "samples": _OBJ,
+    "cache": _OBJ, "samples": _OBJ, "explainers": {"type": "array", "items": _STR},
     "peers": {"type": "object", "additionalProperties": _WORK,
               "description": "work done for transferability on peers computed inside this spec's run: never "
                              "part of this spec's own seconds / queries / cache"}}}

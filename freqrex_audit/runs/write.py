@@ -128,19 +128,21 @@ def spec_part(result: SpecResult, prefix: str | None = None, arrays: dict | None
                    "queries_by_phase": result.queries_by_phase, "cache": result.cache_stats,
                    "samples": {r.sample.id: t for r in result.samples if (t := _sample_timing(r))},
                    "peers": {peer: {**work, "seconds": round(work["seconds"], 3)}
-                             for peer, work in sorted(result.peer_work.items())}},
+                             for peer, work in sorted(result.peer_work.items())},
+                   **({"explainers": list(result.explainer_notes)} if result.explainer_notes else {})},
         "trust_remote_code": result.spec.trust_remote_code,
     }
 
 
 def _explainers_section(result: SpecResult) -> dict | None:
-    """The spec's explainer settings and where the decoder / codec came from (None without ``explainers:``)."""
+    """The spec's explainer settings (None without ``explainers:``). Where the decoder came from (shipped,
+    cached, trained) is a fact about this run, so it is in ``timings.per_spec.<spec>.explainers``."""
     settings = result.spec.explainers
     if settings is None:
         return None
     return {"methods": list(settings.methods), "train": str(settings.train) if settings.train else None,
             "clips": settings.clips, "lmac": settings.lmac.to_dict(), "layer": settings.layer,
-            "latent": settings.latent.to_dict(), "notes": list(result.explainer_notes)}
+            "latent": settings.latent.to_dict()}
 
 
 def _commit() -> str | None:
