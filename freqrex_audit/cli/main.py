@@ -13,83 +13,14 @@ from .._version import __version__
 from ..audio.io import AudioError
 from ..bench.sizes import SIZES
 from ..models.classifier import ClassifierError
-from .clip import classifier_from_arg, cmd_attack, cmd_classify, cmd_explain, cmd_train_lmac
+from .bench import cmd_bench
+from .clip import cmd_attack, cmd_classify, cmd_explain, cmd_train_lmac
 from ..runtime.isolation import private_matplotlib
 from .arguments import device_list, non_negative_int, positive_float, positive_int, seed_value
 
 DEADLINE_EXIT = 3
 """``freqrex-audit audit`` exit status when ``--deadline`` passed before the run was done (the run is incomplete)."""
 MODEL_HELP = "a zoo:// name, a model directory or file, package.module:factory, or a spec .yaml"
-
-
-def zoo_model_names() -> list[str]:
-    """Every model the bundled zoo ships, as zoo:// names."""
-    from ..runtime.paths import ZOO_ROOT
-
-    return sorted(f"zoo://{d.parent.parent.name}/{d.name}" for d in ZOO_ROOT.glob("*/models/*") if d.is_dir())
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Explanation cost against the model's own forward time, per model and clip length."""
-    from ..bench.timing import bench_model, format_table, rows_as_json
-
-    if args.explainers or args.latent_paper:
-        return _bench_explainers(args)
-    if args.queries:
-        from ..bench.queries import format_query_table, query_rows, query_rows_as_json
-
-        rows = query_rows(args.seconds, args.seeds)
-        print(format_query_table(rows))
-        if args.json:
-            Path(args.json).write_text(json.dumps(query_rows_as_json(rows), indent=1))
-            print(f"wrote {args.json}", file=sys.stderr)
-        return 0
-    models = args.models or zoo_model_names()
-    if not models:
-        print("freqrex-audit bench: no models given and the zoo is empty", file=sys.stderr)
-        return 2
-    rows = []
-    for name in models:
-        if args.size == "zoo":
-            clf = classifier_from_arg(name, args.device)
-        else:
-            from ..bench.sizes import sized_classifier
-
-            clf = sized_classifier(name, args.size, args.device)
-        for seconds in args.seconds:
-            row = bench_model(clf.name if args.size != "zoo" else name, clf, seconds, batch_size=args.batch_size,
-                              with_batch1=seconds <= args.batch1_max_seconds, precision=args.precision,
-                              attacks=not args.no_attacks, repeats=args.repeats)
-            rows.append(row)
-            print(f"{name} {seconds:g}s: {row.queries} queries in {row.explain_s:.2f} s "
-                  f"(overhead ×{row.overhead_ratio:.2f})", file=sys.stderr)
-    print(format_table(rows))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows_as_json(rows), indent=1))
-        print(f"wrote {args.json}", file=sys.stderr)
-    return 0
-
-
-def _bench_explainers(args: argparse.Namespace) -> int:
-    """``bench --explainers`` / ``--latent-paper``: the README's explainer tables (bench/explainers.py)."""
-    import torch
-
-    from ..bench.explainers import compare_methods, format_latent_paper, format_methods, latent_paper
-
-    torch.set_num_threads(args.threads or 1)
-    out: dict = {}
-    if args.explainers:
-        for name in args.models or [f"zoo://instruments/{m}" for m in ("ast", "wav2vec2", "hubert", "whisper")]:
-            print(f"{name}: comparing explainers …", file=sys.stderr, flush=True)
-            out[name] = compare_methods(name, args.clips, args.seeds[0], args.device, args.methods)
-            print(format_methods(name, out[name]) + "\n", flush=True)
-    if args.latent_paper:
-        out["latent_paper"] = latent_paper(seed=args.seeds[0], device=args.device)
-        print(format_latent_paper(out["latent_paper"]), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1, default=float))
-        print(f"wrote {args.json}", file=sys.stderr)
-    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
