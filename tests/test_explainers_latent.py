@@ -88,3 +88,26 @@ def test_latent_is_deterministic_under_a_seed(setup):
     c = explain_latent(engine, wb, codec, x, LatentConfig(seed=4))
     assert a.to_json() == b.to_json()
     assert np.array_equal(a.mask, c.mask) and not np.array_equal(a.kept, c.kept)  # the seed is the noise's
+
+
+def test_a_codec_named_from_the_local_hub_cache_is_used_and_a_missing_one_is_not_downloaded(setup, tmp_path,
+                                                                                              monkeypatch):
+    """A user's real EnCodec checkpoint is named ``hf://org/name`` and read from the local hub cache only (here the
+    zoo codec laid out as the hub would); a name not in the cache makes the method unavailable, saying why."""
+    import socket
+
+    from freqrex_audit.audit.explainers import explain_with
+    from tests.test_adapters_hf_pipeline import cache_model
+
+    clf, _, _, codec, x = setup
+    cache_model(tmp_path / "hub", "someone/encodec-small", ZOO_ROOT / "instruments" / "codec")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(AssertionError("network")))
+    config = LatentConfig(codec="hf://someone/encodec-small", ig_steps=4)
+    named = explain_with(clf, x, "latent", latent=config)
+    assert named.available and named.details["codec_fingerprint"] == codec.fingerprint
+    zoo = explain_with(clf, x, "latent", latent=LatentConfig(codec=str(ZOO_ROOT / "instruments" / "codec"), ig_steps=4))
+    assert np.array_equal(named.mask, zoo.mask) and np.array_equal(named.kept, zoo.kept)
+    missing = explain_with(clf, x, "latent", latent=LatentConfig(codec="hf://someone/not-fetched", ig_steps=4))
+    assert not missing.available and "not in the local Hugging Face cache" in missing.reason
