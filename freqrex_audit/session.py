@@ -69,13 +69,25 @@ class AuditSession:
         return planned_items(spec, list_samples(spec.with_limit(self.samples).dataset))
 
     def run(self, spec: Any, stages: frozenset[str] | None = None, cross: bool = True,
-            progress: Callable[[int, int, int], None] | None = None) -> Any:
-        """Audit one spec with the session's device, cache, clip limit and seed (``cross``: see
+            progress: Callable[[int, int, int], None] | None = None,
+            progress_for: Callable[[str], Any] | None = None) -> Any:
+        """Audit one spec with the session's device, cache, clip limit and seed (``cross``, ``progress_for``: see
         :func:`~freqrex_audit.audit.run.run_spec`)."""
         from .audit.run import run_spec
 
         return run_spec(spec, self.device, self.cache, self.samples, self.seed, cross=cross, stages=stages,
-                        progress=progress)
+                        progress=progress, progress_for=progress_for)
+
+    def stages(self, spec: Any) -> frozenset[str] | None:
+        """What the spec's planned items need computed (:func:`~freqrex_audit.audit.stages.stages_for`): the CLI
+        runs every item of a spec, so it computes what they need and nothing more; None (everything) when the
+        dataset cannot be listed (the model check reports it)."""
+        from .audit.stages import stages_for
+
+        try:
+            return stages_for(self.plan(spec))
+        except (OSError, ValueError):
+            return None
 
     def write(self, parts: list[dict], arrays: dict, *, errors: list[dict], total: int, interrupted: bool,
               planned: list[str], ran: dict[str, str] | None = None, filtered: bool = False,
@@ -99,7 +111,10 @@ class AuditSession:
         result cache's folder, not the user's home. Returns the report's path and what failed to render."""
         from .runtime.isolation import private_matplotlib
 
-        private_matplotlib(self.cache_dir)
+        try:
+            private_matplotlib(self.cache_dir)
+        except ValueError as exc:  # NoWritableFolder: no writable folder for matplotlib at all: the run stands, the page says why not
+            return None, [str(exc)]
         from .report.html import render_run
 
         return render_run(results, self.report_root, report_too=report_too)

@@ -20,8 +20,9 @@ import torch
 import freqrex_audit as fa
 from freqrex_audit.audio.io import AudioError, validate_waveform
 from freqrex_audit.audio import spectrum
-from freqrex_audit.audit.gates import _rate_gate
+from freqrex_audit.audit.gate_rules import rate_gate as _rate_gate
 from freqrex_audit.audit.records import wilson
+from freqrex_audit.runs.schema import SCHEMA_VERSION
 from freqrex_audit.runs.write import finalize
 
 SR = 8000
@@ -233,20 +234,24 @@ def build_results(out_dir: str | Path, clips_per_class: int = 2) -> Path:
     for name, spec in specs.items():
         spec["verdicts"] = []
         rates, fractions = spec["rates"], spec.pop("_fractions")
-        settle(name, "accuracy", "aggregate", [_rate_gate("accuracy", rates["accuracy.accuracy"], ">=", 0.8, None, 1)])
+        settle(name, "accuracy", "aggregate", [_rate_gate("accuracy", rates["accuracy.accuracy"], ">=", 0.8,
+                                                          {"min_clips": 1}, "accuracy.accuracy")])
         for sid, fraction in fractions.items():
             settle(name, "sufficiency", sid, [{"metric": "sufficient_fraction", "value": fraction, "op": "<=",
                                                "threshold": 0.02, "passed": None if fraction is None
                                                else bool(fraction <= 0.02)}])
-        attack = [_rate_gate("success_rate", rates["fourier_attack.success_rate"], "<=", 0.5, None, 1),
-                  _rate_gate("single_rate", rates["fourier_attack.single_rate"], "<=", 0.3, None, 1)]
+        attack = [_rate_gate("success_rate", rates["fourier_attack.success_rate"], "<=", 0.5, {"min_clips": 1},
+                             "fourier_attack.success_rate"),
+                  _rate_gate("single_rate", rates["fourier_attack.single_rate"], "<=", 0.3, {"min_clips": 1},
+                             "fourier_attack.single_rate")]
         if name == "tones-a":
             attack[0].update(baseline=0.25, delta=None if attack[0]["value"] is None else attack[0]["value"] - 0.25)
         settle(name, "fourier_attack", "aggregate", attack)
         settle(name, "stft_attack", "aggregate",
-               [_rate_gate("success_rate", rates["stft_attack.success_rate"], "<=", 0.9, None, 10)])
+               [_rate_gate("success_rate", rates["stft_attack.success_rate"], "<=", 0.9, {"min_clips": 10},
+                              "stft_attack.success_rate")])
     results = {
-        "schema_version": 2, "errors": [],
+        "schema_version": SCHEMA_VERSION, "errors": [],
         "run": {"seed": SMALL.seed, "device": "cpu",
                 "versions": {"freqrex_audit": fa.__version__, "torch": torch.__version__, "transformers": None,
                              "python": platform.python_version()},

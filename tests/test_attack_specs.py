@@ -56,7 +56,8 @@ def test_cli_exhaustive_single_reports_the_flips_that_exist(tmp_path, capsys):
     summary = json.loads((out / "attack.json").read_text())
     ex = summary["exhaustive_single"]
     assert ex["bins_tried"] == 200 and ex["queries"] == 200 * 13 and ex["flips"] >= 1
-    assert summary["success"] and summary["mutation"] == "+180°" and summary["queries_by_source"]
+    assert summary["success"] and summary["ladder_mutation"] == "+180°" and summary["queries_by_source"]
+    assert summary["snr_db"] >= ex["best_snr_db"] - 0.1  # the walked / boundary flip: never louder than the ladder's
     assert (out / "exhaustive_single.json").exists()
     printed = capsys.readouterr().out
     assert "exhaustive single-bin search:" in printed and "+180°" in printed

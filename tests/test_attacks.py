@@ -12,6 +12,7 @@ from freqrex_audit.engine.attacks import Mutation
 from . import known_models as km
 
 N = 4000  # 0.5 s at 8 kHz: bin spacing 2 Hz
+LADDER = fa.AttackConfig(continuous=False)  # Alg 2 and #16's sources alone: the ladder's own mutations (#29 keeps them)
 
 
 def label_of(clf: fa.Classifier, x: np.ndarray) -> int:
@@ -34,7 +35,7 @@ def test_single_bin_threshold_needs_one_frequency_and_the_smallest_crossing_muta
     x = km.tones({440: 1.0, 1000: 0.6}, noise=0.0)
     clf = km.amplitude_threshold_model(440, threshold, N)
     exp = explained(clf, x)
-    atk = fa.fourier_attack(clf, x, exp)
+    atk = fa.fourier_attack(clf, x, exp, LADDER)
     verify(clf, x, atk)
     assert atk.n_frequencies == 1 and list(atk.hz) == [440.0]
     # The 440 Hz amplitude is 1.0: the label flips once it is scaled below the threshold, so the
@@ -48,7 +49,8 @@ def test_three_bins_are_needed():
     x = km.tones({f: 0.6 for f in freqs}, noise=0.0)  # amplitudes sum to 1.8 > 1.5
     clf = km.three_bin_model(freqs, N)
     exp = explained(clf, x)
-    config = fa.AttackConfig(mutations=(Mutation("scale", 0.9), Mutation("scale", 0.75), Mutation("scale", 0.5)))
+    config = fa.AttackConfig(mutations=(Mutation("scale", 0.9), Mutation("scale", 0.75), Mutation("scale", 0.5)),
+                             continuous=False)
     atk = fa.fourier_attack(clf, x, exp, config)
     verify(clf, x, atk)
     # 0.5 on one tone bin leaves 1.5 (not below); on two, 1.2 — so exactly two tones are cut.
@@ -56,7 +58,7 @@ def test_three_bins_are_needed():
     assert len(set(atk.hz) & set(freqs)) == 2 and atk.n_frequencies <= len(exp.sufficient)
     assert atk.mutation == Mutation("scale", 0.5)
     # Forbid halving: with 0.75 at most, all three tones must change (1.35 < 1.5; two give 1.5).
-    gentle = fa.AttackConfig(mutations=(Mutation("scale", 0.9), Mutation("scale", 0.75)))
+    gentle = fa.AttackConfig(mutations=(Mutation("scale", 0.9), Mutation("scale", 0.75)), continuous=False)
     atk3 = fa.fourier_attack(clf, x, exp, gentle)
     verify(clf, x, atk3)
     assert set(freqs) <= set(atk3.hz) and atk3.mutation == Mutation("scale", 0.75)
@@ -70,7 +72,7 @@ def test_redundant_causes_are_flipped_beyond_the_sufficient_set():
     exp = explained(clf, x)
     both = km.band_bins(300, N) | km.band_bins(1200, N)
     assert set(exp.sufficient.tolist()) < both  # one band's bins
-    atk = fa.fourier_attack(clf, x, exp)
+    atk = fa.fourier_attack(clf, x, exp, LADDER)
     verify(clf, x, atk)
     # Both tones are cut (bins 150 and 600 at 2 Hz spacing); the 2000 Hz tone is left alone.
     assert {150, 600} <= set(atk.bins.tolist()) and 1000 not in atk.bins
@@ -97,15 +99,16 @@ def test_frequency_cap_bounds_every_candidate():
     clf = km.three_bin_model(freqs, N)
     exp = explained(clf, x)
     gentle = (Mutation("scale", 0.75),)
-    capped = fa.fourier_attack(clf, x, exp, fa.AttackConfig(mutations=gentle, max_frequencies=2))
+    capped = fa.fourier_attack(clf, x, exp, fa.AttackConfig(mutations=gentle, max_frequencies=2, continuous=False))
     assert not capped.success  # three tones must change; two is the cap
-    atk = fa.fourier_attack(clf, x, exp, fa.AttackConfig(mutations=gentle, max_frequencies=3))
+    atk = fa.fourier_attack(clf, x, exp, fa.AttackConfig(mutations=gentle, max_frequencies=3, continuous=False))
     verify(clf, x, atk)
     assert set(freqs) == set(atk.hz) and atk.n_frequencies == 3
 
 
 def test_phase_rotations_are_supported_and_ordered_by_size():
-    config = fa.AttackConfig(mutations=(Mutation("phase", 180), Mutation("scale", 0.5), Mutation("phase", 30)))
+    config = fa.AttackConfig(mutations=(Mutation("phase", 180), Mutation("scale", 0.5), Mutation("phase", 30)),
+                             continuous=False)
     assert [str(m) for m in config.ordered] == ["×0.5", "+30°", "+180°"]  # sizes 0.5, 0.518, 2
     assert {m.kind for m in config.extremes} == {"phase", "scale"}
     x = km.tones({440: 1.0, 1000: 0.6}, noise=0.0)
@@ -166,16 +169,22 @@ def test_results_round_trip_and_summaries():
     assert fa.FourierAttack.from_json(atk.to_json()).to_json() == atk.to_json()
     assert fa.STFTAttack.from_json(st.to_json()).to_json() == st.to_json()
     failed = fa.fourier_attack(km.unflippable_model(), x, exp, fa.AttackConfig(query_budget=5))
-    summary = fa.summarize_attacks([atk, failed], [st, fa.stft_attack(clf, x, failed)])
-    assert summary["success_rate"] == 0.5 and summary["single_rate"] == 0.5 and summary["five_rate"] == 0.5
-    # The paper's reading divides by the successful attacks, ours by all clips: both, labelled.
+    summary = fa.summarize_attacks([atk, failed], [st, fa.stft_attack(clf, x, failed)], lengths=[len(x), len(x)])
+    # one name, one meaning (engine/summaries.METRICS): a *_rate is a share of the clips counting quiet flips,
+    # a *_share a share of the verified flips at any loudness (the paper's reading)
+    assert summary["raw_success_rate"] == 0.5 and summary["successes"] == 1
+    assert summary["success_rate"] == summary["single_rate"] == summary["five_rate"] == 0.5 * atk.quiet
     assert summary["single_share"] == 1.0 and summary["five_share"] == 1.0
-    assert summary["denominators"]["single_share"] == "successful attacks"
-    assert summary["denominators"]["single_rate"] == "attacked clips"
-    assert summary["quiet_success_rate"] == 0.5 * atk.quiet and summary["successes"] == 1
+    assert summary["counts"]["single_share"] == [1, 1] and summary["counts"]["single_rate"] == [int(atk.quiet), 2]
+    assert summary["denominators"]["single_share"] == "verified flips"
+    assert summary["denominators"]["single_rate"] == "measured clips"
+    assert summary["int16_survival_share"] == float(atk.survives_int16)
+    assert summary["int16_survival_rate"] == 0.5 * (atk.quiet and atk.survives_int16)
     assert summary["queries_by_source"]["original"] == 2 and summary["won_by_source"] == {atk.source: 1}
-    assert summary["stft"]["attempted"] == 1 and summary["stft"]["success_rate"] == 1.0
-    assert summary["stft"]["per_frame_size"]["256"] == 1.0
+    stft = summary["stft"]
+    assert stft["measured"] == 2 and stft["attempted"] == 1 and stft["success_share"] == 1.0
+    assert stft["share_256"] == 1.0 and stft["success_rate"] == stft["rate_256"] == 0.5 * st.quiet
+    assert stft["denominators"]["success_rate"] == "STFT-measured clips"
 
 
 def test_queries_are_counted_exactly():

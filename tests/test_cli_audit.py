@@ -26,7 +26,7 @@ def test_audit_exit_status_follows_the_gates(tmp_path, capsys):
     out = capsys.readouterr().out
     # Both clips flip: "loud" by cutting its 440 Hz bin, "quiet" (an absence class) by boosting it.
     assert "FAIL strict::fourier_attack[aggregate]" in out
-    assert "success_rate = 1 (2/2, 95% CI 0.34–1.00), spec requires <= 0.25" in out
+    assert "success_rate = 1 (2 of 2 measured clips, 95% CI 0.34–1.00), spec requires <= 0.25" in out
     assert main(["audit", str(tmp_path / "lenient.yaml"), *args]) == 0
     runs = sorted((tmp_path / "reports").glob("*/results.json"))
     doc = json.loads(runs[-1].read_text())

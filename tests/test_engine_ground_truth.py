@@ -244,18 +244,42 @@ def test_responsibility_is_non_negative_and_subsets_are_prefixes(seed, a, b):
             assert set(bins.tolist()) == set(exp.ranking[: len(bins)].tolist())
 
 
-def test_an_empty_iteration_is_not_a_convergence_step(monkeypatch):
-    """An iteration with no passing mutant adds nothing: the running map does not move, EMD = 0.
-    That must not stop the loop as converged (it did: iterations 2-3 empty → stopped after 3)."""
+def test_a_map_that_never_saw_a_passing_mutant_is_not_converged():
+    """The real function on a knife edge: the planted model flips on ANY energy loss, so no proper mutant can
+    keep its label. Every iteration then holds only "every part is needed" credit, which moved the running
+    map and read as convergence (3 iterations, 0 empty, converged). It must say it never converged and why."""
+    from freqrex_audit.bench.planted import any_loss_model, knife_edge_clip
+
+    x = knife_edge_clip()
+    exp = fa.explain(any_loss_model(x), x, fa.FreqReXConfig(seed=0))
+    assert exp.converged is False and exp.stopped == "nothing passed" and exp.saw_a_pass is False
+    assert exp.empty_iterations == exp.iterations == 3  # min_iterations of nothing, then it stops asking
+    assert exp.emd_trace == ()  # no iteration was a convergence step
+    ratio = fa.explain(km.ratio_model(), km.tones({440: 1.0, 1000: 0.6}), CONFIG)  # a model with a cause does
+    assert ratio.converged is True and ratio.stopped == "epsilon" and ratio.emd_trace[-1] <= CONFIG.epsilon
+    again = fa.Explanation.from_json(exp.to_json())
+    assert (again.converged, again.stopped, again.cut_nodes) == (False, "nothing passed", exp.cut_nodes)
+
+
+def test_a_node_the_budget_cut_short_gets_no_credit():
+    """With 5 queries an iteration asks the root's 4 single children and one pair: not every union, so the
+    root is not known to need every child. It used to be credited 1/p per child all the same, so the map
+    changed with the budget; now it gets nothing and the cut is counted."""
+    from freqrex_audit.audio import spectrum as spec
+    from freqrex_audit.bench.planted import any_loss_model, knife_edge_clip
     from freqrex_audit.engine import responsibility as resp
 
-    maps = iter([np.eye(1, 50, 10)[0], np.zeros(50), np.zeros(50), np.zeros(50)] + [np.eye(1, 50, 10)[0]] * 10)
-    monkeypatch.setattr(resp, "responsibility_iteration", lambda *a, **k: next(maps))
-    run = resp.compute_responsibility(None, torch.zeros(1, 50), 98, 0, seed=0, iterations=12, min_iterations=3,
-                                      epsilon=0.005)
-    assert run.empty_iterations == 3
-    assert run.iterations == 6, "3 empty iterations must neither converge nor count towards min_iterations"
-    assert len(run.emd_trace) == run.iterations - run.empty_iterations - 1
+    x = knife_edge_clip()
+    engine = fa.QueryEngine(any_loss_model(x))
+    spectrum = spec.rfft(spec.as_tensor(x, "cpu"))
+    options = dict(parts=4, partition="contiguous", max_depth=8, min_part_size=4, refine_top=1)
+    short = resp.responsibility_iteration(engine, spectrum, len(x), 0, np.random.default_rng(0), query_budget=5,
+                                          **options)
+    assert (short.passed, short.cut) == (0, 1) and not short.responsibility.any()
+    full = resp.responsibility_iteration(engine, spectrum, len(x), 0, np.random.default_rng(0), query_budget=14,
+                                         **options)  # all 14 unions of the root asked, none passed
+    assert full.passed == 0 and np.allclose(full.responsibility, 0.25)  # 1/p to every bin of the 4 children
+    assert full.cut == 4  # the next level's 4 nodes got no query, so no credit
 
 
 def test_literal_convergence_compares_the_iteration_map_with_the_running_map(monkeypatch):

@@ -77,6 +77,31 @@ def test_an_audit_runs_the_explainers_gates_faithfulness_and_caches_the_decoder(
     assert again.tables["explainers"] == result.tables["explainers"]
 
 
+
+def test_a_clip_that_errored_counts_against_the_faithfulness_gate(runs):
+    """Every attempted clip counts (#28) for explainers too: a clip the methods were to explain that errored is
+    not measured, so the faithfulness gate needs min_measured of them like any aggregate gate."""
+    import copy
+
+    from freqrex_audit.audit.aggregates import tables
+    from freqrex_audit.audit.evidence import rate_counts
+    from freqrex_audit.audit.explainer_verdicts import faithfulness_verdict
+    from freqrex_audit.audit.records import SampleRecord
+
+    spec, result, _ = runs
+    broken = copy.copy(result)
+    first = result.samples[0]
+    broken.samples = [SampleRecord(first.sample, "error", "boom", predicted=first.predicted), *result.samples[1:]]
+    broken.tables = tables(broken)
+    broken.rates = rate_counts(broken)
+    summary = broken.tables["explainers"]["lmac"]
+    assert (summary["n"], summary["not_measured"], summary["errored"]) == (4, 1, 1)
+    settings = spec.checks["faithfulness"]
+    strict = faithfulness_verdict(broken, "lmac", settings)
+    assert strict.outcome == "not_measured" and "1 errored" in strict.message, strict.message
+    relaxed = faithfulness_verdict(broken, "lmac", {**settings, "min_measured": 0.75, "min_ff": 0.4})
+    assert relaxed.outcome == "passed" and all(g["value"] is not None for g in relaxed.gates), relaxed.message
+
 def test_results_json_and_report_carry_the_explainers(runs, tmp_path):
     import json
 

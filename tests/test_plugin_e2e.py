@@ -73,8 +73,8 @@ def test_fragile_fails_only_its_attack_gate_robust_passes_broken_is_one_collecti
     text = result.stdout.str()
     assert "model_specs/broken.yaml: checks.fourier_attack.max_success_rate: must be in [0, 1], got 1.5" in text
     # both classes flip with one frequency: "loud" by cutting its tone, "quiet" by adding one
-    assert "success_rate = 1 (4/4, 95% CI 0.51–1.00), spec requires <= 0.25 (FAILED)" in text
-    assert "single_rate = 1 (4/4, 95% CI 0.51–1.00), spec requires <= 0.25 (FAILED)" in text
+    assert "success_rate = 1 (4 of 4 measured clips, 95% CI 0.51–1.00), spec requires <= 0.25 (FAILED)" in text
+    assert "single_rate = 1 (4 of 4 measured clips, 95% CI 0.51–1.00), spec requires <= 0.25 (FAILED)" in text
     assert "report: reports/" in text and "freqrex results:" in text
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     doc = results_of(project)
@@ -83,7 +83,7 @@ def test_fragile_fails_only_its_attack_gate_robust_passes_broken_is_one_collecti
     assert failing == {("fragile", "fourier_attack", "success_rate"), ("fragile", "fourier_attack", "single_rate")}
     robust = doc["specs"]["robust"]
     # robust flips only loudly (a ×1000 boost, clipped): recorded as raw success, never counted by the gates
-    assert robust["accuracy"] == 1.0 and robust["tables"]["attacks"]["quiet_success_rate"] == 0.0
+    assert robust["accuracy"] == 1.0 and robust["tables"]["attacks"]["success_rate"] == 0.0
     assert robust["rates"]["fourier_attack.success_rate"]["k"] == 0
     assert all(s["explanation"] is not None for s in robust["samples"])
     # the second run finds everything in the cache: no model query at all

@@ -124,7 +124,9 @@ def test_progress_line_counts_clips_and_queries_and_is_quiet_when_asked(project)
     queries = n["timings"]["per_spec"]["robust"]["queries"]
     assert f"robust: 4/4 clips, {queries:,} queries" in text and "done" in text
     assert "robust: 0/4 clips" in text  # the line is live: it was shown before the first clip
-    quiet = project.runpytest("model_specs/robust.yaml", "--freqrex-no-report")  # auto: pytester is not a TTY
+    plain = project.runpytest("model_specs/robust.yaml", "--freqrex-no-report")  # auto: pytester is not a TTY
+    assert not re.search(r"\r\S+: \d+/\d+ clips", plain.stdout.str())  # no live line, at most plain ones (10 s)
+    quiet = project.runpytest("model_specs/robust.yaml", "--freqrex-no-report", "--freqrex-no-cache", "-q")
     assert "clips," not in quiet.stdout.str()
     workers = project.runpytest("model_specs/robust.yaml", "--freqrex-progress", "always", "-n", "2",
                                 "--freqrex-no-report")  # the controller writes what the worker relays

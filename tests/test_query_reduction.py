@@ -72,12 +72,13 @@ def test_bench_replays_the_engines_own_calls_as_its_floor():
     assert row.overhead_full_batches == pytest.approx(row.explain_s / row.forward_full_s)
     assert full_batches(70, 32) == [32, 32, 6] and full_batches(64, 32) == [32, 32]
     assert "overhead vs full batches" in format_table([row])
+    assert row.mean_clips_per_call == pytest.approx(row.queries / row.calls) and "clips/call" in format_table([row])
 
 
 def test_query_engine_records_every_calls_batch_size():
     engine = fa.QueryEngine(ratio_model(), batch_size=4)
     engine.query(np.zeros((10, 800), dtype=np.float32))
-    assert engine.call_sizes == [4, 4, 2] and engine.queries == 10
+    assert engine.call_sizes == [4, 4, 2] and engine.queries == 10 and engine.calls == 3
 
 
 def test_bench_sizes_rebuild_a_zoo_family_wider_with_its_window():

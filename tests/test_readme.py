@@ -44,9 +44,33 @@ def test_cli_commands_parse_and_name_existing_files():
         args = parser.parse_args(argv)  # SystemExit here: an option or subcommand the README invents
         for value in argv:
             if "<" not in value and value.endswith((".yaml", ".yml", ".flac", ".wav")):
-                assert (REPO / value).exists(), f"README command {' '.join(argv)} names {value}, which does not exist"
+                found = any(REPO.glob(value)) if "*" in value else (REPO / value).exists()  # a shell glob: ≥ 1 file
+                assert found, f"README command {' '.join(argv)} names {value}, which does not exist"
         if args.command == "audit":
             assert all((REPO / s).exists() for s in args.specs)
+
+
+def test_readme_defines_every_metric_as_the_engine_does():
+    """One meaning per metric name: README's table is the engine's METRICS, row for row (a changed definition
+    that README does not follow fails here)."""
+    from freqrex_audit.engine.summaries import DENOMINATORS, METRICS
+
+    for name, (counts, over) in METRICS.items():
+        assert f"| `{name}` | {counts} | {over} |" in README, f"README lacks or misstates {name}"
+    for name, text in DENOMINATORS.items():
+        assert f"| {name} | {text} |" in README, f"README lacks or misstates the denominator {name!r}"
+
+
+def test_readme_tables_are_what_the_command_prints_on_the_committed_demo_run():
+    """Numbers from commands: README's attack table and α matrix are `freqrex-audit tables docs/demo-run`,
+    pasted; a hand-edited cell, or a demo run replaced without pasting again, fails here."""
+    from freqrex_audit.report.tables import alpha_matrix, table3
+    from freqrex_audit.runs.read import load_run
+
+    doc, arrays = load_run(REPO / "docs" / "demo-run" / "results.json", arrays=False)
+    assert "freqrex-audit tables docs/demo-run" in README
+    for block in (table3(doc), alpha_matrix(doc, arrays)):
+        assert block in README, f"README lacks this output of freqrex-audit tables docs/demo-run:\n{block}"
 
 
 def test_readme_explainer_tables_are_what_the_bench_printed():

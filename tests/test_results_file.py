@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from freqrex_audit.cli.main import main
 from freqrex_audit.runs.read import MAX_BYTES, ResultsError, load_run, read_json
+from freqrex_audit.runs.schema import SCHEMA_VERSION
 
 N = 64  # samples of the hand-made clip: 33 rfft bins
 
@@ -31,7 +32,7 @@ def valid_doc() -> dict:
     gate = {"spec": "s", "check": "accuracy", "metric": "accuracy", "value": 1.0, "op": ">=", "threshold": 0.5,
             "passed": True, "outcome": "passed", "item": "s.yaml::accuracy[aggregate]"}
     return {
-        "schema_version": 2, "errors": [], "transferability": None,
+        "schema_version": SCHEMA_VERSION, "errors": [], "transferability": None,
         "run": {"seed": None, "device": "cpu", "verdict": "passed", "complete": True, "interrupted": False,
                 "filtered": False, "summary": "1 of 1 items ran", "items": {"total": 1, "ran": 1,
                                                                             "outcomes": {"passed": 1}}},

@@ -66,8 +66,10 @@ def test_the_committed_schema_is_current_and_the_demo_specs_point_at_it():
 @pytest.mark.parametrize("config,section,not_in_spec", [
     (FreqReXConfig, FreqrexSection, set()),
     (STFTAttackConfig, STFTAttackSection, set()),
-    # the ladder is given as scales / phases; the descent's knobs are the engine's, not a spec's
-    (AttackConfig, AttackSection, {"mutations", "branch", "beam", "nudge", "max_set", "ladder_sets", "search_chunk"}),
+    # the ladder is given as scales / phases; the descent's and the boundary search's inner knobs are the
+    # engine's, not a spec's (#29: continuous, ladder_share, sparse_bins, noise_draws and seed are keys)
+    (AttackConfig, AttackSection, {"mutations", "branch", "beam", "nudge", "max_set", "ladder_sets", "search_chunk",
+                                   "walk_flips", "tol_db", "gradient_pool", "gradient_probe_db", "probes", "tie_db"}),
 ])
 def test_every_engine_knob_has_a_spec_key_with_the_engines_default(config, section, not_in_spec):
     """A field added to an engine config fails here until its one-line spec field is added to spec_model.py."""

@@ -59,6 +59,9 @@ def test_a_peer_computed_for_transferability_is_recorded_apart_from_the_asking_s
     out = write_results([asker], tmp_path / "run", device="cpu")  # validated by the schema when read back
     timing = json.loads(out.read_text())["timings"]["per_spec"]["asker"]
     assert timing["queries"] == asker.queries and timing["peers"]["peer"]["queries"] == work["queries"]
+    # model calls through the spec's own engine; the mean batch leaves out transferability (its own engines)
+    assert 0 < timing["calls"] == asker.calls <= asker.queries
+    assert timing["mean_clips_per_call"] == round((asker.queries - transfer["asker"]) / asker.calls, 2)
     html = render_report(out).read_text()
     assert f"peer peer (computed for transferability): {work['queries']:,} queries" in html
 

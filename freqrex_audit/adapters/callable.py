@@ -7,8 +7,10 @@ import inspect
 from typing import Any, Sequence
 
 from ..models.boundary import output_kind
-from ..models.classifier import Classifier, ClassifierError, FunctionClassifier, resolve_device
-from ..models.fingerprint import combine
+from ..models.classifier import (Classifier, ClassifierError, FunctionClassifier, describe_exception, resolve_device,
+                                 source_of)
+from ..models.fingerprint import combine, fingerprint_and_reason
+from ..runtime.imports import missing_target
 
 
 def import_target(target: str) -> Any:
@@ -16,13 +18,14 @@ def import_target(target: str) -> Any:
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise ClassifierError(f"callable target {target!r} must look like 'package.module:factory'")
+    missing = missing_target(target)  # the module itself is not there: say where it was looked for
+    if missing:
+        raise ClassifierError(f"model.target: {missing}")
     try:
         obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ClassifierError(f"callable target {target!r}: cannot import {module_name!r} ({exc})") from None
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the module's own code failed (or exited) on import
         raise ClassifierError(f"callable target {target!r}: importing {module_name!r} raised "
-                              f"{type(exc).__name__}: {exc}") from None
+                              f"{describe_exception(exc)}") from None
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)
@@ -54,9 +57,12 @@ def load_callable_classifier(target: str, device: str = "auto", labels: Sequence
     except ClassifierError:
         raise
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a factory that fails (or exits) fails its spec only
-        raise ClassifierError(f"callable target {target!r}: the factory raised {type(exc).__name__}: {exc}") from None
+        raise ClassifierError(f"callable target {target!r}: the factory raised {describe_exception(exc)}") from None
     if isinstance(made, Classifier):
         made = made.to(resolve_device(device))
+        if not made.fingerprint and not made.fingerprint_problem:  # none of its own: hash what it holds
+            made.fingerprint, made.fingerprint_problem = fingerprint_and_reason(made, made.labels, made.sample_rate)
+        made.origin = getattr(made, "origin", None) or source_of(made) or source_of(factory)
         if kind != "probabilities":
             wrapped = FunctionClassifier(made.predict, made.labels, made.sample_rate, device=made.device,
                                          name=made.name, outputs=kind)
@@ -66,6 +72,11 @@ def load_callable_classifier(target: str, device: str = "auto", labels: Sequence
         made.fingerprint = combine(made.fingerprint, "target", target, "options", options)
         return made
     if callable(made):
+        own = getattr(made, "sample_rate", None)  # a model object that knows its rate must agree with the spec
+        if isinstance(own, int) and not isinstance(own, bool) and sample_rate is not None and own != int(sample_rate):
+            raise ClassifierError(f"model.sample_rate is {sample_rate} Hz but the model {target!r} returned "
+                                  f"({source_of(made) or source_of(factory) or target}) says sample_rate = {own} Hz; "
+                                  f"the model hears one rate: fix the spec (clips are resampled to it)")
         if labels is None or sample_rate is None:
             raise ClassifierError(f"callable target {target!r} returned a plain function: "
                                   "the model needs 'labels' and 'sample_rate'")
@@ -75,6 +86,7 @@ def load_callable_classifier(target: str, device: str = "auto", labels: Sequence
         except ValueError as exc:
             raise ClassifierError(str(exc)) from None
         clf.fingerprint = combine(clf.fingerprint, "options", options)
+        clf.origin = clf.origin or source_of(factory)
         return clf
     raise ClassifierError(f"callable target {target!r} returned {type(made).__name__}, not a Classifier")
 

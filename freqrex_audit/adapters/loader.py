@@ -66,6 +66,11 @@ def _infer_type(model: dict[str, Any], base_dir: Path, roots: tuple[Path, ...] |
     if descriptor.is_file():
         described = _read_descriptor(descriptor)
         overrides = {k: v for k, v in model.items() if k != "path"}
+        if "sample_rate" in described and "sample_rate" in overrides and \
+                str(described["sample_rate"]) != str(overrides["sample_rate"]):
+            raise ClassifierError(f"model.sample_rate is {overrides['sample_rate']} Hz but the model's descriptor "
+                                  f"{shown_name(descriptor)} says {described['sample_rate']} Hz; the model hears one "
+                                  f"rate: remove model.sample_rate from the spec (clips are resampled to the model's)")
         merged = _infer_type({**described, **overrides}, path, roots)
         if merged.get("path") and not str(described.get("path", "")).startswith("package://"):
             problem = outside_roots(Path(merged["path"]), roots if roots is not None else folder_roots(path))
@@ -149,6 +154,7 @@ def load_classifier(model: str | Path | Mapping[str, Any], device: str = "auto",
     if spec.get("device") in (None, "auto"):
         spec["device"] = device
     timeout_s = spec.pop("timeout_s", None)
+    declared_fingerprint = spec.pop("fingerprint", None)
     spec.pop("precision", None)  # the QueryEngine's business (audit.py), not the loader's
     window_seconds = spec.pop("window_seconds", None)
     isolation = spec.pop("isolation", "thread")
@@ -167,7 +173,36 @@ def load_classifier(model: str | Path | Mapping[str, Any], device: str = "auto",
         raise ClassifierError(f"model.isolation must be 'thread' or 'subprocess', got {isolation!r}")
     if window_seconds:
         clf.input_window = max(1, round(float(window_seconds) * clf.sample_rate))
+    _same_rate(spec.get("sample_rate"), clf)
+    if declared_fingerprint:
+        clf.fingerprint = _declared(str(declared_fingerprint), spec, clf)
+        clf.fingerprint_problem = None
     return _checked(clf, timeout_s, self_check)
+
+
+def _same_rate(declared: object, clf: Classifier) -> None:
+    """``model.sample_rate`` must be the rate the model itself says it hears (a Classifier a factory built, a
+    transformers extractor…): clips are resampled to the model's rate, so a spec rate that differs is a mistake
+    that would otherwise be ignored. ClassifierError naming both."""
+    if declared is None or getattr(clf, "sample_rate", None) is None:
+        return
+    if int(str(declared)) != int(clf.sample_rate):
+        where = f" ({clf.origin})" if getattr(clf, "origin", None) else ""
+        raise ClassifierError(f"model.sample_rate is {declared} Hz but the model {clf.name!r}{where} says "
+                              f"{clf.sample_rate} Hz; the model hears one rate: remove model.sample_rate from the "
+                              f"spec, or fix whichever is wrong (clips are resampled to the model's rate)")
+
+
+def _declared(text: str, spec: dict[str, Any], clf: Classifier) -> str:
+    """The fingerprint a spec declares (``model.fingerprint``), bound to everything else that names the model: its
+    type, target and the bytes of the target's module, path, options, labels, rate, outputs and window."""
+    from ..models.fingerprint import declared, file_digest
+    from ..runtime.imports import module_file
+
+    source = module_file(str(spec["target"])) if spec.get("target") else None
+    return declared(text, spec.get("type"), spec.get("target"), file_digest(source) if source else None,
+                    spec.get("path"), spec.get("options"), list(clf.labels), int(clf.sample_rate),
+                    spec.get("outputs"), spec.get("window"))
 
 
 def _checked(clf: Classifier, timeout_s: float | None, self_check: bool) -> Classifier:

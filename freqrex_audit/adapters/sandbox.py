@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from ..runtime import deadline
-from ..models.classifier import Classifier, ClassifierError, ClassifierTimeout, host_scores, model_raised
+from ..runtime.imports import adopt_from_environment, child_env
+from ..models.classifier import (Classifier, ClassifierError, ClassifierTimeout, describe_exception, host_scores,
+                                 model_raised)
 
 __all__ = ["SubprocessClassifier"]
 
@@ -80,7 +82,7 @@ class SubprocessClassifier(Classifier):
         self.timeout_s = timeout_s
         self.device = torch.device("cpu")  # batches travel through a pipe; the child uses spec["device"]
         self.process = subprocess.Popen([sys.executable, "-m", "freqrex_audit.adapters.sandbox"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        stdout=subprocess.PIPE, env=child_env({**os.environ, "PYTHONUNBUFFERED": "1"}))
         weakref.finalize(self, _kill, self.process)  # at garbage collection or interpreter exit
         reply = self._load(spec, max(LOAD_TIMEOUT_S, timeout_s or 0))
         header = reply[0]
@@ -90,6 +92,8 @@ class SubprocessClassifier(Classifier):
         window = header.get("input_window")  # AST/Whisper-style models are cropped to it in the parent too
         self.input_window = int(window) if window else None
         self.model_outputs = str(header.get("outputs", "probabilities"))  # what the child's adapter converted
+        self.origin = header.get("origin")  # where the user's code is: errors point there
+        self.fingerprint_problem = header.get("fingerprint_problem")
 
     def _load(self, spec: dict, timeout_s: float) -> tuple[dict, dict[str, np.ndarray]]:
         """The child's load reply; the session deadline, when it comes first, kills a load still running."""
@@ -151,7 +155,8 @@ def handshake(clf: Classifier) -> dict:
     window = getattr(clf, "input_window", None)
     return {"name": clf.name, "labels": list(clf.labels), "sample_rate": int(clf.sample_rate),
             "fingerprint": clf.fingerprint, "warnings": list(getattr(clf, "warnings", None) or []),
-            "input_window": int(window) if window else None,
+            "input_window": int(window) if window else None, "origin": getattr(clf, "origin", None),
+            "fingerprint_problem": getattr(clf, "fingerprint_problem", None),
             "outputs": str(getattr(clf, "raw_outputs", None) or getattr(clf, "outputs", "probabilities"))}
 
 
@@ -160,6 +165,7 @@ def _serve() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the model's prints must not corrupt the protocol
     stdin = sys.stdin.buffer
+    adopt_from_environment()  # the parent's import folders: a project's model module imports here as there
     from .registry import load_in_process
 
     clf = None
@@ -183,9 +189,10 @@ def _serve() -> None:
             reply = _encode({"error": str(exc), "named": True})
         except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - one bad call, not the end
             if header["op"] == "load" or clf is None:  # the parent names the model
-                reply = _encode({"error": f"{type(exc).__name__}: {exc}"})
+                reply = _encode({"error": describe_exception(exc)})
             else:  # the same words as in process: the model, the exception, its line
-                reply = _encode({"error": str(model_raised(clf.name, exc)), "named": True})
+                reply = _encode({"error": str(model_raised(clf.name, exc, getattr(clf, "origin", None))),
+                                 "named": True})
         out.write(reply)
         out.flush()
 

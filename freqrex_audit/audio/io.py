@@ -14,10 +14,14 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import soundfile as sf
-from scipy.signal import resample_poly
+
+# soundfile and scipy are imported where they are used: the engine imports this module for its checks
+# (validate_waveform, check_same_clip), and a bench machine (benchmarks/gpu.py) may have neither.
+if TYPE_CHECKING:
+    import soundfile as sf
 
 from ..runtime.paths import shown_name
 from .wav_header import wav_length_problem
@@ -76,11 +80,27 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(axis=1)
 
 
+def checked_rate(value: object, what: str) -> int:
+    """``value`` as a sample rate in Hz, or ValueError naming ``what``: an integer in [MIN_SAMPLE_RATE,
+    MAX_SAMPLE_RATE]. Every rate a caller hands the audio layer passes here (0 was scipy's "up and down must
+    be >= 1", 10⁹ a 4 GB buffer)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (
+            isinstance(value, (float, np.floating)) and float(value).is_integer()):
+        raise ValueError(f"{what} must be a whole number of Hz, got {value!r}")
+    if not MIN_SAMPLE_RATE <= int(value) <= MAX_SAMPLE_RATE:
+        raise ValueError(f"{what} must be {MIN_SAMPLE_RATE:,}–{MAX_SAMPLE_RATE:,} Hz, got {value!r}")
+    return int(value)
+
+
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Polyphase resampling (scipy.signal.resample_poly) by the exact rational ratio of the rates."""
+    """Polyphase resampling (scipy.signal.resample_poly) by the exact rational ratio of the rates (each
+    checked by :func:`checked_rate`)."""
+    from_rate, to_rate = checked_rate(from_rate, "resample: from_rate"), checked_rate(to_rate, "resample: to_rate")
     if from_rate == to_rate:
         return samples
     ratio = Fraction(int(to_rate), int(from_rate))
+    from scipy.signal import resample_poly
+
     return resample_poly(samples, ratio.numerator, ratio.denominator).astype(samples.dtype, copy=False)
 
 
@@ -177,6 +197,10 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
     file is read in blocks only up to what the first ``max_seconds`` (plus the resampling filter's
     reach) need, so the kept samples equal those of reading the whole file, resampling, then cutting.
     """
+    if sample_rate is not None:  # the caller's arguments first: they are not the file's problem
+        sample_rate = checked_rate(sample_rate, "load_audio: sample_rate")
+    if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and 0 < max_seconds < math.inf):
+        raise ValueError(f"load_audio: max_seconds must be a positive number of seconds, got {max_seconds!r}")
     path = Path(path)
     if not path.exists():
         raise AudioError(path, link_problem(path) or "file not found")
@@ -191,6 +215,8 @@ def read_audio(path: str | Path, sample_rate: int | None = None, max_seconds: fl
     truncated = wav_length_problem(path, size)
     if truncated:
         raise AudioError(path, truncated)
+    import soundfile as sf
+
     try:
         with sf.SoundFile(str(path)) as handle:
             rate, channels, declared = int(handle.samplerate), int(handle.channels), int(handle.frames)
@@ -289,7 +315,7 @@ def clipped_share(samples: np.ndarray) -> tuple[float, float]:
     return flat / x.size, level
 
 
-def _read_blocks(handle: sf.SoundFile, channels: int, want: int | None) -> np.ndarray:
+def _read_blocks(handle: "sf.SoundFile", channels: int, want: int | None) -> np.ndarray:
     """Read up to ``want`` frames (all when None) in blocks, so a header's claimed length never sizes a buffer."""
     blocks, total = [], 0
     while want is None or total < want:
@@ -348,12 +374,16 @@ def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int, subtype:
     samples = np.asarray(samples, dtype=np.float32)
     if subtype is None:
         subtype = "FLOAT" if path.suffix.lower() == ".wav" else None
+    import soundfile as sf
+
     sf.write(str(path), samples, int(sample_rate), subtype=subtype)
     return path
 
 
 def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str = "FLAC", subtype: str = "PCM_24") -> bytes:
     """Encode samples to bytes in memory (FLAC 24-bit by default: lossless, so tiny attacks stay audible)."""
+    import soundfile as sf
+
     buffer = io.BytesIO()
     peak = float(np.max(np.abs(samples))) if np.size(samples) else 0.0
     clipped = np.clip(samples, -1.0, 1.0) if peak > 1.0 else samples
@@ -362,11 +392,24 @@ def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str = "FLAC", subty
 
 
 def int16_roundtrip(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """What a 16-bit PCM WAV file of ``samples`` reads back as (clipped to [-1, 1], quantised)."""
+    """What a 16-bit PCM WAV file of ``samples`` reads back as (clipped to [-1, 1], quantised), through
+    libsndfile; without soundfile (a bench machine, ``benchmarks/gpu.py``) through :func:`int16_quantised`."""
+    clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    try:
+        import soundfile as sf
+    except ImportError:
+        return int16_quantised(clipped)
     buffer = io.BytesIO()
-    sf.write(buffer, np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0), int(sample_rate),
-             format="WAV", subtype="PCM_16")
+    sf.write(buffer, clipped, int(sample_rate), format="WAV", subtype="PCM_16")
     buffer.seek(0)
     restored, _ = sf.read(buffer, dtype="float32")
     return restored
 
+
+def int16_quantised(samples: np.ndarray) -> np.ndarray:
+    """libsndfile 1.2's float → PCM_16 → float in numpy: scale to 32-bit, round half to even, keep the top 16
+    bits (a floor), read back over 32768. Equal bit for bit to soundfile on libsndfile 1.2.2 (tested); used only
+    where soundfile is missing, since other libsndfile versions have rounded differently."""
+    scaled = np.rint(np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0).astype(np.float64) * 2147483648.0)
+    pcm = (np.clip(scaled, -2147483648.0, 2147483647.0).astype(np.int64) >> 16).astype(np.int16)
+    return pcm.astype(np.float32) / np.float32(32768)

@@ -13,7 +13,7 @@ import numpy as np
 from ..engine import Explanation, summarize_attacks
 from ..engine.methods import summarize
 from ..engine.metrics import class_responsibility, inverse_histogram, necessary_histogram
-from .evidence import rate_counts
+from .evidence import attack_measured, attempted, rate_counts
 from .gates import alpha_toward_peers
 from .records import SampleRecord, SpecResult, analysed as _analysed
 
@@ -48,22 +48,43 @@ def tables(result: SpecResult) -> dict:
             row[kind] = None if mean is None else 100.0 * mean
         row["n"] = len(exps)
         sufficiency[label] = row
-    attacks = summarize_attacks([r.fourier for r in done if r.fourier is not None],
-                                [r.stft for r in done if r.stft is not None] if result.spec.needs_stft else None,
-                                frame_sizes=result.spec.stft_attack.frame_sizes)
+    # Tables 3 and 4 over the clips whose attack is evidence, with the engine's one definition of every rate
+    # (so a table shows the number its gate tests); the clips left out are counted beside them
+    measured = attack_measured(result)
+    attacks = summarize_attacks([r.fourier for r in measured],
+                                [r.stft for r in measured] if result.spec.needs_stft else None,
+                                frame_sizes=result.spec.stft_attack.frame_sizes,
+                                lengths=[len(r.explanation.waveform) for r in measured])
+    pool = attempted(result)
+    attacks["attempted"] = len(pool)
+    attacks["errored"] = sum(r.status == "error" for r in pool)
+    attacks["not_measured"] = len(pool) - len(measured)
     return {"sufficiency_by_class": sufficiency, "composition_by_class": {}, "attacks": _finite(attacks),
             "explainers": _finite(explainer_summaries(result))}
 
 
 def explainer_summaries(result: SpecResult) -> dict[str, dict]:
     """Per method of ``explainers:``: faithfulness over the clips it explained, with k/n and intervals
-    (:func:`~freqrex_audit.engine.methods.summarize`, the engine's faithfulness on every clip's three rows)."""
+    (:func:`~freqrex_audit.engine.methods.summarize`, the engine's faithfulness on every clip's three rows).
+    Every attempted clip counts: one the methods were to explain that errored is not measured (``errored``)."""
+    from .explainers import explained_clip_ids
+
     settings = result.spec.explainers
     if settings is None:
         return {}
-    return {method: summarize([r.methods[method] for r in result.samples if r.methods and method in r.methods],
-                              timings=False)  # results.json's tables are deterministic; seconds are in timings
-            for method in settings.methods}
+    ids = explained_clip_ids(result.spec)
+    errored = sum(r.status == "error" and not r.methods and (ids is None or r.sample.id in ids)
+                  for r in attempted(result))
+    out = {}
+    for method in settings.methods:
+        summary = summarize([r.methods[method] for r in result.samples if r.methods and method in r.methods],
+                            timings=False)  # results.json's tables are deterministic; seconds are in timings
+        if errored:
+            summary["not_measured"] += errored
+            summary["errored"] = errored
+            summary["reason"] = summary["reason"] or f"{errored} of the clips it was to explain errored"
+        out[method] = summary
+    return out
 
 
 def _finite(value: Any) -> Any:
@@ -103,8 +124,7 @@ def metrics(result: SpecResult) -> dict:
     for name, rate in (result.rates or rate_counts(result)).items():  # k/n over measured clips (evidence.py)
         if name != "accuracy.accuracy":
             metrics[name] = rate["value"]
-    for name in ("median_snr_db", "single_share", "five_share"):  # shares of successful attacks (Table 3)
-        metrics[f"fourier_attack.{name}"] = attacks.get(name)
+    metrics["fourier_attack.median_snr_db"] = attacks.get("median_snr_db")
     if result.composition:
         metrics["composition.min_ratio"] = min(v["ratio"] for v in result.composition.values())
     alpha = alpha_toward_peers(result)
@@ -113,6 +133,12 @@ def metrics(result: SpecResult) -> dict:
     for method, summary in (result.tables.get("explainers") or {}).items():
         for name in ("ai", "ad", "ag", "ff", "fid_in"):
             metrics[f"faithfulness.{method}.{name}"] = (summary.get(name) or {}).get("value")
+    figures = [r.robustness for r in done if r.fourier is not None]
+    flipped = [f["snr_db"] for f in figures if f]
+    metrics["robustness.median_quietest_snr_db"] = float(np.median(flipped)) if flipped else None
+    metrics["robustness.defects"] = sum(bool(f and f["defect"]) for f in figures) if figures else None
+    metrics["noise_floor.fragile_rate"] = (_mean([float(r.noise.fragile) for r in done if r.noise is not None])
+                                           if any(r.noise is not None for r in done) else None)
     queries = [r.explanation.queries for r in done]
     metrics["freqrex.mean_queries"] = _mean(queries)
     return _finite(metrics)

@@ -35,7 +35,7 @@ __all__ = ["Cache", "engine_version", "hash_array", "make_key", "RESULT_SCHEMA_V
 T = TypeVar("T")
 
 MAGIC = b"FRXCACHE1\n"
-RESULT_SCHEMA_VERSION = 2
+RESULT_SCHEMA_VERSION = 3
 """Bump when the layout of a cached result changes; old entries then simply miss."""
 STALE_TMP_SECONDS = 3600
 """A temp file older than this is a writer's leftover (a killed process), not a write in progress."""

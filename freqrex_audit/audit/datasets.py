@@ -29,7 +29,7 @@ from ..runtime.paths import outside_roots, shown_name
 from ..specs.loader import DatasetSpec
 
 __all__ = ["Sample", "list_samples", "select", "load_clip", "read_clip", "AUDIO_SUFFIXES", "MAX_CLIP_SECONDS",
-           "DatasetError"]
+           "DatasetError", "near_labels", "where_listed"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
 MAX_CLIP_SECONDS = 60.0
@@ -50,6 +50,8 @@ class Sample:
     label: str
     problem: str | None = None  # why the clip may not be read (set by list_samples), else None
     window: int | None = None  # dataset.windows: all — which input window of the recording this sample is
+    line: int | None = None  # the manifest line that lists it (None: a folder dataset)
+    missing: bool = False  # a manifest row naming a file that does not exist (dataset.missing_files decides)
 
 
 def _folder(root: Path) -> list[Sample]:
@@ -124,16 +126,53 @@ def _manifest(path: Path) -> list[Sample]:
         if first is not None:  # one file under two spellings: the first row is the clip, this one is skipped
             problem = (f"{shown}: line {line}: is the same file as {first[:200]!r} (line {first_line}); each clip "
                        f"gets one verdict, so list it once")
-        samples.append(Sample(row["path"], clip, row.get("label", ""), problem))
+        missing = problem is None and not os.path.lexists(clip)
+        if missing:
+            problem = f"{shown}: line {line}: names {row['path'][:200]!r}, which does not exist ({shown_name(clip)})"
+        samples.append(Sample(row["path"], clip, row.get("label", ""), problem, line=line, missing=missing))
     return sorted(samples, key=lambda s: (s.label, s.id))
 
 
 def list_samples(dataset: DatasetSpec, limit: int | None = None) -> list[Sample]:
     """Every clip of the dataset in deterministic order, reduced to ``limit`` (default: the spec's)."""
     samples = _folder(dataset.path) if dataset.type == "folder" else _manifest(dataset.path)
-    samples = [Sample(s.id, s.path, dataset.map_label(s.label), outside_roots(s.path, dataset.roots) or s.problem)
+    samples = [dataclasses.replace(s, label=dataset.map_label(s.label),
+                                   problem=outside_roots(s.path, dataset.roots) or s.problem)
                for s in samples]  # outside the roots first: such a clip is never read, whatever else is wrong
     return select(samples, limit if limit is not None else dataset.limit)
+
+
+def where_listed(samples: list[Sample], dataset_path: Path) -> str:
+    """Where a person finds these samples: the manifest's lines (``data.csv lines 3, 7``), else the class
+    folders (``data/Music/``); at most 8 named."""
+    lines = sorted({s.line for s in samples if s.line is not None})
+    if lines:
+        shown = ", ".join(map(str, lines[:8])) + (f" and {len(lines) - 8} more" if len(lines) > 8 else "")
+        return f"{_relative(dataset_path)} line{'s' if len(lines) > 1 else ''} {shown}"
+    folders = sorted({_relative(s.path.parent) for s in samples})
+    return ", ".join(f"{f}/" for f in folders[:8]) + (f" and {len(folders) - 8} more" if len(folders) > 8 else "")
+
+
+def _relative(path: Path) -> str:
+    """A path as the user typed it: relative to the working directory when below it."""
+    try:
+        return shown_name(Path(os.path.abspath(path)).relative_to(Path.cwd()).as_posix())
+    except ValueError:
+        return shown_name(path)
+
+
+def near_labels(label: str, labels: list[str]) -> list[str]:
+    """The model labels a dataset label was probably meant to be: the same but for case, spaces, ``-`` or ``_``;
+    else close spellings."""
+    import difflib
+
+    def plain(text: str) -> str:
+        return "".join(c for c in text.casefold() if c.isalnum())
+
+    same = [x for x in labels if plain(x) == plain(label)]
+    return same or difflib.get_close_matches(label, labels, n=3, cutoff=0.75) or \
+        [x for x in labels if x.casefold() in difflib.get_close_matches(label.casefold(),
+                                                                        [y.casefold() for y in labels], 3, 0.75)]
 
 
 def select(samples: list[Sample], limit: int | None) -> list[Sample]:

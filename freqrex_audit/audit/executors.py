@@ -20,6 +20,7 @@ from typing import Any, Iterable, Protocol
 
 from ..runtime import deadline
 from ..runtime.devices import DeviceError, default_devices, device_for, parse_devices
+from ..runtime.imports import searched, use_folders
 from .cache import Cache
 from .pipeline import ClipOutcome, ClipRunner, WorkCounts, audit_clip, load_model
 from .records import SampleRecord
@@ -40,11 +41,13 @@ _RUNNERS: dict[tuple, ClipRunner] = {}  # per worker process: (spec file, seed, 
 
 
 def run_clip(spec: Any, device: str, cache_root: Any, sample: Any,
-             session_deadline: tuple[float, float] | None = None) -> ClipOutcome:
+             session_deadline: tuple[float, float] | None = None, folders: list[str] | None = None) -> ClipOutcome:
     """The task: one clip through the serial pipeline in this worker; the model is loaded once per worker.
     ``session_deadline`` (:func:`freqrex_audit.runtime.deadline.current` in the parent) is armed here, so a clip
     this worker cuts comes back *interrupted* exactly as an in-process one does. The outcome carries the
-    queries and cache counts this clip cost here, for the parent to add to the spec's totals."""
+    queries and cache counts this clip cost here, for the parent to add to the spec's totals. ``folders``: the
+    parent's import folders (:mod:`freqrex_audit.runtime.imports`), so a project's model module imports here too."""
+    use_folders(folders or [])
     deadline.resume(session_deadline)
     key = (str(spec.path), spec.freqrex.seed, spec.dataset.limit, device, str(cache_root))
     if key not in _RUNNERS:
@@ -54,11 +57,12 @@ def run_clip(spec: Any, device: str, cache_root: Any, sample: Any,
             return ClipOutcome(SampleRecord(sample, "skipped", str(exc)), remote=True)
         _RUNNERS[key] = ClipRunner(spec, clf, Cache(cache_root))
     runner = _RUNNERS[key]
-    q0, phases0, cache0 = runner.engine.queries, dict(runner.queries_by_phase), runner.cache.counts()
+    q0, phases0, cache0, c0 = runner.engine.queries, dict(runner.queries_by_phase), runner.cache.counts(), runner.engine.calls
     outcome = audit_clip(runner, sample, spec.dataset.sample_rate or runner.clf.sample_rate)
     spent = WorkCounts(runner.engine.queries - q0,
                        {p: c - phases0.get(p, 0) for p, c in runner.queries_by_phase.items() if c - phases0.get(p, 0)},
-                       {name: count - cache0[name] for name, count in runner.cache.counts().items()})
+                       {name: count - cache0[name] for name, count in runner.cache.counts().items()},
+                       runner.engine.calls - c0)
     return dataclasses.replace(outcome, remote=True, counts=spent)
 
 
@@ -74,7 +78,8 @@ class ProcessExecutor:
 
         devices = self.devices or default_devices(device)
         with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(run_clip, spec, device_for(devices, i), cache_root, sample, deadline.current())
+            futures = [pool.submit(run_clip, spec, device_for(devices, i), cache_root, sample, deadline.current(),
+                                   searched())
                        for i, sample in enumerate(samples)]
             return [f.result() for f in futures]
 
@@ -107,7 +112,8 @@ class RayExecutor:
         task = self.ray.remote(num_gpus=gpus, num_cpus=1)(run_clip)
         # a GPU task sees only its own GPU (Ray sets CUDA_VISIBLE_DEVICES): "cuda" is that one
         target = "cuda" if gpus else device
-        return self.ray.get([task.remote(spec, target, cache_root, sample, deadline.current()) for sample in samples])
+        return self.ray.get([task.remote(spec, target, cache_root, sample, deadline.current(), searched())
+                             for sample in samples])
 
 
 def make_executor(name: str, address: str | None = None, workers: int | None = None,

@@ -38,7 +38,8 @@ from ..specs.loader import DatasetSpec, ExplainerSettings
 from .cache import Cache, make_key
 from .datasets import list_samples, read_clip
 
-__all__ = ["ExplainerKit", "explain_with", "training_clips", "shipped_decoder", "train_decoder", "MAX_TRAIN_CLIPS"]
+__all__ = ["ExplainerKit", "explain_with", "training_clips", "shipped_decoder", "train_decoder", "MAX_TRAIN_CLIPS",
+           "explained_clip_ids"]
 
 MAX_TRAIN_CLIPS = 512
 """At most this many training clips (balanced across classes) for an L-MAC decoder."""
@@ -64,6 +65,16 @@ def training_clips(path: Path, clf: Classifier) -> np.ndarray:
     for i, c in enumerate(clips):
         out[i, : min(length, len(c))] = c[:length]
     return out
+
+
+def explained_clip_ids(spec: Any) -> frozenset[str] | None:
+    """The clips a spec's explainers run on (``explainers.clips``: the first N the dataset selects), or None
+    for all of them; the pipeline runs the methods on these and the summaries count those that errored."""
+    if spec.explainers is None or spec.explainers.clips is None:
+        return None
+    from .datasets import select
+
+    return frozenset(s.id for s in select(list_samples(spec.dataset), spec.explainers.clips))
 
 
 def shipped_decoder(clf: Classifier, config_json: dict, root: Path = ZOO_ROOT) -> TrainedDecoder | None:

@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets import Sample
+from .datasets import Sample, near_labels, where_listed
 from ..engine.subsets import is_complete
-from .evidence import DEFAULT_MIN_CLIPS, attack_evidence
+from ..engine.transfer import flat_earther_undecided
+from .evidence import DEFAULT_MIN_CLIPS, attack_evidence, attempted, over, rate_entry, shortfall
 from .explainer_verdicts import explainer_verdict, faithfulness_verdict, gated_methods
-from .records import Outcome, SampleRecord, SpecResult, Verdict, analysed
-from .verdict_rules import _gate, _rate_gate, _settle, _show
+from .gate_rules import expected, gate as _gate, rate_gate as _rate_gate, settle as _settle, show as _show
+from .messages import change_text, context, example_map, failed_note, rate_note
+from .records import Outcome, SampleRecord, SpecResult, Verdict
 from ..specs.loader import Spec
 
-__all__ = ["Verdict", "planned_items", "evaluate", "alpha_toward_peers", "AGGREGATE_SETTINGS", "_rate_gate"]
+__all__ = ["Verdict", "planned_items", "evaluate", "alpha_toward_peers", "AGGREGATE_SETTINGS"]
 
 AGGREGATE_SETTINGS = {  # each ``max_<metric>`` setting is a ceiling on the metric ``<check>.<metric>``
     "sufficiency": ("max_mean_fraction",),
     "fourier_attack": ("max_success_rate", "max_raw_success_rate", "max_single_rate", "max_five_rate",
                        "max_int16_survival_rate"),
     "stft_attack": ("max_success_rate", "max_rate_256", "max_rate_512", "max_rate_1024", "max_int16_survival_rate"),
+    "peer_attack": ("max_success_rate",),
 }
 PER_CLIP = ("sufficiency", "necessity", "completeness")
 
@@ -61,9 +64,9 @@ def evaluate(result: SpecResult) -> list[Verdict]:
         settings = checks["accuracy"]
         verdicts.append(_blocked("accuracy", blocked) if blocked else _settle(
             "accuracy", "aggregate", [_rate_gate("accuracy", result.rates.get("accuracy.accuracy"), ">=",
-                                                 settings["min"], settings.get("confidence"),
-                                                 settings.get("min_clips", DEFAULT_MIN_CLIPS))],
-            settings, _failed_note(result).lstrip("; "), _measured_rate(result, "accuracy.accuracy")))
+                                                 settings["min"], settings, "accuracy.accuracy")],
+            settings, (failed_note(result, unanswered=True) + rate_note(result)).lstrip("; "),
+            _measured_rate(result, "accuracy.accuracy")))
     for check in PER_CLIP:
         if check in checks:
             verdicts += _per_clip_check(result, check, lambda r, c=check: _per_sample(c, r, spec))
@@ -79,7 +82,7 @@ def evaluate(result: SpecResult) -> list[Verdict]:
             verdicts.append(_blocked(check, blocked))
             continue
         gates = [_aggregate_gate(result, check, key[4:], settings) for key in keys]
-        verdicts.append(_settle(check, "aggregate", gates, settings, _context(result, check),
+        verdicts.append(_settle(check, "aggregate", gates, settings, context(result, check),
                                 _measured_aggregate(result, check)))
     if "composition" in checks:
         verdicts.append(_composition_verdict(result, checks["composition"]))
@@ -88,7 +91,7 @@ def evaluate(result: SpecResult) -> list[Verdict]:
     if spec.explainers is not None:
         verdicts += [explainer_verdict(result, method) for method in spec.explainers.methods]
     verdicts += [faithfulness_verdict(result, method, checks["faithfulness"]) for method in gated_methods(spec)]
-    return verdicts
+    return verdicts if blocked else expected(verdicts, checks)
 
 
 def _blocked(check: str, why: str) -> Verdict:
@@ -96,38 +99,83 @@ def _blocked(check: str, why: str) -> Verdict:
 
 
 def _model_verdict(result: SpecResult) -> Verdict:
-    """model[load]: it loads, the dataset is readable and every dataset label is a model label."""
-    if result.error:
-        return Verdict("model", "load", Outcome.FAILED, result.error)
-    labels = set(result.model_info["labels"])
-    missing = sorted({r.sample.label for r in result.samples} - labels)
+    """model[load]: the model loads and answers, the dataset is readable, every clip a manifest names exists
+    (unless ``dataset.missing_files: skip``) and every dataset label is a model label (naming the rows and the
+    model labels it was probably meant to be). Its gates are recorded like any gate: ``loaded``, ``clips``,
+    ``missing_files``, ``unknown_labels`` and ``errored_clips`` (a clip whose prediction or analysis errored
+    fails the spec, whatever its checks)."""
+    loaded = int(result.model_info.get("name") is not None)
+    if result.error:  # did not load, or loaded and then hung, failed on every clip, or its dataset is unreadable
+        return Verdict("model", "load", Outcome.FAILED, result.error, [_gate("loaded", loaded, ">=", 1)])
+    dataset = result.spec.dataset
+    labels = list(result.model_info["labels"])
+    unknown = sorted({r.sample.label for r in result.samples} - set(labels))
+    absent = [r.sample for r in result.samples if r.sample.missing]
+    counted_absent = absent if dataset.missing_files == "fail" else []
+    tried = attempted(result, "predict")
+    errored = [r for r in tried if r.status == "error"]
+    gates = [_gate("loaded", 1, ">=", 1), _gate("clips", len(result.samples), ">=", 1),
+             _gate("missing_files", len(counted_absent), "<=", 0),
+             _gate("unknown_labels", len(unknown), "<=", 0),
+             _gate("errored_clips", len(errored), "<=", 0, k=len(errored), n=len(tried), over="attempted clips")]
     if not result.samples:
-        return Verdict("model", "load", Outcome.FAILED, f"dataset {result.spec.dataset.path} has no clips")
-    if missing:
-        return Verdict("model", "load", Outcome.FAILED, f"dataset labels {missing} are not model labels "
-                                                        f"{sorted(labels)}; map them with dataset.label_map")
+        return Verdict("model", "load", Outcome.FAILED, f"dataset {dataset.path} has no clips", gates)
+    problems = []
+    if counted_absent:
+        problems.append(f"{len(absent)} of {len(result.samples)} clips the manifest names do not exist: "
+                        f"{where_listed(absent, dataset.path)} ({', '.join(repr(s.id) for s in absent[:3])}"
+                        f"{', …' if len(absent) > 3 else ''}); fix the paths, or set dataset.missing_files: skip "
+                        f"to audit the clips that exist")
+    for label in unknown:
+        rows = [r.sample for r in result.samples if r.sample.label == label]
+        near = near_labels(label, labels)
+        hint = f" — did you mean {' or '.join(map(repr, near))}?" if near else ""
+        problems.append(f"dataset label {label!r} ({len(rows)} clip{'s' if len(rows) > 1 else ''}: "
+                        f"{where_listed(rows, dataset.path)}) is not a model label{hint}")
+    if problems:
+        tail = (f"; model labels: {labels}; map dataset labels with dataset.label_map "
+                f"(e.g. label_map: {{{example_map(result, labels)}}})" if unknown else "")
+        return Verdict("model", "load", Outcome.FAILED, "; ".join(problems) + tail, gates)
+    if errored:
+        first = errored[0]
+        return Verdict("model", "load", Outcome.FAILED,
+                       f"{result.model_info['name']} failed to answer on {len(errored)} of {len(tried)} attempted "
+                       f"clips (each is counted as not measured in every rate); first, {first.sample.id}: "
+                       f"{first.reason}", gates)
+    note = f"; {len(absent)} missing clip(s) skipped (dataset.missing_files: skip)" if absent else ""
     return Verdict("model", "load", Outcome.PASSED, f"{result.model_info['name']} loaded; "
-                                                    f"{len(result.samples)} clips, labels match")
+                                                    f"{len(result.samples)} clips, labels match{note}", gates)
 
 
 def _aggregate_gate(result: SpecResult, check: str, metric: str, settings: dict) -> dict:
     name = f"{check}.{metric}"
     if name in result.rates:
-        return _rate_gate(metric, result.rates[name], "<=", settings[f"max_{metric}"], settings.get("confidence"),
-                          settings.get("min_clips", DEFAULT_MIN_CLIPS))
-    value = result.metrics.get(name)
-    return _gate(metric, value, "<=", settings[f"max_{metric}"],
-                 **({} if value is not None else {"unmeasured": f"{name} could not be computed"}))
+        return _rate_gate(metric, result.rates[name], "<=", settings[f"max_{metric}"], settings, name)
+    pool = attempted(result)  # a mean over clips (sufficiency.mean_fraction): the same evidence rule
+    done = [r for r in pool if r.analysed and r.status != "error"]
+    basis = rate_entry(len(done), len(done), len(pool), sum(r.status == "error" for r in pool))
+    missing = shortfall(basis, settings)
+    value = result.metrics.get(name) if missing is None else None
+    why = f"{metric}: {missing}" if missing else None if value is not None else f"{name} could not be computed"
+    return _gate(metric, value, "<=", settings[f"max_{metric}"], over=over(name), attempted=len(pool),
+                 errored=basis["errored"], clips=len(done), **({"unmeasured": why} if why else {}))
+
+
+def _measured_text(clips: int, tried: int, errored: int) -> str:
+    return f"measured {clips} of {tried} clips" + (f", {errored} errored" if errored else "")
 
 
 def _measured_rate(result: SpecResult, name: str) -> str:
-    rate = result.rates.get(name) or {"n": 0}
-    return f"measured {rate['n']} of {len(result.samples)} clips"
+    rate = result.rates.get(name) or rate_entry(0, 0)
+    return _measured_text(rate.get("clips", rate["n"]), rate.get("attempted", len(result.samples)),
+                          rate.get("errored", 0))
 
 
 def _measured_aggregate(result: SpecResult, check: str) -> str:
     if check == "sufficiency":
-        return f"measured {len(analysed(result))} of {len(result.samples)} clips"
+        pool = attempted(result)
+        return _measured_text(sum(r.analysed and r.status != "error" for r in pool), len(pool),
+                              sum(r.status == "error" for r in pool))
     return _measured_rate(result, f"{check}.success_rate")
 
 
@@ -136,40 +184,17 @@ def _per_clip_check(result: SpecResult, check: str, judge) -> list[Verdict]:
     nothing are "not measured" (not quietly skipped), so the check cannot pass on too little evidence."""
     settings = result.spec.checks.get(check, {})
     out = [judge(r) for r in result.samples]
-    measured = sum(v.outcome in (Outcome.PASSED, Outcome.FAILED) for v in out)
+    errored = sum(r.status == "error" for r in result.samples)
+    measured = sum(v.outcome in (Outcome.PASSED, Outcome.FAILED) and r.status != "error"
+                   for v, r in zip(out, result.samples))
     floor = settings.get("min_clips", DEFAULT_MIN_CLIPS)
-    text = f"measured {measured} of {len(out)} clips"
+    text = _measured_text(measured, len(out), errored)
     for v in out:
         v.measured = text
         if measured < floor and v.outcome == Outcome.SKIPPED and "on_unmeasured" not in v.message:
             v.outcome = Outcome.NOT_MEASURED if settings.get("on_unmeasured") != "skip" else Outcome.SKIPPED
             v.message = f"{v.message}; not measured: only {text}, checks.{check} needs ≥ {floor}"
     return out
-
-
-def _context(result: SpecResult, check: str) -> str:
-    done = analysed(result)
-    if check == "fourier_attack":
-        wins = [r for r in done if r.fourier and r.fourier.success]
-        detail = ", ".join(f"{r.sample.id}: {r.fourier.n_frequencies} freq {r.fourier.mutation}" for r in wins[:5])
-        unmeasured = [(r.sample.id, why) for r in done
-                      for ok, why in [attack_evidence(r, result.spec.attack)] if not ok]
-        miss = (f"; {len(unmeasured)} clip(s) not measured (first, {unmeasured[0][0]}: {unmeasured[0][1]})"
-                if unmeasured else "")
-        return f"{len(wins)}/{len(done)} clips flipped{': ' + detail if detail else ''}{miss}{_failed_note(result)}"
-    if check == "stft_attack":
-        return (f"over {len([r for r in done if r.fourier and r.fourier.success])} successful Fourier attacks"
-                f"{_failed_note(result)}")
-    return f"over {len(done)} analysed clips{_failed_note(result)}"
-
-
-def _failed_note(result: SpecResult) -> str:
-    """Aggregates leave out clips whose analysis crashed: say so, with the first reason."""
-    failed = [r for r in result.samples if r.status == "error"]
-    if not failed:
-        return ""
-    return (f"; {len(failed)} clip(s) failed and are not counted (first, {failed[0].sample.id}: "
-            f"{failed[0].reason})")
 
 
 def _not_analysed(check: str, record: SampleRecord) -> Verdict | None:
@@ -246,7 +271,7 @@ def _attack_sample(record: SampleRecord, spec: Spec, min_frequencies: int) -> Ve
     hz = ", ".join(f"{h:.0f} Hz" for h in atk.hz[:5])
     ok = atk.n_frequencies >= min_frequencies
     msg = (f"{key}: attack flipped {e.labels[atk.original_label]!r} → {e.labels[atk.new_label]!r} with "
-           f"{atk.n_frequencies} frequenc{'y' if atk.n_frequencies == 1 else 'ies'} ({hz}) {atk.mutation}, "
+           f"{atk.n_frequencies} frequenc{'y' if atk.n_frequencies == 1 else 'ies'} ({hz}) {change_text(atk)}, "
            f"SNR {atk.snr_db:.1f} dB; spec requires >= {min_frequencies} (checks.fourier_attack.min_frequencies)")
     return Verdict("fourier_attack", key, Outcome.PASSED if ok else Outcome.FAILED, msg,
                    [_gate("attack_frequencies", atk.n_frequencies, ">=", min_frequencies)])
@@ -270,8 +295,8 @@ def _composition_verdict(result: SpecResult, settings: dict) -> Verdict:
         return blocked
     if not result.composition:
         return _settle("composition", "aggregate", [], settings, unmeasured_reason="no analysed clips to compose")
-    if "min_ratio" not in settings:
-        return Verdict("composition", "aggregate", Outcome.PASSED, "composition: computed (no min_ratio gate)")
+    if "min_ratio" not in settings:  # the schema refuses this; a hand-built spec still never passes on nothing
+        return _settle("composition", "aggregate", [], settings, unmeasured_reason="no gate to decide (give min_ratio)")
     gates = [_gate(f"ratio[{c}]", v["ratio"], ">=", settings["min_ratio"])
              for c, v in sorted(result.composition.items())]
     return _settle("composition", "aggregate", gates, settings)
@@ -292,10 +317,18 @@ def _transfer_verdict(result: SpecResult, settings: dict) -> Verdict:
         if not alpha:
             gates.append(_gate("alpha", None, ">=", settings["min_alpha"], unmeasured="no α was computed"))
     if not settings.get("flat_earther", False):
-        flat = result.name in set(getattr(result.transferability, "flat_earthers", ()) or ())
-        gates.append(_gate("flat_earther", int(flat), "<=", 0))
-    return _settle("transferability", "aggregate", gates, settings) if gates else \
-        Verdict("transferability", "aggregate", Outcome.PASSED, "transferability: computed")
+        tr = result.transferability
+        models = list(getattr(tr, "models", ()) or ())
+        out = tr.sufficient.alpha_out if tr is not None and hasattr(tr, "sufficient") else [np.nan] * len(models)
+        undecided = flat_earther_undecided(models, out, result.name)
+        flat = result.name in set(getattr(tr, "flat_earthers", ()) or ())
+        gates.append(_gate("flat_earther", None if undecided else int(flat), "<=", 0,
+                           **({"unmeasured": f"{undecided} (transferability.flat_earther: true waives the "
+                                             f"rule)"} if undecided else {})))
+    if not gates:  # a spec loaded by the schema always has one; never PASSED on nothing
+        return _settle("transferability", "aggregate", [], settings,
+                       unmeasured_reason="no gate to decide (give min_alpha, or drop flat_earther: true)")
+    return _settle("transferability", "aggregate", gates, settings)
 
 
 def alpha_toward_peers(result: SpecResult, finite_only: bool = True) -> dict[str, float]:

@@ -19,21 +19,24 @@ import numpy as np
 from ..adapters.loader import load_classifier
 from ..audio.io import AudioError, validate_waveform
 from ..engine import Explanation, FourierAttack, STFTAttack, explain, fourier_attack, stft_attack
+from ..engine.responsibility import STOP_REASONS
+from ..engine.noise_floor import NoiseFloor, noise_floor
+from ..engine.peers import PeerAttack, peer_attack
 from ..models.classifier import (Classifier, ClassifierTimeout, QueryEngine, cached_probabilities,
                                  describe_exception)
 from ..models.input_window import cut_window
 from ..runtime import deadline
 from ..specs.loader import Spec
 from .cache import Cache, hash_array, make_key
-from .datasets import Sample, read_clip
+from .datasets import Sample, near_labels, read_clip
 from .records import SampleRecord
 from .stages import STAGES
 
 __all__ = ["PHASES", "WorkCounts", "ClipOutcome", "ClipRunner", "audit_clip", "load_model", "verify"]
 
 
-PHASES = ("predict", "original", "responsibility", "subsets", "verify", "fourier_attack", "stft_attack", "composition",
-          "transferability", "explainers")
+PHASES = ("predict", "original", "responsibility", "subsets", "verify", "explainers", "noise_floor",
+          "fourier_attack", "peer_attack", "stft_attack", "composition", "transferability")
 """Where a spec's model queries go, as ``timings.per_spec.*.queries_by_phase`` names them."""
 
 
@@ -44,9 +47,11 @@ class WorkCounts:
     queries: int = 0
     queries_by_phase: dict[str, int] = field(default_factory=dict)
     cache: dict[str, int] = field(default_factory=dict)
+    calls: int = 0  # model calls through the spec's QueryEngine (queries / calls: the mean batch filled)
 
     def add(self, other: "WorkCounts") -> None:
         self.queries += other.queries
+        self.calls += other.calls
         for phase, count in other.queries_by_phase.items():
             self.queries_by_phase[phase] = self.queries_by_phase.get(phase, 0) + count
         for name, count in other.cache.items():
@@ -77,16 +82,15 @@ class ClipRunner:
         self.cache = cache if clf.fingerprint else Cache(None)
         self.fp = clf.fingerprint
         self.queries_by_phase: dict[str, int] = {p: 0 for p in PHASES}
+        self.partial: SampleRecord | None = None
+        self.stage = "predicting"
         self.kit = None  # the other explainers (audit/explainers.py), when the spec asks for them
         self.explained_ids: frozenset[str] | None = None  # explainers.clips: the clips they run on
         if spec.explainers is not None and "explainers" in stages:
-            from .explainers import ExplainerKit
+            from .explainers import ExplainerKit, explained_clip_ids
 
             self.kit = ExplainerKit(spec.explainers, clf, self.cache)
-            if spec.explainers.clips is not None:
-                from .datasets import list_samples, select
-
-                self.explained_ids = frozenset(s.id for s in select(list_samples(spec.dataset), spec.explainers.clips))
+            self.explained_ids = explained_clip_ids(spec)
 
     def cached(self, phase: str, parts: tuple, compute, encode, decode):
         """``compute()``'s value for ``(phase, model, *parts)``, from the cache when it holds it."""
@@ -122,6 +126,7 @@ class ClipRunner:
         self.queries_by_phase["predict"] += self.engine.queries - q0
         top = int(np.argmax(probs))
         record = SampleRecord(sample, "ok", predicted=labels[top], confidence=float(probs[top]), notes=notes)
+        self.partial = record  # what an error later in this clip's analysis keeps (its prediction)
         if labels[top] != sample.label:
             record.status = "misclassified"
             record.reason = f"predicted {labels[top]!r} ({probs[top]:.2f}), labelled {sample.label!r}"
@@ -132,36 +137,65 @@ class ClipRunner:
             record.notes.append("not explained: no selected item needs more than the prediction")
             return record
         q0 = self.engine.queries
+        self.stage = "explaining"
         exp = self.cached("explain", (audio, cfg), lambda: explain(self.engine, x, self.spec.freqrex),
                           lambda e, a: e.to_dict(a), lambda d, a: Explanation.from_dict(d, a))
         record.explanation = exp
+        if exp.converged is False:  # results (samples[].notes) and the report say so beside the clip
+            record.notes.append(f"responsibility map {STOP_REASONS.get(exp.stopped, exp.stopped)} "
+                                f"({exp.iterations} iterations, {exp.empty_iterations} without a passing mutant)")
         if self.engine.queries > q0:
             for phase, count in exp.queries_by_phase.items():
                 self.queries_by_phase[phase] = self.queries_by_phase.get(phase, 0) + count
         if "verify" in self.stages:
             q0 = self.engine.queries
+            self.stage = "verifying the subsets"
             record.verification = self.cached("verify", (audio, cfg), lambda: verify(self.engine, exp),
                                               lambda v, a: v, lambda d, a: d)
             self.queries_by_phase["verify"] += self.engine.queries - q0
         if self.kit is not None and (self.explained_ids is None or sample.id in self.explained_ids):
             q0 = self.engine.queries
+            self.stage = "in the other explainers"
             record.methods = self.cached("explainers", (audio, cfg, self.kit.identity()),
                                          lambda: self.kit.explain(self.engine, x, exp), _encode_methods, _decode_methods)
             self.queries_by_phase["explainers"] += self.engine.queries - q0
         if not self.stages & {"fourier", "stft"}:
             return record
-        q0 = self.engine.queries
         attack_cfg = self.spec.attack.to_dict()
+        if self.spec.attack.noise_draws:  # the noise floor first: is the clip fragile to plain noise?
+            q0 = self.engine.queries
+            self.stage = "in the noise floor"
+            record.noise = self.cached(
+                "noise", (audio, attack_cfg),
+                lambda: noise_floor(self.engine, x, exp.target, self.spec.attack.min_snr_db,
+                                    self.spec.attack.noise_draws, self.spec.attack.min_margin, self.spec.attack.seed),
+                lambda f, a: f.to_dict(a), lambda d, a: NoiseFloor.from_dict(d, a))
+            self.queries_by_phase["noise_floor"] += self.engine.queries - q0
+        q0 = self.engine.queries
+        self.stage = "in the Fourier attack"
         record.fourier = self.cached("fourier", (audio, cfg, attack_cfg),
                                      lambda: fourier_attack(self.engine, x, exp, self.spec.attack),
                                      lambda f, a: f.to_dict(a), lambda d, a: FourierAttack.from_dict(d, a))
         self.queries_by_phase["fourier_attack"] += self.engine.queries - q0
+        peer = self.spec.checks.get("peer_attack")
+        if peer is not None and "peer" in self.stages:
+            # the same query count FreqReX used on this clip: its explanation and its attack
+            budget = exp.queries + record.fourier.queries
+            method, snr = peer.get("method", "hopskipjump"), peer.get("min_snr_db", self.spec.attack.min_snr_db)
+            q0 = self.engine.queries
+            record.peer = self.cached(
+                "peer", (audio, cfg, attack_cfg, method, budget, snr),
+                lambda: peer_attack(self.engine, x, exp.target, method, budget, self.spec.attack.min_margin, snr,
+                                    self.spec.attack.seed),
+                lambda f, a: f.to_dict(a), lambda d, a: PeerAttack.from_dict(d, a))
+            self.queries_by_phase["peer_attack"] += self.engine.queries - q0
         if self.spec.needs_stft and "stft" in self.stages:
             smallest = min(self.spec.stft_attack.frame_sizes)
             if len(x) < smallest:  # Algorithm 3 has no frame to change; the STFT rates leave the clip out
                 record.notes.append(f"{len(x)} samples, shorter than the smallest STFT frame ({smallest}): "
                                     f"no STFT attack")
             q0 = self.engine.queries
+            self.stage = "in the STFT attack"
             record.stft = self.cached("stft", (audio, cfg, attack_cfg, self.spec.stft_attack.to_dict()),
                                       lambda: stft_attack(self.engine, x, record.fourier, self.spec.stft_attack),
                                       lambda s, a: s.to_dict(a), lambda d, a: STFTAttack.from_dict(d, a))
@@ -197,8 +231,11 @@ def audit_clip(runner: ClipRunner, sample: Sample, rate: int) -> ClipOutcome:
     if sample.problem:  # first: why the clip cannot be read at all (outside the roots, no label…)
         return ClipOutcome(SampleRecord(sample, "skipped", sample.problem))
     if sample.label not in clf.labels:
-        return ClipOutcome(SampleRecord(sample, "skipped", f"label {sample.label!r} is not one of the model's "
-                                                           f"labels (map it with dataset.label_map)"))
+        near = near_labels(sample.label, list(clf.labels))
+        hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+        row = f" (manifest line {sample.line})" if sample.line is not None else ""
+        return ClipOutcome(SampleRecord(sample, "skipped", f"label {sample.label!r}{row} is not one of the model's "
+                                                           f"labels{hint} (map it with dataset.label_map)"))
     try:
         clip = read_clip(sample, rate, spec.dataset.clip_seconds)
         x = clip.samples
@@ -213,15 +250,24 @@ def audit_clip(runner: ClipRunner, sample: Sample, rate: int) -> ClipOutcome:
         return ClipOutcome(SampleRecord(sample, "skipped", exc.problem))
     if runner.engine.hung:
         return ClipOutcome(SampleRecord(sample, "skipped", f"not analysed: {runner.engine.hung}"))
+    runner.partial, runner.stage = None, "predicting"
     try:
         deadline.check("this clip")
         return ClipOutcome(runner.run(sample, x, list(clip.notes)))
     except deadline.DeadlineReached as exc:  # no new model work; what this clip did is dropped, not half-used
         return ClipOutcome(SampleRecord(sample, "skipped", str(exc), notes=list(clip.notes)))
     except ClassifierTimeout as exc:  # the model hangs: fail the spec, keep what was done
-        return ClipOutcome(SampleRecord(sample, "error", str(exc), notes=list(clip.notes)), f"model hung: {exc}")
+        return ClipOutcome(_errored(runner, sample, str(exc), clip.notes), f"model hung: {exc}")
     except Exception as exc:  # noqa: BLE001 - one clip never kills the audit
-        return ClipOutcome(SampleRecord(sample, "error", describe_exception(exc), notes=list(clip.notes)))
+        return ClipOutcome(_errored(runner, sample, describe_exception(exc), clip.notes))
+
+
+def _errored(runner: ClipRunner, sample: Sample, reason: str, notes) -> SampleRecord:
+    """An errored clip's record; a prediction made before the error is kept (accuracy can count the clip,
+    every analysis rate counts it as not measured)."""
+    part = runner.partial if runner.partial is not None and runner.partial.sample is sample else None
+    return SampleRecord(sample, "error", f"{reason} ({runner.stage})", predicted=part.predicted if part else None,
+                        confidence=part.confidence if part else None, notes=list(part.notes if part else notes))
 
 
 def load_model(spec: Spec, device: str) -> Classifier:

@@ -16,6 +16,8 @@ from .datasets import Sample
 from ..engine import Explanation, FourierAttack, STFTAttack
 from ..engine.methods import MethodExplanation
 from ..engine.metrics import wilson  # one Wilson interval for gates, rates and explainer summaries
+from ..engine.noise_floor import NoiseFloor, robustness
+from ..engine.peers import PeerAttack
 from ..specs.loader import Spec
 
 __all__ = ["Outcome", "OUTCOMES", "GREEN", "RED", "NOT_RUN", "Verdict", "SampleRecord", "SpecResult",
@@ -32,16 +34,17 @@ class Outcome:
     SKIPPED = "skipped"            # nothing to judge (clip not analysed; on_unmeasured: skip)
     DESELECTED = "deselected"      # not selected in this run (-m, -k, --lf, deselect): not run
     INTERRUPTED = "interrupted"    # the run stopped (SIGINT, kill) before this item ran
+    XFAILED = "xfailed"            # measured, failed, and the spec declares it (checks.<check>.expect: fail)
 
 
 OUTCOMES = (Outcome.PASSED, Outcome.FAILED, Outcome.NOT_MEASURED, Outcome.ERROR, Outcome.SKIPPED,
-            Outcome.DESELECTED, Outcome.INTERRUPTED)
+            Outcome.DESELECTED, Outcome.INTERRUPTED, Outcome.XFAILED)
 GREEN = frozenset({Outcome.PASSED})
 RED = frozenset({Outcome.FAILED, Outcome.NOT_MEASURED, Outcome.ERROR})
 NOT_RUN = frozenset({Outcome.DESELECTED, Outcome.INTERRUPTED})
 SHOWN = {Outcome.PASSED: "PASS", Outcome.FAILED: "FAIL", Outcome.NOT_MEASURED: "NOT MEASURED",
          Outcome.ERROR: "ERROR", Outcome.SKIPPED: "SKIP", Outcome.DESELECTED: "NOT RUN",
-         Outcome.INTERRUPTED: "NOT RUN (interrupted)"}
+         Outcome.INTERRUPTED: "NOT RUN (interrupted)", Outcome.XFAILED: "XFAIL (expected)"}
 """How every view (CLI, report, index) writes an outcome."""
 
 RUN_SHOWN = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "interrupted": "INCOMPLETE", "not_run": "NOT RUN"}
@@ -55,7 +58,8 @@ def run_verdict(outcomes: Iterable[str], complete: bool = True, errors: int = 0)
     """The run's verdict from its items' outcomes: interrupted > error > failed > passed > not_run.
 
     It matches pytest's: a run with a failed or not-measured item, or a spec that did not load, is not
-    green; skipped and deselected items do not make a run red (nor green on their own).
+    green; skipped, deselected and expected-failure (xfailed) items do not make a run red (nor green on
+    their own), as pytest's xfail does not.
     """
     outcomes = list(outcomes)
     if not complete:
@@ -111,6 +115,8 @@ class SampleRecord:
     explanation: Explanation | None = None
     fourier: FourierAttack | None = None
     stft: STFTAttack | None = None
+    noise: NoiseFloor | None = None  # the noise floor, asked before the attack (#29)
+    peer: PeerAttack | None = None  # the field's attack at the same query count (checks.peer_attack)
     verification: dict | None = None
     methods: dict[str, MethodExplanation] | None = None  # spec explainers: method -> what it kept, how faithful
     notes: list[str] = field(default_factory=list)  # what did not stop the analysis: clipping, cut to clip_seconds…
@@ -118,6 +124,11 @@ class SampleRecord:
     @property
     def analysed(self) -> bool:
         return self.explanation is not None
+
+    @property
+    def robustness(self) -> dict | None:
+        """The quietest flip by any method (FreqReX, the peer, noise), with the method and any defect."""
+        return robustness(self.fourier, self.peer, self.noise)
 
 
 @dataclass
@@ -142,6 +153,7 @@ class SpecResult:
     rates: dict = field(default_factory=dict)  # "check.metric" -> {"k", "n", "value", "low", "high"}
     peer_work: dict = field(default_factory=dict)  # peer -> {"seconds", "queries", "cache"} spent on it for this spec
     explainer_notes: list[str] = field(default_factory=list)  # where the L-MAC decoder / codec came from
+    calls: int = 0  # model calls through the spec's QueryEngine (transferability's α/β engines are apart)
 
     @property
     def name(self) -> str:

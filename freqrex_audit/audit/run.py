@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..models.classifier import Classifier, describe_exception, model_info
 from ..models.input_window import expand_windows
@@ -26,19 +27,22 @@ from .executors import current_executor
 from .gates import evaluate
 from .pipeline import ClipRunner, WorkCounts, audit_clip, load_model
 from .records import Outcome, SampleRecord, SpecResult, Verdict
-from .stages import STAGES
+from .stages import NEEDS, STAGES
 
 __all__ = ["run_spec", "deadline_verdicts", "model_failure"]
 
 
 def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, samples_limit: int | None = None,
              seed: int | None = None, cross: bool = True, stages: frozenset[str] | None = None,
-             progress: Callable[[int, int, int], None] | None = None) -> SpecResult:
+             progress: Callable[[int, int, int], None] | None = None,
+             progress_for: Callable[[str], Any] | None = None) -> SpecResult:
     """Audit one spec. ``samples_limit`` and ``seed`` override the spec's; ``cross`` runs composition and
     transferability (which need peers' results) — peers are audited with ``cross=False``. ``stages`` (a
     subset of :data:`~freqrex_audit.audit.stages.STAGES`, default all) limits the work to what the selected
     items need; the verdicts of the items it starves are computed from what is there and must not be reported
-    as run. ``progress`` is called with (clips done, clips in all, model queries so far) after every clip."""
+    as run. ``progress`` is called with (clips done, clips in all, model queries so far) after every clip, and
+    its ``tick(queries)`` (when it has one) after every model call; ``progress_for(name)`` makes the progress of a
+    peer this spec computes for transferability (a line of its own: the peer's work is never this spec's)."""
     stages = STAGES if stages is None else frozenset(stages)
     began = time.perf_counter()
     spec = spec.with_seed(seed).with_limit(samples_limit)
@@ -71,6 +75,9 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                     else (audit_clip(runner, sample, rate) for sample in samples))
         if progress is not None:
             progress(0, len(samples), runner.engine.queries)
+            tick = getattr(progress, "tick", None)
+            if tick is not None:
+                runner.engine.on_batch = lambda queries: tick(queries + remote.queries)
         for done, outcome in enumerate(outcomes, start=1):  # the generator computes each clip on demand
             records.append(outcome.record)
             # serial: stop reading clips; an executor's outcomes are all computed, each cut (or not) by its
@@ -85,6 +92,10 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
             if progress is not None:
                 progress(done, len(samples), runner.engine.queries + remote.queries)
         error = error or model_failure(clf, records)
+        runner.engine.on_batch = None
+        close = getattr(progress, "close", None)
+        if close is not None:
+            close()  # the spec's line ends before a peer's line starts
     else:
         records = [SampleRecord(s, "skipped", error or "not analysed") for s in samples]
     result = SpecResult(
@@ -100,27 +111,47 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     if cross and "cross" in stages and runner is not None and not error:
         for check, run_check in (("composition", lambda: cross_checks.composition(result, runner)),
                                  ("transferability", lambda: cross_checks.transferability(
-                                     result, runner, lambda peer: run_spec(peer, device, cache, samples_limit, seed,
-                                                                           cross=False), device, cache))):
+                                     result, runner, lambda peer: _audit_peer(peer, spec.name, device, cache,
+                                                                              samples_limit, seed, progress_for),
+                                     device, cache))):
             if check in spec.checks:
                 try:
                     run_check()
                 except Exception as exc:  # noqa: BLE001 - a failing cross check is that check's verdict
                     result.cross_failed[check] = describe_exception(exc)
-    result.rates = aggregates.rates(result)
-    result.metrics = aggregates.metrics(result)
+    result.rates = ran_only(aggregates.rates(result), stages)
+    result.metrics = ran_only(aggregates.metrics(result), stages)
     result.verdicts = deadline_verdicts(result, evaluate(result))
     # the spec's own work only: what its peers cost (computed here for transferability) is in peer_work
     own = WorkCounts(runner.engine.queries if runner else 0, dict(runner.queries_by_phase if runner else {}),
-                     {k: v - cache0[k] for k, v in cache.counts().items()})
+                     {k: v - cache0[k] for k, v in cache.counts().items()}, runner.engine.calls if runner else 0)
     own.add(remote)
     peers = result.peer_work.values()
     result.seconds = time.perf_counter() - began - sum(p["seconds"] for p in peers)
     result.queries = own.queries
+    result.calls = own.calls
     result.queries_by_phase = {k: v for k, v in own.queries_by_phase.items() if v}
     result.cache_stats = {k: v - sum(p["cache"].get(k, 0) for p in peers) for k, v in own.cache.items()}
     result.model_info = model_info(clf, cache)  # again: warnings raised during the run (cache not writable)
     return result
+
+
+def _audit_peer(peer: Spec, of: str, device: str, cache: Cache, samples_limit: int | None, seed: int | None,
+                progress_for: Callable[[str], Any] | None) -> SpecResult:
+    """A transferability peer audited as any spec is (its own progress line, named as ``of``'s peer)."""
+    line = progress_for(f"{peer.name} (peer of {of})") if progress_for is not None else None
+    try:
+        return run_spec(peer, device, cache, samples_limit, seed, cross=False, progress=line)
+    finally:
+        if line is not None and getattr(line, "close", None) is not None:
+            line.close()
+
+
+def ran_only(figures: dict, stages: frozenset[str]) -> dict:
+    """The ``check.metric`` figures whose check's stages all ran: a rate over clips the STFT attack never
+    touched (a ``--lf`` run that selected no STFT item) is absent, never "0 of 3"."""
+    return {name: value for name, value in figures.items()
+            if name.split(".", 1)[0] not in NEEDS or NEEDS[name.split(".", 1)[0]] <= stages}
 
 
 def deadline_verdicts(result: SpecResult, verdicts: list[Verdict]) -> list[Verdict]:

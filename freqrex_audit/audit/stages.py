@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-STAGES = frozenset({"predict", "explain", "verify", "fourier", "stft", "cross", "explainers"})
+STAGES = frozenset({"predict", "explain", "verify", "fourier", "peer", "stft", "cross", "explainers"})
 """Everything :func:`~freqrex_audit.audit.run.run_spec` may compute."""
 _EXPLAINED = frozenset({"predict", "explain"})
 NEEDS: dict[str, frozenset[str]] = {
@@ -20,6 +20,7 @@ NEEDS: dict[str, frozenset[str]] = {
     "necessity": _EXPLAINED | {"verify"},
     "completeness": _EXPLAINED | {"verify"},
     "fourier_attack": _EXPLAINED | {"fourier"},
+    "peer_attack": _EXPLAINED | {"fourier", "peer"},  # the peer gets the query count FreqReX used
     "stft_attack": _EXPLAINED | {"fourier", "stft"},
     "composition": _EXPLAINED | {"cross"},
     "transferability": _EXPLAINED | {"cross"},

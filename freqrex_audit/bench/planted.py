@@ -72,3 +72,26 @@ def conjunction_model(centres: tuple[float, ...], threshold: float = 0.02) -> Cl
 def conjunction_clip(centres: tuple[float, ...], seed: int = 1) -> np.ndarray:
     """Quiet causal tones (0.5) under loud distractors (3.0) that the model ignores."""
     return tones({**{c: 0.5 for c in centres}, **LOUD_DISTRACTORS}, seed=seed)
+
+
+def knife_edge_clip(seconds: float = 0.5, sr: int = SR, seed: int = 0) -> np.ndarray:
+    """White noise (every bin holds energy), float32: the clip :func:`any_loss_model` is planted for."""
+    rng = np.random.default_rng(seed)
+    return (0.2 * rng.standard_normal(int(seconds * sr))).astype(np.float32)
+
+
+def any_loss_model(reference: np.ndarray, sr: int = SR) -> Classifier:
+    """A iff no rfft bin of ``reference`` lost more than half its magnitude: the label flips on ANY
+    energy loss, so no proper subset of the bins is sufficient and only the whole clip keeps A.
+
+    The truth an explanation must report: no proper mutant ever passes, so the responsibility map cannot
+    converge (README: "Honest convergence"). Inputs of another length read as B.
+    """
+    floor = 0.5 * torch.from_numpy(np.abs(np.fft.rfft(np.asarray(reference, np.float64)))).float()
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != len(reference):
+            return two_class(torch.full((x.shape[0],), -1.0, device=x.device))
+        kept = (torch.fft.rfft(x).abs() / floor.to(x.device).clamp_min(1e-12)).amin(-1)
+        return two_class(torch.log(kept.clamp_min(1e-6)), sharpness=8.0)
+    return Classifier.from_callable(fn, ["A", "B"], sr, name="any-loss")

@@ -19,11 +19,12 @@ from ..models.classifier import Classifier, resolve_device
 SIZES = ("zoo", "small", "base")  # zoo: the model as it is; the others are rebuilt by sized_classifier
 
 _ENCODER = {  # hidden, layers, heads, feed-forward width
+    "tiny": (32, 2, 2, 64),  # not a published size: benchmarks/gpu.py --dry-run checks the script on a CPU with it
     "small": (256, 4, 4, 1024),
     "base": (768, 12, 12, 3072),
 }
-_WHISPER = {"small": (256, 4, 4, 1024), "base": (512, 6, 8, 2048)}  # Whisper-base: d_model 512, 6 encoder layers
-_CONV_DIM = {"small": 256, "base": 512}  # Wav2Vec2 / HuBERT feature encoder channels
+_WHISPER = {"tiny": (32, 2, 2, 64), "small": (256, 4, 4, 1024), "base": (512, 6, 8, 2048)}  # Whisper-base: d_model 512, 6 encoder layers
+_CONV_DIM = {"tiny": 32, "small": 256, "base": 512}  # Wav2Vec2 / HuBERT feature encoder channels
 _FAMILIES = ("audio-spectrogram-transformer", "whisper", "wav2vec2", "hubert")
 
 

@@ -39,7 +39,8 @@ class BenchRow:
     n_bins: int
     batch_size: int
     queries: int
-    calls: int  # model calls the explanation made (queries / calls: the mean batch it could fill)
+    calls: int  # model calls the explanation made
+    mean_clips_per_call: float  # queries / calls: the mean batch the engine filled (batch_size at most)
     queries_by_phase: dict
     explain_s: float
     forward_s: float  # the model alone, for the same calls (same batch sizes)
@@ -153,7 +154,8 @@ def bench_model(name: str, classifier: Classifier, seconds: float, batch_size: i
     return BenchRow(
         model=name, parameters=parameter_count(classifier), device=str(classifier.device), seconds=seconds, window_s=len(x) / classifier.sample_rate,
         precision=precision if engine.autocast is not None else "fp32", n_bins=exp.n_bins, batch_size=batch_size,
-        queries=exp.queries, calls=len(calls), queries_by_phase=dict(exp.queries_by_phase), explain_s=explain_s,
+        queries=exp.queries, calls=len(calls),
+        mean_clips_per_call=exp.queries / max(1, len(calls)), queries_by_phase=dict(exp.queries_by_phase), explain_s=explain_s,
         forward_s=floor, overhead_ratio=explain_s / floor if floor > 0 else math.nan,
         overhead_cpu=explain_cpu / floor_cpu if floor_cpu > 0 else math.nan, forward_full_s=floor_full,
         overhead_full_batches=explain_s / floor_full if floor_full > 0 else math.nan,
@@ -164,12 +166,12 @@ def bench_model(name: str, classifier: Classifier, seconds: float, batch_size: i
 
 def format_table(rows: list[BenchRow]) -> str:
     """A plain-text table of the measurements, one row per (model, clip length)."""
-    head = ("model", "params", "device", "clip s", "window s", "precision", "K bins", "queries", "calls", "explain s", "forward s",
+    head = ("model", "params", "device", "clip s", "window s", "precision", "K bins", "queries", "calls", "clips/call", "explain s", "forward s",
             "overhead", "overhead CPU", "full-batch forward s", "overhead vs full batches", "q/s", "peak MB", "batch-1 ×",
             "attack q", "valid")
     lines = [head]
     for r in rows:
-        lines.append((r.model, "-" if r.parameters is None else f"{r.parameters / 1e6:.1f} M", r.device, f"{r.seconds:g}", f"{r.window_s:g}", r.precision, f"{r.n_bins:,}", f"{r.queries:,}", f"{r.calls:,}",
+        lines.append((r.model, "-" if r.parameters is None else f"{r.parameters / 1e6:.1f} M", r.device, f"{r.seconds:g}", f"{r.window_s:g}", r.precision, f"{r.n_bins:,}", f"{r.queries:,}", f"{r.calls:,}", f"{r.mean_clips_per_call:.1f}",
                       f"{r.explain_s:.2f}", f"{r.forward_s:.2f}", f"{r.overhead_ratio:.2f}", f"{r.overhead_cpu:.2f}",
                       f"{r.forward_full_s:.2f}", f"{r.overhead_full_batches:.2f}", f"{r.queries_per_s:.0f}",
                       f"{r.peak_memory_mb:.0f}", "-" if r.batching_speedup is None else f"{r.batching_speedup:.1f}",

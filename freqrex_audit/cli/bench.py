@@ -1,5 +1,6 @@
 """``freqrex-audit bench``: explanation cost against the model's own forward time, query counts on planted
-models, and the explainer comparisons README quotes (``--explainers``, ``--latent-paper``)."""
+models, FreqReX's quietest flip against HopSkipJump and noise (``--peers``), and the explainer comparisons
+README quotes (``--explainers``, ``--latent-paper``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.explainers or args.latent_paper:
         return _bench_explainers(args)
+    if args.peers:
+        from ..bench.peers import format_peer_table, peer_rows
+        from ..bench.peers import rows_as_json as peer_json
+
+        if not args.models:
+            print("freqrex-audit bench --peers: give the specs to measure (their model, dataset and configs)",
+                  file=sys.stderr)
+            return 2
+        device = "cpu" if args.device == "auto" else args.device
+        rows = peer_rows(args.models, snr_db=args.snr, noise_draws=args.noise_draws, device=device)
+        print(format_peer_table(rows, args.snr))
+        if args.json:
+            Path(args.json).write_text(json.dumps(peer_json(rows, args.snr), indent=1))
+            print(f"wrote {args.json}", file=sys.stderr)
+        return 0
     if args.queries:
         from ..bench.queries import format_query_table, query_rows, query_rows_as_json
 

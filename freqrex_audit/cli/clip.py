@@ -239,6 +239,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
                "queries": engine.queries, "seconds": round(seconds, 3)}
     summary["source"], summary["quiet"], summary["margin"] = atk.source, atk.quiet, atk.margin
     summary["candidates"], summary["queries_by_source"] = atk.candidates, atk.queries_by_source
+    summary["ladder_mutation"] = str(atk.ladder_mutation) if atk.ladder_mutation else None  # Alg 2's own rung
     if args.exhaustive_single:
         from ..engine.attacks import exhaustive_single_report
         summary["exhaustive_single"] = exhaustive_single_report(engine, x, exp, args.exhaustive_single, config,

@@ -15,6 +15,7 @@ from ..bench.sizes import SIZES
 from ..models.classifier import ClassifierError
 from .bench import cmd_bench
 from .clip import cmd_attack, cmd_classify, cmd_explain, cmd_train_lmac
+from .tables import add_tables_command
 from ..runtime.isolation import private_matplotlib
 from .arguments import device_list, non_negative_int, positive_float, positive_int, seed_value
 
@@ -99,6 +100,15 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def spec_cost(result: object) -> str:
+    """``74 queries, 1.7 s`` for the spec's own work, then what its peers cost it (computed for transferability),
+    each where it belongs: ``(+ peer hubert: 10,900 queries, 38.0 s)``."""
+    text = f"{result.queries:,} queries, {result.seconds:.1f} s"  # type: ignore[attr-defined]
+    peers = [f"peer {name}: {work['queries']:,} queries, {work['seconds']:.1f} s"
+             for name, work in sorted((getattr(result, "peer_work", None) or {}).items())]
+    return text + (f" (+ {'; '.join(peers)})" if peers else "")
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """Run specs without pytest and write the run's results. Exit status: 0 every gate passed, 1 a gate
     failed or was not measured, 2 a spec did not load (or a usage error), 3 the --deadline passed first,
@@ -140,12 +150,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         except SpecError as exc:
             print(f"ERROR {exc}", file=sys.stderr)
             errors.append({"spec_file": shown_spec(Path(path)), "message": str(exc)})
-    total = 0
+    total, needs = 0, {}
     for spec in specs:
         try:
             total += len(session.plan(spec))
         except Exception:  # noqa: BLE001 - an unreadable dataset is the model[load] item's failure
             total += 1
+        needs[spec.name] = session.stages(spec)  # compute what the spec's checks need, as pytest does
     session.start_deadline(args.deadline)
     parts, arrays, interrupted = [], {}, False
     try:
@@ -154,9 +165,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 print(f"DEADLINE {deadline.message()}: {spec.name} and the specs after it were not started",
                       file=sys.stderr)
                 break
-            line = None if args.quiet else stream_line(spec.name)
+            line = stream_line(spec.name, quiet=args.quiet)
             try:
-                result = session.run(spec, progress=line)
+                result = session.run(spec, stages=needs.get(spec.name), progress=line,
+                                     progress_for=lambda name: stream_line(name, quiet=args.quiet))
             finally:
                 if line is not None:
                     line.close()
@@ -170,8 +182,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                         print(f"     {text}")
             counts = {o: sum(v.outcome == o for v in result.verdicts) for o in dict.fromkeys(v.outcome
                                                                                             for v in result.verdicts)}
-            print(f"{spec.name}: {', '.join(f'{n} {o}' for o, n in counts.items())}; {result.queries} queries, "
-                  f"{result.seconds:.1f} s")
+            print(f"{spec.name}: {', '.join(f'{n} {o}' for o, n in counts.items())}; {spec_cost(result)}")
     except KeyboardInterrupt:
         interrupted = True
         print("freqrex-audit: interrupted; writing what ran", file=sys.stderr)
@@ -232,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--methods", nargs="+", choices=("freqrex", "lmac", "latent"),
                        default=["freqrex", "lmac", "latent"], help="--explainers: the methods (and their baselines)")
     bench.add_argument("--threads", type=positive_int, default=None, help="--explainers: torch threads (default 1)")
+    bench.add_argument("--peers", action="store_true",
+                       help="with spec files as MODELS: FreqReX's quietest flip vs ART's HopSkipJump at the same query "
+                            "count vs white noise, per clip (#29; needs the [art] extra)")
+    bench.add_argument("--snr", type=float, default=20.0, help="--peers: the quiet threshold and the noise level, dB")
+    bench.add_argument("--noise-draws", type=positive_int, default=16, help="--peers: white-noise draws per clip")
     bench.add_argument("--json", help="write the measurements as JSON to this file")
     bench.set_defaults(run=cmd_bench)
 
@@ -253,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--baseline-dir", default=".freqrex/baselines", help="where baseline names are looked up")
     compare.add_argument("--changed", action="store_true", help="only the metrics that changed")
     compare.set_defaults(run=cmd_compare)
+
+    add_tables_command(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a model spec (editor autocompletion)")
     schema.add_argument("--results", action="store_true", help="the JSON Schema of results.json instead")
@@ -332,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..runtime.imports import import_folders, use_folders
+
+    use_folders(import_folders())  # the one import rule: pytest's rootdir and ini pythonpath, appended (as pytest)
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:

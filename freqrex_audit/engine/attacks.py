@@ -1,18 +1,22 @@
-"""Algorithm 2 (the Fourier attack) and beyond it: find the quiet one-frequency flips that exist.
+"""Algorithm 2 (the Fourier attack) and beyond it: the quietest flip within one query budget.
 
 The paper's Alg 2 mutates prefixes of the sufficient set; that stays one candidate source
 (``prefix``). Under one per-clip query budget the attack also screens single bins of the target's
 ranking, descends toward the bins that support the runner-up class, and grows small sets of the bins
 that moved the margin most (see :mod:`.search`). Mutations come from a ladder ordered by perturbation
-energy, quietest first (attenuations, boosts up to ×1000 clipped, phase turns). A flip counts only
-with ``min_margin`` between the new top class and the original label, and is re-verified by a fresh
-query on exactly the waveform returned; ``min_snr_db`` separates quiet flips from loud ones. Alg 3
-(the STFT attack) lives in :mod:`.stft_attack`.
+energy, quietest first (attenuations, boosts up to ×1000 clipped, phase turns). Since #29 the ladder
+gets a share of the budget and its flips are only where the search starts: each is walked to the
+decision boundary between rungs (:mod:`.walk`), then a sparse boundary search moves a few bins' complex
+values along the score's gradient and along the boundary (:mod:`.boundary_search`), and the result is
+the quietest flip found by any of them. A flip counts only with ``min_margin`` between the new top class
+and the original label, and is re-verified by a fresh query on exactly the waveform returned;
+``min_snr_db`` separates quiet flips from loud ones. Alg 3 (the STFT attack) lives in
+:mod:`.stft_attack`.
 """
-
 from __future__ import annotations
 
 import time
+from functools import partial
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,89 +24,23 @@ import numpy as np
 from ..audio import spectrum as spec
 from ..audio.io import check_same_clip, int16_roundtrip, validate_waveform
 from ..models.classifier import Classifier, QueryEngine
+from .attack_config import ATTACK_POOLS, VERIFY_RESERVE, AttackConfig
 from .codec import Result, timing_field
+from .coverage import SearchCoverage, search_coverage
 from .explain import Explanation, as_engine
 from .metrics import linf, snr_db
-from .mutations import DEFAULT_PHASES, DEFAULT_SCALES, Mutation, clip_bound, default_mutations, extremes, ladder
+from .mutations import DEFAULT_PHASES, DEFAULT_SCALES, Mutation, clip_bound, default_mutations
+from .boundary_search import SparseSearch
 from .search import BudgetedSearch, Flip, grow_sets, prefix_search, runner_up_descent, screen
+from .walk import walk_best
 from .stft_attack import STFTAttack, STFTAttackConfig, stft_attack
 from .summaries import summarize_attacks
+from .exhaustive import ExhaustiveSingle, exhaustive_single, exhaustive_single_report  # noqa: F401  (re-exported)
 
 __all__ = ["ATTACK_POOLS", "AttackConfig", "DEFAULT_PHASES", "DEFAULT_SCALES", "ExhaustiveSingle", "FourierAttack",
            "Mutation", "STFTAttack", "STFTAttackConfig", "default_mutations", "exhaustive_single", "fourier_attack",
            "stft_attack", "summarize_attacks"]
 
-ATTACK_POOLS = ("sufficient", "ranking")
-VERIFY_RESERVE = 2  # the fresh query on the returned clip and its 16-bit round trip
-
-
-@dataclass(frozen=True)
-class AttackConfig(Result):
-    """The Fourier attack's knobs. Two budgets, named apart:
-
-    - ``max_frequencies``: most bins one candidate may mutate (the paper's budget; default 1000);
-    - ``query_budget``: most model queries per clip, all sources together (default 1000).
-
-    ``mutations`` (any order) become the ladder, quietest first, without boosts above ``max_scale``.
-    ``pool``: the paper's prefix source walks the ``sufficient`` set (default) or the whole ``ranking``;
-    a degenerate explanation (sufficient set of ≤ ``degenerate_bins`` bins or under ``degenerate_share``
-    of all bins) widens it to the ranking too. ``min_margin``: a flip needs the new top class this far
-    above the original label. ``min_snr_db``: flips at least this quiet count as ``quiet``.
-    ``require_int16``: a flip must also survive a 16-bit WAV round trip. ``screen_bins``: top-ranked
-    bins tried alone before anything else; ``branch``/``beam``/``nudge``: the runner-up descent (bands split ``branch``-way, ``beam`` kept, probed by moving
-    magnitudes ±``nudge``·max|X|);
-    ``max_set``: largest grown set; ``ladder_sets``: flipping sets whose whole ladder is tried.
-    ``search_chunk``: candidates asked together (fixed, so query counts never depend on batch size).
-    """
-
-    mutations: tuple[Mutation, ...] = field(default_factory=default_mutations)
-    max_frequencies: int = 1000
-    query_budget: int = 1000
-    max_scale: float = 1000.0
-    pool: str = "sufficient"
-    min_margin: float = 0.05
-    min_snr_db: float = 10.0
-    require_int16: bool = False
-    screen_bins: int = 32
-    branch: int = 8
-    beam: int = 2
-    nudge: float = 0.01
-    max_set: int = 5
-    ladder_sets: int = 6
-    degenerate_bins: int = 2
-    degenerate_share: float = 0.001
-    search_chunk: int = 32
-    batch_size: int | None = None
-
-    def __post_init__(self) -> None:
-        checks = {"max_frequencies": self.max_frequencies >= 1, "query_budget": self.query_budget > VERIFY_RESERVE,
-                  "max_scale": self.max_scale >= 1, "min_margin": 0 <= self.min_margin < 1,
-                  "screen_bins": self.screen_bins >= 0, "branch": self.branch >= 2, "beam": self.beam >= 1,
-                  "max_set": self.max_set >= 1, "ladder_sets": self.ladder_sets >= 0,
-                  "degenerate_bins": self.degenerate_bins >= 0, "degenerate_share": 0 <= self.degenerate_share <= 1,
-                  "search_chunk": self.search_chunk >= 1, "nudge": 0 < self.nudge <= 1}
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"AttackConfig: invalid {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")
-        if self.pool not in ATTACK_POOLS:
-            raise ValueError(f"AttackConfig: pool must be one of {', '.join(ATTACK_POOLS)}, got {self.pool!r}")
-        if not self.ordered:
-            raise ValueError("AttackConfig: at least one mutation is needed")
-
-    @property
-    def budget(self) -> int:
-        """The frequency cap under its older name (``max_frequencies``)."""
-        return self.max_frequencies
-
-    @property
-    def ordered(self) -> tuple[Mutation, ...]:
-        """The ladder: mutations quietest first (by |m − 1|), none louder than ``max_scale``."""
-        return ladder(self.mutations, self.max_scale)
-
-    @property
-    def extremes(self) -> tuple[Mutation, ...]:
-        """The largest mutation of each direction (down, up, phase): what the screens try first."""
-        return extremes(self.ordered)
 
 
 @dataclass(frozen=True)
@@ -114,6 +52,8 @@ class FourierAttack(Result):
     it. ``candidates``: distinct perturbations asked (bin set × mutation); ``pool_size``: distinct bins
     the search mutated as candidates; ``queries_by_source``: where the query budget went.
     ``degenerate``: the explanation's sufficient set was too small to attack by itself (``degenerate_reason``).
+    ``coverage``: what the search really covered (:class:`~.coverage.SearchCoverage`): a "no flip" is evidence
+    only when it is complete (None: an attack saved before it was recorded).
     """
 
     success: bool
@@ -144,7 +84,15 @@ class FourierAttack(Result):
     min_margin: float
     min_snr_db: float
     sample_rate: int
+    gain: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    phase_deg: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    fewest_frequencies: int | None = None
+    fewest_quiet_frequencies: int | None = None
+    ladder_bins: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ladder_mutation: Mutation | None = None
+    ladder_snr_db: float | None = None
     seconds: float = timing_field()
+    coverage: SearchCoverage | None = None
 
     @property
     def budget(self) -> int:
@@ -174,10 +122,14 @@ def _degenerate(explanation: Explanation, config: AttackConfig) -> str | None:
     return None
 
 
-def _verify(engine: QueryEngine, search: BudgetedSearch, flip: Flip, config: AttackConfig, rate: int
-            ) -> tuple[np.ndarray, np.ndarray, bool, int] | None:
+def _verify(engine: QueryEngine, search: BudgetedSearch, sparse: SparseSearch, flip: Flip, config: AttackConfig,
+            rate: int) -> tuple[np.ndarray, np.ndarray, bool, int] | None:
     """Rebuild the flip's clip, ask the model afresh, and run the int16 round trip (two queries)."""
-    adversarial = search.build([(flip.bins, flip.mutation)])[0].cpu().numpy().astype(np.float32)
+    if flip.delta is None:
+        wave = search.build([(flip.bins, flip.mutation)])[0]
+    else:
+        wave = sparse.waveforms([dict(zip(flip.bins, flip.delta))])[0]
+    adversarial = wave.cpu().numpy().astype(np.float32)
     q0 = engine.queries
     probs = engine.query(adversarial[None])[0]
     restored = int(engine.query(int16_roundtrip(adversarial, rate)[None])[0].argmax())
@@ -196,7 +148,7 @@ def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanat
     began, q0 = time.perf_counter(), engine.queries
     x = validate_waveform(x)
     check_same_clip(x, explanation.waveform)  # an explanation's bins only mean something for its own clip
-    n, rate, original = len(x), explanation.sample_rate, explanation.target
+    original = explanation.target
     signal = spec.as_tensor(x, engine.device)
     spectrum = spec.rfft(signal)
     search = BudgetedSearch(engine, signal, spectrum, original, budget=config.query_budget - VERIFY_RESERVE,
@@ -213,109 +165,137 @@ def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanat
     ranking = np.asarray(explanation.ranking, dtype=np.int64)
     steps, ordered = config.extremes, config.ordered
 
+    wide = config.pool == "ranking" or reason is not None or explanation.sufficient is None
+    pool = ranking if wide else ranking[: len(explanation.sufficient)]
+    cover = dict(screen_bins=config.screen_bins, chunk=config.search_chunk, max_frequencies=config.max_frequencies,
+                 branch=config.branch, beam=config.beam, reserve=VERIFY_RESERVE, ladder=ordered,
+                 climbs=config.ladder_sets)
+    full = search.budget
+    if config.continuous:  # the ladder's share, and never less than what the coverage rule needs on this clip
+        needed = search_coverage({}, ranking, pool, steps, descent="not run" if towards else "none",
+                                 **cover).queries_needed
+        search.budget = min(full, max(1, int(round(config.ladder_share * full)), needed))
+    leaves, descent = _ladder(search, ranking, pool, config, base, towards)
+    search.budget = full
+    sparse = SparseSearch(search, np.random.default_rng(config.seed))
+    if config.continuous:
+        _continuous(search, sparse, ranking, leaves, config)
+    if search.remaining > 0:  # what the other sources did not need goes back to the ranking's single bins
+        screen(search, "ranking", ranking[config.screen_bins:], steps, ordered, config.ladder_sets)
+    coverage = partial(search_coverage, search.asked, ranking, pool, steps, descent=descent, **cover)
+    return _result(engine, search, sparse, x, config, explanation, began, q0, runner_up, reason, coverage)
+
+
+def _ladder(search: BudgetedSearch, ranking: np.ndarray, pool: np.ndarray, config: AttackConfig, base: np.ndarray,
+            towards: list[int]) -> tuple[list[int], str]:
+    """The ladder's sources (Alg 2 and #16's screens) within ``search.budget``; returns the descent's leaves
+    and how the descent ended (:data:`~.coverage.DESCENT_STATES`)."""
+    steps, ordered = config.extremes, config.ordered
+    leaves: list[int] = []
+    descent = "not run" if towards else "none"
     screen(search, "ranking", ranking[: config.screen_bins], steps, ordered, config.ladder_sets)
     if towards and not search.settled:
         leaves = runner_up_descent(search, len(ranking), towards, config.nudge, base, branch=config.branch,
                                    beam=config.beam)
+        descent = "done" if search.remaining > 0 else "cut"  # it stops early only when the budget ends
         screen(search, "runner_up", leaves, steps, ordered, config.ladder_sets)
     if not search.settled:
-        wide = config.pool == "ranking" or reason is not None or explanation.sufficient is None
-        pool = ranking if wide else ranking[: len(explanation.sufficient)]
         if not search.quiet:
             prefix_search(search, pool, steps, ordered)
     if towards and not search.quiet:
         grow_sets(search, steps, ordered, config.max_set, towards)
     if not search.settled:
         screen(search, "ranking", ranking[config.screen_bins:], steps, ordered, config.ladder_sets)
+    return leaves, descent
 
+
+def _continuous(search: BudgetedSearch, sparse: SparseSearch, ranking: np.ndarray, leaves: list[int],
+                config: AttackConfig) -> None:
+    """#29's sources after the ladder: walk its flips to the boundary, then the gradient lines and the
+    boundary search (:mod:`.boundary_search`) with what is left of the budget."""
+    walk_best(search, config.walk_flips, config.tol_db)
+    if config.gradient_pool:
+        half = config.gradient_pool // 2
+        pool = list(dict.fromkeys([int(b) for b in ranking[:half]] + [int(b) for b in leaves[:half]]
+                                  + [int(b) for b in ranking[half: config.gradient_pool]]))[: config.gradient_pool]
+        sparse.gradient_lines(pool, (1, 4, 16, config.gradient_pool), config.gradient_probe_db, config.tol_db)
+    k = min(config.sparse_bins, config.max_frequencies)
+    if k and search.remaining > 0:
+        seed = max(search.flips, key=lambda f: f.snr_db, default=None)
+        sparse.boundary(sparse.subspace(seed, k), seed, iterations=10_000, probes=config.probes, tol_db=config.tol_db)
+
+def preferred(flips: list[Flip], tie_db: float) -> list[Flip]:
+    """Flips best first: the quietest, except that one with fewer frequencies within ``tie_db`` of it wins."""
+    ordered = sorted(flips, key=lambda f: (-f.snr_db, len(f.bins), f.order))
+    if not ordered:
+        return ordered
+    top = ordered[0].snr_db
+    close = sorted((f for f in ordered if f.snr_db >= top - tie_db), key=lambda f: (len(f.bins), -f.snr_db, f.order))
+    return close[:1] + [f for f in ordered if f is not close[0]]
+
+
+def _gains(flip: Flip, spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per bin: the multiplier's magnitude and phase (degrees) that the flip applies."""
+    if flip.delta is None:
+        m = complex(flip.mutation.multiplier)
+        mult = np.full(len(flip.bins), m)
+    else:
+        values = spectrum[list(flip.bins)]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mult = np.where(np.abs(values) > 0, 1 + np.asarray(flip.delta) / values, np.inf)
+    return np.abs(mult).astype(np.float64), np.degrees(np.angle(mult)).astype(np.float64)
+
+
+def _uniform(gain: np.ndarray, phase: np.ndarray, tol: float = 1e-3) -> Mutation | None:
+    """One Mutation for changes that are the same on every bin: a pure scale (phase 0°) or a pure turn (gain 1)."""
+    if not len(gain) or not np.all(np.isfinite(gain)) or np.ptp(gain) > tol * max(1.0, gain.max()) or np.ptp(phase) > 0.1:
+        return None
+    if abs(phase[0]) < 0.1:
+        return Mutation("scale", round(float(gain[0]), 4))
+    if abs(phase[0]) > 179.9:
+        return Mutation("scale", 0.0) if gain[0] < tol else None
+    if abs(gain[0] - 1) < tol:
+        return Mutation("phase", round(float(phase[0]), 2))
+    return None
+
+
+def _result(engine, search, sparse, x, config, explanation, began, q0, runner_up, reason, coverage) -> FourierAttack:
+    n, rate, original = len(x), explanation.sample_rate, explanation.target
     winner = None
-    for flip in search.best()[:3]:
-        checked = _verify(engine, search, flip, config, rate)
+    ranked = preferred(search.flips, config.tie_db) if config.continuous else search.best()
+    for flip in ranked[:3]:
+        checked = _verify(engine, search, sparse, flip, config, rate)
         if checked is not None:
             winner = (flip, *checked)
             break
+    quiet_flips = [f for f in search.flips if f.snr_db >= config.min_snr_db]
+    rungs = [f for f in search.best() if f.mutation is not None and f.source != "walk"]  # Alg 2's own answer
     common = dict(original_label=original, queries=engine.queries - q0,
-                  queries_by_source=dict(sorted(search.queries_by_source.items())), candidates=len(search.asked),
+                  queries_by_source=dict(sorted(search.queries_by_source.items())), candidates=search.n_asked,
                   pool_size=len(search.pool), runner_up=runner_up, degenerate=reason is not None,
                   degenerate_reason=reason, max_frequencies=config.max_frequencies, query_budget=config.query_budget,
                   min_margin=config.min_margin, min_snr_db=config.min_snr_db, sample_rate=rate,
-                  seconds=time.perf_counter() - began)
+                  fewest_frequencies=min((len(f.bins) for f in search.flips), default=None),
+                  fewest_quiet_frequencies=min((len(f.bins) for f in quiet_flips), default=None),
+                  ladder_bins=np.asarray(sorted(rungs[0].bins) if rungs else [], dtype=np.int64),
+                  ladder_mutation=rungs[0].mutation if rungs else None,
+                  ladder_snr_db=rungs[0].snr_db if rungs else None,
+                  seconds=time.perf_counter() - began,
+                  coverage=coverage(budget_left=search.remaining, winner=None if winner is None else winner[0].bins))
     if winner is None:
         return FourierAttack(success=False, quiet=False, new_label=None, new_confidence=None, margin=None,
                              n_frequencies=None, bins=np.zeros(0, np.int64), hz=np.zeros(0), mutation=None,
                              source=None, adversarial=None, snr_db=None, linf=None, survives_int16=None,
-                             int16_label=None, **common)
+                             int16_label=None, gain=np.zeros(0), phase_deg=np.zeros(0), **common)
     flip, adversarial, probs, survives, restored = winner
-    bins = np.asarray(sorted(flip.bins), dtype=np.int64)
+    order = np.argsort(flip.bins)
+    bins = np.asarray(flip.bins, dtype=np.int64)[order]
+    gain, phase = _gains(flip, search.spectrum.cpu().numpy())
+    mutation = flip.mutation if flip.mutation is not None else _uniform(gain, phase)
     snr = snr_db(x, adversarial)
     return FourierAttack(
         success=True, quiet=snr >= config.min_snr_db, new_label=int(probs.argmax()),
         new_confidence=float(probs.max()), margin=float(probs.max() - probs[original]), n_frequencies=len(bins),
-        bins=bins, hz=spec.bin_to_hz(bins, n, rate), mutation=flip.mutation, source=flip.source,
+        bins=bins, hz=spec.bin_to_hz(bins, n, rate), mutation=mutation, source=flip.source,
         adversarial=adversarial, snr_db=snr, linf=linf(x, adversarial), survives_int16=survives,
-        int16_label=restored, **common)
-
-
-@dataclass(frozen=True)
-class ExhaustiveSingle(Result):
-    """Every single bin among the top ``n`` of the ranking × every ladder mutation: the flips that exist."""
-
-    bins_tried: int
-    mutations: tuple[Mutation, ...]
-    queries: int
-    flip_bins: np.ndarray
-    flip_mutations: tuple[Mutation, ...]
-    flip_labels: np.ndarray
-    flip_margins: np.ndarray
-    flip_snr_db: np.ndarray
-    min_margin: float
-
-    @property
-    def best_snr_db(self) -> float | None:
-        return float(self.flip_snr_db.max()) if len(self.flip_snr_db) else None
-
-
-def exhaustive_single(classifier: Classifier | QueryEngine, x: np.ndarray, explanation: Explanation, n: int,
-                      config: AttackConfig | None = None) -> ExhaustiveSingle:
-    """The diagnostic behind ``--exhaustive-single N``: no budget, batched in fixed chunks."""
-    config = config or AttackConfig()
-    engine = as_engine(classifier, config.batch_size)
-    x = validate_waveform(x)
-    signal = spec.as_tensor(x, engine.device)
-    spectrum = spec.rfft(signal)
-    bins = np.asarray(explanation.ranking[:n], dtype=np.int64)
-    ordered = config.ordered
-    rows = [((int(b),), m) for b in bins for m in ordered]
-    search = BudgetedSearch(engine, signal, spectrum, explanation.target, budget=len(rows), chunk=max(256, config.search_chunk),
-                            min_margin=config.min_margin, min_snr_db=config.min_snr_db, max_frequencies=1,
-                            bound=clip_bound(signal), climbs=0)
-    q0 = engine.queries
-    search.ask("exhaustive", rows)
-    flips = sorted(search.flips, key=lambda f: (f.bins, f.mutation.size))
-    return ExhaustiveSingle(
-        bins_tried=len(bins), mutations=ordered, queries=engine.queries - q0,
-        flip_bins=np.asarray([f.bins[0] for f in flips], dtype=np.int64),
-        flip_mutations=tuple(f.mutation for f in flips), flip_labels=np.asarray([f.label for f in flips], np.int64),
-        flip_margins=np.asarray([f.margin for f in flips]), flip_snr_db=np.asarray([f.snr_db for f in flips]),
-        min_margin=config.min_margin)
-
-
-
-def exhaustive_single_report(classifier: Classifier | QueryEngine, x: np.ndarray, explanation: Explanation, n: int,
-                             config: AttackConfig, path=None) -> dict:
-    """Run :func:`exhaustive_single`, save it to ``path`` (JSON) and summarise it for the CLI."""
-    found = exhaustive_single(classifier, x, explanation, n, config)
-    if path is not None:
-        found.save(path)
-    quiet = found.flip_snr_db >= config.min_snr_db
-    ranks = {int(b): i for i, b in enumerate(explanation.ranking[:n])}
-    line = (f"{len(found.flip_bins)} flips at {len(set(found.flip_bins.tolist()))} bins among the top {found.bins_tried} "
-            f"× {len(found.mutations)} mutations ({found.queries} queries); {int(quiet.sum())} quiet "
-            f"(SNR ≥ {config.min_snr_db:g} dB)")
-    if len(found.flip_bins):
-        best = int(np.argmax(found.flip_snr_db))
-        b = int(found.flip_bins[best])
-        line += (f"; quietest: bin {b} (rank {ranks[b]}, {float(spec.bin_to_hz(b, len(x), explanation.sample_rate)):.1f} Hz) "
-                 f"{found.flip_mutations[best]} at {found.flip_snr_db[best]:.1f} dB")
-    return {"bins_tried": found.bins_tried, "queries": found.queries, "flips": len(found.flip_bins),
-            "quiet_flips": int(quiet.sum()), "best_snr_db": found.best_snr_db, "line": line}
+        int16_label=restored, gain=gain[order], phase_deg=phase[order], **common)

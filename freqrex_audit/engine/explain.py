@@ -113,7 +113,11 @@ class Explanation(Result):
     """What FreqReX found for one clip. ``sufficient``, ``necessary`` and ``complete`` are prefixes of
     ``ranking`` (the paper's sets; None: not found); ``minimal`` is the sufficient prefix pruned of the
     bins the label does not need (None when pruning is off). ``fragile`` names, per subset, the
-    perturbations (``noise_1e-6``, ``int16``, ``resynthesis``) under which it lost its property."""
+    perturbations (``noise_1e-6``, ``int16``, ``resynthesis``) under which it lost its property.
+    ``converged`` / ``stopped``: whether the responsibility loop settled, and why it stopped (``epsilon``,
+    ``iteration cap`` or ``nothing passed``: no proper mutant ever kept the label, so the ranking is
+    magnitude order under uniform credit); ``cut_nodes``: nodes the iteration budget cut short (no credit).
+    None: an explanation saved before these were recorded."""
 
     target: int
     confidence: float
@@ -143,11 +147,19 @@ class Explanation(Result):
     complete_inverse_confidence: float | None = None
     requeried: bool = False
     fragile: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    converged: bool | None = None
+    stopped: str | None = None
+    cut_nodes: int = 0
 
     @property
     def queries(self) -> int:
         """Model queries this explanation spent, all phases."""
         return int(sum(self.queries_by_phase.values()))
+
+    @property
+    def saw_a_pass(self) -> bool | None:
+        """Whether some proper mutant kept the label (False: the map never saw one; None: not recorded)."""
+        return None if self.stopped is None else self.stopped != "nothing passed"
 
     @property
     def n_bins(self) -> int:
@@ -285,6 +297,7 @@ def explain(classifier: Classifier | QueryEngine, x: np.ndarray, config: FreqReX
         inverse_confidence=None if found.inverse_probs is None else float(found.inverse_probs.max()),
         queries_by_phase=queries, emd_trace=run.emd_trace, iterations=run.iterations, config=config,
         seconds_by_phase=seconds, empty_iterations=run.empty_iterations, requeried=requeried, fragile=fragile,
+        converged=run.converged, stopped=run.stopped, cut_nodes=run.cut_nodes,
     )
 
 

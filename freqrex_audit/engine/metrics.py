@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import scipy.signal
-import scipy.stats
 import torch
 
 from ..audio import spectrum as spec
@@ -91,6 +89,8 @@ def welch_psd(x: np.ndarray, sr: int, nperseg: int = 256) -> WelchPSD:
     """Welch PSD of a mono clip; ``nperseg`` is capped at the clip length."""
     x = np.asarray(x, dtype=np.float64)
     nperseg = int(min(nperseg, len(x)))
+    import scipy.signal  # here, not at import: the engine loads without scipy on a bench machine
+
     hz, power = scipy.signal.welch(x, fs=sr, nperseg=nperseg)
     return WelchPSD(hz=hz, power=power, sample_rate=int(sr), nperseg=nperseg)
 
@@ -140,6 +140,8 @@ def mann_whitney(a: Sequence[float], b: Sequence[float]) -> MannWhitney:
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if len(a) == 0 or len(b) == 0:
         return MannWhitney(float("nan"), float("nan"), float("nan"), len(a), len(b))
+    import scipy.stats
+
     test = scipy.stats.mannwhitneyu(a, b, alternative="two-sided")
     u = float(test.statistic)
     return MannWhitney(u, float(test.pvalue), 2.0 * u / (len(a) * len(b)) - 1.0, len(a), len(b))

@@ -5,6 +5,11 @@ batch), credits 1/k to each part of a passing k-part mutant, then refines the sm
 mutant by splitting each of its parts into ``p`` children and querying unions of the children while
 the rest of that mutant stays in. Iterations repeat with fresh seeds until the running map settles
 (Earth Mover's Distance, POT).
+
+Honest convergence: an iteration reports how many *proper* mutants passed (:class:`IterationMap`); one
+in which none did is no convergence step, whatever credit the "every part is needed" rule gave, and a
+node the iteration budget cut before all its unions were asked gets no credit at all (it would make the
+map depend on the budget silently). :class:`ResponsibilityRun` says whether the loop converged and why.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-import ot
 import torch
 
 from ..models.classifier import QueryEngine
@@ -55,7 +59,18 @@ def emd_1d(u: np.ndarray, v: np.ndarray) -> float:
     if total_u <= 0 or total_v <= 0:
         return float("inf")
     positions = np.arange(len(u), dtype=np.float64) / len(u)
+    try:
+        import ot  # POT, imported here: a bench machine (benchmarks/gpu.py) may lack it
+    except ImportError:
+        return _emd_1d_numpy(positions, u / total_u, v / total_v)
     return float(ot.wasserstein_1d(positions, positions, u / total_u, v / total_v, p=1))
+
+
+def _emd_1d_numpy(positions: np.ndarray, u: np.ndarray, v: np.ndarray) -> float:
+    """W1 on a shared sorted grid: the area between the two CDFs. Equal to POT's to ~1e-15, not bit for bit:
+    used only without POT (bench machines), where an EMD within float noise of ε may stop one iteration apart."""
+    gaps = np.diff(positions)
+    return float(np.sum(np.abs(np.cumsum(u) - np.cumsum(v))[:-1] * gaps))
 
 
 def spread_budget(per_node: list[list], budget: int) -> list:
@@ -70,11 +85,60 @@ def spread_budget(per_node: list[list], budget: int) -> list:
     return taken[:max(0, budget)]
 
 
+@dataclass(frozen=True)
+class IterationMap:
+    """One iteration's responsibility map and what it rests on.
+
+    ``passed``: proper unions (mutants without some part) that kept the label, at any depth; 0 means the
+    map holds only "every part is needed" credit, which any model that flips on every change earns.
+    ``cut``: nodes whose unions the iteration budget cut before all were asked (given no credit).
+    """
+
+    responsibility: np.ndarray
+    passed: int
+    cut: int
+
+
 def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, target: int,
-                             rng: np.random.Generator, *, parts: int, partition: str, max_depth: int,
-                             min_part_size: int, query_budget: int, refine_top: int,
-                             refine_parts: int | None = None, smallest_first: bool = True) -> np.ndarray:
-    """One iteration of calculate_responsibility: a responsibility map over the K bins.
+                             rng: np.random.Generator, **options) -> IterationMap:
+    """One iteration of calculate_responsibility, alone (see :func:`iteration_steps`)."""
+    return run_in_lockstep(engine, spectrum, n_samples, [iteration_steps(spectrum, target, rng, **options)])[0]
+
+
+def run_in_lockstep(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, steps: list) -> list:
+    """Drive independent iterations (generators from :func:`iteration_steps`) together: each round, the masks
+    every unfinished one asks are sent in one query_spectral call and the answers handed back row for row.
+    Each iteration asks exactly what it asks alone, in the same order (the same queries, counted once); only
+    the model calls are fuller. Returns each iteration's IterationMap."""
+    results: list = [None] * len(steps)
+    asking: dict[int, torch.Tensor] = {}
+    for at, gen in enumerate(steps):
+        try:
+            asking[at] = next(gen)
+        except StopIteration as done:
+            results[at] = done.value
+    while asking:
+        order = list(asking)
+        probs = engine.query_spectral(spectrum, torch.cat([asking[at] for at in order]), n_samples)
+        start, answered = 0, {}
+        for at in order:
+            answered[at] = probs[start:start + len(asking[at])]
+            start += len(asking[at])
+        asking = {}
+        for at in order:
+            try:
+                asking[at] = steps[at].send(answered[at])
+            except StopIteration as done:
+                results[at] = done.value
+    return results
+
+
+def iteration_steps(spectrum: torch.Tensor, target: int, rng: np.random.Generator, *, parts: int, partition: str,
+                    max_depth: int, min_part_size: int, query_budget: int, refine_top: int,
+                    refine_parts: int | None = None, smallest_first: bool = True):
+    """One iteration of calculate_responsibility, as a generator: it yields each batch of masks it needs
+    answered, is sent their probabilities, and returns its :class:`IterationMap` (a responsibility map over
+    the K bins). :func:`run_in_lockstep` drives it.
 
     Each level splits every frontier node into ``p`` children and looks for the node's smallest passing
     unions of children (Def. 2 credits a frequency 1/|S| for a *smallest* sufficient S). With
@@ -85,14 +149,15 @@ def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samp
     asked and every passing one credited (the earlier reading). When no proper union of a node's
     children passes (a conjunction spread over every child), the node itself — known to pass without a
     query — is its smallest passing mutant: every child is needed, gets 1/p, and is refined with its
-    siblings in context. Each node refines its own ``refine_top`` smallest passing mutants, every part
-    of them with the rest of the mutant in context. A level's unions are taken round-robin across nodes
-    when the budget is short (:func:`spread_budget`).
+    siblings in context — but only when every one of its unions was asked: a node the budget cut short is
+    not known to need every child, so it gets no credit (``cut``). Each node refines its own ``refine_top``
+    smallest passing mutants, every part of them with the rest of the mutant in context. A level's unions
+    are taken round-robin across nodes when the budget is short (:func:`spread_budget`).
     """
     n_bins = spectrum.shape[-1]
     responsibility = np.zeros(n_bins)
     frontier = [_Node(np.arange(n_bins), np.zeros(0, dtype=np.int64))]
-    spent = 0
+    spent = proper = cut = 0
     for depth in range(max_depth):
         p = parts if depth == 0 or not refine_parts else refine_parts  # deeper levels: cheaper splits
         split: list[tuple[_Node, list[np.ndarray]]] = []
@@ -102,7 +167,7 @@ def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samp
         open_nodes = [at for at, (_node, children) in enumerate(split) if len(children) > 1]
         sizes = [list(range(1, p))] if not smallest_first else [[k] for k in range(1, p)]
         passing: list[tuple[int, list[np.ndarray]]] = []
-        tested: set[int] = set()
+        asked = {at: 0 for at in open_nodes}
         for round_sizes in sizes:
             per_node = [[(at, [split[at][1][i] for i in subset]) for subset in proper_unions(len(split[at][1]))
                          if len(subset) in round_sizes] for at in open_nodes]
@@ -113,15 +178,19 @@ def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samp
             for row, (at, chosen) in enumerate(mutants):
                 masks[row, split[at][0].context] = True
                 masks[row, np.concatenate(chosen)] = True
-            probs = engine.query_spectral(spectrum, masks, n_samples)
+            probs = yield masks
             spent += len(mutants)
-            tested.update(at for at, _ in mutants)
+            for at, _ in mutants:
+                asked[at] += 1
             passing += [m for m, top in zip(mutants, probs.argmax(axis=1)) if top == target]
             passed = {at for at, _ in passing}
             open_nodes = [at for at in open_nodes if at not in passed]
+        proper += len(passing)
         passed = {at for at, _ in passing}
-        passing += [(at, children) for at, (_node, children) in enumerate(split)
-                    if at in tested and at not in passed and len(children) > 1]
+        failed = [at for at, n in asked.items() if at not in passed]
+        exhausted = [at for at in failed if n_asked_all(asked[at], len(split[at][1]))]
+        cut += len(failed) - len(exhausted)
+        passing += [(at, split[at][1]) for at in exhausted]
         for _at, chosen in passing:
             for part in chosen:
                 responsibility[part] += 1.0 / len(chosen)
@@ -137,20 +206,37 @@ def responsibility_iteration(engine: QueryEngine, spectrum: torch.Tensor, n_samp
                         frontier.append(_Node(part, np.concatenate(rest)))
         if not frontier:
             break
-    return responsibility
+    return IterationMap(responsibility, proper, cut)
+
+
+def n_asked_all(asked: int, children: int) -> bool:
+    """Whether ``asked`` unions are every proper union of ``children`` parts."""
+    return asked >= len(proper_unions(children))
 
 
 CONVERGENCE_RULES = ("running", "literal")
 
 
+STOP_REASONS = {"epsilon": "converged: a convergence step moved the map by at most ε (EMD)",
+                "iteration cap": "not converged: the iteration cap came before the map settled",
+                "nothing passed": "not converged: no proper mutant kept the label in any iteration, so the "
+                                  "map is only 'every part is needed' credit"}
+"""Why the responsibility loop stopped (``ResponsibilityRun.stopped``), in words for results and report."""
+
+
 @dataclass(frozen=True)
 class ResponsibilityRun:
-    """The merged map, the EMD of every convergence step, how many iterations ran and how many were empty."""
+    """The merged map, the EMD of every convergence step, how many iterations ran and how many were empty
+    (no proper mutant passed), whether the loop converged and why it stopped (:data:`STOP_REASONS`), and
+    how many nodes the iteration budget cut short (no credit)."""
 
     responsibility: np.ndarray
     emd_trace: tuple[float, ...]
     iterations: int
     empty_iterations: int = 0
+    converged: bool = False
+    stopped: str = "iteration cap"
+    cut_nodes: int = 0
 
 
 def convergence_distance(running: np.ndarray, current: np.ndarray, rule: str) -> float | None:
@@ -176,21 +262,42 @@ def compute_responsibility(engine: QueryEngine, spectrum: torch.Tensor, n_sample
                            convergence: str = "running", **iteration_options) -> ResponsibilityRun:
     """Iterate with fresh seeds; stop once a convergence step moves the map by at most ``epsilon`` (EMD).
 
-    ``min_iterations`` counts iterations that found a passing mutant: empty ones neither converge nor
-    count towards the minimum. See :func:`convergence_distance` for the two rules.
+    Only an iteration in which some proper mutant passed is a convergence step and counts towards
+    ``min_iterations``; see :func:`convergence_distance` for the two rules. When the first
+    ``min_iterations`` iterations all saw nothing pass (a model that flips on any change), the loop stops
+    there: more seeds ask the same question of the same knife edge. The run then says ``converged=False``,
+    ``stopped="nothing passed"``.
     """
     running = np.zeros(spectrum.shape[-1])
     trace: list[float] = []
-    done = informative = 0
+    done = informative = cut = 0
+    stopped, converged = "iteration cap", False
+    # The first min_iterations iterations always run (neither stop rule can fire before them) and are
+    # independent (iteration i draws from its own generator seeded (seed, i) and reads nothing of the others),
+    # so they run in lockstep: each level's masks of all of them in one model call, the same queries.
+    sure = min(iterations, max(1, min_iterations))
+    first = run_in_lockstep(engine, spectrum, n_samples, [
+        iteration_steps(spectrum, target, np.random.default_rng([seed, i]), **iteration_options) for i in range(sure)])
     for i in range(iterations):
-        rng = np.random.default_rng([seed, i])
-        current = responsibility_iteration(engine, spectrum, n_samples, target, rng, **iteration_options)
-        distance = convergence_distance(running, current, convergence)
+        if i < sure:
+            current = first[i]
+        else:
+            current = responsibility_iteration(engine, spectrum, n_samples, target, np.random.default_rng([seed, i]),
+                                               **iteration_options)
+        cut += current.cut
+        step = current.passed > 0
+        distance = convergence_distance(running, current.responsibility, convergence) if step else None
         if distance is not None:
             trace.append(distance)
-        running = running + current
+        running = running + current.responsibility
         done = i + 1
-        informative += bool(current.any())
+        informative += step
         if informative >= min_iterations and distance is not None and distance <= epsilon:
+            stopped, converged = "epsilon", True
             break
-    return ResponsibilityRun(running, tuple(trace), done, done - informative)
+        if not informative and done >= min_iterations:
+            stopped = "nothing passed"
+            break
+    if not informative:
+        stopped = "nothing passed"
+    return ResponsibilityRun(running, tuple(trace), done, done - informative, converged, stopped, cut)

@@ -34,12 +34,13 @@ class Flip:
     """A candidate that changed the top class by at least the margin."""
 
     bins: tuple[int, ...]
-    mutation: Mutation
+    mutation: Mutation | None  # None: additive changes ``delta`` from the boundary search
     source: str
     label: int
     margin: float
     snr_db: float
     order: int
+    delta: tuple[complex, ...] | None = None  # per bin, in rfft units (boundary search only)
 
     def key(self, min_snr_db: float) -> tuple:
         """Preference: quiet before loud, then fewer bins, then quieter, then found first."""
@@ -61,6 +62,7 @@ class BudgetedSearch:
         self.flips: list[Flip] = []
         self.pool: set[int] = set()
         self.spent = 0
+        self.n_asked = 0  # candidates asked by every source (orders flips)
         self.power = float(torch.linalg.vector_norm(x, dtype=torch.float64)) ** 2
         self.climbs_left, self.climbed = climbs, set()
 
@@ -72,6 +74,11 @@ class BudgetedSearch:
     def settled(self) -> bool:
         """A quiet one-bin flip whose whole ladder was tried is the best answer there is: stop searching."""
         return any(len(f.bins) == 1 and f.snr_db >= self.min_snr_db and f.bins in self.climbed for f in self.flips)
+
+    @property
+    def quietest_snr(self) -> float | None:
+        """SNR of the quietest flip so far (None before any)."""
+        return max((f.snr_db for f in self.flips), default=None)
 
     @property
     def quiet(self) -> bool:
@@ -109,7 +116,8 @@ class BudgetedSearch:
                 if len(bins) <= self.max_frequencies and isinstance(mutation, Mutation):
                     self.flips.append(Flip(bins, mutation, source, int(probs[i].argmax()),
                                            flip_margin(probs[i], self.original),
-                                           float(snr), len(self.asked) + int(i)))
+                                           float(snr), self.n_asked + int(i)))
+            self.n_asked += len(rows)
             for row, p, e in zip(rows, probs, energies):
                 self.asked[row] = p
                 self.energy[row] = float(e)

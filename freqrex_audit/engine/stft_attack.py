@@ -8,6 +8,7 @@ margin as the Fourier attack, and the returned clip is re-verified by a fresh qu
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -97,6 +98,29 @@ def _flipped(probs: np.ndarray, original: int, min_margin: float) -> bool:
     return int(probs.argmax()) != original and flip_margin(probs, original) >= min_margin
 
 
+def _ladder_flip(fourier):
+    """Alg 3 starts from Alg 2's answer: the ladder's flip (bins, mutation) when the attack reports one,
+    which localises better in time than a flip walked to the very boundary; else the attack's own flip."""
+    if getattr(fourier, "ladder_mutation", None) is None:
+        return fourier
+    return dataclasses.replace(fourier, bins=np.asarray(fourier.ladder_bins, np.int64), mutation=fourier.ladder_mutation,
+                               gain=None, phase_deg=None)
+
+
+def _factors(fourier) -> np.ndarray | None:
+    """The complex multiplier per attacked rfft bin: the uniform mutation, or the per-bin gains of a
+    boundary-search flip (bins the clip had no energy in have no finite multiplier and are left out)."""
+    if fourier.mutation is not None:
+        return np.full(len(fourier.bins), complex(fourier.mutation.multiplier))
+    if fourier.gain is None:
+        return None
+    gain = np.asarray(fourier.gain, dtype=np.float64)
+    if len(gain) != len(fourier.bins):
+        return None
+    factors = gain * np.exp(1j * np.radians(np.asarray(fourier.phase_deg, dtype=np.float64)))
+    return np.where(np.isfinite(factors), factors, 1.0 + 0j)
+
+
 def stft_attack(classifier: Classifier | QueryEngine, x: np.ndarray, fourier, config: STFTAttackConfig | None = None
                 ) -> STFTAttack:
     """Algorithm 3: apply the Fourier attack's mutation to its bins in the fewest STFT frames."""
@@ -113,12 +137,17 @@ def stft_attack(classifier: Classifier | QueryEngine, x: np.ndarray, fourier, co
                           np.zeros(0, np.int64), fourier.mutation, None, None, None, None, None, tried, spent, error,
                           engine.queries - q0, config.min_margin, config.min_snr_db, rate, time.perf_counter() - began)
 
-    if not fourier.success or fourier.mutation is None:
+    if not fourier.success:
         tried["all"] = "skipped: the Fourier attack did not succeed"
         return failure()
     signal = spec.as_tensor(x, engine.device)
     bound = clip_bound(signal)
-    multiplier = torch.tensor(fourier.mutation.multiplier, dtype=torch.complex64, device=engine.device)
+    fourier = _ladder_flip(fourier)
+    factors = _factors(fourier)
+    if factors is None:
+        tried["all"] = "skipped: the Fourier attack's change has no multiplier to apply"
+        return failure()
+    boost = bool(np.any(np.abs(factors) > 1))
     worst_error = 0.0
     for frame in config.frame_sizes:
         if frame > n:
@@ -129,8 +158,13 @@ def stft_attack(classifier: Classifier | QueryEngine, x: np.ndarray, fourier, co
         error = float(torch.linalg.norm(spec.istft(stft, frame, n) - signal) / torch.linalg.norm(signal))
         worst_error = max(worst_error, error)
         nearest = spec.nearest_stft_bins(fourier.bins, n, frame)
-        spread = (nearest[:, None] + np.arange(-config.neighbours, config.neighbours + 1)[None, :]).ravel()
+        offsets = np.arange(-config.neighbours, config.neighbours + 1)
+        spread = (nearest[:, None] + offsets[None, :]).ravel()
         bins = np.unique(np.clip(spread, 0, frame // 2))
+        multiplier = torch.ones(stft.shape[0], dtype=torch.complex64, device=engine.device)
+        for b, m in sorted(zip(np.clip(spread, 0, frame // 2), np.repeat(factors, len(offsets))),
+                           key=lambda t: abs(t[1] - 1)):  # a shared STFT bin takes its largest change
+            multiplier[int(b)] = complex(m)
         bins_t = torch.from_numpy(bins).to(engine.device)
         order = torch.argsort(stft[bins_t].abs().sum(dim=0), descending=True, stable=True)
         frames_total = stft.shape[-1]
@@ -143,8 +177,8 @@ def stft_attack(classifier: Classifier | QueryEngine, x: np.ndarray, fourier, co
         def top_m(counts: list[int]) -> torch.Tensor:
             m = torch.as_tensor(counts, device=engine.device)
             chosen = in_bins[None, :, None] & (rank[None, None, :] < m[:, None, None])
-            waves = spec.istft(torch.where(chosen, stft[None] * multiplier, stft[None]), frame, n)
-            return waves.clamp(-bound, bound) if fourier.mutation.boost else waves
+            waves = spec.istft(torch.where(chosen, stft[None] * multiplier[None, :, None], stft[None]), frame, n)
+            return waves.clamp(-bound, bound) if boost else waves
 
         found = None
         if _flipped(engine.query(top_m([limit]))[0], original, config.min_margin):

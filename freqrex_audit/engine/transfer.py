@@ -39,15 +39,14 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-import scipy.stats
 
 from ..audio.io import resample
 from ..models.classifier import Classifier, QueryEngine
 from .codec import Result
 from .explain import Explanation
 
-__all__ = ["TransferMatrix", "TransferResult", "TransferSignal", "flat_earthers", "transfer_signals",
-           "transferability"]
+__all__ = ["TransferMatrix", "TransferResult", "TransferSignal", "flat_earthers", "flat_earther_undecided",
+           "transfer_signals", "transferability"]
 
 KINDS = ("sufficient", "complete")
 
@@ -185,6 +184,23 @@ def flat_earthers(models: Sequence[str], out: np.ndarray, ratio: float = FLAT_EA
     return tuple(flagged)
 
 
+def flat_earther_undecided(models: Sequence[str], out: np.ndarray, model: str) -> str | None:
+    """Why :func:`flat_earthers` cannot decide whether ``model`` is one (None when it can): the rule compares a
+    model's finite outgoing α with the mean of at least two others', so it needs ≥ 3 models with finite α."""
+    models = list(models)
+    out = np.asarray(out, dtype=np.float64)
+    if len(models) < 3:
+        return f"the flat-earther rule compares a model with at least 2 others: needs ≥ 3 models, has {len(models)}"
+    if model not in models:
+        return f"{model!r} is not one of the compared models"
+    i = models.index(model)
+    others = int(np.sum(np.isfinite(out) & (np.arange(len(models)) != i)))
+    if not np.isfinite(out[i]) or others < 2:
+        return (f"the flat-earther rule needs finite outgoing α for {model!r} and ≥ 2 others "
+                f"({'has none' if not np.isfinite(out[i]) else f'{others} other(s) finite'})")
+    return None
+
+
 def transferability(classifiers: Mapping[str, Classifier], signals_by_model: Mapping[str, Sequence[TransferSignal]],
                     epsilon: float = 0.5, label_map: Mapping[str, Mapping[str, str]] | None = None,
                     batch_size: int = 64, flat_earther_ratio: float = FLAT_EARTHER_RATIO,
@@ -263,6 +279,8 @@ def transferability(classifiers: Mapping[str, Classifier], signals_by_model: Map
     both = np.isfinite(a) & np.isfinite(b)
     statistic = pvalue = float("nan")
     if both.sum() >= 2 and np.ptp(a[both] - b[both]) > 0:
+        import scipy.stats  # here, not at import: the engine loads without scipy on a bench machine
+
         test = scipy.stats.ttest_rel(a[both], b[both])
         statistic, pvalue = float(test.statistic), float(test.pvalue)
 

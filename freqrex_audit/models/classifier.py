@@ -16,12 +16,13 @@ import numpy as np
 import torch
 
 from ..audio import spectrum as spec
-from .fingerprint import fingerprint_of
+from .fingerprint import NOT_CACHEABLE_HINT, fingerprint_and_reason
+from .origins import NamedError, describe_exception, source_of
 from ..runtime import deadline
 from .boundary import check_labels, check_probabilities, check_sample_rate, output_kind, to_probabilities
 
 __all__ = ["Classifier", "ClassifierError", "ClassifierTimeout", "QueryEngine", "resolve_device", "model_info",
-           "cached_probabilities", "PRECISIONS", "to_device"]
+           "cached_probabilities", "PRECISIONS", "to_device", "describe_exception", "source_of", "model_raised"]
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 """``precision`` (spec ``model.precision``, ``bench --precision``) -> the autocast dtype (None: plain fp32)."""
@@ -37,7 +38,7 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.pin_memory().to(device, non_blocking=True)
 
 
-class ClassifierError(RuntimeError):
+class ClassifierError(NamedError):
     """The classifier could not be loaded or returned something unusable; the message names the model."""
 
 
@@ -67,6 +68,8 @@ class Classifier:
     outputs: str = "probabilities"  # what predict returns once the adapter has converted it
     warnings: list[str] = []  # load-time findings (self-check, cache) that must reach every view; set per instance
     input_window: int | None = None  # samples the model reads from the clip's start (None: all of it); see input_window.py
+    origin: str | None = None  # ``file:line`` of the user's code behind the model (errors point there), if known
+    fingerprint_problem: str | None = None  # why there is no fingerprint (the attribute that holds a handle…)
 
     def predict(self, waveforms: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
@@ -105,7 +108,9 @@ class FunctionClassifier(Classifier):
         self.device = resolve_device(device)
         if isinstance(fn, torch.nn.Module):
             fn.to(self.device).eval()
-        self.fingerprint = fingerprint_of(fn, self.labels, self.sample_rate, self.raw_outputs)
+        self.fingerprint, self.fingerprint_problem = fingerprint_and_reason(fn, self.labels, self.sample_rate,
+                                                                           self.raw_outputs)
+        self.origin = source_of(fn)
 
     def to(self, device: str | torch.device) -> "FunctionClassifier":
         super().to(device)
@@ -122,7 +127,8 @@ def model_info(clf: Classifier | None, cache: object | None = None) -> dict:
     fingerprint = getattr(clf, "fingerprint", None)
     warnings = [*list(getattr(clf, "warnings", None) or []), *list(getattr(cache, "warnings", None) or [])]
     if clf is not None and not fingerprint:
-        warnings.append(f"{clf.name}: its code or state cannot be fingerprinted, so its results are not cached")
+        why = getattr(clf, "fingerprint_problem", None) or "its code or state cannot be reduced to content"
+        warnings.append(f"{clf.name}: not cacheable, its results are not cached: {why}; {NOT_CACHEABLE_HINT}")
     info = {"name": getattr(clf, "name", None), "fingerprint": fingerprint,
             "labels": list(getattr(clf, "labels", []) or []), "sample_rate": getattr(clf, "sample_rate", None),
             "cacheable": bool(fingerprint),  # False: no fingerprint, so never cached (a warning says so)
@@ -173,14 +179,25 @@ class QueryEngine:
         self.timeout_s = timeout_s
         self.hung: str | None = None  # the timeout message once a call has hung
         self.queries = 0
+        self.calls = 0  # model calls (batches sent): queries / calls is the mean batch the engine filled
         self.seconds = 0.0
         self.call_sizes: list[int] = []  # the batch size of every model call, in order (bench replays them)
+        self.on_batch: Callable[[int], None] | None = None  # told the query count after every model call (progress)
         self.precision = precision  # what was asked for
         self.autocast: torch.dtype | None = PRECISIONS[precision]  # what runs (None: fp32, also after a fallback)
 
     @property
     def device(self) -> torch.device:
         return self.classifier.device
+
+    @property
+    def origin(self) -> str | None:
+        """Where the model's code is defined (``file:line``), when it is the user's."""
+        return getattr(self.classifier, "origin", None)
+
+    @property
+    def _where(self) -> str:
+        return f" (the model's code: {self.origin})" if self.origin else ""
 
     def query(self, waveforms: torch.Tensor | np.ndarray) -> np.ndarray:
         """Probabilities [N, C] (float64, host) for a batch of N waveforms [N, T]."""
@@ -224,8 +241,11 @@ class QueryEngine:
                     continue
                 outputs.append(probs)
                 self.queries += stop - start
+                self.calls += 1
                 self.call_sizes.append(stop - start)
                 start = stop
+                if self.on_batch is not None:
+                    self.on_batch(self.queries)
         if not outputs:
             return np.zeros((0, len(self.classifier.labels)))
         return np.concatenate(outputs)
@@ -289,12 +309,12 @@ class QueryEngine:
             except _PASSED_THROUGH:
                 raise
             except (Exception, SystemExit, GeneratorExit) as exc:  # noqa: BLE001 - a Ctrl-C still stops the run
-                raise model_raised(name, exc) from exc
+                raise model_raised(name, exc, self.origin) from exc
             finally:
                 if capped and hasattr(self.classifier, "timeout_s"):
                     self.classifier.timeout_s = own
         else:
-            out = _call_with_timeout(predict, batch, timeout_s, name)
+            out = _call_with_timeout(predict, batch, timeout_s, name, self.origin)
             if out is _TIMED_OUT:
                 if capped:  # abandoned for the deadline: not the model's fault
                     raise deadline.DeadlineReached(f"not measured: {deadline.message()} during a model call "
@@ -307,10 +327,13 @@ class QueryEngine:
             raise ClassifierError(f"{name}: its labels changed during the run (from {list(self.labels)!r} to "
                                   f"{list(getattr(self.classifier, 'labels', None) or [])!r}); scores cannot be "
                                   f"matched to labels, so the model cannot be audited")
-        out = host_scores(out, name)
+        try:
+            out = host_scores(out, name)
+        except ClassifierError as exc:
+            raise ClassifierError(f"{exc}{self._where}") from None
         problem = check_probabilities(out, name, batch.shape[0], len(self.labels))
         if problem:
-            raise ClassifierError(problem)
+            raise ClassifierError(problem + self._where)
         return np.clip(out, 0.0, 1.0)
 
 
@@ -319,18 +342,10 @@ _PASSED_THROUGH = (torch.OutOfMemoryError, ClassifierError, deadline.DeadlineRea
 errors and the session deadline. Anything else the model raises becomes a ClassifierError naming the model."""
 
 
-def describe_exception(exc: BaseException) -> str:
-    """``Type: message (file:line)`` — what failed and where, without a whole traceback."""
-    import traceback
-
-    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
-    where = f" ({frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-def model_raised(name: str, exc: BaseException) -> ClassifierError:
-    """A ClassifierError for an exception raised inside a model's predict: the model, the exception, and where."""
-    return ClassifierError(f"{name}: predict raised {describe_exception(exc)}")
+def model_raised(name: str, exc: BaseException, origin: str | None = None) -> ClassifierError:
+    """A ClassifierError for an exception raised inside a model's predict: the model, the exception, and where
+    (the user's line; else ``origin``, where the model's code is defined)."""
+    return ClassifierError(f"{name}: predict raised {describe_exception(exc, origin)}")
 
 
 def host_scores(out: object, name: str) -> np.ndarray:
@@ -355,7 +370,7 @@ _TIMED_OUT = object()
 
 
 def _call_with_timeout(predict: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, timeout_s: float,
-                       name: str = "classifier"):
+                       name: str = "classifier", origin: str | None = None):
     """``predict(batch)`` in a daemon thread (so a stuck call never blocks exit); ``_TIMED_OUT`` if it is late.
 
     Out-of-memory, ClassifierError and the deadline are re-raised here, in the caller's thread; anything else the
@@ -380,5 +395,5 @@ def _call_with_timeout(predict: Callable[[torch.Tensor], torch.Tensor], batch: t
         error: BaseException = box["error"]  # type: ignore[assignment]
         if isinstance(error, _PASSED_THROUGH):
             raise error
-        raise model_raised(name, error) from error
+        raise model_raised(name, error, origin) from error
     return box["out"]

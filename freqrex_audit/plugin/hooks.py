@@ -36,7 +36,8 @@ import pytest
 
 from ..specs.discovery import SPEC_SUFFIXES, in_spec_dir
 from .nodeids import is_spec_nodeid, item_id, spec_file
-from .options import MARKER_HELP, MARKERS, STATE, _State, pytest_addoption  # noqa: F401  (pytest finds the hook here)
+from .options import (MARKER_HELP, MARKERS, STATE, _State, check_spaced_values,  # noqa: F401
+                      pytest_addoption)  # pytest finds the hook here
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     config.addinivalue_line("markers", "xdist_group(name): the spec items' group under pytest-xdist (registered "
                                        "here too, so -p no:xdist warns of no unknown mark)")
+    check_spaced_values(config)
     config.stash[STATE] = _State(config)
     config.pluginmanager.register(_Recorder(config.stash[STATE]), "freqrex_recorder")
     if config.pluginmanager.hasplugin("xdist"):
@@ -110,7 +112,13 @@ def _is_spec_file(file_path: Path, config: pytest.Config) -> bool:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     if _is_spec_file(file_path, parent.config):
-        return SpecFile.from_parent(parent, path=file_path)
+        from ..runtime.paths import shown_name
+
+        node = SpecFile.from_parent(parent, path=file_path)
+        if shown_name(node.nodeid) != node.nodeid:  # a non-UTF-8 file name: never put its raw bytes in a node id
+            node = SpecFile.from_parent(parent, path=file_path, nodeid=shown_name(node.nodeid),
+                                        name=shown_name(node.name))  # (JUnit and the terminal could not write it)
+        return node
     return None
 
 
@@ -134,6 +142,7 @@ class SpecFile(pytest.File):
             state.report_problem = unwritable(state.report_root, "report") or ""
         if state.report_problem:
             raise pytest.UsageError(f"freqrex: {state.report_problem}; set --freqrex-report DIR")
+        state.use_import_folders()
         try:
             self.spec = state.session.load(self.path, self.nodeid)
             try:
@@ -150,18 +159,24 @@ class SpecFile(pytest.File):
             yield SpecItem.from_parent(self, name=f"{check}[{key}]", nodeid=f"{self.nodeid}::{check}[{key}]",
                                        check=check, key=key)
 
-    def line_of(self, check: str) -> int | None:
+    def line_of(self, check: str) -> int:
         """0-based line of the spec's ``<check>:`` key (``model:`` for the model check, ``checks:`` for a
-        regression item) — where a skip or failure of that check points."""
+        regression item) — where a skip or failure of that check points. Always a line: a key written in flow
+        style (``checks: {accuracy: …}``) points at its ``checks:`` line, an unreadable file at line 0 (a skip
+        whose item has no line crashed pytest itself: INTERNALERROR in reports.py)."""
         import re
 
         key = {"model": "model", "regression": "checks"}.get(check, check)
         try:
-            lines = self.path.read_text(encoding="utf-8-sig").splitlines()
-        except (OSError, UnicodeDecodeError):
-            return None
-        pattern = re.compile(rf"^\s*{re.escape(key)}\s*:")
-        return next((i for i, line in enumerate(lines) if pattern.match(line)), None)
+            lines = self.path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+        except OSError:
+            return 0
+        for name in (key, "checks"):
+            found = re.compile(rf"^\s*{re.escape(name)}\s*:|[{{,]\s*{re.escape(name)}\s*:")
+            line = next((i for i, text in enumerate(lines) if found.search(text)), None)
+            if line is not None:
+                return line
+        return 0
 
     def repr_failure(self, excinfo):
         from ..specs.safe_yaml import SpecError
@@ -189,7 +204,8 @@ class SpecFile(pytest.File):
             line = _progress(self.config, self.spec.name, item)
             try:
                 with claims.hold(self.spec.name) if claims is not None else nullcontext():
-                    result = state.session.run(self.spec, stages=stages, progress=line)
+                    result = state.session.run(self.spec, stages=stages, progress=line, progress_for=lambda name: (
+                        _progress(self.config, name, item)))
             finally:
                 if line is not None:
                     line.close()
@@ -201,21 +217,33 @@ class SpecFile(pytest.File):
 
 
 def _progress(config: pytest.Config, name: str, item: pytest.Item | None):
-    """The spec's progress callback: a live line in pytest's terminal, relayed reports on an xdist worker
-    (when the controller shows progress), or None (-q, not a TTY, never)."""
-    from .xdist import ProgressRelay, progress_wanted
+    """The spec's progress callback: a line in pytest's terminal (live on a TTY, plain every 10 s of work
+    otherwise), relayed reports on an xdist worker (when the controller shows progress), or None (-q, never).
+    It is written through pytest's terminal writer with output capture suspended, as pytest's own live
+    logging is, so plain ``pytest`` (capturing) shows it too, and never into a test's captured output."""
+    from .xdist import ProgressRelay, progress_mode
     from ..runtime.progress import LiveLine
 
     state: _State = config.stash[STATE]
     if state.is_worker:
         where = f"{state.worker_id} {state.device}".strip()
         return ProgressRelay(item, name, where) if state.relay_progress and item is not None else None
-    if not progress_wanted(config):
+    mode = progress_mode(config)
+    if mode is None:
         return None
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter.currentfspath is not None:  # pytest is mid-line ("model_specs/x.yaml ..."): start a new one
-        reporter.write("\n")
-    return LiveLine(name, lambda text: reporter.write(text, flush=True))
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    ours = [False]  # live: the terminal's current line is our own (rewritten with \r)
+
+    def write(text: str) -> None:
+        with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+            if reporter._tw.width_of_current_line and not ours[0]:
+                reporter.write("\n")  # pytest is mid-line ("model_specs/x.yaml ..."): start a new one
+            reporter.write(text, flush=True)
+            ours[0] = mode == "live" and not text.endswith("\n")
+
+    return LiveLine(name, write, plain=mode == "plain")
 
 
 
@@ -254,6 +282,8 @@ class SpecItem(pytest.Item):
         if verdict.measured:
             props.append(("freqrex.measured", verdict.measured))
         props.append(("freqrex.outcome", verdict.outcome))
+        if verdict.outcome == "xfailed":  # a declared weakness, measured: pytest's own xfail
+            raise pytest.xfail.Exception(verdict.message)
         if verdict.passed is None:  # the skip points at the spec's line, not into the plugin
             raise pytest.skip.Exception(verdict.message, _use_item_location=True)
         if not verdict.passed:
@@ -268,7 +298,9 @@ class SpecItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, self.parent.line_of(self.check), f"{self.parent.spec.name}::{self.name}"
+        from ..runtime.paths import shown_name
+
+        return Path(shown_name(self.path)), self.parent.line_of(self.check), f"{self.parent.spec.name}::{self.name}"
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -21,6 +21,7 @@ MARKERS = {
     "necessity": "freqrex_necessity",
     "completeness": "freqrex_completeness",
     "fourier_attack": "freqrex_attack",
+    "peer_attack": "freqrex_peer",
     "stft_attack": "freqrex_stft",
     "composition": "freqrex_composition",
     "transferability": "freqrex_transfer",
@@ -91,6 +92,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   default=".freqrex/baselines")
     parser.addini("freqrex_loadgroup", "switch xdist --dist load to loadgroup (keeps a spec on one worker)",
                   type="bool", default=True)
+
+
+VALUE_OPTIONS = ("--freqrex-report", "--freqrex-cache", "--freqrex-save", "--freqrex-save-force", "--freqrex-compare",
+                 "--freqrex-compare-fail", "--freqrex-device", "--freqrex-devices", "--freqrex-samples",
+                 "--freqrex-seed", "--freqrex-keep", "--freqrex-deadline", "--freqrex-threads")
+"""This plugin's options that take a value."""
+
+
+def check_spaced_values(config: pytest.Config) -> None:
+    """``--freqrex-report DIR`` (a space, not ``=``): pytest picks its rootdir and ini file before any plugin's
+    options are known, so an existing DIR there is read as a test path and can move the rootdir (a run that
+    collects nothing, exit 5). When it did, stop with a usage error that says so and how to write it; when it
+    did not, the option works as with ``=``."""
+    args = [str(a) for a in config.invocation_params.args]
+    spaced = [(a, b) for a, b in zip(args, args[1:]) if a in VALUE_OPTIONS and Path(b).exists()]
+    if not spaced:
+        return
+    try:
+        from _pytest.config.findpaths import determine_setup
+
+        rootpath, inipath = determine_setup(
+            inifile=config.option.inifilename, override_ini=config.option.override_ini,
+            args=[str(a) for a in config.option.file_or_dir or []], rootdir_cmd_arg=config.option.rootdir or None,
+            invocation_dir=config.invocation_params.dir)[:2]
+    except Exception:  # noqa: BLE001 - another pytest's internals: no check rather than a false alarm
+        return
+    if (Path(rootpath), inipath and Path(inipath)) == (Path(config.rootpath), config.inipath and Path(config.inipath)):
+        return
+    option, value = spaced[0]
+    raise pytest.UsageError(
+        f"{option} {value}: pytest read {value} as a test path while choosing its rootdir (before this plugin's "
+        f"options are known), so the rootdir became {config.rootpath} instead of {rootpath}; write {option}={value} "
+        f"(with '='), or set {option[2:].replace('-', '_')} in the ini file")
 
 
 class _State:
@@ -214,6 +248,17 @@ class _State:
         import torch
 
         torch.set_num_threads(self.threads or max(1, (os.cpu_count() or 1) // max(1, workers)))
+
+    def use_import_folders(self) -> None:
+        """The one import rule (:mod:`freqrex_audit.runtime.imports`): the rootdir and the ini's ``pythonpath``
+        appended to ``sys.path`` (pytest has already put ``pythonpath`` ahead; it stays where pytest put it)."""
+        if getattr(self, "_imports_done", False):
+            return
+        self._imports_done = True
+        from ..runtime.imports import import_folders, use_folders
+
+        use_folders(import_folders(rootdir=self.config.rootpath,
+                                   pythonpath=[str(p) for p in self.config.getini("pythonpath") or []]))
 
     def where_to_look(self) -> str:
         return str(self.run_dir.relative_to(self.config.rootpath) if self.run_dir.is_relative_to(self.config.rootpath)

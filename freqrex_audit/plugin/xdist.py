@@ -28,14 +28,24 @@ PROGRESS_WHEN = "freqrex_progress"
 PROGRESS_KEY = "freqrex_progress"
 
 
-def progress_wanted(config: pytest.Config) -> bool:
-    """The one rule for showing progress: ``--freqrex-progress always``, or ``auto`` on a TTY and not
-    under ``-q`` (read on the process that owns the terminal)."""
+def progress_mode(config: pytest.Config) -> str | None:
+    """The one rule for showing progress, read on the process that owns the terminal: ``"live"`` (a line
+    rewritten in place) with ``--freqrex-progress always`` or on a TTY, ``"plain"`` (a whole line at least every
+    10 s of work) when ``auto`` writes to a file or pipe (a CI log), None with ``never`` or ``-q``."""
     mode = config.getoption("freqrex_progress")
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if mode == "never" or reporter is None:
-        return False
-    return mode == "always" or (config.get_verbosity() >= 0 and reporter.isatty())
+        return None
+    if mode == "always":
+        return "live"
+    if config.get_verbosity() < 0:
+        return None
+    return "live" if reporter.isatty() else "plain"
+
+
+def progress_wanted(config: pytest.Config) -> bool:
+    """Whether progress is shown at all (:func:`progress_mode`)."""
+    return progress_mode(config) is not None
 
 
 class ProgressRelay:
@@ -44,9 +54,16 @@ class ProgressRelay:
 
     def __init__(self, item: pytest.Item, name: str, where: str):
         self.item, self.name, self.where = item, name, where
-        self.started = time.monotonic()
+        self.started = self.sent = time.monotonic()
+        self.counts = (0, 0)
+
+    def tick(self, queries: int) -> None:
+        """Between clips (a long clip): the latest counts, at most once a second."""
+        if self.counts[1] and time.monotonic() - self.sent >= 1.0:
+            self(self.counts[0], self.counts[1], queries)
 
     def __call__(self, done: int, total: int, queries: int) -> None:
+        self.counts, self.sent = (done, total), time.monotonic()
         counts = {"name": self.name, "done": done, "total": total, "queries": queries,
                   "elapsed": time.monotonic() - self.started, "where": self.where}
         report = pytest.TestReport(nodeid=self.item.nodeid, location=self.item.location, keywords={},
@@ -145,7 +162,8 @@ class XdistHooks:
 
             writer = reporter._tw  # the terminal's own writer: its line bookkeeping stays true
             self.board = Board(lambda text: (writer.write(text), writer.flush()),
-                               lambda: writer.width_of_current_line, lambda: writer.fullwidth)
+                               lambda: writer.width_of_current_line, lambda: writer.fullwidth,
+                               plain=progress_mode(self.state.config) == "plain")
         try:
             self.board.update(str(counts["name"]), int(counts["done"]), int(counts["total"]),
                               int(counts["queries"]), float(counts["elapsed"]), str(counts.get("where", "")))

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..audio import spectrum as spec
 from ..audio.io import encode_audio
+from ..audit.messages import change_text
 from ..engine.attacks import FourierAttack, STFTAttack
 from ..engine.explain import Explanation
 from ..engine.metrics import snr_db
@@ -87,7 +88,7 @@ def _attack_detail(atk: FourierAttack | STFTAttack | None) -> str:
                 else "; ".join(f"{k}: {v}" for k, v in atk.tried.items()) or "did not flip the clip")
     if isinstance(atk, FourierAttack):
         n = atk.n_frequencies
-        text = f"{n} frequenc{'y' if n == 1 else 'ies'}, {atk.mutation}"
+        text = f"{n} frequenc{'y' if n == 1 else 'ies'}, {change_text(atk)}"
         if len(atk.hz):
             text += f" at {', '.join(f'{h:,.0f}' for h in atk.hz[:5])}{' …' if len(atk.hz) > 5 else ''} Hz"
         return text + f"; {'quiet' if atk.quiet else 'loud'}, {atk.queries:,} queries"
@@ -144,4 +145,15 @@ def sample_card(sample: dict, arrays: dict, budget: AudioBudget, anchor: str,
     return {"id": sample["id"], "anchor": anchor, "label": sample.get("label"), "predicted": exp.target_label,
             "confidence": exp.confidence, "panels": panels, "players": players, "duration_s": len(x) / rate,
             "sample_rate": rate, "queries": exp.queries, "iterations": exp.iterations,
-            "notes": list(sample.get("notes") or [])}
+            "convergence": convergence_words(exp), "notes": list(sample.get("notes") or [])}
+
+
+def convergence_words(exp: Explanation) -> str:
+    """How the responsibility loop ended, for the card's header ("" for an explanation that did not record it)."""
+    if exp.converged is None:
+        return ""
+    if exp.converged:
+        return "converged"
+    if exp.stopped == "nothing passed":
+        return "NOT CONVERGED: no proper mutant ever kept the label (the ranking is magnitude order)"
+    return f"not converged: {exp.stopped}"

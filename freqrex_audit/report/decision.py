@@ -13,12 +13,22 @@ from ..audit.records import RED, RUN_SHOWN, SHOWN, Outcome, partial, run_verdict
 from .explain import describe_value, explain_gate
 from .format import fmt_rate
 
-__all__ = ["SEVERITY", "outcome_of", "item_key", "gate_rows", "spec_rows", "css_of"]
+__all__ = ["SEVERITY", "outcome_of", "item_key", "gate_rows", "spec_rows", "css_of", "not_run", "NOT_RUN_TEXT"]
 
-SEVERITY = ("error", "failed", "not_measured", "interrupted", "deselected", "skipped", "passed")
+SEVERITY = ("error", "failed", "not_measured", "interrupted", "deselected", "xfailed", "skipped", "passed")
 KEY_RATES = (("accuracy.accuracy", "accuracy"), ("fourier_attack.success_rate", "quiet Fourier flips"),
              ("fourier_attack.single_rate", "quiet 1-freq flips"),
              ("stft_attack.success_rate", "quiet STFT flips"))
+
+
+NOT_RUN_TEXT = "Not run in this run: none of this check's items were selected (-m, -k, --lf, --deselect)."
+
+
+def not_run(spec: dict, check: str) -> bool:
+    """The spec has items of ``check`` and none of them ran (deselected or interrupted): its figures say "not
+    run", never a count of clips this run did not look at."""
+    outcomes = [outcome_of(v) for v in spec.get("verdicts") or [] if v.get("check") == check]
+    return bool(outcomes) and all(o in ("deselected", "interrupted") for o in outcomes)
 
 
 def outcome_of(row: dict) -> str:
@@ -144,8 +154,9 @@ def spec_rows(specs: dict[str, dict], errors: list[dict], anchors: dict, timings
         label = RUN_SHOWN[verdict] + (" · PARTIAL" if partial(outcomes) and verdict != "interrupted" else "")
         worst = {"interrupted": Outcome.INTERRUPTED, "not_run": "deselected"}.get(verdict, verdict)
         rates = spec.get("rates") or {}
-        figures = [{"name": label, "text": fmt_rate(rates[key]) or "not measured"}
-                   for key, label in KEY_RATES if key in rates]
+        figures = [{"name": label, "text": "not run" if not_run(spec, key.split(".")[0])
+                    else fmt_rate(rates.get(key)) or "not measured"}
+                   for key, label in KEY_RATES if key in rates or not_run(spec, key.split(".")[0])]
         per = (timings.get("per_spec") or {}).get(name) or {}
         rows.append({"name": name, "href": "#" + anchors["sections"][name]["spec"], "outcome": worst,
                      "label": label, "css": css_of(worst),

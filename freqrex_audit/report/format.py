@@ -100,12 +100,14 @@ def fmt_snr(db: Any) -> str:
 
 
 def fmt_rate(gate: dict | None) -> str:
-    """A rate gate's evidence: ``3 of 8 clips (38 %, 95 % CI 14–69 %)``; empty when it has no counts."""
+    """A rate's evidence, with what it divides by (``engine.summaries.METRICS``) and the errored clips:
+    ``3 of 8 measured clips, 1 errored (38 %, 95 % CI 14–69 %)``; empty when it has no counts."""
     n = (gate or {}).get("n")
     if not n:
         return ""
     k = int(gate.get("k") or 0)
-    text = f"{k:,} of {int(n):,} clips ({fmt_percent(k / n, 0)}"
+    errored = f", {int(gate['errored']):,} errored" if gate.get("errored") else ""
+    text = f"{k:,} of {int(n):,} {gate.get('over') or 'clips'}{errored} ({fmt_percent(k / n, 0)}"
     if not is_missing(gate.get("low")) and not is_missing(gate.get("high")):
         text += f", 95 % CI {100 * gate['low']:.0f}–{100 * gate['high']:.0f} %"
     return text + ")"

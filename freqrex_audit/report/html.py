@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import jinja2
 import numpy as np
@@ -24,7 +24,8 @@ from ..runs.read import ResultsError, load_run
 from . import figures
 from .cards import AudioBudget, flipped, pick_cards, sample_card
 from .composites import SidecarLinks, composites_view
-from .decision import card_backlinks, gate_rows, item_key, outcome_of, spec_rows
+from .decision import NOT_RUN_TEXT, card_backlinks, gate_rows, item_key, not_run, outcome_of, spec_rows
+from .tables import TABLE3, as_array, metric_columns, stft_names
 from .explainers import explainers_view
 from .format import fmt_bins, fmt_count, fmt_number, fmt_op, fmt_percent, fmt_rate, fmt_share, fmt_snr
 
@@ -46,18 +47,6 @@ def load_results(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """The validated results dict and its ``.npz`` sidecar's arrays (empty when there is none); a file that
     is not what an audit writes is a :class:`~freqrex_audit.runs.read.ResultsError` naming file and key."""
     return load_run(path)
-
-
-def as_array(value: Any, arrays: dict[str, np.ndarray] | None = None) -> np.ndarray | None:
-    """Nested lists, ``{"__ndarray__": ...}`` or ``{"__npz__": key}`` as a float array."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        if "__npz__" in value:
-            return np.asarray((arrays or {})[value["__npz__"]], dtype=float)
-        if "__ndarray__" in value:
-            return np.asarray(value["__ndarray__"], dtype=float).reshape(value["shape"])
-    return np.asarray(value, dtype=float)
 
 
 # ------------------------------------------------------------------------------------------ anchors
@@ -136,6 +125,7 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
     rates = spec.get("rates") or {}
     attacks = tables.get("attacks") or {}
     stft = attacks.get("stft") or {}
+    frame_sizes = [int(w) for w in stft.get("frame_sizes") or []]
     model = spec.get("model") or {}
     return {
         "name": name, "ids": ids, "spec_file": spec.get("spec_file"), "model": model,
@@ -151,10 +141,12 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
         "composites": composites_view(spec, links, labels or classes), "sidecar_note": links.note,
         "sidecar_folder": (spec.get("waveforms") or {}).get("folder") if links.index else None,
         "attacks": attacks, "rates": rates, "stft": stft,
-        "frame_sizes": sorted((stft.get("per_frame_size") or {}), key=lambda w: int(w)),
-        "table3_empty": None if attacks.get("attacked") else _why_empty(
-            spec, "fourier_attack", "No clip was attacked (the attack runs on correctly labelled clips)."),
-        "table4_empty": None if stft.get("attempted") else
+        "table3": metric_columns(rates, "fourier_attack", TABLE3),
+        "table4": metric_columns(rates, "stft_attack", stft_names(frame_sizes)),
+        "table3_empty": NOT_RUN_TEXT if not_run(spec, "fourier_attack") else None if attacks.get("attacked")
+        else _why_empty(spec, "fourier_attack", "No clip's attack was measured (the attack runs on correctly "
+                                                "labelled clips; see the clip table for errored and not-measured clips)."),
+        "table4_empty": NOT_RUN_TEXT if not_run(spec, "stft_attack") else None if stft.get("measured") else
         "The STFT attack localises a Fourier flip in time; no clip was flipped by the Fourier attack (or none "
         "is long enough for one frame), so there was nothing to localise.",
         "fig_responsibility": figures.class_responsibility(figs.get("class_responsibility") or {}, labels or classes)
@@ -163,12 +155,33 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
         if figs.get("necessary_histogram") else None,
         "fig_empty": _why_empty(spec, "sufficiency", "No analysed clip had a necessary set."),
         "inverse": inverse_table(spec, arrays, labels or classes),
+        "attack_table": attack_rows(samples, clip_ids),
         "clips": [{"sample": s, "anchor": clip_ids[s["id"]], "card": carded.get(s["id"]),
                    "flipped": flipped(s), "attack": s.get("fourier_attack"),
                    "gates": backlinks.get((name, s["id"]), [])} for s in samples],
         "cards": cards, "cards_left_out": len(analysed) - len(cards), "max_cards": max_cards,
         "timing": timing, "explainers": explainers_view(spec, arrays, budget, ids["explainers"], timing),
     }
+
+
+def attack_rows(samples: list[dict], clip_ids: dict) -> list[dict]:
+    """#29's attack table, one row per attacked clip: FreqReX beside the peer attack and the noise floor, and
+    the clip's robustness figure (the quietest flip by any method), from results.json alone."""
+    rows = []
+    for s in samples:
+        atk = s.get("fourier_attack")
+        if not atk:
+            continue
+        peer, noise, fig = s.get("peer_attack") or {}, s.get("noise_floor") or {}, s.get("robustness") or {}
+        rows.append({
+            "id": s["id"], "anchor": clip_ids.get(s["id"]),
+            "freqrex": atk.get("snr_db") if atk.get("success") else None, "freqrex_n": atk.get("n_frequencies"),
+            "freqrex_q": atk.get("queries"), "freqrex_source": atk.get("source"),
+            "peer_method": peer.get("method"), "peer": peer.get("snr_db") if peer.get("success") else None,
+            "peer_q": peer.get("queries"), "peer_n": peer.get("n_changed"), "peer_error": peer.get("error"),
+            "noise_db": noise.get("snr_db"), "noise_flips": noise.get("flips") or {}, "noise_draws": noise.get("draws"),
+            "quietest": fig.get("snr_db"), "method": fig.get("method"), "defect": fig.get("defect")})
+    return rows
 
 
 def _cell_style(value: float) -> str:
@@ -290,7 +303,7 @@ def gate_counts(rows: Iterable[dict]) -> dict[str, int]:
     outcomes = [outcome_of(r) for r in rows]
     return {"passed": outcomes.count("passed"), "failed": outcomes.count("failed") + outcomes.count("error"),
             "not_measured": outcomes.count("not_measured"), "not_run": sum(o in NOT_RUN for o in outcomes),
-            "skipped": outcomes.count("skipped")}
+            "skipped": outcomes.count("skipped"), "xfailed": outcomes.count("xfailed")}
 
 
 def render_report(results_json_path: str | Path, out_html: str | Path | None = None,

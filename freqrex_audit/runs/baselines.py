@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..audit.cache import engine_version
 from ..audit.records import Outcome, SpecResult, Verdict
 from ..engine.codec import atomic_write_bytes, to_jsonable
 from .read import ResultsError, read_json, validate_baseline
+from .schema import SCHEMA_VERSION
 from ..specs.loader import Spec
 
 __all__ = ["Rule", "parse_rule", "save_baseline", "load_baseline", "compare", "DEFAULT_RULES", "BaselineError",
@@ -51,13 +53,16 @@ class BaselineRefused(ValueError):
 
 def config_hash(spec: Spec) -> str:
     """A short hash of everything that decides a spec's figures except the model: dataset selection,
-    FreqReX and attack settings, checks (two runs with the same hash measured the same thing)."""
+    FreqReX and attack settings, checks, the engine version (package version + engine source hash: a metric
+    computed by another engine may mean another thing) and the results schema version (what each metric
+    name means). Two runs with the same hash measured the same thing the same way."""
     data = spec.dataset
     facts = {"dataset": {"path": str(data.path), "type": data.type, "sample_rate": data.sample_rate,
                          "clip_seconds": data.clip_seconds, "limit": data.limit, "only_correct": data.only_correct,
                          "label_map": list(data.label_map)},
              "freqrex": spec.freqrex.to_dict(), "attack": spec.attack.to_dict(), "stft": spec.stft_attack.to_dict(),
-             "checks": spec.checks, "peers": list(spec.peers)}
+             "checks": spec.checks, "peers": list(spec.peers),
+             "engine": engine_version(), "results_schema": SCHEMA_VERSION}
     if data.windows != "first":  # only when set: baselines saved before the key existed keep their hash
         facts["dataset"]["windows"] = data.windows
     text = json.dumps(to_jsonable(facts), sort_keys=True, default=str)
@@ -164,9 +169,10 @@ def regression_verdicts(rules: list[Rule], result: SpecResult, path: Path, name:
         baseline = load_baseline(path).get("specs", {}).get(result.name)
     except BaselineError as exc:  # a hand-edited or truncated file fails the items, naming file and key
         return [Verdict("regression", r.metric, Outcome.ERROR, str(exc)) for r in rules]
-    if baseline is None:
-        return [Verdict("regression", r.metric, Outcome.SKIPPED, f"spec {result.name!r} is not in baseline {name!r}")
-                for r in rules]
+    if baseline is None:  # e.g. the spec was renamed: nothing to compare with, so nothing was decided
+        return [Verdict("regression", r.metric, Outcome.NOT_MEASURED,
+                        f"{r.metric}: not measured: spec {result.name!r} is not in baseline {name!r} (renamed, or "
+                        f"added since); save a new baseline with --freqrex-save-force WHY") for r in rules]
     ours = config_hash(result.spec)
     if baseline.get("config_hash") != ours:
         return [Verdict("regression", r.metric, Outcome.NOT_MEASURED,

@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .schema import BASELINE_SCHEMA, RESULTS_SCHEMA
+from .schema import BASELINE_SCHEMA, RESULTS_SCHEMA, SCHEMA_VERSION
 
 __all__ = ["ResultsError", "read_json", "load_run", "validate_results", "validate_baseline", "RESULTS_SCHEMA",
            "BASELINE_SCHEMA", "MAX_BYTES", "MAX_DEPTH", "MAX_STRING", "key_path"]
@@ -35,7 +35,7 @@ MAX_DEPTH = 64
 """Deepest nesting accepted (real files nest about 10 levels)."""
 MAX_STRING = 2 ** 20
 """Longest string accepted (a message or a path, never a megabyte)."""
-SUPPORTED_SCHEMA = (2,)
+SUPPORTED_SCHEMA = (SCHEMA_VERSION,)
 ARRAY_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                 "uint64", "bool")
 """What an inline array may be stored as (never object or byte strings: no giant allocations)."""
@@ -166,8 +166,10 @@ def validate_results(doc: Any, path: str | Path, arrays: dict[str, np.ndarray] |
     _schema_error(doc, RESULTS_SCHEMA, path, "")
     version = doc["schema_version"]
     if version not in SUPPORTED_SCHEMA:
+        older = (f"; version {version} gave some metric names other meanings (README, 'What changed in results "
+                 f"schema 3'): audit again to compare" if isinstance(version, int) and version < SCHEMA_VERSION else "")
         raise ResultsError(path, "schema_version", f"version {version} is not one this freqrex-audit reads "
-                                                   f"({', '.join(map(str, SUPPORTED_SCHEMA))})")
+                                                   f"({', '.join(map(str, SUPPORTED_SCHEMA))}){older}")
     for i, gate in enumerate(doc["gates"]):  # a gate speaks for a spec of this run, or it is not this run's
         if "spec" in gate and gate["spec"] not in doc["specs"]:
             raise ResultsError(path, key_path(("gates", i, "spec")), f"{_shown(gate['spec'])} is not a spec of this "

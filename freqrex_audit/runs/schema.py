@@ -10,7 +10,14 @@ from typing import Any
 
 from ..audit.records import EXIT_CODES, OUTCOMES
 
-__all__ = ["RESULTS_SCHEMA", "BASELINE_SCHEMA"]
+__all__ = ["RESULTS_SCHEMA", "BASELINE_SCHEMA", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 3
+"""The meaning of results.json. 3 (issue #28): errored clips stay in every rate's attempted count, a "no flip"
+is measured only by a covered search, one definition per metric name (``*_rate`` over clips, ``*_share`` over
+flips: the tables' ``success_rate`` is now the quiet one, ``int16_survival_rate`` counts clips), explanations
+record ``converged`` / ``stopped``, gates carry ``over`` / ``attempted`` / ``errored`` / ``clips``. A run of
+another version is refused by name rather than read with the wrong meanings (README, "What changed")."""
 
 _NUM = {"type": ["number", "null"]}
 _INT = {"type": "integer", "minimum": 0, "maximum": 10 ** 12}
@@ -44,7 +51,8 @@ _GATE = {"type": "object", "required": ["metric", "value", "op", "threshold", "o
                         "op": _STR_OR_NULL, "passed": {"type": ["boolean", "null"]}, "outcome": _OUTCOME,
                         "item": _STR, "k": _INT_OR_NULL, "n": _INT_OR_NULL, "low": _NUM, "high": _NUM,
                         "baseline": _NUM, "delta": _NUM, "compared": _STR_OR_NULL,
-                        "unmeasured": _STR_OR_NULL}}
+                        "unmeasured": _STR_OR_NULL, "over": _STR_OR_NULL, "attempted": _INT_OR_NULL,
+                        "errored": _INT_OR_NULL, "clips": _INT_OR_NULL}}
 _VERDICT = {"type": "object", "required": ["check", "key", "outcome", "message"],
             "properties": {"check": _STR, "key": _STR, "outcome": _OUTCOME, "passed": {"type": ["boolean", "null"]},
                            "message": _STR, "measured": _STR_OR_NULL, "item": _STR}}
@@ -58,6 +66,8 @@ _EXPLANATION = {"type": "object",
                                "sufficient": _ARRAY_REF_OR_NULL, "necessary": _ARRAY_REF_OR_NULL,
                                "complete": _ARRAY_REF_OR_NULL, "minimal": _ARRAY_REF_OR_NULL,
                                "inverse_label": _INT_OR_NULL, "iterations": _INT, "config": _OBJ,
+                               "converged": {"type": ["boolean", "null"]}, "stopped": _STR_OR_NULL,
+                               "cut_nodes": _INT,
                                "queries_by_phase": {"type": "object", "additionalProperties": _INT},
                                "emd_trace": {"type": "array", "items": _NUM},
                                **{f"{k}_confidence": _NUM for k in ("sufficient", "necessary", "complete",
@@ -66,7 +76,8 @@ _EXPLANATION = {"type": "object",
                                                                                       "items": _STR}}}}
 _ATTACK = {"type": ["object", "null"],
            "properties": {"success": {"type": "boolean"}, "new_label": _INT_OR_NULL, "snr_db": _NUM,
-                          "adversarial": _ARRAY_REF_OR_NULL, "n_frequencies": _INT_OR_NULL}}
+                          "adversarial": _ARRAY_REF_OR_NULL, "n_frequencies": _INT_OR_NULL,
+                          "coverage": _OBJ_OR_NULL}}
 _MASK = {"anyOf": [{"type": "null"}, {"type": "object"}, {"type": "array"}]}  # boolean: inline or in the .npz
 _METHOD = {"type": "object", "required": ["method", "available"],
            "properties": {"method": _STR, "available": {"type": "boolean"}, "reason": _STR_OR_NULL,
@@ -84,16 +95,29 @@ _SAMPLE = {"type": "object", "required": ["id", "status"],
                           "predicted": _STR_OR_NULL, "confidence": _NUM,
                           "explanation": {"anyOf": [{"type": "null"}, _EXPLANATION]},
                           "fourier_attack": _ATTACK, "stft_attack": _ATTACK, "verification": _OBJ_OR_NULL,
+                          "noise_floor": {"type": ["object", "null"],
+                                          "properties": {"snr_db": _NUM, "draws": _INT,
+                                                         "flips": {"type": "object", "additionalProperties": _INT}}},
+                          "peer_attack": {"type": ["object", "null"],
+                                          "properties": {"method": _STR, "success": {"type": "boolean"},
+                                                         "snr_db": _NUM, "queries": _INT, "budget": _INT}},
+                          "robustness": {"type": ["object", "null"],
+                                         "properties": {"snr_db": _NUM, "method": _STR,
+                                                        "defect": _STR_OR_NULL}},
                           "methods": {"type": ["object", "null"], "additionalProperties": _METHOD}}}
 _NUMBERS = {"type": "array", "items": _NUM}
 _TABLES = {"type": "object", "properties": {
     "sufficiency_by_class": {"type": "object", "additionalProperties": {"type": "object",
                                                                           "additionalProperties": _NUM}},
     "composition_by_class": {"type": "object", "additionalProperties": _NUM},
-    "attacks": {"type": "object", "properties": {"stft": {"type": "object", "properties": {
-        "per_frame_size": {"type": "object", "propertyNames": {"pattern": "^[0-9]{1,9}$"}}}}}},
+    "attacks": {"type": "object", "properties": {
+        "counts": {"type": "object", "additionalProperties": {"type": "array", "items": _INT, "maxItems": 2}},
+        "stft": {"type": "object", "properties": {
+            "frame_sizes": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 10 ** 6}},
+            "counts": {"type": "object", "additionalProperties": {"type": "array", "items": _INT,
+                                                                   "maxItems": 2}}}}}},
     "explainers": {"type": "object", "additionalProperties": {"type": "object", "required": ["n"], "properties": {
-        "n": _INT, "not_measured": _INT, "reason": _STR_OR_NULL, "kept_share": _NUM, "energy_share": _NUM,
+        "n": _INT, "not_measured": _INT, "errored": _INT, "reason": _STR_OR_NULL, "kept_share": _NUM, "energy_share": _NUM,
         "queries": _NUM, "gradient_calls": _NUM, "seconds": _NUM,
         **{m: {"type": "object", "properties": {"value": _NUM, "k": _INT_OR_NULL, "n": _INT_OR_NULL,
                                                 "low": _NUM, "high": _NUM}}
@@ -122,7 +146,13 @@ _SPEC = {"type": "object", "required": ["verdicts"],
                         "failed_checks": {"type": "object", "additionalProperties": _STR},
                         "verdicts": {"type": "array", "items": _VERDICT},
                         "rates": {"type": "object", "additionalProperties": {"type": "object", "properties": {
-                            "k": _INT_OR_NULL, "n": _INT_OR_NULL, "value": _NUM, "low": _NUM, "high": _NUM}}},
+                            "k": _INT_OR_NULL, "n": _INT_OR_NULL, "value": _NUM, "low": _NUM, "high": _NUM,
+                            "clips": _INT_OR_NULL, "attempted": _INT_OR_NULL, "errored": _INT_OR_NULL,
+                            "over": _STR_OR_NULL}},
+                                  "description": "every rate as k of n with its 95% Wilson interval; what each counts "
+                                                 "and divides by: engine.summaries.METRICS (README, 'One meaning "
+                                                 "per metric'); clips: the measured clips behind it, attempted and "
+                                                 "errored: the clips the audit tried and saw error"},
                         "transferability": _OBJ_OR_NULL,
                         "composition": _OBJ_OR_NULL, "waveforms": _WAVEFORMS,
                         "explainers": {"type": ["object", "null"], "properties": {
@@ -144,6 +174,7 @@ _WORK = {"type": "object", "required": ["seconds", "queries"],
          "properties": {"seconds": _NUM, "queries": _INT, "cache": _OBJ}}
 _SPEC_TIMING = {"type": "object", "required": ["seconds", "queries"], "properties": {
     "seconds": _NUM, "queries": _INT, "queries_by_phase": {"type": "object", "additionalProperties": _INT},
+    "calls": _INT, "mean_clips_per_call": _NUM,
     "cache": _OBJ, "samples": _OBJ, "explainers": {"type": "array", "items": _STR},
     "peers": {"type": "object", "additionalProperties": _WORK,
               "description": "work done for transferability on peers computed inside this spec's run: never "

@@ -8,6 +8,10 @@ cache) — only when the user has not chosen a folder with ``MPLCONFIGDIR`` and 
 imported (then its folders are already decided, by someone else). matplotlib resolves both folders once,
 at import, so the variable is set only while this function imports it and removed again: nothing else in
 the process (a user's own tests under pytest) sees a changed environment.
+
+A cache folder that cannot be written (a read-only project) is not an error of the audit's: the font
+cache then goes to a temporary folder. Only when no writable folder exists at all does it raise, with
+one :class:`NoWritableFolder` that names both folders and the fix (``MPLCONFIGDIR``), never matplotlib's own.
 """
 
 from __future__ import annotations
@@ -19,18 +23,33 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["private_matplotlib"]
+__all__ = ["private_matplotlib", "NoWritableFolder"]
+
+
+class NoWritableFolder(ValueError):
+    """No folder matplotlib could write its font cache into: the message names them and the fix."""
 
 
 def private_matplotlib(cache_dir: str | Path | None) -> None:
-    """Import matplotlib (Agg) with its config/cache folder under ``cache_dir`` (see the module docstring)."""
+    """Import matplotlib (Agg) with its config/cache folder under ``cache_dir``, else a temporary folder (see
+    the module docstring); :class:`NoWritableFolder` naming the folders when neither can be written."""
     if "MPLCONFIGDIR" in os.environ or "matplotlib" in sys.modules:
         return
+    from .paths import unwritable
+
+    folder, why = None, None
     if cache_dir is not None:
         folder = Path(cache_dir) / "matplotlib"
-        folder.mkdir(parents=True, exist_ok=True)
-    else:
-        folder = Path(tempfile.mkdtemp(prefix="freqrex-mpl-"))
+        why = unwritable(folder, "cache")
+        folder = None if why else folder
+    if folder is None:
+        try:
+            folder = Path(tempfile.mkdtemp(prefix="freqrex-mpl-"))
+        except OSError as exc:
+            raise NoWritableFolder(f"matplotlib (the report's figures) needs a writable folder for its font cache: "
+                          f"{why + '; ' if why else ''}the temporary folder {tempfile.gettempdir()} is not writable "
+                          f"either ({exc.strerror or type(exc).__name__}); set MPLCONFIGDIR to a writable folder"
+                          ) from None
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
     os.environ["MPLCONFIGDIR"] = str(folder)
     try:

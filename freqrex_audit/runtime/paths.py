@@ -151,7 +151,7 @@ def shown_spec(path: str | Path) -> str:
     names node ids from its rootdir), else the path as given; never undecodable."""
     path = Path(path)
     try:
-        return path.resolve().relative_to(project_root()).as_posix()
+        return shown_name(path.resolve().relative_to(project_root()).as_posix())
     except (ValueError, OSError):
         return shown_name(path)
 

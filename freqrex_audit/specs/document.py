@@ -24,8 +24,8 @@ from ..engine.latent import LatentConfig
 from ..engine.lmac import LMACConfig
 from ..engine.methods import METHODS
 from ..engine.responsibility import CONVERGENCE_RULES
-from .fields import (NAME_MAX, NAME_RULE, Check, FrameSize, Integer, Labels, Margin, Positive, Range, Rate, Rule,  # noqa: F401
-                     SampleRate, Section, SpecName, Target, Text, _repeated, _setting, kind, name_ok, problem)
+from .fields import (Check, FrameSize, Integer, Labels, Margin, Positive, Range, Rate, Rule, SampleRate, Section,
+                     SpecName, Target, Text, _repeated, _setting, problem)
 
 MODEL_TYPES = ("transformers", "torchscript", "onnx", "tflite", "callable")
 OUTPUT_CHOICES = ("probabilities", "logits", "log_probabilities", "probs")
@@ -68,6 +68,8 @@ class ModelSection(Section):
     trust_remote_code: bool = Field(False, description="let transformers run the model folder's code")
     batch_size: Integer(1) = Field(64, description="waveforms per model call")
     timeout_s: Positive = Field(600.0, description="seconds one model call may take; then the model is hung")
+    fingerprint: Text = Field(None, description="a version you change whenever the model's answers may change; "
+                              "makes a model whose state cannot be hashed (a native handle) cacheable")
 
     @classmethod
     def extend_schema(cls, schema: dict) -> None:
@@ -100,6 +102,8 @@ class DatasetSection(Section):
     limit: Integer(1) = Field(None, description="at most this many clips, balanced across classes")
     only_correct: bool = Field(False, description="analyse only clips the model classifies correctly")
     label_map: Optional[dict[str, Text]] = Field(None, description="dataset label -> model label")
+    missing_files: Literal["fail", "skip"] = Field("fail", description="a manifest row naming a file that does not "
+                                                   "exist: fail model[load] naming the rows, or skip those clips")
 
 
 # --- the engine's knobs ----------------------------------------------------------------------------------
@@ -154,6 +158,13 @@ class AttackSection(Section):
     screen_bins: Integer(0) = Field(AX.screen_bins, description="top-ranked bins tried alone first")
     degenerate_bins: Integer(0) = Field(AX.degenerate_bins, description="a sufficient set this small widens the pool")
     degenerate_share: Rate = Field(AX.degenerate_share, description="... or one under this share of all bins")
+    continuous: bool = Field(AX.continuous, description="walk flips to the boundary and search continuous gains "
+                             "(#29); false: the ladder alone, Alg 2's mutations")
+    ladder_share: Annotated[float, Range(0.01, 1.0)] = Field(AX.ladder_share, description="share of the budget the ladder's sources get first")
+    sparse_bins: Integer(0) = Field(AX.sparse_bins, description="bins of the boundary search (capped by max_frequencies)")
+    noise_draws: Integer(0) = Field(AX.noise_draws, description="white and pink noise draws at min_snr_db before "
+                                    "the attack (the noise floor); 0: none")
+    seed: Integer(0) = Field(AX.seed, description="seed of the boundary search's random probes")
     batch_size: Integer(1) = Field(None, description="queries per model call (default: the model's)")
 
 
@@ -264,6 +275,24 @@ class FourierAttackCheck(Check):
     budget: Integer(1) = Field(None, description="older place of attack.max_frequencies (give it once)")
 
 
+class PeerAttackCheck(Check):
+    """The field's attack as a peer (#29): ART's implementation through the same engine, given the query
+    count FreqReX used on each clip (explanation + attack). Needs the [art] extra."""
+
+    gates: ClassVar = ("max_success_rate",)
+    method: Literal["hopskipjump", "simba", "square"] = Field(
+        "hopskipjump", description="ART's attack; simba and square are refused (no honest 1-D adapter, see README)")
+    max_success_rate: Rate = _setting("[aggregate]: most clips the peer flips quietly (SNR ≥ min_snr_db)")
+    min_snr_db: float = Field(None, description="a peer flip this quiet counts (default: attack.min_snr_db)")
+
+    @model_validator(mode="after")
+    def _offered(self) -> "PeerAttackCheck":
+        from ..engine.peers import check_method
+
+        check_method(self.method)
+        return self
+
+
 class STFTAttackCheck(Check):
     """How often the STFT attack flips the label (give at least one gate)."""
 
@@ -277,8 +306,9 @@ class STFTAttackCheck(Check):
 
 
 class CompositionCheck(Check):
-    """Whether explanations of mixed clips compose from the parts' explanations."""
+    """Whether explanations of mixed clips compose from the parts' explanations (give min_ratio)."""
 
+    gates: ClassVar = ("min_ratio",)
     min_ratio: Rate = _setting("[aggregate]: every class's composition ratio is at least this")
 
 
@@ -286,7 +316,21 @@ class TransferabilityCheck(Check):
     """Whether attacks found on this model transfer to the peers' models."""
 
     min_alpha: Rate = _setting("[aggregate]: α(this model → peer) is at least this for each peer")
-    flat_earther: bool = Field(None, description="true: this model may be a flat-earther (default false: being one fails)")
+    flat_earther: bool = Field(None, description="true: this model may be a flat-earther (default false: being one "
+                                                 "fails; with fewer than 3 models the rule cannot decide: not measured)")
+
+    @classmethod
+    def extend_schema(cls, schema: dict) -> None:
+        super().extend_schema(schema)  # flat_earther: true waives the default gate, so min_alpha must be given
+        schema["if"] = {"required": ["flat_earther"], "properties": {"flat_earther": {"const": True}}}
+        schema["then"] = {"required": ["min_alpha"]}
+
+    @model_validator(mode="after")
+    def _decides_something(self) -> "TransferabilityCheck":
+        if self.flat_earther and self.min_alpha is None:  # the flat-earther rule is the default gate
+            raise problem("sets no gate, so it would make no test item: give min_alpha, or drop "
+                          "flat_earther: true (the flat-earther rule is then the gate)")
+        return self
 
 
 class FaithfulnessCheck(Check):
@@ -311,6 +355,7 @@ class Checks(Section):
     necessity: Optional[NecessityCheck] = None
     completeness: Optional[CompletenessCheck] = None
     fourier_attack: Optional[FourierAttackCheck] = None
+    peer_attack: Optional[PeerAttackCheck] = None
     stft_attack: Optional[STFTAttackCheck] = None
     composition: Optional[CompositionCheck] = None
     transferability: Optional[TransferabilityCheck] = None

@@ -139,8 +139,15 @@ class Check(Section):
     on_unmeasured: Literal["fail", "skip"] = Field("fail", description="an item its clips could not measure fails "
                                                                        "or is skipped")
     min_clips: Integer(1) = Field(None, description="fewest measured clips a rate needs (default 2)")
+    min_measured: Annotated[float, Range(0.01, 1.0)] = Field(
+        None, description="share of the attempted clips an aggregate gate needs measured (default 1: all); "
+                          "errored clips and attacks that did not cover their search count as not measured")
     confidence: Annotated[float, Range(0.5, 0.999)] = Field(
         None, description="compare a rate's Wilson bound at this confidence instead of its point")
+    expect: Literal["pass", "fail"] = Field(
+        None, description="fail: a known weakness. The check's failed items are XFAIL (expected; the run stays "
+                          "green) and, strictly, if none of them fails its passed items fail (the weakness is "
+                          "gone: remove expect). Not measured stays not measured. Default pass")
 
     @model_validator(mode="after")
     def _has_a_gate(self) -> "Check":

@@ -26,9 +26,10 @@ from ..engine.latent import LatentConfig
 from ..engine.lmac import LMACConfig
 from ..runtime.paths import allowed_roots, outside_roots, shown_spec
 from .discovery import SPEC_DIRS, SPEC_SUFFIXES, find_peer, find_specs, in_spec_dir, spec_dirs_from_ini
-from .document import (CHECK_MODELS, MAX_ATTACK_SCALE, MODEL_TYPES, NAME_MAX, NAME_RULE, OUTPUT_CHOICES,
-                       AttackSection, Check, DatasetSection, ExplainersSection, FreqrexSection, ModelSection,
-                       SpecDocument, STFTAttackSection, Window, kind, name_ok)
+from .document import (CHECK_MODELS, MAX_ATTACK_SCALE, MODEL_TYPES, OUTPUT_CHOICES, AttackSection, Check,
+                       DatasetSection, ExplainersSection, FreqrexSection, ModelSection, SpecDocument,
+                       STFTAttackSection, Window)
+from .fields import NAME_MAX, NAME_RULE, kind, name_ok
 from .safe_yaml import MAX_SPEC_BYTES, MAX_SPEC_VALUES, SpecError, key_line, read_spec_document, yaml_load
 
 __all__ = ["Spec", "DatasetSpec", "ExplainerSettings", "SpecError", "load_spec", "find_specs", "find_peer", "in_spec_dir",
@@ -69,6 +70,7 @@ class DatasetSpec:
     only_correct: bool = False  # analyse only clips the model classifies correctly
     label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label
     roots: tuple[Path, ...] = ()  # clips must resolve inside one of these (empty: anywhere)
+    missing_files: str = "fail"  # a manifest row naming a missing file: "fail" model[load] or "skip" the clip
 
     def map_label(self, label: str) -> str:
         return dict(self.label_map).get(label, label)
@@ -235,6 +237,12 @@ class _Loader:
     def _model(self, model: ModelSection, base: Path) -> dict:
         """The loader's dict: the keys given (``path`` resolved), ``window`` complete, ``timeout_s`` always."""
         given = model.model_dump(exclude_unset=True, exclude={"batch_size", "trust_remote_code", "timeout_s"})
+        if "target" in given:  # found by the import rule's finders alone: none of the user's code runs here
+            from ..runtime.imports import missing_target
+
+            problem = missing_target(given["target"])
+            if problem:
+                raise self.fail("model.target", problem)
         if "path" in given:
             given["path"] = str(self.path(model.path, "model.path", base, "model"))
         if model.window is not None:
@@ -253,7 +261,8 @@ class _Loader:
             raise self.fail("dataset.path", f"type 'csv' needs a manifest file, got the directory {path}")
         return DatasetSpec(path=path, type=kind_, sample_rate=data.sample_rate, clip_seconds=data.clip_seconds,
                            windows=data.windows, limit=data.limit, only_correct=data.only_correct,
-                           label_map=tuple(sorted((data.label_map or {}).items())), roots=self.roots)
+                           label_map=tuple(sorted((data.label_map or {}).items())), roots=self.roots,
+                           missing_files=data.missing_files)
 
     def _attack(self, attack: AttackSection, check_budget: int | None) -> AttackConfig:
         """``budget`` is the older name of ``max_frequencies``; ``checks.fourier_attack.budget`` an older place."""
