@@ -71,3 +71,21 @@ def test_readme_tables_are_what_the_command_prints_on_the_committed_demo_run():
     assert "freqrex-audit tables docs/demo-run" in README
     for block in (table3(doc), alpha_matrix(doc, arrays)):
         assert block in README, f"README lacks this output of freqrex-audit tables docs/demo-run:\n{block}"
+
+
+def test_readme_explainer_tables_are_what_the_bench_printed():
+    """Numbers from commands: "Other explainers" pastes `freqrex-audit bench --explainers --latent-paper --clips 20
+    --json docs/explainers-bench.json`; each table must be what that file formats to, and the codec's stated
+    held-out SNR what its results.json records (which test_explainers_zoo measures again)."""
+    import json
+
+    from freqrex_audit.bench.explainers import format_latent_paper, format_methods
+
+    bench = json.loads((REPO / "docs" / "explainers-bench.json").read_text())
+    assert "freqrex-audit bench --explainers --latent-paper --clips 20 --json docs/explainers-bench.json" in README
+    assert set(bench) == {f"zoo://instruments/{m}" for m in ("ast", "wav2vec2", "hubert", "whisper")} | {"latent_paper"}
+    for name, table in bench.items():
+        block = format_latent_paper(table) if name == "latent_paper" else format_methods(name, table)
+        assert block in README, f"README lacks this table of docs/explainers-bench.json:\n{block}"
+    snr = json.loads((REPO / "freqrex_audit" / "zoo" / "instruments" / "codec" / "results.json").read_text())
+    assert f"held-out SNR **{snr['held_out_snr_db']['continuous']:.2f} dB**" in " ".join(README.split())

@@ -87,6 +87,24 @@ class TransformersClassifier(Classifier):
         logits = self.model(**inputs).logits
         return torch.softmax(logits.float(), dim=-1)
 
+    def white_box(self):
+        """Gradient access for explainers (models.whitebox): log-probabilities and every layer's hidden states,
+        concatenated along the feature axis ([B, N, layers·D]), through a feature function of its own (the
+        query path's cached constants were made under inference mode and cannot enter autograd)."""
+        from ..models.whitebox import WhiteBox
+
+        features = feature_function(self.extractor, on_device=True)
+
+        def forward(waveforms: torch.Tensor, hidden: bool):
+            inputs = features(waveforms)
+            inputs = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
+            out = self.model(**inputs, output_hidden_states=hidden)
+            states = torch.cat([h.float() for h in out.hidden_states], -1) if hidden else None
+            return torch.log_softmax(out.logits.float(), dim=-1), states
+
+        return WhiteBox(self.name, self.labels, self.sample_rate, self.device, forward, self.model,
+                        f"{type(self.model).__name__}, all {self.model.config.num_hidden_layers + 1} hidden states")
+
 
 def labels_from_config(config: Any, path: Path) -> list[str]:
     """``config.id2label`` ordered by id; ids must be 0..C-1 with C = ``num_labels``."""

@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 
 from ..engine import Explanation, summarize_attacks
+from ..engine.methods import summarize
 from ..engine.metrics import class_responsibility, inverse_histogram, necessary_histogram
 from .evidence import attack_measured, attempted, rate_counts
 from .gates import alpha_toward_peers
 from .records import SampleRecord, SpecResult, analysed as _analysed
 
-__all__ = ["accuracy", "tables", "figures", "metrics", "rates"]
+__all__ = ["accuracy", "tables", "figures", "metrics", "rates", "explainer_summaries"]
 
 
 def rates(result: SpecResult) -> dict[str, dict]:
@@ -58,7 +59,32 @@ def tables(result: SpecResult) -> dict:
     attacks["attempted"] = len(pool)
     attacks["errored"] = sum(r.status == "error" for r in pool)
     attacks["not_measured"] = len(pool) - len(measured)
-    return {"sufficiency_by_class": sufficiency, "composition_by_class": {}, "attacks": _finite(attacks)}
+    return {"sufficiency_by_class": sufficiency, "composition_by_class": {}, "attacks": _finite(attacks),
+            "explainers": _finite(explainer_summaries(result))}
+
+
+def explainer_summaries(result: SpecResult) -> dict[str, dict]:
+    """Per method of ``explainers:``: faithfulness over the clips it explained, with k/n and intervals
+    (:func:`~freqrex_audit.engine.methods.summarize`, the engine's faithfulness on every clip's three rows).
+    Every attempted clip counts: one the methods were to explain that errored is not measured (``errored``)."""
+    from .explainers import explained_clip_ids
+
+    settings = result.spec.explainers
+    if settings is None:
+        return {}
+    ids = explained_clip_ids(result.spec)
+    errored = sum(r.status == "error" and not r.methods and (ids is None or r.sample.id in ids)
+                  for r in attempted(result))
+    out = {}
+    for method in settings.methods:
+        summary = summarize([r.methods[method] for r in result.samples if r.methods and method in r.methods],
+                            timings=False)  # results.json's tables are deterministic; seconds are in timings
+        if errored:
+            summary["not_measured"] += errored
+            summary["errored"] = errored
+            summary["reason"] = summary["reason"] or f"{errored} of the clips it was to explain errored"
+        out[method] = summary
+    return out
 
 
 def _finite(value: Any) -> Any:
@@ -104,6 +130,9 @@ def metrics(result: SpecResult) -> dict:
     alpha = alpha_toward_peers(result)
     if alpha:
         metrics["transferability.min_alpha"] = min(alpha.values())
+    for method, summary in (result.tables.get("explainers") or {}).items():
+        for name in ("ai", "ad", "ag", "ff", "fid_in"):
+            metrics[f"faithfulness.{method}.{name}"] = (summary.get(name) or {}).get("value")
     figures = [r.robustness for r in done if r.fourier is not None]
     flipped = [f["snr_db"] for f in figures if f]
     metrics["robustness.median_quietest_snr_db"] = float(np.median(flipped)) if flipped else None

@@ -135,6 +135,12 @@ def rate_counts(result: SpecResult) -> dict[str, dict]:
         name = "peer_attack.success_rate"
         rates[name] = {**rate_entry(sum(p.success and p.quiet for p in peers), len(peers), len(pool), errored),
                        "over": over(name)}
+    for method, summary in (result.tables.get("explainers") or {}).items():  # faithfulness rates, per method
+        for name in ("ai", "fid_in"):  # over the clips the method explained, of those it was asked to explain
+            entry = summary.get(name) or {"k": 0, "n": 0}
+            tried = summary.get("n", 0) + summary.get("not_measured", 0)
+            rates[f"faithfulness.{method}.{name}"] = {**rate_entry(entry["k"], entry["n"], tried),
+                                                      "over": "clips the method explained"}
     return rates
 
 

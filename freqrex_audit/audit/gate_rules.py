@@ -57,8 +57,10 @@ def describe_gate(g: dict) -> str:
     count = ""
     if g.get("n"):
         errored = f", {g['errored']} errored" if g.get("errored") else ""
-        count = (f" ({g['k']} of {g['n']} {g.get('over') or 'clips'}{errored}, "
-                 f"95% CI {g['low']:.2f}–{g['high']:.2f})")
+        interval = f", 95% CI {g['low']:.2f}–{g['high']:.2f}" if g.get("low") is not None and g.get("high") is not None \
+            else ""
+        share = f"{g['k']} of {g['n']}" if g.get("k") is not None else f"mean over {g['n']}"  # a rate, or a mean
+        count = f" ({share} {g.get('over') or 'clips'}{errored}{interval})"
     bound = f" [{g['compared']}]" if g.get("compared") else ""
     why = f": {g['unmeasured']}" if g.get("unmeasured") else ""
     return f"{g['metric']} = {show(g['value'])}{bound}{count}, spec requires {g['op']} {g['threshold']:g} ({state}{why})"

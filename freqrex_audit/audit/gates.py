@@ -16,6 +16,7 @@ from .datasets import Sample, near_labels, where_listed
 from ..engine.subsets import is_complete
 from ..engine.transfer import flat_earther_undecided
 from .evidence import DEFAULT_MIN_CLIPS, attack_evidence, attempted, over, rate_entry, shortfall
+from .explainer_verdicts import explainer_verdict, faithfulness_verdict, gated_methods
 from .gate_rules import expected, gate as _gate, rate_gate as _rate_gate, settle as _settle, show as _show
 from .messages import change_text, context, example_map, failed_note, rate_note
 from .records import Outcome, SampleRecord, SpecResult, Verdict
@@ -48,6 +49,9 @@ def planned_items(spec: Spec, samples: list[Sample]) -> list[tuple[str, str]]:
         if any(k in checks.get(check, {}) for k in settings):
             items.append((check, "aggregate"))
     items += [(check, "aggregate") for check in ("composition", "transferability") if check in checks]
+    if spec.explainers is not None:
+        items += [("explainers", method) for method in spec.explainers.methods]
+    items += [("faithfulness", method) for method in gated_methods(spec)]
     return items
 
 
@@ -84,6 +88,9 @@ def evaluate(result: SpecResult) -> list[Verdict]:
         verdicts.append(_composition_verdict(result, checks["composition"]))
     if "transferability" in checks:
         verdicts.append(_transfer_verdict(result, checks["transferability"]))
+    if spec.explainers is not None:
+        verdicts += [explainer_verdict(result, method) for method in spec.explainers.methods]
+    verdicts += [faithfulness_verdict(result, method, checks["faithfulness"]) for method in gated_methods(spec)]
     return verdicts if blocked else expected(verdicts, checks)
 
 

@@ -35,9 +35,8 @@ from .stages import STAGES
 __all__ = ["PHASES", "WorkCounts", "ClipOutcome", "ClipRunner", "audit_clip", "load_model", "verify"]
 
 
-PHASES = ("predict", "original", "responsibility", "subsets", "verify", "noise_floor", "fourier_attack", "peer_attack",
-          "stft_attack", "composition",
-          "transferability")
+PHASES = ("predict", "original", "responsibility", "subsets", "verify", "explainers", "noise_floor",
+          "fourier_attack", "peer_attack", "stft_attack", "composition", "transferability")
 """Where a spec's model queries go, as ``timings.per_spec.*.queries_by_phase`` names them."""
 
 
@@ -87,6 +86,13 @@ class ClipRunner:
         self.queries_by_phase: dict[str, int] = {p: 0 for p in PHASES}
         self.partial: SampleRecord | None = None
         self.stage = "predicting"
+        self.kit = None  # the other explainers (audit/explainers.py), when the spec asks for them
+        self.explained_ids: frozenset[str] | None = None  # explainers.clips: the clips they run on
+        if spec.explainers is not None and "explainers" in stages:
+            from .explainers import ExplainerKit, explained_clip_ids
+
+            self.kit = ExplainerKit(spec.explainers, clf, self.cache)
+            self.explained_ids = explained_clip_ids(spec)
 
     def cached(self, phase: str, parts: tuple, compute, encode, decode):
         """``compute()``'s value for ``(phase, model, *parts)``, from the cache when it holds it."""
@@ -149,6 +155,12 @@ class ClipRunner:
             record.verification = self.cached("verify", (audio, cfg), lambda: verify(self.engine, exp),
                                               lambda v, a: v, lambda d, a: d)
             self.queries_by_phase["verify"] += self.engine.queries - q0
+        if self.kit is not None and (self.explained_ids is None or sample.id in self.explained_ids):
+            q0 = self.engine.queries
+            self.stage = "in the other explainers"
+            record.methods = self.cached("explainers", (audio, cfg, self.kit.identity()),
+                                         lambda: self.kit.explain(self.engine, x, exp), _encode_methods, _decode_methods)
+            self.queries_by_phase["explainers"] += self.engine.queries - q0
         if not self.stages & {"fourier", "stft"}:
             return record
         attack_cfg = self.spec.attack.to_dict()
@@ -191,6 +203,16 @@ class ClipRunner:
                                       lambda s, a: s.to_dict(a), lambda d, a: STFTAttack.from_dict(d, a))
             self.queries_by_phase["stft_attack"] += self.engine.queries - q0
         return record
+
+
+def _encode_methods(methods: dict, arrays: dict) -> dict:
+    return {name: m.to_dict(arrays, f"methods.{name}") for name, m in methods.items()}
+
+
+def _decode_methods(data: dict, arrays: dict) -> dict:
+    from ..engine.methods import MethodExplanation
+
+    return {name: MethodExplanation.from_dict(d, arrays) for name, d in data.items()}
 
 
 def verify(engine: QueryEngine, exp: Explanation) -> dict:

@@ -9,12 +9,13 @@ run's verdict from the outcomes, the same way pytest derives its exit status.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .datasets import Sample
 from ..engine import Explanation, FourierAttack, STFTAttack
+from ..engine.methods import MethodExplanation
+from ..engine.metrics import wilson  # one Wilson interval for gates, rates and explainer summaries
 from ..engine.noise_floor import NoiseFloor, robustness
 from ..engine.peers import PeerAttack
 from ..specs.loader import Spec
@@ -78,20 +79,6 @@ def partial(outcomes: Iterable[str]) -> bool:
     return any(o in NOT_RUN for o in outcomes) and any(o not in NOT_RUN for o in outcomes)
 
 
-def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
-    """Wilson score interval of k successes in n trials (None when n == 0)."""
-    if n <= 0:
-        return None
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 @dataclass
 class Verdict:
     """The outcome of one pytest item, with the gates (metric, value, op, threshold) that decided it.
@@ -131,6 +118,7 @@ class SampleRecord:
     noise: NoiseFloor | None = None  # the noise floor, asked before the attack (#29)
     peer: PeerAttack | None = None  # the field's attack at the same query count (checks.peer_attack)
     verification: dict | None = None
+    methods: dict[str, MethodExplanation] | None = None  # spec explainers: method -> what it kept, how faithful
     notes: list[str] = field(default_factory=list)  # what did not stop the analysis: clipping, cut to clip_seconds…
 
     @property
@@ -164,6 +152,7 @@ class SpecResult:
     verdicts: list[Verdict] = field(default_factory=list)
     rates: dict = field(default_factory=dict)  # "check.metric" -> {"k", "n", "value", "low", "high"}
     peer_work: dict = field(default_factory=dict)  # peer -> {"seconds", "queries", "cache"} spent on it for this spec
+    explainer_notes: list[str] = field(default_factory=list)  # where the L-MAC decoder / codec came from
     calls: int = 0  # model calls through the spec's QueryEngine (transferability's α/β engines are apart)
 
     @property

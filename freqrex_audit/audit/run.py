@@ -67,6 +67,8 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
         if spec.dataset.windows == "all":  # every input window of a longer clip is a sample of its own
             samples = expand_windows(samples, clf, spec.dataset.clip_seconds or MAX_CLIP_SECONDS)
         runner = ClipRunner(spec, clf, cache, stages)
+        if runner.kit is not None:  # once, before any clip: executor workers then find the decoder in the cache
+            runner.kit.prepare()
         rate = spec.dataset.sample_rate or clf.sample_rate
         executor = current_executor()
         outcomes = (executor.run_clips(spec, device, cache.root, samples, stages=stages)
@@ -103,6 +105,8 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
         samples=records, error=error, accuracy=aggregates.accuracy(records), tables={}, figures={}, metrics={},
         seconds=0.0, queries=0, queries_by_phase={}, cache_stats={},
     )
+    if runner is not None and runner.kit is not None:
+        result.explainer_notes = [*runner.kit.notes, *runner.kit.problems.values()]
     result.tables = aggregates.tables(result)
     result.figures = aggregates.figures(result)
     if cross and "cross" in stages and runner is not None and not error:

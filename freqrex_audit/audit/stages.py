@@ -2,14 +2,15 @@
 
 One table says what each check reads: accuracy and the model check need predictions only, the per-clip
 subset checks need explanations and their verification, attacks need explanations (the STFT attack also
-the Fourier one it localises), composition and transferability need explanations and the cross step.
+the Fourier one it localises), composition and transferability need explanations and the cross step, the
+other explainers (``explainers[<method>]``, ``faithfulness[<method>]``) explanations and the explainers step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-STAGES = frozenset({"predict", "explain", "verify", "fourier", "peer", "stft", "cross"})
+STAGES = frozenset({"predict", "explain", "verify", "fourier", "peer", "stft", "cross", "explainers"})
 """Everything :func:`~freqrex_audit.audit.run.run_spec` may compute."""
 _EXPLAINED = frozenset({"predict", "explain"})
 NEEDS: dict[str, frozenset[str]] = {
@@ -23,6 +24,8 @@ NEEDS: dict[str, frozenset[str]] = {
     "stft_attack": _EXPLAINED | {"fourier", "stft"},
     "composition": _EXPLAINED | {"cross"},
     "transferability": _EXPLAINED | {"cross"},
+    "explainers": _EXPLAINED | {"explainers"},  # L-MAC, latent, FreqReX as a method (audit/explainers.py)
+    "faithfulness": _EXPLAINED | {"explainers"},
 }
 
 

@@ -14,7 +14,7 @@ from ..audio.io import AudioError, load_audio
 from ..models.classifier import Classifier
 from ..runtime.isolation import private_matplotlib
 
-__all__ = ["spec_from_arg", "classifier_from_arg", "cmd_classify", "cmd_explain", "cmd_attack"]
+__all__ = ["spec_from_arg", "classifier_from_arg", "cmd_classify", "cmd_explain", "cmd_attack", "cmd_train_lmac"]
 
 
 def spec_from_arg(model: str):
@@ -89,7 +89,8 @@ def _attack_config(args: argparse.Namespace, spec):
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    """FreqReX on one clip: explanation.json (+npz), WAVs of each subset's signal, a Figure-1-style PNG."""
+    """One clip explained by ``--method``: explanation.json (+npz) with the method, its kept part (mask and
+    WAV), faithfulness, queries / gradient calls and seconds; for FreqReX also its subsets' WAVs and Figure 1."""
     import time
 
     from ..audio.io import save_audio
@@ -99,11 +100,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
     private_matplotlib(None)
 
     clf, engine, x, spec = _clip(args)
+    if getattr(args, "method", "freqrex") != "freqrex":
+        return _explain_other(args, clf, engine, x, spec)
     began = time.perf_counter()
     exp = explain(engine, x, _freqrex_config(args, spec))
     seconds = time.perf_counter() - began
     out = Path(args.out)
-    exp.save(out / "explanation.json")
+    from ..engine.methods import freqrex_method
+
+    judged = freqrex_method(engine, x, exp, seconds)
+    _save_merged(exp, judged, out / "explanation.json")
+    if judged.available:
+        save_audio(out / "kept.wav", judged.kept, clf.sample_rate)
+        save_audio(out / "removed.wav", judged.removed, clf.sample_rate)
     for kind in ("original", "sufficient", "necessary", "complete", "inverse"):
         signal = exp.signal(kind)
         if signal is not None:
@@ -113,8 +122,84 @@ def cmd_explain(args: argparse.Namespace) -> int:
                       for k in ("sufficient", "necessary", "complete"))
     print(f"{args.audio}: {exp.target_label} ({exp.confidence:.3f}); {sizes} of {exp.n_bins} bins; "
           f"inverse {exp.labels[exp.inverse_label] if exp.inverse_label is not None else 'none'}")
+    if judged.available:
+        print(_faithfulness_line(judged))
     print(f"queries: {engine.queries}; wall time: {seconds:.2f} s; written: {out} ({figure.name})")
     return 0
+
+
+def _save_merged(exp, judged, path: Path) -> None:
+    """explanation.json for FreqReX: the Explanation (so ``Explanation.load`` still reads it) plus the fields
+    every method's explanation.json has (method, mask, kept, faithfulness, queries, gradient calls…)."""
+    import json
+
+    from ..engine.codec import atomic_write_bytes
+
+    arrays: dict = {}
+    doc = exp.to_dict(arrays)
+    for key, value in judged.to_dict(arrays, "method").items():
+        doc.setdefault(key, value)
+    if arrays:
+        import io
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        atomic_write_bytes(path.with_suffix(".npz"), buffer.getvalue())
+    atomic_write_bytes(path, json.dumps(doc, sort_keys=True, indent=1).encode())
+
+
+def _faithfulness_line(result) -> str:
+    f = result.faithfulness
+    return (f"{result.method}: kept {100 * result.kept_share:.2f}% of {result.representation}, "
+            f"{100 * result.energy_share:.1f}% of its energy; kept heard as {result.kept_label} "
+            f"(p {result.probs[1][result.target]:.3f}), removed as {result.removed_label} "
+            f"(p {result.probs[2][result.target]:.3f}); AI {f['ai']:.0f} AD {f['ad']:.3f} AG {f['ag']:.3f} "
+            f"FF {f['ff']:.3f} Fid-In {f['fid_in']:.0f}")
+
+
+def _explain_other(args: argparse.Namespace, clf, engine, x, spec) -> int:
+    """``explain --method lmac|latent``: the method's result as explanation.json (+npz), original / kept /
+    removed WAVs and a spectrogram PNG (the clip beside what the method kept)."""
+    import dataclasses
+
+    from ..audio.io import save_audio
+    from ..audit.explainers import explain_with
+    from ..engine.latent import LatentConfig
+    from ..engine.lmac import LMACConfig
+    from ..report.clip_figures import kept_figure
+
+    settings = spec.explainers if spec is not None else None
+    latent = settings.latent if settings is not None else LatentConfig()
+    if args.codec:
+        codec = args.codec if args.codec.startswith("hf://") else str(_codec_path(args.codec))
+        latent = dataclasses.replace(latent, codec=codec)
+    train = args.train or (settings.train if settings is not None else None)
+    result = explain_with(engine, x, args.method, train=train, lmac=settings.lmac if settings else LMACConfig(),
+                          layer=settings.layer if settings else None, latent=latent,
+                          cache=None if args.cache in ("", "none") else args.cache)
+    out = Path(args.out)
+    result.save(out / "explanation.json")
+    if not result.available:
+        print(f"{args.audio}: {args.method}: {result.reason}")
+        print(f"written: {out / 'explanation.json'}")
+        return 1
+    save_audio(out / "original.wav", x, clf.sample_rate)
+    save_audio(out / "kept.wav", result.kept, clf.sample_rate)
+    save_audio(out / "removed.wav", result.removed, clf.sample_rate)
+    figure = kept_figure(x, result.kept, clf.sample_rate, result.method, out / "explanation.png")
+    print(f"{args.audio}: {result.target_label} ({result.probs[0][result.target]:.3f})")
+    print(_faithfulness_line(result))
+    print(f"queries: {result.queries}; gradient calls: {result.gradient_calls}; wall time: {result.seconds:.2f} s; "
+          f"written: {out} ({figure.name})")
+    return 0
+
+
+def _codec_path(text: str) -> Path:
+    if text.startswith("zoo://"):
+        from ..runtime.paths import resolve_zoo_path
+
+        return resolve_zoo_path(text)
+    return Path(text)
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
@@ -168,4 +253,38 @@ def cmd_attack(args: argparse.Namespace) -> int:
     if args.exhaustive_single:
         print(f"exhaustive single-bin search: {summary['exhaustive_single']['line']}")
     print(f"queries: {engine.queries}; wall time: {seconds:.2f} s; written: {out}")
+    return 0
+
+
+def cmd_train_lmac(args: argparse.Namespace) -> int:
+    """Train an L-MAC decoder for a model on clips the audit will not score and save it (decoder.safetensors
+    and lmac.json with the model's fingerprint and the clips' digest). The zoo's decoders were made this way."""
+    import dataclasses
+    import time
+
+    import torch
+
+    from ..audit.explainers import train_decoder, training_clips
+    from ..engine.lmac import LMACConfig, save_decoder
+    from ..models.whitebox import NotWhiteBox, white_box
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    spec = spec_from_arg(args.model)
+    clf = classifier_from_arg(args.model, args.device, spec)
+    config = spec.explainers.lmac if spec is not None and spec.explainers else LMACConfig()
+    changes = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
+    config = dataclasses.replace(config, **changes)
+    try:
+        wb = white_box(clf, args.layer)
+    except NotWhiteBox as exc:
+        print(f"freqrex-audit: L-MAC is not available: {exc}", file=sys.stderr)
+        return 1
+    train = str(_codec_path(args.train)) if args.train.startswith("zoo://") else args.train
+    clips = training_clips(Path(train), clf)
+    began = time.perf_counter()
+    trained = train_decoder(clf, wb, clips, config, args.train, name=args.model)
+    folder = save_decoder(trained, args.out)
+    print(f"{args.model}: L-MAC decoder trained on {len(clips)} clips ({clips.shape[1]} samples each) in "
+          f"{time.perf_counter() - began:.0f} s; last step {trained.meta['log'][-1]}; written: {folder}")
     return 0

@@ -13,7 +13,8 @@ from .._version import __version__
 from ..audio.io import AudioError
 from ..bench.sizes import SIZES
 from ..models.classifier import ClassifierError
-from .clip import classifier_from_arg, cmd_attack, cmd_classify, cmd_explain
+from .bench import cmd_bench
+from .clip import cmd_attack, cmd_classify, cmd_explain, cmd_train_lmac
 from .tables import add_tables_command
 from ..runtime.isolation import private_matplotlib
 from .arguments import device_list, non_negative_int, positive_float, positive_int, seed_value
@@ -21,67 +22,6 @@ from .arguments import device_list, non_negative_int, positive_float, positive_i
 DEADLINE_EXIT = 3
 """``freqrex-audit audit`` exit status when ``--deadline`` passed before the run was done (the run is incomplete)."""
 MODEL_HELP = "a zoo:// name, a model directory or file, package.module:factory, or a spec .yaml"
-
-
-def zoo_model_names() -> list[str]:
-    """Every model the bundled zoo ships, as zoo:// names."""
-    from ..runtime.paths import ZOO_ROOT
-
-    return sorted(f"zoo://{d.parent.parent.name}/{d.name}" for d in ZOO_ROOT.glob("*/models/*") if d.is_dir())
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Explanation cost against the model's own forward time, per model and clip length."""
-    from ..bench.timing import bench_model, format_table, rows_as_json
-
-    if args.peers:
-        from ..bench.peers import format_peer_table, peer_rows
-        from ..bench.peers import rows_as_json as peer_json
-
-        if not args.models:
-            print("freqrex-audit bench --peers: give the specs to measure (their model, dataset and configs)",
-                  file=sys.stderr)
-            return 2
-        device = "cpu" if args.device == "auto" else args.device
-        rows = peer_rows(args.models, snr_db=args.snr, noise_draws=args.noise_draws, device=device)
-        print(format_peer_table(rows, args.snr))
-        if args.json:
-            Path(args.json).write_text(json.dumps(peer_json(rows, args.snr), indent=1))
-            print(f"wrote {args.json}", file=sys.stderr)
-        return 0
-    if args.queries:
-        from ..bench.queries import format_query_table, query_rows, query_rows_as_json
-
-        rows = query_rows(args.seconds, args.seeds)
-        print(format_query_table(rows))
-        if args.json:
-            Path(args.json).write_text(json.dumps(query_rows_as_json(rows), indent=1))
-            print(f"wrote {args.json}", file=sys.stderr)
-        return 0
-    models = args.models or zoo_model_names()
-    if not models:
-        print("freqrex-audit bench: no models given and the zoo is empty", file=sys.stderr)
-        return 2
-    rows = []
-    for name in models:
-        if args.size == "zoo":
-            clf = classifier_from_arg(name, args.device)
-        else:
-            from ..bench.sizes import sized_classifier
-
-            clf = sized_classifier(name, args.size, args.device)
-        for seconds in args.seconds:
-            row = bench_model(clf.name if args.size != "zoo" else name, clf, seconds, batch_size=args.batch_size,
-                              with_batch1=seconds <= args.batch1_max_seconds, precision=args.precision,
-                              attacks=not args.no_attacks, repeats=args.repeats)
-            rows.append(row)
-            print(f"{name} {seconds:g}s: {row.queries} queries in {row.explain_s:.2f} s "
-                  f"(overhead ×{row.overhead_ratio:.2f})", file=sys.stderr)
-    print(format_table(rows))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows_as_json(rows), indent=1))
-        print(f"wrote {args.json}", file=sys.stderr)
-    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -295,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: count an explanation's queries on the planted single-band model (at each "
                             "--seconds) and the planted 2/4/8-band conjunctions; deterministic, no zoo models")
     bench.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0], help="seeds for --queries")
+    bench.add_argument("--explainers", action="store_true",
+                       help="instead: L-MAC vs gradient saliency, random masks and FreqReX's sufficient set, and the "
+                            "latent method vs random latents, on the zoo's held-out clips (README's table)")
+    bench.add_argument("--latent-paper", action="store_true",
+                       help="instead: the latent paper's classification agreement and accuracy drop on "
+                            "zoo://instruments/latent")
+    bench.add_argument("--clips", type=positive_int, default=None, help="--explainers: at most N held-out clips")
+    bench.add_argument("--methods", nargs="+", choices=("freqrex", "lmac", "latent"),
+                       default=["freqrex", "lmac", "latent"], help="--explainers: the methods (and their baselines)")
+    bench.add_argument("--threads", type=positive_int, default=None, help="--explainers: torch threads (default 1)")
     bench.add_argument("--peers", action="store_true",
                        help="with spec files as MODELS: FreqReX's quietest flip vs ART's HopSkipJump at the same query "
                             "count vs white noise, per clip (#29; needs the [art] extra)")
@@ -362,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "visible CUDA device when --device is auto/cuda, else --device)")
     audit.set_defaults(run=cmd_audit)
 
-    for name, func, text in (("explain", cmd_explain, "FreqReX on one clip: subsets, WAVs and a figure"),
+    for name, func, text in (("explain", cmd_explain, "explain one clip (FreqReX, L-MAC or latent space): "
+                                                      "explanation.json, WAVs, a figure"),
                              ("attack", cmd_attack, "Fourier (and STFT) attack on one clip")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("model", help=MODEL_HELP)
@@ -371,6 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
         sub.add_argument("--seconds", type=positive_float, default=None, help="analyse only the first N seconds")
         sub.add_argument("--seed", type=seed_value, default=None, help="FreqReX seed (default: the spec's, else 0)")
+        if name == "explain":
+            sub.add_argument("--method", choices=("freqrex", "lmac", "latent"), default="freqrex",
+                             help="the explainer (default freqrex); lmac and latent need a white-box torch model")
+            sub.add_argument("--train", default=None, help="lmac: clips the decoder trains on (a folder of class "
+                             "folders or a CSV; default: the spec's explainers.train, or the zoo's decoder)")
+            sub.add_argument("--codec", default=None, help="latent: an EnCodec folder or hf://org/name from the "
+                             "local cache (default: the spec's, else zoo://instruments/codec)")
+            sub.add_argument("--cache", default=".freqrex_cache", help="where trained L-MAC decoders are kept "
+                             "(default .freqrex_cache/)")
         if name == "attack":
             sub.add_argument("--budget", type=positive_int, default=None,
                              help="most frequencies one candidate mutates (default: the spec's attack.max_frequencies, else 1000)")
@@ -381,6 +341,18 @@ def build_parser() -> argparse.ArgumentParser:
                                   "whole ladder (no budget) and report the flips that exist")
             sub.add_argument("--no-stft", dest="stft", action="store_false", help="skip the STFT attack")
         sub.set_defaults(run=func)
+
+    train = commands.add_parser("train-lmac", help="train an L-MAC decoder for a model and save it")
+    train.add_argument("model", help=MODEL_HELP)
+    train.add_argument("--train", required=True, help="the clips it trains on (a folder of class folders, a CSV, "
+                       "or zoo://task/name): clips the audit will not score")
+    train.add_argument("--out", required=True, help="folder for decoder.safetensors and lmac.json")
+    train.add_argument("--steps", type=positive_int, default=None, help="training steps (default 600)")
+    train.add_argument("--seed", type=seed_value, default=None, help="decoder seed (default 0)")
+    train.add_argument("--layer", default=None, help="torch module models: the layer the decoder reads")
+    train.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    train.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    train.set_defaults(run=cmd_train_lmac)
     return parser
 
 

@@ -26,6 +26,7 @@ Conventions (one place, so reports and tests agree):
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
@@ -42,7 +43,7 @@ __all__ = [
     "ClassResponsibility", "Faithfulness", "FrequencyHistogram", "InsertionDeletion", "InverseHistogram",
     "MannWhitney", "WelchPSD", "class_responsibility", "explanation_faithfulness", "faithfulness",
     "insertion_deletion", "inverse_histogram", "linf", "mann_whitney", "necessary_histogram", "snr_db",
-    "spectral_entropy", "welch_psd",
+    "spectral_entropy", "welch_psd", "wilson",
 ]
 
 
@@ -147,6 +148,21 @@ def mann_whitney(a: Sequence[float], b: Sequence[float]) -> MannWhitney:
 
 
 # --------------------------------------------------------------------------- faithfulness
+
+def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval of k successes in n trials (None when n == 0)."""
+    if n <= 0:
+        return None
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 
 @dataclass(frozen=True)
 class Faithfulness(Result):

@@ -25,6 +25,8 @@ MARKERS = {
     "stft_attack": "freqrex_stft",
     "composition": "freqrex_composition",
     "transferability": "freqrex_transfer",
+    "explainers": "freqrex_explainers",
+    "faithfulness": "freqrex_faithfulness",
     "regression": "freqrex_regression",
 }
 MARKER_HELP = {
@@ -37,6 +39,8 @@ MARKER_HELP = {
     "freqrex_stft": "FreqReX audit: STFT attack (Alg 3) resistance",
     "freqrex_composition": "FreqReX audit: sufficient composition ratios",
     "freqrex_transfer": "FreqReX audit: transferability toward peer models",
+    "freqrex_explainers": "FreqReX audit: other explainers (L-MAC, latent space) computed on the clips",
+    "freqrex_faithfulness": "FreqReX audit: an explainer's faithfulness (AI, AD, AG, FF, Fid-In) gates",
     "freqrex_regression": "FreqReX audit: no regression against a saved baseline",
 }
 STATE = pytest.StashKey["_State"]()

@@ -73,3 +73,32 @@ def attack_figure(x: np.ndarray, attack: FourierAttack | STFTAttack, path: str |
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def stft_db(x: np.ndarray, rate: int) -> np.ndarray:
+    """Log-magnitude STFT in dB [frequency, frame] (Hann; 512-sample frames at ≥ 16 kHz, else 256; hop frame/4)."""
+    frame = 512 if rate >= 16000 else 256
+    x = np.asarray(x, np.float64)
+    if len(x) < frame:
+        x = np.pad(x, (0, frame - len(x)))
+    window = np.hanning(frame)
+    frames = np.array([np.abs(np.fft.rfft(window * x[i:i + frame])) for i in range(0, len(x) - frame + 1, frame // 4)])
+    return 20 * np.log10(frames.T + 1e-6)
+
+
+def kept_figure(x: np.ndarray, kept: np.ndarray, rate: int, method: str, path: str | Path) -> Path:
+    """Spectrograms of the clip and of what an explainer kept, on one colour scale (80 dB range)."""
+    plt = _pyplot()
+    panels = (("clip", stft_db(x, rate)), (f"{method}: kept", stft_db(kept, rate)))
+    top = max(db.max() for _, db in panels)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True, constrained_layout=True)
+    for ax, (title, db) in zip(axes, panels):
+        ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
+                  extent=(0, len(x) / rate, 0, rate / 2000))
+        ax.set(title=title, xlabel="time (s)")
+    axes[0].set_ylabel("frequency (kHz)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

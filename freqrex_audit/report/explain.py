@@ -22,6 +22,10 @@ WHAT = {
     "composition": "Whether sufficient signals of one class, averaged together, are still that class.",
     "transferability": "Whether this model's sufficient signals keep their class on the peer models (α), "
                        "and whether it is a flat-earther (neither gives nor takes explanations).",
+    "explainers": "Another explainer (L-MAC, latent space, or FreqReX's sufficient set) run on the clips: what it "
+                  "kept, what that sounds like, and how faithful it is (AI, AD, AG, FF, Fid-In).",
+    "faithfulness": "How faithful an explainer's kept part is: played alone it should keep the model's decision "
+                    "(low AD, high Fid-In), and the clip without it should lose it (high FF).",
 }
 
 NEXT = {
@@ -43,6 +47,12 @@ NEXT = {
                    "unrelated cues; collect more varied clips of it.",
     "transferability": "This model's cues differ from its peers': compare its Figure 2 with theirs; a "
                        "flat-earther usually keys on an artefact, so retrain with augmentation.",
+    "explainers": "The method could not run on this model (the message says why): gradient methods need a "
+                  "Python torch model, L-MAC needs explainers.train clips, the latent method a codec at the "
+                  "model's rate.",
+    "faithfulness": "Listen to the kept and removed signals in the report: an unfaithful explainer keeps parts "
+                    "the model does not use. Retrain the L-MAC decoder on more clips (explainers.train), raise "
+                    "explainers.latent.keep, or gate a method that is faithful on this model.",
 }
 
 RATE_WORDS = {
@@ -51,6 +61,7 @@ RATE_WORDS = {
     "int16_survival_rate": "keep their flip after saving as 16-bit audio",
     "rate_256": "flip with 256-sample frames", "rate_512": "flip with 512-sample frames",
     "rate_1024": "flip with 1024-sample frames",
+    "ai": "gain confidence on the explainer's kept part", "fid_in": "keep their label on the explainer's kept part",
 }
 
 
@@ -69,8 +80,9 @@ def _why_rate(gate: dict, context: dict) -> str:
         words = RATE_WORDS.get(metric, metric.replace("_", " "))
         snr = context.get("min_snr_db")
         quiet = f" at ≥ {fmt_snr(snr)} SNR" if snr is not None and metric != "raw_success_rate" else ""
-        head = f"{k} of {n} clips {words}{quiet}"
-        need = f"the spec allows ≤ {fmt_threshold_pct(threshold)} ({limit} of {n})"
+        head = f"{k} of {n} clips {words}{quiet if gate.get('check') != 'faithfulness' else ''}"
+        need = (f"the spec allows ≤ {fmt_threshold_pct(threshold)} ({limit} of {n})" if op == "<=" else
+                f"the spec needs ≥ {fmt_threshold_pct(threshold)} ({limit} of {n})")
     text = f"{head}; {need}."
     if gate.get("compared"):
         text += (f" The gate compares the {gate['compared']} ({fmt_percent(gate.get('value'), 0)}), so a small "
@@ -97,7 +109,7 @@ def explain_gate(gate: dict, context: dict | None = None) -> dict[str, str]:
 
 def _why_failed(gate: dict, context: dict) -> str:
     metric = str(gate.get("metric") or "").replace(" (per clip)", "")
-    if gate.get("n") and not is_missing(gate.get("threshold")):
+    if gate.get("n") and "k" in gate and not is_missing(gate.get("threshold")):
         return _why_rate(gate, context)
     failing: list[tuple[str, object]] = context.get("failing_clips") or []
     if failing:

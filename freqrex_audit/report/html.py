@@ -26,6 +26,7 @@ from .cards import AudioBudget, flipped, pick_cards, sample_card
 from .composites import SidecarLinks, composites_view
 from .decision import NOT_RUN_TEXT, card_backlinks, gate_rows, item_key, not_run, outcome_of, spec_rows
 from .tables import TABLE3, as_array, metric_columns, stft_names
+from .explainers import explainers_view
 from .format import fmt_bins, fmt_count, fmt_number, fmt_op, fmt_percent, fmt_rate, fmt_share, fmt_snr
 
 __all__ = ["render_report", "render_index", "render_run", "load_results", "MAX_AUDIO_BYTES", "MAX_SAMPLE_CARDS"]
@@ -55,7 +56,8 @@ def build_anchors(specs: dict[str, dict], has_transfer: bool) -> dict:
     sections, clips, flips = {}, {}, {}
     for i, (name, spec) in enumerate(specs.items(), 1):
         sections[name] = {part: f"{part}-{i}" for part in
-                          ("spec", "table1", "table2", "composites", "attacks", "fig2", "fig3", "inverse", "clips")}
+                          ("spec", "table1", "table2", "composites", "attacks", "fig2", "fig3", "inverse", "clips",
+                           "explainers")}
         samples = spec.get("samples") or []
         clips[name] = {s["id"]: f"clip-{i}-{j}" for j, s in enumerate(samples, 1)}
         flips[name] = [s["id"] for s in samples if flipped(s)]
@@ -158,7 +160,7 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
                    "flipped": flipped(s), "attack": s.get("fourier_attack"),
                    "gates": backlinks.get((name, s["id"]), [])} for s in samples],
         "cards": cards, "cards_left_out": len(analysed) - len(cards), "max_cards": max_cards,
-        "timing": timing,
+        "timing": timing, "explainers": explainers_view(spec, arrays, budget, ids["explainers"], timing),
     }
 
 

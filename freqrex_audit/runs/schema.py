@@ -78,6 +78,16 @@ _ATTACK = {"type": ["object", "null"],
            "properties": {"success": {"type": "boolean"}, "new_label": _INT_OR_NULL, "snr_db": _NUM,
                           "adversarial": _ARRAY_REF_OR_NULL, "n_frequencies": _INT_OR_NULL,
                           "coverage": _OBJ_OR_NULL}}
+_MASK = {"anyOf": [{"type": "null"}, {"type": "object"}, {"type": "array"}]}  # boolean: inline or in the .npz
+_METHOD = {"type": "object", "required": ["method", "available"],
+           "properties": {"method": _STR, "available": {"type": "boolean"}, "reason": _STR_OR_NULL,
+                          "representation": _STR, "target": _INT_OR_NULL, "target_label": _STR_OR_NULL,
+                          "labels": {"type": "array", "items": _STR}, "mask": _MASK, "kept": _ARRAY_REF_OR_NULL,
+                          "removed": _ARRAY_REF_OR_NULL, "probs": _ARRAY_REF_OR_NULL,
+                          "faithfulness": {"type": "object", "additionalProperties": _NUM},
+                          "kept_share": _NUM, "energy_share": _NUM, "queries": _INT, "gradient_calls": _INT,
+                          "seed": _INT, "details": _OBJ}}
+"""One explainer's result on one clip (engine.methods.MethodExplanation)."""
 _SAMPLE = {"type": "object", "required": ["id", "status"],
            "properties": {"id": _STR, "path": _STR, "label": _STR_OR_NULL,
                           "status": {"enum": ["ok", "misclassified", "skipped", "error"]},
@@ -93,7 +103,8 @@ _SAMPLE = {"type": "object", "required": ["id", "status"],
                                                          "snr_db": _NUM, "queries": _INT, "budget": _INT}},
                           "robustness": {"type": ["object", "null"],
                                          "properties": {"snr_db": _NUM, "method": _STR,
-                                                        "defect": _STR_OR_NULL}}}}
+                                                        "defect": _STR_OR_NULL}},
+                          "methods": {"type": ["object", "null"], "additionalProperties": _METHOD}}}
 _NUMBERS = {"type": "array", "items": _NUM}
 _TABLES = {"type": "object", "properties": {
     "sufficiency_by_class": {"type": "object", "additionalProperties": {"type": "object",
@@ -104,7 +115,13 @@ _TABLES = {"type": "object", "properties": {
         "stft": {"type": "object", "properties": {
             "frame_sizes": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 10 ** 6}},
             "counts": {"type": "object", "additionalProperties": {"type": "array", "items": _INT,
-                                                                   "maxItems": 2}}}}}}}}
+                                                                   "maxItems": 2}}}}}},
+    "explainers": {"type": "object", "additionalProperties": {"type": "object", "required": ["n"], "properties": {
+        "n": _INT, "not_measured": _INT, "errored": _INT, "reason": _STR_OR_NULL, "kept_share": _NUM, "energy_share": _NUM,
+        "queries": _NUM, "gradient_calls": _NUM, "seconds": _NUM,
+        **{m: {"type": "object", "properties": {"value": _NUM, "k": _INT_OR_NULL, "n": _INT_OR_NULL,
+                                                "low": _NUM, "high": _NUM}}
+           for m in ("ai", "ad", "ag", "ff", "fid_in")}}}}}}
 _FIGURES = {"type": "object", "properties": {
     "class_responsibility": {"type": "object", "additionalProperties": {
         "type": "object", "required": ["hz", "value"], "properties": {"hz": _NUMBERS, "value": _NUMBERS}}},
@@ -137,7 +154,9 @@ _SPEC = {"type": "object", "required": ["verdicts"],
                                                  "per metric'); clips: the measured clips behind it, attempted and "
                                                  "errored: the clips the audit tried and saw error"},
                         "transferability": _OBJ_OR_NULL,
-                        "composition": _OBJ_OR_NULL, "waveforms": _WAVEFORMS}}
+                        "composition": _OBJ_OR_NULL, "waveforms": _WAVEFORMS,
+                        "explainers": {"type": ["object", "null"], "properties": {
+                            "methods": {"type": "array", "items": _STR}}}}}
 _RUN = {"type": "object",
         "properties": {"seed": _INT_OR_NULL, "device": _STR_OR_NULL, "commit": _STR_OR_NULL,
                        "verdict": {"enum": list(EXIT_CODES)},  # the run verdicts
@@ -156,7 +175,7 @@ _WORK = {"type": "object", "required": ["seconds", "queries"],
 _SPEC_TIMING = {"type": "object", "required": ["seconds", "queries"], "properties": {
     "seconds": _NUM, "queries": _INT, "queries_by_phase": {"type": "object", "additionalProperties": _INT},
     "calls": _INT, "mean_clips_per_call": _NUM,
-    "cache": _OBJ, "samples": _OBJ,
+    "cache": _OBJ, "samples": _OBJ, "explainers": {"type": "array", "items": _STR},
     "peers": {"type": "object", "additionalProperties": _WORK,
               "description": "work done for transferability on peers computed inside this spec's run: never "
                              "part of this spec's own seconds / queries / cache"}}}

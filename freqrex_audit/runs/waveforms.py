@@ -1,7 +1,8 @@
 """The run folder's waveform sidecar: the exact signals the audit measured, as files a user can replay.
 
 Beside ``results.json`` the run writes ``waveforms/<spec>/``: for every analysed clip its sufficient,
-minimal, necessary and complete signals (``NNN-<clip>-<kind>.wav``) and, when composition ran, each
+minimal, necessary and complete signals (``NNN-<clip>-<kind>.wav``), the kept signal of every other explainer
+the spec ran (``NNN-<clip>-<method>-kept.wav``: L-MAC, latent) and, when composition ran, each
 class's composite (``class-<label>-composite.wav``). The files are WAV with IEEE float32 samples, mono:
 the very float32 arrays the model was asked about (``Explanation.signal``; the composite of
 ``engine.composition.compose``), with no quantisation — a 16-bit file would change the numbers (the
@@ -92,6 +93,21 @@ def _clip_files(spec: dict, arrays: dict, folder: str) -> Iterator[tuple[str, st
                      "fragile": list((getattr(exp, "fragile", None) or {}).get(kind, ()))}
             yield sample["id"], kind, {"index": index, "label": exp.target_label, "sample_rate": exp.sample_rate,
                                        "n_samples": int(len(exp.waveform)), "total_bins": int(exp.n_bins)}, entry, data
+        for method, result in sorted((sample.get("methods") or {}).items()):  # the other explainers' kept parts
+            kept = from_jsonable(result.get("kept"), arrays) if result.get("available") else None
+            if kept is None:
+                continue
+            data = wav_bytes(kept, exp.sample_rate)
+            stem = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", str(sample["id"]))
+            probs = from_jsonable(result.get("probs"), arrays)
+            entry = {"path": f"{folder}/{index:03d}-{_safe(stem, 'clip')}-{_safe(method, 'method')}-kept.wav",
+                     "sha256": sha256_of(data), "sample_rate": exp.sample_rate, "bins": None,
+                     "confidence": None if probs is None else float(np.asarray(probs)[1][result["target"]]),
+                     "fragile": []}
+            yield sample["id"], f"{method}-kept", {"index": index, "label": exp.target_label,
+                                                   "sample_rate": exp.sample_rate,
+                                                   "n_samples": int(len(exp.waveform)),
+                                                   "total_bins": int(exp.n_bins)}, entry, data
 
 
 def _class_files(spec: dict, arrays: dict, folder: str) -> Iterator[tuple[str, dict, bytes | None]]:

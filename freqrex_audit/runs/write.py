@@ -78,6 +78,8 @@ def _sample_dict(index: int, record: Any, name: str, arrays: dict) -> dict:
         "peer_attack": record.peer.to_dict(arrays, f"{base}.peer_attack", timings=False) if record.peer else None,
         "robustness": record.robustness,
         "verification": record.verification,
+        "methods": ({name: m.to_dict(arrays, f"{base}.methods.{name}", timings=False)
+                     for name, m in record.methods.items()} if record.methods else None),
     }
 
 
@@ -90,6 +92,8 @@ def _sample_timing(record: Any) -> dict:
                         ("peer_attack", record.peer)):
         if value is not None:
             out[name] = round(value.seconds, 6)
+    if record.methods:
+        out["methods"] = {name: round(m.seconds, 6) for name, m in sorted(record.methods.items())}
     return out
 
 
@@ -130,6 +134,7 @@ def spec_part(result: SpecResult, prefix: str | None = None, arrays: dict | None
         "transferability": to_jsonable(result.transferability) if result.transferability is not None else None,
         "composition": (to_jsonable(result.composition, arrays, f"{name}.composition")
                         if result.composition is not None else None),
+        "explainers": _explainers_section(result),
     }
     return {
         "name": name, "section": to_jsonable(section), "gates": to_jsonable(gates_of(result, prefix)),
@@ -138,9 +143,21 @@ def spec_part(result: SpecResult, prefix: str | None = None, arrays: dict | None
                    "queries_by_phase": result.queries_by_phase, "cache": result.cache_stats,
                    "samples": {r.sample.id: t for r in result.samples if (t := _sample_timing(r))},
                    "peers": {peer: {**work, "seconds": round(work["seconds"], 3)}
-                             for peer, work in sorted(result.peer_work.items())}},
+                             for peer, work in sorted(result.peer_work.items())},
+                   **({"explainers": list(result.explainer_notes)} if result.explainer_notes else {})},
         "trust_remote_code": result.spec.trust_remote_code,
     }
+
+
+def _explainers_section(result: SpecResult) -> dict | None:
+    """The spec's explainer settings (None without ``explainers:``). Where the decoder came from (shipped,
+    cached, trained) is a fact about this run, so it is in ``timings.per_spec.<spec>.explainers``."""
+    settings = result.spec.explainers
+    if settings is None:
+        return None
+    return {"methods": list(settings.methods), "train": str(settings.train) if settings.train else None,
+            "clips": settings.clips, "lmac": settings.lmac.to_dict(), "layer": settings.layer,
+            "latent": settings.latent.to_dict()}
 
 
 def _commit() -> str | None:

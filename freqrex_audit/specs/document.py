@@ -7,141 +7,35 @@ checked by ``specs.py`` after this. Every section forbids unknown keys; a value 
 as written (YAML ``1`` is no boolean, ``"3"`` no integer). Defaults shown are the engine's own.
 
 Adding a key: add one annotated field to the section below (``new_key: Integer(1) = Field(X.new_key,
-description=...)``); tests/test_schema.py fails while an engine config field has no spec field.
+description=...)``); tests/test_schema.py fails while an engine config field has no spec field. The value
+types and the Section and Check bases are in :mod:`freqrex_audit.specs.fields`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, ClassVar, Literal, Optional
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic import ConfigDict, Field, model_validator
 
 from ..engine import AttackConfig, FreqReXConfig, STFTAttackConfig
 from ..engine.attacks import ATTACK_POOLS
 from ..engine.explain import MAX_PARTS
+from ..engine.latent import LatentConfig
+from ..engine.lmac import LMACConfig
+from ..engine.methods import METHODS
 from ..engine.responsibility import CONVERGENCE_RULES
-from ..audio.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from .fields import (Check, FrameSize, Integer, Labels, Margin, Positive, Range, Rate, Rule, SampleRate, Section,
+                     SpecName, Target, Text, _repeated, _setting, problem)
 
 MODEL_TYPES = ("transformers", "torchscript", "onnx", "tflite", "callable")
 OUTPUT_CHOICES = ("probabilities", "logits", "log_probabilities", "probs")
-NAME_MAX = 100
-"""A spec name becomes file and folder names: at most this many characters."""
 MAX_ATTACK_SCALE = 1000.0
 """A bin scaled by more than this (+60 dB) is no longer a perturbation; the float32 waveform would overflow."""
 
 FX, AX, SX = FreqReXConfig(), AttackConfig(), STFTAttackConfig()  # the engine's defaults, shown in the schema
-
-
-def problem(text: str) -> PydanticCustomError:
-    """A validation error whose message is already in the user's words (``specs.py`` shows it as is)."""
-    return PydanticCustomError("spec", "{problem}", {"problem": text})
-
-
-class Rule:
-    """A check run after the type check, with its own message, and what it adds to the JSON Schema."""
-
-    def __init__(self, test: Callable[[Any], str | None], schema: dict | None = None):
-        self.test, self.schema = test, schema or {}
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
-
-    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict:
-        return {**handler(schema), **self.schema}
-
-    def _check(self, value: Any) -> Any:
-        failed = self.test(value)
-        if failed:
-            raise problem(failed)
-        return value
-
-
-def _g(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def Range(low: float, high: float | None = None, open_low: bool = False) -> Rule:
-    """``low ≤ v ≤ high`` (``low < v`` when ``open_low``; no upper bound without ``high``)."""
-    def test(v: Any) -> str | None:
-        if high is not None and not low <= v <= high:
-            return f"must be in [{_g(low)}, {_g(high)}], got {_g(v)}"
-        if v < low or (open_low and v == low):
-            return f"must be {'>' if open_low else '≥'} {_g(low)}, got {_g(v)}"
-        return None
-    schema = {"exclusiveMinimum" if open_low else "minimum": low, **({"maximum": high} if high is not None else {})}
-    return Rule(test, schema)
-
-
-def Integer(minimum: int, maximum: int | None = None) -> Any:
-    return Annotated[int, Range(minimum, maximum)]
-
-
-SampleRate = Integer(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
-"""A rate in Hz within what audio files may have (a rate of 10⁹ would resample a 1-s clip to 4 GB)."""
-
-
-def _repeated(labels: list[str]) -> str | None:
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
-    return f"labels must be unique; repeated: {', '.join(map(repr, repeated))}" if repeated else None
-
-
-NAME_RULE = (f"must be 1-{NAME_MAX} letters, digits, '.', '_' or '-' (not starting with '.'), so it is a valid "
-             f"file name everywhere")
-
-
-def name_ok(name: str) -> bool:
-    """A name usable as a file name everywhere: 1-NAME_MAX of ``[A-Za-z0-9._-]``, not starting with '.'."""
-    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
-    return 0 < len(name) <= NAME_MAX and not name.startswith(".") and set(name) <= allowed
-
-
-def kind(value: Any) -> str:
-    """A value's type and a short excerpt: an error never echoes a whole file that was read as a string."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, (dict, list)):
-        return type(value).__name__
-    shown = repr(value)
-    return f"{type(value).__name__} {shown}" if len(shown) <= 60 else f"a {type(value).__name__} of {len(shown)} characters"
-
-
-Text = Annotated[str, Field(min_length=1)]
-Rate = Annotated[float, Range(0.0, 1.0)]
-Positive = Annotated[float, Range(0.0, open_low=True)]
-Margin = Annotated[float, Range(0.0, 0.99)]
-SpecName = Annotated[str, Rule(lambda v: None if name_ok(v) else NAME_RULE + f"; got {kind(v)}",
-                               {"pattern": r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$", "maxLength": NAME_MAX})]
-Target = Annotated[str, Rule(lambda v: None if ":" in v else f"must look like 'package.module:factory', got {kind(v)}",
-                             {"pattern": ":"})]
-Labels = Annotated[list[Text], Rule(_repeated, {"uniqueItems": True})]
-FrameSize = Annotated[int, Range(4), Rule(lambda v: None if v % 4 == 0 else
-                                          f"must be a multiple of 4 (hop = frame/4), got {v}", {"multipleOf": 4})]
-
-
-def _extend_schema(schema: dict, cls: type) -> None:
-    cls.extend_schema(schema)
-
-
-class Section(BaseModel):
-    """A mapping in the spec: unknown keys are errors, values strictly typed, an empty (null) section is {}."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True,
-                              json_schema_extra=_extend_schema)
-
-    @classmethod
-    def extend_schema(cls, schema: dict) -> None:
-        """What the JSON Schema must say beyond the fields: a section that loads when left empty may be null."""
-        try:
-            cls.model_validate(None)
-        except ValueError:
-            return
-        schema["type"] = ["object", "null"]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_empty(cls, data: Any) -> Any:
-        return {} if data is None else data
+LX, TX = LMACConfig(), LatentConfig()
+DEFAULT_CODEC = "zoo://instruments/codec"
+"""The latent explainer's codec when a spec names none: the zoo's small EnCodec (instruments/codec)."""
 
 
 # --- model, dataset ------------------------------------------------------------------------------------
@@ -286,42 +180,60 @@ class STFTAttackSection(Section):
     batch_size: Optional[Integer(1)] = Field(SX.batch_size, description="queries per model call (null: the model's)")
 
 
-# --- checks ---------------------------------------------------------------------------------------------
+# --- other explainers (L-MAC, latent space) ---------------------------------------------------------------
 
-class Check(Section):
-    """Settings every check takes. ``gates``: settings of which one must be given, or the check makes no item."""
+class LMACSection(Section):
+    """L-MAC's decoder and its training (the engine's LMACConfig); ``layer`` for plain torch models."""
 
+    steps: Integer(1) = Field(LX.steps, description="training steps")
+    batch: Integer(1) = Field(LX.batch, description="clips per training step")
+    lr: Positive = Field(LX.lr, description="Adam learning rate")
+    l1: Annotated[float, Range(0.0)] = Field(LX.l1, description="λ: weight of the mask's mean (smaller masks)")
+    out_weight: Annotated[float, Range(0.0)] = Field(LX.out_weight, description="β: weight of the masked-out term")
+    guidance_steps: Integer(0) = Field(LX.guidance_steps, description="steps of the guidance fine-tuning (0: none)")
+    guidance: Annotated[float, Range(0.0)] = Field(LX.guidance, description="γ: weight of the guidance term")
+    threshold: Annotated[float, Range(0.0, 1.0)] = Field(LX.threshold, description="the binary mask keeps cells "
+                                                                                    "above this")
+    frame_size: FrameSize = Field(LX.frame_size, description="STFT frame of the mask (hop frame/4)")
+    width: Integer(1) = Field(LX.width, description="decoder channels")
+    bands: Integer(1) = Field(LX.bands, description="mask rows before interpolation to the STFT's bins")
+    seed: Integer(0) = Field(LX.seed, description="decoder initialisation and training batches")
+    layer: Text = Field(None, description="torch module models: the layer (dotted name) whose output the decoder "
+                                          "reads (default: the module's second-to-last child)")
+
+
+class LatentSection(Section):
+    """Latent-space explanations through a codec (the engine's LatentConfig)."""
+
+    codec: Text = Field(DEFAULT_CODEC, description="an EnCodec save_pretrained folder (relative to the spec), "
+                                                   "zoo://instruments/codec or hf://org/name from the local cache")
+    keep: Annotated[float, Range(0.0, 1.0, open_low=True)] = Field(TX.keep, description="share of latent features kept")
+    ig_steps: Integer(2) = Field(TX.ig_steps, description="Integrated Gradients steps (gradient calls per clip)")
+    ig_batch: Integer(1) = Field(TX.ig_batch, description="IG steps per backward batch")
+    seed: Integer(0) = Field(TX.seed, description="the noise that replaces the other features")
+
+
+class ExplainersSection(Section):
+    """Other explainers run on the audited clips and judged by the same faithfulness numbers as FreqReX.
+
+    ``explainers: [freqrex, lmac, latent]`` is short for ``explainers: {methods: [...]}``."""
+
+    methods: Annotated[list[Literal[METHODS]], Rule(_repeated, {"uniqueItems": True})] = Field(
+        min_length=1, description="methods to run: freqrex (its sufficient set), lmac, latent")
+    train: Text = Field(None, description="clips L-MAC's decoder trains on: a folder of class folders or a CSV, "
+                                          "relative to the spec, or zoo://task/name; never the audited clips "
+                                          "(needed unless the zoo ships a decoder for this model)")
+    clips: Integer(1) = Field(None, description="run the methods on at most this many of the audited clips")
+    lmac: LMACSection = Field(default_factory=LMACSection, description="L-MAC settings")
+    latent: LatentSection = Field(default_factory=LatentSection, description="latent-space settings")
+
+    @model_validator(mode="before")
     @classmethod
-    def extend_schema(cls, schema: dict) -> None:
-        super().extend_schema(schema)
-        if cls.gates:
-            schema["anyOf"] = [{"required": [gate]} for gate in cls.gates]
-    gates: ClassVar[tuple[str, ...]] = ()
-    on_unmeasured: Literal["fail", "skip"] = Field("fail", description="an item its clips could not measure fails "
-                                                                       "or is skipped")
-    min_clips: Integer(1) = Field(None, description="fewest measured clips a rate needs (default 2)")
-    min_measured: Annotated[float, Range(0.01, 1.0)] = Field(
-        None, description="share of the attempted clips an aggregate gate needs measured (default 1: all); "
-                          "errored clips and attacks that did not cover their search count as not measured")
-    confidence: Annotated[float, Range(0.5, 0.999)] = Field(
-        None, description="compare a rate's Wilson bound at this confidence instead of its point")
-    expect: Literal["pass", "fail"] = Field(
-        None, description="fail: a known weakness. The check's failed items are XFAIL (expected; the run stays "
-                          "green) and, strictly, if none of them fails its passed items fail (the weakness is "
-                          "gone: remove expect). Not measured stays not measured. Default pass")
-
-    @model_validator(mode="after")
-    def _has_a_gate(self) -> "Check":
-        if self.gates and not set(self.gates) & self.model_fields_set:
-            raise problem(f"sets no gate, so it would make no test item: give one of {', '.join(self.gates)}"
-                          + (" (the attack budget belongs under attack.budget)" if "budget" in self.model_fields_set
-                             else ""))
-        return self
+    def _list_is_methods(cls, data: Any) -> Any:
+        return {"methods": data} if isinstance(data, list) else data
 
 
-def _setting(text: str) -> Any:
-    return Field(None, description=text)
-
+# --- checks ---------------------------------------------------------------------------------------------
 
 class AccuracyCheck(Check):
     """Share of clips the model classifies correctly."""
@@ -421,6 +333,20 @@ class TransferabilityCheck(Check):
         return self
 
 
+class FaithfulnessCheck(Check):
+    """How faithful an explainer's kept part is to the model (AI, AD, AG, FF, Fid-In over the clips)."""
+
+    gates: ClassVar = ("min_ff", "min_ai", "max_ad", "min_ag", "min_fid_in")
+    method: Union[Literal[METHODS], Annotated[list[Literal[METHODS]], Field(min_length=1)]] = Field(
+        description="the method gated (or a list: one item per method, the same gates)")
+    min_ff: Annotated[float, Range(-1.0, 1.0)] = _setting("[method]: lowest mean faithfulness on spectra "
+                                                          "(p − p_removed)")
+    min_ai: Rate = _setting("[method]: lowest share of clips whose kept part raises the confidence (a rate)")
+    max_ad: Rate = _setting("[method]: highest mean relative drop of confidence on the kept part")
+    min_ag: Rate = _setting("[method]: lowest mean relative gain of confidence on the kept part")
+    min_fid_in: Rate = _setting("[method]: lowest share of clips whose kept part keeps the label (a rate)")
+
+
 class Checks(Section):
     """The checks to run; each makes test items. A check given as null takes its defaults."""
 
@@ -433,6 +359,7 @@ class Checks(Section):
     stft_attack: Optional[STFTAttackCheck] = None
     composition: Optional[CompositionCheck] = None
     transferability: Optional[TransferabilityCheck] = None
+    faithfulness: Optional[FaithfulnessCheck] = None
 
     @classmethod
     def extend_schema(cls, schema: dict) -> None:
@@ -461,6 +388,8 @@ class SpecDocument(Section):
     freqrex: FreqrexSection = Field(default_factory=FreqrexSection, description="FreqReX explanation settings")
     attack: AttackSection = Field(default_factory=AttackSection, description="Fourier attack settings")
     stft_attack: STFTAttackSection = Field(default_factory=STFTAttackSection, description="STFT attack settings")
+    explainers: ExplainersSection = Field(None, description="other explainers (L-MAC, latent space) run and "
+                                                             "judged beside FreqReX")
     checks: Checks = Field(default_factory=Checks, description="the gates")
     peers: Optional[list[Text]] = Field(None, description="other specs (name or file stem, same folder) for "
                                                           "transferability")

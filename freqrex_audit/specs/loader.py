@@ -22,14 +22,17 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..engine import AttackConfig, FreqReXConfig, Mutation, STFTAttackConfig
+from ..engine.latent import LatentConfig
+from ..engine.lmac import LMACConfig
 from ..runtime.paths import allowed_roots, outside_roots, shown_spec
 from .discovery import SPEC_DIRS, SPEC_SUFFIXES, find_peer, find_specs, in_spec_dir, spec_dirs_from_ini
-from .document import (CHECK_MODELS, MAX_ATTACK_SCALE, MODEL_TYPES, NAME_MAX, NAME_RULE, OUTPUT_CHOICES,
-                       AttackSection, Check, DatasetSection, FreqrexSection, ModelSection, SpecDocument,
-                       STFTAttackSection, Window, kind, name_ok)
+from .document import (CHECK_MODELS, MAX_ATTACK_SCALE, MODEL_TYPES, OUTPUT_CHOICES, AttackSection, Check,
+                       DatasetSection, ExplainersSection, FreqrexSection, ModelSection, SpecDocument,
+                       STFTAttackSection, Window)
+from .fields import NAME_MAX, NAME_RULE, kind, name_ok
 from .safe_yaml import MAX_SPEC_BYTES, MAX_SPEC_VALUES, SpecError, key_line, read_spec_document, yaml_load
 
-__all__ = ["Spec", "DatasetSpec", "SpecError", "load_spec", "find_specs", "find_peer", "in_spec_dir",
+__all__ = ["Spec", "DatasetSpec", "ExplainerSettings", "SpecError", "load_spec", "find_specs", "find_peer", "in_spec_dir",
            "spec_dirs_from_ini", "yaml_load", "CHECKS", "SPEC_SUFFIXES", "SPEC_DIRS",
            # the key tables and limits, as before the split (tests fuzz every key)
            "TOP_KEYS", "MODEL_KEYS", "WINDOW_KEYS", "DATASET_KEYS", "ATTACK_KEYS", "STFT_KEYS", "FREQREX_KEYS",
@@ -74,6 +77,18 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True)
+class ExplainerSettings:
+    """The other explainers a spec runs (``explainers:``, plus any method ``checks.faithfulness`` gates)."""
+
+    methods: tuple[str, ...]
+    train: Path | None = None  # clips L-MAC's decoder trains on (None: a decoder the zoo ships, if any)
+    clips: int | None = None  # at most this many audited clips get the methods
+    lmac: LMACConfig = LMACConfig()
+    layer: str | None = None  # torch module models: the layer L-MAC's decoder reads
+    latent: LatentConfig = LatentConfig()  # latent.codec: a resolved folder, or hf://org/name
+
+
+@dataclass(frozen=True)
 class Spec:
     """A validated model spec. ``model`` is a dict for :func:`freqrex_audit.load_classifier`."""
 
@@ -90,6 +105,7 @@ class Spec:
     peers: tuple[str, ...] = ()
     trust_remote_code: bool = False
     timeout_s: float = 600.0  # seconds one model call (one batch of queries) may take; then the model is hung
+    explainers: ExplainerSettings | None = None  # L-MAC / latent / FreqReX-as-a-method, judged by faithfulness
 
     @property
     def needs_stft(self) -> bool:
@@ -199,8 +215,24 @@ class _Loader:
             attack=self._attack(doc.attack, checks.get("fourier_attack", {}).get("budget")),
             stft_attack=self._config("stft_attack", STFTAttackConfig, _tuples(doc.stft_attack.model_dump(exclude_unset=True))),
             checks=checks, peers=tuple(doc.peers or ()), trust_remote_code=doc.model.trust_remote_code,
-            timeout_s=doc.model.timeout_s,
+            timeout_s=doc.model.timeout_s, explainers=self._explainers(doc.explainers, checks.get("faithfulness"), base),
         )
+
+    def _explainers(self, section: ExplainersSection | None, gate: dict | None, base: Path) -> ExplainerSettings | None:
+        """The methods listed and the ones ``checks.faithfulness`` gates (a gate needs its method run)."""
+        gated = [] if not gate else [gate["method"]] if isinstance(gate["method"], str) else list(gate["method"])
+        if section is None and not gated:
+            return None
+        section = section or ExplainersSection(methods=gated)
+        methods = tuple(dict.fromkeys([*section.methods, *gated]))
+        train = self.path(section.train, "explainers.train", base, "training clips") if section.train else None
+        codec = section.latent.codec
+        if "latent" in methods and not codec.startswith("hf://"):
+            codec = str(self.path(codec, "explainers.latent.codec", base, "codec folder"))
+        lmac = section.lmac.model_dump(exclude={"layer"})
+        latent = {**section.latent.model_dump(), "codec": codec}
+        return ExplainerSettings(methods=methods, train=train, clips=section.clips, lmac=LMACConfig(**lmac),
+                                 layer=section.lmac.layer, latent=LatentConfig(**latent))
 
     def _model(self, model: ModelSection, base: Path) -> dict:
         """The loader's dict: the keys given (``path`` resolved), ``window`` complete, ``timeout_s`` always."""
