@@ -134,7 +134,7 @@ def _fewest(attack, quiet: bool) -> int:
     """The fewest frequencies of any verified-search flip on this clip (quiet ones only with ``quiet``): the
     returned flip is the quietest, which may mutate more bins than another flip the search also found. Attacks
     saved before #29 know only their returned flip."""
-    fewest = getattr(attack, "fewest_quiet_frequencies" if quiet else "fewest_frequencies", None)
+    fewest = attack.fewest_quiet_frequencies if quiet else attack.fewest_frequencies
     return int(fewest or attack.n_frequencies or 0)
 
 

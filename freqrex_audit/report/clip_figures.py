@@ -21,6 +21,15 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: str | Path, dpi: int) -> Path:
+    """Write ``fig`` as ``path`` (its folder made) and free it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
 def explanation_figure(exp: Explanation, path: str | Path, title: str | None = None) -> Path:
     """Four panels: the signal, responsibility over Hz, the subsets' bins, the reconstructed sufficient signal."""
     plt = _pyplot()
@@ -48,11 +57,7 @@ def explanation_figure(exp: Explanation, path: str | Path, title: str | None = N
         axes[3].plot(t, sufficient, lw=0.6, color=COLOURS["sufficient"], label="sufficient")
         axes[3].legend(loc="upper right", frameon=False)
     axes[3].set(title="sufficient signal (reconstructed)", xlabel="time (s)", ylabel="amplitude")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def attack_figure(x: np.ndarray, attack: FourierAttack | STFTAttack, path: str | Path, labels: list[str]) -> Path:
@@ -68,11 +73,7 @@ def attack_figure(x: np.ndarray, attack: FourierAttack | STFTAttack, path: str |
             ax.specgram(signal, NFFT=nfft, Fs=rate, noverlap=nfft * 3 // 4)
         ax.set(title=name, ylabel="frequency (Hz)")
     axes[1].set_xlabel("time (s)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def stft_db(x: np.ndarray, rate: int) -> np.ndarray:
@@ -97,8 +98,4 @@ def kept_figure(x: np.ndarray, kept: np.ndarray, rate: int, method: str, path: s
                   extent=(0, len(x) / rate, 0, rate / 2000))
         ax.set(title=title, xlabel="time (s)")
     axes[0].set_ylabel("frequency (kHz)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=90)
