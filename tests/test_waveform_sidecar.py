@@ -210,3 +210,60 @@ def test_a_symlink_in_the_sidecar_folder_is_not_followed(tmp_path):
     (tmp_path / "secret.txt").write_text("secret")
     (tmp_path / "waveforms" / "s" / "a.wav").symlink_to(tmp_path / "secret.txt")
     assert "missing" in file_problem(tmp_path, {"path": "waveforms/s/a.wav", "sha256": "0" * 64})
+
+
+def test_a_rebuild_that_differs_from_the_audited_signal_says_so_and_is_never_handed_out(runs, tmp_path, monkeypatch,
+                                                                                          capsys):
+    """Another CPU, torch or thread count can round the irfft differently: simulated by a synthesis one float32
+    step off. The rebuilt bytes then miss the recorded sha256, and every reader says so instead of using them."""
+    import importlib
+
+    explain_module = importlib.import_module("freqrex_audit.engine.explain")  # the module, not engine.explain()
+
+    cold, _ = runs
+    folder = tmp_path / "run"
+    folder.mkdir()
+    shutil.copy(cold, folder / "results.json")
+    shutil.copy(cold.with_suffix(".npz"), folder / "results.npz")
+    entry = next(c["signals"]["sufficient"] for c in _section(cold)["waveforms"]["clips"].values())
+    exact = RunSignals(folder).load(entry)  # this machine, the writer's thread count: the audited bytes
+
+    synthesis = explain_module.subset_signal
+    monkeypatch.setattr(explain_module, "subset_signal",
+                        lambda *a, **k: np.nextafter(synthesis(*a, **k), np.float32(np.inf)).astype(np.float32))
+    problem = RunSignals(folder).problem(entry)
+    assert problem and "rebuilt on this machine; differs from the audited signal" in problem
+    with pytest.raises(SidecarError, match="differs from the audited signal"):
+        rebuild_spectra(folder)
+    assert main(["spectra", str(folder)]) == 2 and "differs from the audited signal" in capsys.readouterr().err
+    assert main(["waveforms", str(folder)]) == 1 and not list(folder.rglob("*-sufficient.wav"))
+    html = render_report(folder / "results.json", max_sample_cards=1).read_text()
+    assert "rebuilt on this machine; differs from the audited signal" in html  # the link says why, no href
+    assert not list(folder.rglob("*-sufficient.wav"))
+
+    monkeypatch.setattr(explain_module, "subset_signal", synthesis)  # this machine again: the audited signal
+    assert np.array_equal(RunSignals(folder).load(entry), exact) and rebuild_spectra(folder)
+
+
+def test_the_ranking_is_rebuilt_from_the_responsibility_and_a_differing_rebuild_is_named(runs, monkeypatch):
+    import freqrex_audit.engine.subsets as subsets
+    from freqrex_audit.runs.packing import MEMBER, unpack
+
+    cold, _ = runs
+    with np.load(cold.with_suffix(".npz"), allow_pickle=False) as npz:
+        stored = {k: npz[k] for k in npz.files}
+    rankings = [k for k in npz_arrays(cold) if k.endswith(".explanation.ranking")]
+    assert rankings and MEMBER in stored and not any(k in stored for k in rankings)  # none stored: rebuilt
+    arrays = unpack(stored)
+    assert not arrays.differs and set(rankings) <= arrays.rebuilt
+    for name in rankings:  # the audit's own ranking, as the engine handed it to the writer
+        exp = Explanation.from_dict(next(s["explanation"] for i, s in enumerate(_section(cold)["samples"])
+                                         if name.startswith(f"spec.{i}.")), arrays)
+        assert arrays[name].dtype == np.int64 and np.array_equal(np.sort(exp.ranking[:len(exp.sufficient or [])]),
+                                                                exp.sufficient if exp.sufficient is not None else [])
+
+    rank_bins = subsets.rank_bins
+    monkeypatch.setattr(subsets, "rank_bins", lambda r, m: rank_bins(r, m)[::-1].copy())  # another machine's ties
+    arrays = unpack(stored)
+    assert sorted(arrays.differs) == sorted(rankings)
+    assert "differs from the audited ranking" in next(iter(arrays.differs.values()))

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..audit.records import EXIT_CODES, OUTCOMES
 
-__all__ = ["RESULTS_SCHEMA", "BASELINE_SCHEMA", "SCHEMA_VERSION"]
+__all__ = ["RESULTS_SCHEMA", "BASELINE_SCHEMA", "SCHEMA_VERSION", "MEANINGS_VERSION"]
 
 SCHEMA_VERSION = 4
 """How results.json and its run folder are laid out. 4 (issue #33): the same fields and meanings as 3; results.npz
@@ -22,6 +22,11 @@ is measured only by a covered search, one definition per metric name (``*_rate``
 flips: the tables' ``success_rate`` is now the quiet one, ``int16_survival_rate`` counts clips), explanations
 record ``converged`` / ``stopped``, gates carry ``over`` / ``attempted`` / ``errored`` / ``clips``. A run of
 another version is refused by name rather than read with the wrong meanings (README, "What changed")."""
+
+MEANINGS_VERSION = 3
+"""The schema version whose metric meanings a run carries (schema 4 changed how a run folder is stored, not what
+a number means): :func:`freqrex_audit.runs.baselines.config_hash` holds this, so baselines saved under
+schema 3 still compare."""
 
 _NUM = {"type": ["number", "null"]}
 _INT = {"type": "integer", "minimum": 0, "maximum": 10 ** 12}
