@@ -19,19 +19,19 @@ very same arrays back (dtype, shape, bytes), so everything that reads a run sees
 Every encoding is tried at write time and kept only when decoding it on this machine gives back the same
 bytes (else the array is stored as it came). A ranking rebuilt later on another CPU, torch or thread count
 that comes out different is still returned, and named in :attr:`Arrays.differs` with what differs, so a
-reader never passes it off as the audited one. The thread count the rebuild uses is the writer's.
+reader never passes it off as the audited one (nor one rebuilt with a thread count that rounds differently:
+the thread count is not recorded, so the same audit stays byte-identical on one worker or many).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Arrays", "pack", "unpack", "MEMBER", "FORMAT", "torch_threads"]
+__all__ = ["Arrays", "pack", "unpack", "MEMBER", "FORMAT"]
 
 MEMBER = "__packing__"
 """The npz member holding the packing recipes (a uint8 array of JSON text)."""
@@ -52,27 +52,10 @@ class Arrays(dict):
         super().__init__(*args, **kwargs)
         self.differs: dict[str, str] = {}
         self.rebuilt: set[str] = set()
-        self.threads: int | None = None
 
 
 def sha256_array(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """torch's CPU thread count set to ``threads`` for the block (CPU FFT rounding can depend on it)."""
-    if not threads:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _small_int(a: np.ndarray) -> np.dtype:
@@ -128,8 +111,7 @@ def _decode(name: str, recipe: dict, stored: dict[str, np.ndarray], out: Arrays)
         resp, wave = out.get(recipe.get("responsibility")), out.get(recipe.get("waveform"))
         if resp is None or wave is None or resp.ndim != 1 or wave.ndim != 1 or resp.size != wave.size // 2 + 1:
             raise ValueError(f"{name}: its ranking cannot be rebuilt (responsibility / waveform missing or unequal)")
-        with torch_threads(out.threads):
-            ranking = rebuild_ranking(resp, wave)
+        ranking = rebuild_ranking(resp, wave)
         out.rebuilt.add(name)
         if sha256_array(ranking) != recipe.get("sha256"):
             out.differs[name] = ("rebuilt on this machine; differs from the audited ranking (its sha256 does not "
@@ -170,10 +152,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 def pack(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The members of ``results.npz`` for ``arrays``: each array packed where that decodes back to the same
-    bytes on this machine, plus :data:`MEMBER`, the recipes (and this process's torch thread count)."""
-    import torch
-
-    threads = torch.get_num_threads()
+    bytes on this machine, plus :data:`MEMBER`, the recipes."""
     stored: dict[str, np.ndarray] = {}
     recipes: dict[str, dict] = {}
     for name in sorted(arrays):
@@ -182,7 +161,6 @@ def pack(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if encoded is not None:
             recipe, data = encoded
             check = Arrays({k: arrays[k] for k in (recipe.get("responsibility"), recipe.get("waveform")) if k in arrays})
-            check.threads = threads
             try:
                 ok = _same(_decode(name, recipe, {name: data} if data is not None else {}, check), a) \
                     and not check.differs
@@ -195,7 +173,7 @@ def pack(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                 continue
         stored[name] = a
     if recipes:
-        text = json.dumps({"format": FORMAT, "threads": threads, "arrays": recipes}, sort_keys=True)
+        text = json.dumps({"format": FORMAT, "arrays": recipes}, sort_keys=True)
         stored[MEMBER] = np.frombuffer(text.encode(), dtype=np.uint8)
     return stored
 
@@ -214,8 +192,6 @@ def unpack(stored: dict[str, np.ndarray]) -> Arrays:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("arrays"), dict):
         raise ValueError(f"{MEMBER}: packing format {meta.get('format') if isinstance(meta, dict) else meta!r} "
                          f"is not one this freqrex-audit reads ({FORMAT})")
-    threads = meta.get("threads")
-    out.threads = int(threads) if isinstance(threads, int) and 0 < threads <= 4096 else None
     recipes = meta["arrays"]
     out.update({k: v for k, v in stored.items() if k != MEMBER and k not in recipes})
     rebuilds = []

@@ -52,7 +52,6 @@ _WAVE_FILE = {"type": "object", "properties": {  # one sidecar file (waveforms.p
     "kept_ids": {"type": "array", "items": _STR}, "n_samples": _INT_OR_NULL}}
 _WAVEFORMS = {"type": ["object", "null"], "properties": {
     "format": _STR, "folder": _STR, "files": _STR,
-    "threads": {"type": ["integer", "null"], "minimum": 1, "maximum": 4096},
     "clips": {"type": "object", "additionalProperties": {"type": "object", "properties": {
         "signals": {"type": "object", "additionalProperties": _WAVE_FILE}}}},
     "classes": {"type": "object", "additionalProperties": _WAVE_FILE}}}

@@ -14,7 +14,7 @@ folder 5.6× the audio it audited). What cannot be recomputed stays in results.n
 subsets' bins, the attacks' mutations and adversarial clips, the composites and other explainers' kept
 signals — and :class:`RunSignals` gives a file's bytes from the file when it is there (checked against its
 sha256: a changed file is refused by name), else rebuilt from results.npz: a subset is ``irfft`` of the clip's
-spectrum masked by its bins, synthesised with the torch thread count the run recorded. A rebuild whose sha256
+spectrum masked by its bins, synthesised as the audit's writer did. A rebuild whose sha256
 differs from the recorded one (another CPU, torch or thread count) is never passed off as the audited signal:
 it is refused, and the message says "rebuilt on this machine; differs from the audited signal". The report
 writes the files its players link (a few clips and the composites); ``freqrex-audit waveforms RUN`` writes
@@ -36,7 +36,6 @@ import numpy as np
 import scipy.io.wavfile
 
 from ..engine.codec import atomic_write_bytes, from_jsonable
-from .packing import torch_threads
 
 __all__ = ["FOLDER", "FORMAT", "KINDS", "ON_DEMAND", "SidecarError", "RunSignals", "wav_bytes", "read_wav",
            "write_sidecar", "load_signal", "file_problem", "sha256_of"]
@@ -144,8 +143,6 @@ def write_sidecar(doc: dict, arrays: dict[str, np.ndarray], out_dir: str | Path)
     """Index every spec's waveform files in ``doc`` (each spec's ``waveforms`` key: path, sha256, facts) without
     writing them (:class:`RunSignals` writes them on demand); files under ``out_dir/waveforms/`` that the index
     does not name, or that differ from it, are removed. Returns the index."""
-    import torch
-
     out = Path(out_dir)
     # results computed on ray workers arrive read-only; torch warns on those, so the synthesis gets copies
     arrays = {k: v if getattr(v, "flags", None) is None or v.flags.writeable else v.copy() for k, v in arrays.items()}
@@ -167,8 +164,8 @@ def write_sidecar(doc: dict, arrays: dict[str, np.ndarray], out_dir: str | Path)
             classes[label] = entry
             if entry.get("path"):
                 named[out / entry["path"]] = entry["sha256"]
-        spec["waveforms"] = index[name] = {"format": FORMAT, "folder": folder, "files": ON_DEMAND,
-                                           "threads": torch.get_num_threads(), "clips": clips, "classes": classes}
+        spec["waveforms"] = index[name] = {"format": FORMAT, "folder": folder, "files": ON_DEMAND, "clips": clips,
+                                           "classes": classes}
     root = out / FOLDER
     if root.is_dir():
         for stale in root.glob("*/*.wav"):
@@ -265,17 +262,16 @@ class RunSignals:
         spec = specs[source[0]]
         index = spec.get("waveforms") or {}
         try:
-            with torch_threads(index.get("threads")):  # the writer's thread count: CPU FFT rounding may depend on it
-                if source[1] == "class":
-                    files = {label: data for label, _, data in _class_files(spec, arrays, index.get("folder", ""))}
-                    data = files.get(source[2])
-                else:
-                    key = (source[0], source[2])
-                    if key not in self._rebuilt:
-                        sample = (spec.get("samples") or [])[source[2]]
-                        self._rebuilt[key] = {kind: data for kind, _, _, data in
-                                              _sample_files(source[2], sample, arrays, index.get("folder", ""))}
-                    data = self._rebuilt[key].get(source[3])
+            if source[1] == "class":
+                files = {label: data for label, _, data in _class_files(spec, arrays, index.get("folder", ""))}
+                data = files.get(source[2])
+            else:
+                key = (source[0], source[2])
+                if key not in self._rebuilt:
+                    sample = (spec.get("samples") or [])[source[2]]
+                    self._rebuilt[key] = {kind: data for kind, _, _, data in
+                                          _sample_files(source[2], sample, arrays, index.get("folder", ""))}
+                data = self._rebuilt[key].get(source[3])
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise SidecarError(f"{entry['path']} is not in the run folder and cannot be rebuilt from results.npz "
                                f"({type(exc).__name__}: {str(exc)[:160]})") from None
