@@ -52,8 +52,11 @@ def stable_text(path: Path) -> str:
 
 
 def npz_arrays(results_json: Path) -> dict[str, np.ndarray]:
+    """The run's arrays as the audit handed them to the writer (results.npz unpacked: runs/packing.py)."""
+    from freqrex_audit.runs.packing import unpack
+
     with np.load(results_json.with_suffix(".npz"), allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+        return dict(unpack({k: npz[k] for k in npz.files}))
 
 
 def assert_same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:

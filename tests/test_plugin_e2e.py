@@ -113,10 +113,14 @@ def test_serial_and_xdist_agree(project):
         [(g["item"], g["metric"], g["value"]) for g in second["gates"]]
     assert parallel.ret == serial.ret == pytest.ExitCode.TESTS_FAILED
     assert sum(t["queries"] for t in second["timings"]["per_spec"].values()) > 0  # computed afresh, not cached
-    for path in runs:  # both wrote the waveform sidecar (on two workers: from the workers' parts)
+    from freqrex_audit.runs.waveforms import RunSignals
+
+    for path in runs:  # both indexed the waveform sidecar (on two workers: from the workers' parts), and every
+        # file rebuilds from results.npz to the sha256 recorded (the report already wrote the ones it links)
         clips = json.loads(path.read_text())["specs"]["robust"]["waveforms"]["clips"]
-        files = [path.parent / e["path"] for c in clips.values() for e in c["signals"].values()]
-        assert files and all(f.is_file() for f in files)
+        entries = [e for c in clips.values() for e in c["signals"].values()]
+        assert entries and all(RunSignals(path.parent).problem(e, write=True) is None for e in entries)
+        assert all((path.parent / e["path"]).is_file() for e in entries)
     first.pop("timings"), second.pop("timings")
     assert first == second  # serial vs computed afresh on two workers: the same results file (and sidecar index)
 

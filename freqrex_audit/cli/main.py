@@ -77,6 +77,24 @@ def cmd_spectra(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_waveforms(args: argparse.Namespace) -> int:
+    """Write a run folder's waveform sidecar files (results schema 4 writes them on demand), each checked
+    against the sha256 results.json recorded; a signal that cannot be rebuilt exactly is named, not written."""
+    from ..runs.spectra import run_folder
+    from ..runs.waveforms import RunSignals
+
+    folder = run_folder(args.folder)
+    signals = RunSignals(folder)
+    entries = list(signals.entries())
+    problems = [p for p in (signals.problem(e, write=True) for e in entries) if p]
+    print(f"{len(entries) - len(problems)} of {len(entries)} sidecar file(s) in {folder}/waveforms, each equal to "
+          f"the sha256 results.json recorded")
+    if problems:
+        print(f"{len(problems)} not written:", *problems[:20], sep="\n  ", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Print the metric deltas between two runs / baselines (B − A)."""
     from ..runs.compare import delta_rows, format_table, metrics_of
@@ -264,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     spectra.add_argument("folder", metavar="RUN", help="run folder (reports/<run>) or its results.json")
     spectra.add_argument("--json", help="also write the rebuilt analysis as JSON to this file")
     spectra.set_defaults(run=cmd_spectra)
+    waveforms = commands.add_parser("waveforms", help="write a run folder's waveform sidecar (the exact float32 WAVs "
+                                                      "of every clip's subsets, rebuilt from results.npz and "
+                                                      "checked against results.json's sha256)")
+    waveforms.add_argument("folder", metavar="RUN", help="run folder (reports/<run>) or its results.json")
+    waveforms.set_defaults(run=cmd_waveforms)
 
     compare = commands.add_parser("compare", help="table of metric deltas between two runs or baselines (B − A)")
     compare.add_argument("a", metavar="RUN_A", help="results.json, a run folder or a baseline name")

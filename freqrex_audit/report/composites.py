@@ -2,9 +2,13 @@
 
 :class:`SidecarLinks` says, for every signal the report plays, where its exact float32 WAV is (relative to
 the page) or why it cannot be linked: the page's players are 24-bit FLAC copies made for listening, the
-sidecar files are what the model was asked about. :func:`composites_view` is the composite table
-(spectral entropy, clips kept), the Welch PSD figure and the Mann–Whitney tests between classes, read
-from results.json (``specs.<spec>.composition`` and ``tables.composite_entropy_tests``).
+sidecar files are what the model was asked about. The audit writes those files on demand (results schema 4):
+a link the page shows writes its file into the run folder from results.npz first, and only when the rebuilt
+bytes match the sha256 results.json recorded; otherwise the link says why ("rebuilt on this machine; differs
+from the audited signal"). So a run folder holds the files of the few clips its report shows, not of every
+clip. :func:`composites_view` is the composite table (spectral entropy, clips kept), the Welch PSD figure and
+the Mann–Whitney tests between classes, read from results.json (``specs.<spec>.composition`` and
+``tables.composite_entropy_tests``).
 """
 
 from __future__ import annotations
@@ -15,19 +19,22 @@ from typing import Any
 
 import numpy as np
 
-from ..runs.waveforms import file_problem
+from ..runs.waveforms import RunSignals
 from . import figures
 
 __all__ = ["SidecarLinks", "composites_view"]
 
 
 class SidecarLinks:
-    """Links from one spec's players to its sidecar files, checked against results.json's sha256."""
+    """Links from one spec's players to its sidecar files (written on demand), checked against results.json's
+    sha256. ``name`` / ``arrays``: the spec's name and the run's unpacked arrays, to rebuild what is not on disk."""
 
-    def __init__(self, spec: dict, run_dir: Path | None, page_dir: Path | None):
+    def __init__(self, spec: dict, run_dir: Path | None, page_dir: Path | None, name: str | None = None,
+                 arrays: dict | None = None):
         self.index = spec.get("waveforms") if run_dir is not None else None
         self.run_dir, self.page_dir = run_dir, page_dir or run_dir
         self.note: str | None = None
+        self.signals = RunSignals(run_dir, {name or "": spec}, arrays or {}) if run_dir is not None else None
         if run_dir is None:
             return
         if self.index is None:
@@ -35,15 +42,18 @@ class SidecarLinks:
                 self.note = ("This run has no waveform sidecar (its results.json has no waveforms index: written "
                              "by an older freqrex_audit); the players below are the only copies of the signals.")
             return
-        folder = run_dir / self.index.get("folder", "")
-        if (self.index.get("clips") or self.index.get("classes")) and not folder.is_dir():
-            self.note = (f"The waveform sidecar {self.index.get('folder')}/ is missing from the run folder "
-                         f"{run_dir.name}: keep it beside results.json to replay the exact signals.")
+        notes = []
+        differs = sorted(k for k in getattr(arrays, "differs", {}) if name and k.startswith(f"{name}."))
+        if differs:
+            notes.append(f"{len(differs)} array(s) of this spec were rebuilt on this machine and differ from the "
+                         f"audited ones (their sha256 does not match results.npz's record; another CPU, torch or "
+                         f"thread count?): {', '.join(differs[:3])}{' …' if len(differs) > 3 else ''}.")
+        self.note = " ".join(notes) or None
 
     def _link(self, entry: dict | None) -> dict | None:
-        if entry is None or self.run_dir is None:
+        if entry is None or self.run_dir is None or self.signals is None:
             return None
-        problem = file_problem(self.run_dir, entry)
+        problem = self.signals.problem(entry, write=True)
         href = None
         if problem is None:
             href = Path(os.path.relpath(self.run_dir / entry["path"], self.page_dir)).as_posix()

@@ -115,7 +115,7 @@ def spec_view(name: str, spec: dict, arrays: dict, anchors: dict, max_cards: int
     samples = spec.get("samples") or []
     ids = anchors["sections"][name]
     clip_ids = anchors["clips"][name]
-    links = SidecarLinks(spec, run_dir, page_dir)
+    links = SidecarLinks(spec, run_dir, page_dir, name, arrays)
     cards = [sample_card(s, arrays, budget, clip_ids[s["id"]].replace("clip-", "card-"), links)
              for s in pick_cards(samples, max_cards, red_clips)]
     carded = {c["id"]: c["anchor"] for c in cards}

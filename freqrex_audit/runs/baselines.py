@@ -30,7 +30,7 @@ from ..audit.cache import engine_version
 from ..audit.records import Outcome, SpecResult, Verdict
 from ..engine.codec import atomic_write_bytes, to_jsonable
 from .read import ResultsError, read_json, validate_baseline
-from .schema import SCHEMA_VERSION
+from .schema import MEANINGS_VERSION
 from ..specs.loader import Spec
 
 __all__ = ["Rule", "parse_rule", "save_baseline", "load_baseline", "compare", "DEFAULT_RULES", "BaselineError",
@@ -62,7 +62,7 @@ def config_hash(spec: Spec) -> str:
                          "label_map": list(data.label_map)},
              "freqrex": spec.freqrex.to_dict(), "attack": spec.attack.to_dict(), "stft": spec.stft_attack.to_dict(),
              "checks": spec.checks, "peers": list(spec.peers),
-             "engine": engine_version(), "results_schema": SCHEMA_VERSION}
+             "engine": engine_version(), "results_schema": MEANINGS_VERSION}  # meanings, not storage (4 = 3)
     if data.windows != "first":  # only when set: baselines saved before the key existed keep their hash
         facts["dataset"]["windows"] = data.windows
     text = json.dumps(to_jsonable(facts), sort_keys=True, default=str)

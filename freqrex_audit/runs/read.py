@@ -22,6 +22,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .packing import unpack
 from .schema import BASELINE_SCHEMA, RESULTS_SCHEMA, SCHEMA_VERSION
 
 __all__ = ["ResultsError", "read_json", "load_run", "validate_results", "validate_baseline", "RESULTS_SCHEMA",
@@ -35,7 +36,8 @@ MAX_DEPTH = 64
 """Deepest nesting accepted (real files nest about 10 levels)."""
 MAX_STRING = 2 ** 20
 """Longest string accepted (a message or a path, never a megabyte)."""
-SUPPORTED_SCHEMA = (SCHEMA_VERSION,)
+SUPPORTED_SCHEMA = (3, SCHEMA_VERSION)
+"""3 and 4 mean the same; 4 packs results.npz and writes the sidecar's files on demand (both read here)."""
 ARRAY_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                 "uint64", "bool")
 """What an inline array may be stored as (never object or byte strings: no giant allocations)."""
@@ -284,7 +286,8 @@ def _sidecar(path: Path) -> dict[str, np.ndarray]:
             raise ResultsError(sidecar, "", f"{max(stored, unpacked):,} bytes: larger than any sidecar "
                                             f"freqrex-audit writes (at most {MAX_SIDECAR_BYTES:,})")
         with np.load(sidecar, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+            stored = {k: npz[k] for k in npz.files}
+        return unpack(stored)  # schema 4 packs its arrays; rebuilt ones that differ are named in .differs
     except ResultsError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:

@@ -10,14 +10,23 @@ from typing import Any
 
 from ..audit.records import EXIT_CODES, OUTCOMES
 
-__all__ = ["RESULTS_SCHEMA", "BASELINE_SCHEMA", "SCHEMA_VERSION"]
+__all__ = ["RESULTS_SCHEMA", "BASELINE_SCHEMA", "SCHEMA_VERSION", "MEANINGS_VERSION"]
 
-SCHEMA_VERSION = 3
-"""The meaning of results.json. 3 (issue #28): errored clips stay in every rate's attempted count, a "no flip"
+SCHEMA_VERSION = 4
+"""How results.json and its run folder are laid out. 4 (issue #33): the same fields and meanings as 3; results.npz
+packs its arrays exactly (runs/packing.py: bin sets as bit masks, the ranking rebuilt from the responsibility and
+checked by sha256) and the waveform sidecar's files are written on demand from it (runs/waveforms.py), each
+checked against the sha256 results.json records, so a run folder holds about 1.1× the audio it audited rather than
+5.6×. 3 (issue #28), whose meanings 4 keeps: errored clips stay in every rate's attempted count, a "no flip"
 is measured only by a covered search, one definition per metric name (``*_rate`` over clips, ``*_share`` over
 flips: the tables' ``success_rate`` is now the quiet one, ``int16_survival_rate`` counts clips), explanations
 record ``converged`` / ``stopped``, gates carry ``over`` / ``attempted`` / ``errored`` / ``clips``. A run of
 another version is refused by name rather than read with the wrong meanings (README, "What changed")."""
+
+MEANINGS_VERSION = 3
+"""The schema version whose metric meanings a run carries (schema 4 changed how a run folder is stored, not what
+a number means): :func:`freqrex_audit.runs.baselines.config_hash` holds this, so baselines saved under
+schema 3 still compare."""
 
 _NUM = {"type": ["number", "null"]}
 _INT = {"type": "integer", "minimum": 0, "maximum": 10 ** 12}
@@ -42,7 +51,7 @@ _WAVE_FILE = {"type": "object", "properties": {  # one sidecar file (waveforms.p
     "confidence": _NUM, "fragile": {"type": "array", "items": _STR}, "kind": _STR, "label": _STR_OR_NULL,
     "kept_ids": {"type": "array", "items": _STR}, "n_samples": _INT_OR_NULL}}
 _WAVEFORMS = {"type": ["object", "null"], "properties": {
-    "format": _STR, "folder": _STR,
+    "format": _STR, "folder": _STR, "files": _STR,
     "clips": {"type": "object", "additionalProperties": {"type": "object", "properties": {
         "signals": {"type": "object", "additionalProperties": _WAVE_FILE}}}},
     "classes": {"type": "object", "additionalProperties": _WAVE_FILE}}}

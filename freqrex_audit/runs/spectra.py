@@ -1,7 +1,8 @@
-"""Rebuild the transferability paper's §5.1–5.2 from a run folder alone (results.json + waveform sidecar).
+"""Rebuild the transferability paper's §5.1–5.2 from a run folder alone (results.json + its waveform sidecar).
 
-No model and no results.npz: the clips' sufficient signals and the class composites are read from the
-sidecar's float32 WAVs (each checked against the sha256 results.json recorded), and the same functions
+No model: the clips' sufficient signals and the class composites are the sidecar's float32 WAVs, read from
+their files or rebuilt from results.npz (:class:`~freqrex_audit.runs.waveforms.RunSignals`; each checked
+against the sha256 results.json recorded, so a rebuild that differs is refused, never analysed), and the same functions
 the audit used (:func:`~freqrex_audit.engine.composition.class_spectra`,
 :func:`~freqrex_audit.engine.composition.entropy_tests`) give each class's composite spectral entropy and
 Welch PSD, every clip's spectral entropy and the Mann–Whitney U tests between classes.
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.composition import class_spectra, entropy_tests
-from .waveforms import SidecarError, load_signal
+from .waveforms import RunSignals, SidecarError
 
 __all__ = ["rebuild_spectra", "recorded_spectra", "compare_spectra", "run_folder"]
 
@@ -41,9 +42,11 @@ def rebuild_spectra(path: str | Path, kind: str = "sufficient", nperseg: int = 2
 
     Classes are the ones composition ran on (else every analysed clip's class); a clip counts for the
     class FreqReX explained it as, in dataset order, exactly as the audit grouped them.
-    A missing or changed file is a :class:`~freqrex_audit.runs.waveforms.SidecarError` naming it.
+    A changed file, or one that cannot be rebuilt exactly, is a :class:`~freqrex_audit.runs.waveforms.SidecarError`
+    naming it.
     """
     folder = run_folder(path)
+    sidecar = RunSignals(folder)
     out: dict[str, dict] = {}
     for name, section in sorted(_spec_sections(folder).items()):
         index = section.get("waveforms")
@@ -55,13 +58,13 @@ def rebuild_spectra(path: str | Path, kind: str = "sufficient", nperseg: int = 2
         for clip in clips:
             entry = (clip.get("signals") or {}).get(kind)
             if entry is not None:
-                signals.setdefault(clip["label"], []).append(load_signal(folder, entry))
+                signals.setdefault(clip["label"], []).append(sidecar.load(entry))
         composites = index.get("classes") or {}
         names = sorted(composites) if composites else sorted({c["label"] for c in clips})
         classes = {}
         for label in names:
             entry = composites.get(label)
-            composite = load_signal(folder, entry) if entry and entry.get("path") else None
+            composite = sidecar.load(entry) if entry and entry.get("path") else None
             rate = (entry or {}).get("sample_rate") or next((c["sample_rate"] for c in clips), 1)
             classes[label] = class_spectra(composite, rate, signals.get(label, []), nperseg)
         out[name] = {"classes": classes, "tests": entropy_tests(classes)}

@@ -264,16 +264,45 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
+INLINE_MAX = 16
+"""A clip's arrays with more elements than this go to results.npz even when the engine inlined them (< 512):
+indented JSON spends ~20 bytes a number, which made results.json the biggest part of a short clip's bytes."""
+
+
+def _clip_arrays_to_npz(doc: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Move every inline array of ``specs.<spec>.samples[i]`` with more than :data:`INLINE_MAX` elements into
+    ``arrays``, named by its place (``<spec>.<i>.fourier_attack.gain``, the engine's own naming); readers
+    accept either form (``{"__ndarray__": …}`` or ``{"__npz__": name}``) and get the same array back."""
+    def walk(value: Any, key: str) -> Any:
+        if isinstance(value, dict):
+            if "__ndarray__" in value and "dtype" in value and "shape" in value:
+                a = np.asarray(value["__ndarray__"], dtype=value["dtype"]).reshape(value["shape"])
+                if a.size > INLINE_MAX and key not in arrays:
+                    arrays[key] = a
+                    return {"__npz__": key}
+                return value
+            return {k: walk(v, f"{key}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, f"{key}.{i}") for i, v in enumerate(value)]
+        return value
+
+    for name, spec in (doc.get("specs") or {}).items():
+        spec["samples"] = [walk(sample, f"{name}.{i}") for i, sample in enumerate(spec.get("samples") or [])]
+
+
 def write_doc(doc: dict, arrays: dict[str, np.ndarray], out_dir: str | Path) -> Path:
-    """Write ``results.json`` (+ ``results.npz``) atomically, and the waveform sidecar it indexes
-    (:mod:`freqrex_audit.runs.waveforms`); returns the JSON path."""
+    """Write ``results.json`` (+ ``results.npz``, packed: :mod:`freqrex_audit.runs.packing`) atomically, with
+    the index of the waveform sidecar (:mod:`freqrex_audit.runs.waveforms`: its files are written on
+    demand, checked against the sha256 recorded here); returns the JSON path."""
+    from .packing import pack
     from .waveforms import write_sidecar
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _clip_arrays_to_npz(doc, arrays)  # in place: the caller's doc and arrays stay a pair
     write_sidecar(doc, arrays, out)
-    if arrays:
-        atomic_write_bytes(out / "results.npz", _npz_bytes(arrays))
+    if arrays:  # every array exactly, packed (runs/packing.py); the subsets' WAVs are rebuilt from it on demand
+        atomic_write_bytes(out / "results.npz", _npz_bytes(pack(arrays)))
     return atomic_write_bytes(out / "results.json", json.dumps(doc, sort_keys=True, indent=1).encode())
 
 
