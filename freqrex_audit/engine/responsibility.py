@@ -111,7 +111,7 @@ def run_in_lockstep(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int,
     Each iteration asks exactly what it asks alone, in the same order (the same queries, counted once); only
     the model calls are fuller. Returns each iteration's IterationMap."""
     results: list = [None] * len(steps)
-    asking: dict[int, torch.Tensor] = {}
+    asking: dict[int, np.ndarray] = {}
     for at, gen in enumerate(steps):
         try:
             asking[at] = next(gen)
@@ -119,7 +119,8 @@ def run_in_lockstep(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int,
             results[at] = done.value
     while asking:
         order = list(asking)
-        probs = engine.query_spectral(spectrum, torch.cat([asking[at] for at in order]), n_samples)
+        masks = np.concatenate([asking[at] for at in order]) if len(order) > 1 else asking[order[0]]
+        probs = engine.query_spectral(spectrum, torch.from_numpy(masks), n_samples)
         start, answered = 0, {}
         for at in order:
             answered[at] = probs[start:start + len(asking[at])]
@@ -136,7 +137,8 @@ def run_in_lockstep(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int,
 def iteration_steps(spectrum: torch.Tensor, target: int, rng: np.random.Generator, *, parts: int, partition: str,
                     max_depth: int, min_part_size: int, query_budget: int, refine_top: int,
                     refine_parts: int | None = None, smallest_first: bool = True):
-    """One iteration of calculate_responsibility, as a generator: it yields each batch of masks it needs
+    """One iteration of calculate_responsibility, as a generator: it yields each batch of masks (a [B, K] bool
+    numpy array) it needs
     answered, is sent their probabilities, and returns its :class:`IterationMap` (a responsibility map over
     the K bins). :func:`run_in_lockstep` drives it.
 
@@ -174,7 +176,7 @@ def iteration_steps(spectrum: torch.Tensor, target: int, rng: np.random.Generato
             mutants = spread_budget([m for m in per_node if m], query_budget - spent)
             if not mutants:
                 break
-            masks = torch.zeros(len(mutants), n_bins, dtype=torch.bool)
+            masks = np.zeros((len(mutants), n_bins), dtype=bool)  # numpy: ~9× cheaper to fill than torch (#33)
             for row, (at, chosen) in enumerate(mutants):
                 masks[row, split[at][0].context] = True
                 masks[row, np.concatenate(chosen)] = True

@@ -61,7 +61,7 @@ class PrefixOracle:
         self.n_samples = n_samples
         position = np.empty(len(ranking), dtype=np.int64)
         position[ranking] = np.arange(len(ranking))
-        self.position = torch.from_numpy(position).to(engine.device)
+        self.position = position  # masks are built on the host (numpy: cheaper than torch there, #33)
         self.kept: dict[int, np.ndarray] = {}
         self.dropped: dict[int, np.ndarray] = {}
 
@@ -75,9 +75,9 @@ class PrefixOracle:
         ks = [int(k) for k in ks]
         missing = sorted({k for k in ks if k not in cache})
         if missing:
-            sizes = torch.tensor(missing, device=self.engine.device)[:, None]
-            masks = self.position[None, :] < sizes
-            probs = self.engine.query_spectral(self.spectrum, ~masks if complement else masks, self.n_samples)
+            sizes = np.asarray(missing, dtype=np.int64)[:, None]
+            masks = self.position[None, :] >= sizes if complement else self.position[None, :] < sizes
+            probs = self.engine.query_spectral(self.spectrum, torch.from_numpy(masks), self.n_samples)
             cache.update(zip(missing, probs))
         return [cache[k] for k in ks]
 
@@ -222,10 +222,12 @@ def prune(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, ranked: n
     spent, size = 0, max(1, -(-len(keep) // groups))
 
     def ask(removals: list[set[int]]) -> np.ndarray:
-        masks = torch.zeros(len(removals), spectrum.shape[-1], dtype=torch.bool)
+        masks = np.zeros((len(removals), spectrum.shape[-1]), dtype=bool)
+        kept = np.asarray(keep, dtype=np.int64)
         for row, gone in enumerate(removals):
-            masks[row, [b for b in keep if b not in gone]] = True
-        return engine.query_spectral(spectrum, masks, n_samples)
+            masks[row, kept] = True
+            masks[row, np.fromiter(gone, dtype=np.int64, count=len(gone))] = False
+        return engine.query_spectral(spectrum, torch.from_numpy(masks), n_samples)
 
     while len(keep) > 1 and spent < budget:
         order = keep[::-1]
