@@ -65,21 +65,28 @@ class PrefixOracle:
         self.kept: dict[int, np.ndarray] = {}
         self.dropped: dict[int, np.ndarray] = {}
 
-    def keep(self, ks: list[int] | np.ndarray) -> list[np.ndarray]:
-        return self._ask(ks, self.kept, complement=False)
+    def keep(self, ks: list[int] | np.ndarray, also_drop: list[int] | np.ndarray = ()) -> list[np.ndarray]:
+        """P_k for each k (and, in the same model call, the complements of ``also_drop``, cached)."""
+        return self.both(ks, also_drop)[0]
 
-    def drop(self, ks: list[int] | np.ndarray) -> list[np.ndarray]:
-        return self._ask(ks, self.dropped, complement=True)
+    def drop(self, ks: list[int] | np.ndarray, also_keep: list[int] | np.ndarray = ()) -> list[np.ndarray]:
+        """The complement of P_k for each k (and, in the same model call, ``also_keep``'s prefixes, cached)."""
+        return self.both(also_keep, ks)[1]
 
-    def _ask(self, ks, cache: dict[int, np.ndarray], complement: bool) -> list[np.ndarray]:
-        ks = [int(k) for k in ks]
-        missing = sorted({k for k in ks if k not in cache})
-        if missing:
-            sizes = np.asarray(missing, dtype=np.int64)[:, None]
-            masks = self.position[None, :] >= sizes if complement else self.position[None, :] < sizes
+    def both(self, keep: list[int] | np.ndarray, drop: list[int] | np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Prefixes ``keep`` and complements ``drop``, every missing one asked in one model call (#33: the
+        searches ask keep and drop of the same candidates; one call instead of two, the same queries)."""
+        keep, drop = [int(k) for k in keep], [int(k) for k in drop]
+        want_keep = sorted({k for k in keep if k not in self.kept})
+        want_drop = sorted({k for k in drop if k not in self.dropped})
+        if want_keep or want_drop:
+            sizes = np.asarray(want_keep + want_drop, dtype=np.int64)[:, None]
+            masks = self.position[None, :] < sizes
+            masks[len(want_keep):] = ~masks[len(want_keep):]
             probs = self.engine.query_spectral(self.spectrum, torch.from_numpy(masks), self.n_samples)
-            cache.update(zip(missing, probs))
-        return [cache[k] for k in ks]
+            self.kept.update(zip(want_keep, probs[:len(want_keep)]))
+            self.dropped.update(zip(want_drop, probs[len(want_keep):]))
+        return [self.kept[k] for k in keep], [self.dropped[k] for k in drop]
 
 
 @dataclass(frozen=True)
@@ -129,9 +136,19 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
         return known[i]
 
     def chain_from(k: int) -> int | None:
-        """k itself if P_k .. P_{k+L-1} all keep the target, else the first later k worth trying (None: none)."""
+        """k itself if P_k .. P_{k+L-1} all keep the target, else the first later k worth trying (None: none).
+
+        The same call also asks the complements the necessary search asks first if the chain holds (its
+        first batch of grid points from k's, as far as the grid is known), when the window needs a call at all:
+        speculative, counted, and wasted only when the chain fails and the search never comes back (#33)."""
         window = [j for j in range(k, min(k + chain_length, n_bins + 1))]
-        ok = [keeps(p) for p in oracle.keep(window)]
+        ahead, j = [], int(np.searchsorted(grid, k))  # the necessary search's first batch, as far as known
+        calls = any(w not in oracle.kept for w in window)  # only ride along a call that happens anyway
+        while calls and j < len(grid) and j in known and len(ahead) < search_chunk:
+            if known[j]:
+                ahead.append(int(grid[j]))
+            j += 1
+        ok = [keeps(p) for p in oracle.keep(window, also_drop=ahead)]
         if all(ok):
             return k
         failed = window[ok.index(False)]
@@ -160,9 +177,7 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
         if high - low < 1:
             return high
         sub = np.unique(np.rint(np.linspace(low, high - 1, min(refine_points, high - low))).astype(np.int64))
-        ok = [keeps(p) for p in oracle.keep(sub)]
-        if extra is not None:
-            oracle.drop(sub)
+        ok = [keeps(p) for p in oracle.keep(sub, also_drop=sub if extra is not None else ())]
         best = high
         for j in range(len(sub) - 1, -1, -1):
             if not ok[j]:
