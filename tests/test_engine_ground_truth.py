@@ -366,11 +366,12 @@ def test_chain_never_accepts_a_prefix_it_did_not_check():
 
     class ScriptedOracle:
         position = np.arange(200)
+        kept: dict = {}  # PrefixOracle's protocol (#33): its cache, and complements asked in the same call
 
-        def keep(self, ks):
+        def keep(self, ks, also_drop=()):
             return [np.array([0.9, 0.1]) if keeps(int(k)) else np.array([0.1, 0.9]) for k in ks]
 
-        def drop(self, ks):
+        def drop(self, ks, also_keep=()):
             return [np.array([0.1, 0.9]) for _ in ks]
 
     found = find_subsets(ScriptedOracle(), 0, 0.9, min_confidence=0.5, chain_length=5, grid_points=48,

@@ -88,6 +88,7 @@ class FreqReXConfig(Result):
     prune_budget: int = 64
     fragility_check: bool = True
     batch_size: int | None = None
+    speculate: int = 2
 
     def __post_init__(self) -> None:
         checks = {
@@ -99,7 +100,7 @@ class FreqReXConfig(Result):
             "iteration_budget": self.iteration_budget >= 1, "refine_top": self.refine_top >= 1,
             "min_confidence": 0 <= self.min_confidence <= 1, "chain_length": self.chain_length >= 1,
             "grid_points": self.grid_points >= 2, "refine_points": self.refine_points >= 1,
-            "decimals": self.decimals >= 0, "search_chunk": self.search_chunk >= 1, "prune_budget": self.prune_budget >= 1, "batch_size": self.batch_size is None or self.batch_size >= 1,
+            "decimals": self.decimals >= 0, "search_chunk": self.search_chunk >= 1, "speculate": self.speculate >= 0, "prune_budget": self.prune_budget >= 1, "batch_size": self.batch_size is None or self.batch_size >= 1,
             "partition": self.partition in ("contiguous", "interleaved"),
             "convergence": self.convergence in CONVERGENCE_RULES,
         }
@@ -249,6 +250,7 @@ def explain(classifier: Classifier | QueryEngine, x: np.ndarray, config: FreqReX
     run = compute_responsibility(
         engine, spectrum, n, target, seed=config.seed, iterations=config.iterations,
         min_iterations=config.min_iterations, epsilon=config.epsilon, convergence=config.convergence,
+        speculate=config.speculate,
         parts=config.parts, refine_parts=config.refine_parts,
         partition=config.partition, max_depth=config.max_depth, min_part_size=config.min_part_size,
         query_budget=config.iteration_budget, refine_top=config.refine_top, smallest_first=config.smallest_first)

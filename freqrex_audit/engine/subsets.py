@@ -61,25 +61,32 @@ class PrefixOracle:
         self.n_samples = n_samples
         position = np.empty(len(ranking), dtype=np.int64)
         position[ranking] = np.arange(len(ranking))
-        self.position = torch.from_numpy(position).to(engine.device)
+        self.position = position  # masks are built on the host (numpy: cheaper than torch there, #33)
         self.kept: dict[int, np.ndarray] = {}
         self.dropped: dict[int, np.ndarray] = {}
 
-    def keep(self, ks: list[int] | np.ndarray) -> list[np.ndarray]:
-        return self._ask(ks, self.kept, complement=False)
+    def keep(self, ks: list[int] | np.ndarray, also_drop: list[int] | np.ndarray = ()) -> list[np.ndarray]:
+        """P_k for each k (and, in the same model call, the complements of ``also_drop``, cached)."""
+        return self.both(ks, also_drop)[0]
 
-    def drop(self, ks: list[int] | np.ndarray) -> list[np.ndarray]:
-        return self._ask(ks, self.dropped, complement=True)
+    def drop(self, ks: list[int] | np.ndarray, also_keep: list[int] | np.ndarray = ()) -> list[np.ndarray]:
+        """The complement of P_k for each k (and, in the same model call, ``also_keep``'s prefixes, cached)."""
+        return self.both(also_keep, ks)[1]
 
-    def _ask(self, ks, cache: dict[int, np.ndarray], complement: bool) -> list[np.ndarray]:
-        ks = [int(k) for k in ks]
-        missing = sorted({k for k in ks if k not in cache})
-        if missing:
-            sizes = torch.tensor(missing, device=self.engine.device)[:, None]
+    def both(self, keep: list[int] | np.ndarray, drop: list[int] | np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Prefixes ``keep`` and complements ``drop``, every missing one asked in one model call (#33: the
+        searches ask keep and drop of the same candidates; one call instead of two, the same queries)."""
+        keep, drop = [int(k) for k in keep], [int(k) for k in drop]
+        want_keep = sorted({k for k in keep if k not in self.kept})
+        want_drop = sorted({k for k in drop if k not in self.dropped})
+        if want_keep or want_drop:
+            sizes = np.asarray(want_keep + want_drop, dtype=np.int64)[:, None]
             masks = self.position[None, :] < sizes
-            probs = self.engine.query_spectral(self.spectrum, ~masks if complement else masks, self.n_samples)
-            cache.update(zip(missing, probs))
-        return [cache[k] for k in ks]
+            masks[len(want_keep):] = ~masks[len(want_keep):]
+            probs = self.engine.query_spectral(self.spectrum, torch.from_numpy(masks), self.n_samples)
+            self.kept.update(zip(want_keep, probs[:len(want_keep)]))
+            self.dropped.update(zip(want_drop, probs[len(want_keep):]))
+        return [self.kept[k] for k in keep], [self.dropped[k] for k in drop]
 
 
 @dataclass(frozen=True)
@@ -129,9 +136,19 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
         return known[i]
 
     def chain_from(k: int) -> int | None:
-        """k itself if P_k .. P_{k+L-1} all keep the target, else the first later k worth trying (None: none)."""
+        """k itself if P_k .. P_{k+L-1} all keep the target, else the first later k worth trying (None: none).
+
+        The same call also asks the complements the necessary search asks first if the chain holds (its
+        first batch of grid points from k's, as far as the grid is known), when the window needs a call at all:
+        speculative, counted, and wasted only when the chain fails and the search never comes back (#33)."""
         window = [j for j in range(k, min(k + chain_length, n_bins + 1))]
-        ok = [keeps(p) for p in oracle.keep(window)]
+        ahead, j = [], int(np.searchsorted(grid, k))  # the necessary search's first batch, as far as known
+        calls = any(w not in oracle.kept for w in window)  # only ride along a call that happens anyway
+        while calls and j < len(grid) and j in known and len(ahead) < search_chunk:
+            if known[j]:
+                ahead.append(int(grid[j]))
+            j += 1
+        ok = [keeps(p) for p in oracle.keep(window, also_drop=ahead)]
         if all(ok):
             return k
         failed = window[ok.index(False)]
@@ -160,9 +177,7 @@ def find_subsets(oracle: PrefixOracle, target: int, confidence: float, *, min_co
         if high - low < 1:
             return high
         sub = np.unique(np.rint(np.linspace(low, high - 1, min(refine_points, high - low))).astype(np.int64))
-        ok = [keeps(p) for p in oracle.keep(sub)]
-        if extra is not None:
-            oracle.drop(sub)
+        ok = [keeps(p) for p in oracle.keep(sub, also_drop=sub if extra is not None else ())]
         best = high
         for j in range(len(sub) - 1, -1, -1):
             if not ok[j]:
@@ -222,10 +237,12 @@ def prune(engine: QueryEngine, spectrum: torch.Tensor, n_samples: int, ranked: n
     spent, size = 0, max(1, -(-len(keep) // groups))
 
     def ask(removals: list[set[int]]) -> np.ndarray:
-        masks = torch.zeros(len(removals), spectrum.shape[-1], dtype=torch.bool)
+        masks = np.zeros((len(removals), spectrum.shape[-1]), dtype=bool)
+        kept = np.asarray(keep, dtype=np.int64)
         for row, gone in enumerate(removals):
-            masks[row, [b for b in keep if b not in gone]] = True
-        return engine.query_spectral(spectrum, masks, n_samples)
+            masks[row, kept] = True
+            masks[row, np.fromiter(gone, dtype=np.int64, count=len(gone))] = False
+        return engine.query_spectral(spectrum, torch.from_numpy(masks), n_samples)
 
     while len(keep) > 1 and spent < budget:
         order = keep[::-1]
