@@ -44,8 +44,8 @@ def test_speculation_keeps_results_and_queries_and_fills_calls():
     centres = planted.CONJUNCTION_CENTRES[:4]
     clf, x = planted.conjunction_model(centres), planted.conjunction_clip(centres)
     plain, plain_engine = _run(clf, x, speculate=0)
-    fast, fast_engine = _run(clf, x)  # the default speculates
-    assert FreqReXConfig().speculate > 0
+    fast, fast_engine = _run(clf, x, speculate=2)  # the measured width; the default (0) keeps the old calls
+    assert FreqReXConfig().speculate == 0
     _same_results(plain, fast)
     assert plain.queries <= fast.queries <= 1.10 * plain.queries  # speculation wasted ≤ 10 %
     assert fast_engine.calls < plain_engine.calls
@@ -54,8 +54,8 @@ def test_speculation_keeps_results_and_queries_and_fills_calls():
 
 def test_speculative_query_counts_do_not_depend_on_batch_size():
     clf, x = planted.ratio_model(), single_band_clip(1.0)
-    big, _ = _run(clf, x, batch_size=64)
-    small, small_engine = _run(clf, x, batch_size=3)
+    big, _ = _run(clf, x, batch_size=64, speculate=2)
+    small, small_engine = _run(clf, x, batch_size=3, speculate=2)
     _same_results(big, small)
     assert big.queries_by_phase == small.queries_by_phase
     assert max(small_engine.call_sizes) <= 3

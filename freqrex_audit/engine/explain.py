@@ -88,7 +88,7 @@ class FreqReXConfig(Result):
     prune_budget: int = 64
     fragility_check: bool = True
     batch_size: int | None = None
-    speculate: int = 2
+    speculate: int = 0  # opt-in: 2 measured +1.4 % queries for 12 % fewer calls (README, #33)
 
     def __post_init__(self) -> None:
         checks = {
