@@ -138,6 +138,8 @@ class FreqrexSection(Section):
     prune: bool = Field(FX.prune, description="prune the sufficient prefix to a minimal set")
     prune_budget: Integer(1) = Field(FX.prune_budget, description="most queries pruning may spend")
     fragility_check: bool = Field(FX.fragility_check, description="re-query each subset with noise and int16")
+    speculate: Integer(0) = Field(FX.speculate, description="rounds of the next responsibility iteration asked "
+                                  "in the current one's calls: fewer, fuller calls for a few more queries (0: none)")
     batch_size: Optional[Integer(1)] = Field(FX.batch_size, description="queries per model call (null: the model's)")
 
 
