@@ -15,9 +15,11 @@ Two sources spend what the ladder left:
   the direction that raises it fastest per unit energy, restricted to the k most sensitive bins
   (k = 1, 4, 16, all), is line-searched: louder by 6 dB until it flips, then bisected in dB;
 - ``boundary``: HopSkipJump's geometry in a subspace of k bins (the quietest flip's bins, their
-  neighbours and harmonics, then the target's ranking): bisect from the clip to the flip, estimate the
-  boundary's normal from antithetic random probes of the score, step along it, bisect back, keep the
-  point when it is quieter. Scores, not decisions, make each estimate cheaper than HopSkipJump's.
+  neighbours and harmonics, then bins drawn at random): start from the quietest flip or from random
+  phases on the subspace, whichever flips with less energy; bisect from the clip to it, estimate the
+  boundary's normal from random probes of the score, step along it, bisect back, keep the point when it
+  is quieter. Scores, not decisions, make each estimate cheaper than HopSkipJump's; as in HopSkipJump the
+  probes per estimate grow with √t.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from .search import BudgetedSearch, Flip
 
 Delta = dict[int, complex]
 STEP_DB = 6.0  # how much louder each step of a line search goes until it flips
+PROBE_RADIUS = 0.005  # the boundary search's probes, as a fraction of the point's distance from the clip
+MAX_PROBE_RADIUS = 0.1  # how far it widens when the model's scores are quantised (int8 models)
 
 
 class SparseSearch:
@@ -182,10 +186,12 @@ class SparseSearch:
             self.line_search("gradient", top, float(np.clip(start, -20.0, 60.0)), tol_db)
 
     def subspace(self, seed: Flip | None, k: int) -> np.ndarray:
-        """The bins of the boundary search: the flip's bins, their neighbours and harmonics, then bins spread
-        evenly over the whole spectrum up to ``k``. Measured on speech and music clips, an even spread
-        reaches quieter flips than the explanation's top-ranked bins (silero-vad: 14.8 against 9.3 dB;
-        AST: 26.7 against 21.9 dB, 1,000 queries): a model's boundary is rarely only where the clip is loud."""
+        """The bins of the boundary search: the flip's bins, their neighbours and harmonics, then bins drawn at
+        random over the whole spectrum up to ``k``. Bins over the whole spectrum reach quieter flips than the
+        explanation's top-ranked bins (silero-vad: 14.8 against 9.3 dB; AST: 26.7 against 21.9 dB, 1,000
+        queries): a model's boundary is rarely only where the clip is loud. Drawn, not evenly spaced: bins a
+        fixed step apart only make signals that repeat every n/step samples, so the change cannot gather in
+        the frames where the model is fragile (random bins: 3.2 dB quieter on average over six clips)."""
         bins: list[int] = []
         if seed is not None:
             bins += list(seed.bins)
@@ -193,12 +199,15 @@ class SparseSearch:
                 bins += [b - 2, b - 1, b + 1, b + 2, 2 * b, 3 * b, b // 2]
         first, last = int(self.usable[0]), int(self.usable[-1])
         kept = [b for b in dict.fromkeys(bins) if first <= b <= last][:k]
-        spread = np.unique(np.linspace(first, last, max(0, k - len(kept))).round().astype(np.int64))
-        kept += [int(b) for b in spread if b not in set(kept)]
-        return np.asarray(kept[:max(k, 1)], dtype=np.int64)
+        others = np.setdiff1d(np.arange(first, last + 1), np.asarray(kept, dtype=np.int64))
+        drawn = self.rng.choice(others, size=min(max(0, k - len(kept)), others.size), replace=False)
+        return np.asarray(kept + sorted(int(b) for b in drawn), dtype=np.int64)[:max(k, 1)]
 
     def boundary(self, bins: np.ndarray, seed: Flip | None, iterations: int, probes: int, tol_db: float) -> None:
-        """Source ``boundary``: HopSkipJump's walk along the boundary in the span of ``bins`` (see module doc)."""
+        """Source ``boundary``: HopSkipJump's walk along the boundary in the span of ``bins`` (see module doc).
+
+        Each estimate asks the point itself and 2·probes·√t − 1 one-sided probes around it (one query a
+        direction, where antithetic pairs cost two: 1.5 dB quieter on average over six clips)."""
         if not len(bins) or self.search.remaining <= 0:
             return
         scale = np.sqrt(self.n / self.weight[bins])  # coordinates v with ‖v‖² = energy
@@ -207,33 +216,9 @@ class SparseSearch:
             c = (v[0::2] + 1j * v[1::2]) * scale
             return {int(b): complex(c[i]) for i, b in enumerate(bins) if c[i] != 0}
 
-        def flipping(v: np.ndarray, source: str = "boundary") -> bool | None:
-            answer = self.ask(source, [delta(v)])
+        def flipping(v: np.ndarray) -> bool | None:  # None: the budget is spent
+            answer = self.ask("boundary", [delta(v)])
             return self.flips(answer[0]) if answer else None
-
-        start = None
-        if seed is not None:
-            v = np.zeros(2 * len(bins))
-            where = {int(b): i for i, b in enumerate(bins)}
-            for b, d in zip(seed.bins, seed.delta if seed.delta is not None else self.ladder_delta(seed)):
-                i = where.get(int(b))
-                if i is not None:
-                    v[2 * i], v[2 * i + 1] = d.real / scale[i], d.imag / scale[i]
-            if np.any(v) and flipping(v):
-                start = v
-        if start is None:  # random phases on the subspace, louder until they flip
-            v0 = self.rng.standard_normal(2 * len(bins))
-            v0 /= np.linalg.norm(v0)
-            for level in (20.0, 10.0, 0.0, -10.0, -20.0):
-                v = v0 * np.sqrt(self.power / 10 ** (level / 10))
-                answer = flipping(v)
-                if answer is None:
-                    return
-                if answer:
-                    start = v
-                    break
-        if start is None:
-            return
 
         def bisect(v: np.ndarray) -> np.ndarray:
             lo, hi = 0.0, 1.0  # fractions of v: lo does not flip, hi does
@@ -247,19 +232,39 @@ class SparseSearch:
                     break
             return hi * v
 
-        point = bisect(start)
+        starts = []
+        start = self._seed_start(bins, scale, seed)
+        if start is not None and flipping(start):  # the seed's bins outside the subspace may have been needed
+            starts.append(bisect(start))
+        v0 = self.rng.standard_normal(2 * len(bins))
+        v0 /= np.linalg.norm(v0)
+        for level in (20.0, 10.0, 0.0, -10.0, -20.0):  # random phases and magnitudes, louder until they flip
+            v = v0 * np.sqrt(self.power / 10 ** (level / 10))
+            answer = flipping(v)
+            if answer is None:
+                break
+            if answer:
+                starts.append(bisect(v))
+                break
+        if not starts:
+            return
+        probe_radius = PROBE_RADIUS
+        point = min(starts, key=np.linalg.norm)  # the start nearer the clip, each on the boundary
         for t in range(1, iterations + 1):
-            if self.search.remaining < 2 * probes + 4:
+            wanted = 2 * int(round(probes * np.sqrt(t)))  # queries for this estimate, growing as HopSkipJump's
+            asked = min(wanted, self.search.remaining - 4)  # what is left keeps room to step and bisect
+            if asked < probes:
                 return
             radius = float(np.linalg.norm(point))
-            u = self.rng.standard_normal((probes, point.size))
+            u = self.rng.standard_normal((asked - 1, point.size))
             u /= np.linalg.norm(u, axis=1, keepdims=True)
-            sigma = 0.02 * radius
-            answers = self.ask("boundary", [delta(point + sigma * e) for e in u] + [delta(point - sigma * e) for e in u])
-            if len(answers) < 2 * probes:
+            answers = self.ask("boundary", [delta(point)] + [delta(point + probe_radius * radius * e) for e in u])
+            if len(answers) < asked:
                 return
             scores = np.array([self.score(p) for p in answers])
-            normal = ((scores[:probes] - scores[probes:])[:, None] * u).sum(axis=0)
+            if len(np.unique(scores)) < asked / 2:  # a quantised output: probe farther so differences say more
+                probe_radius = min(2 * probe_radius, MAX_PROBE_RADIUS)
+            normal = ((scores[1:] - scores[0])[:, None] * u).sum(axis=0)
             if not np.any(normal):
                 return
             normal /= np.linalg.norm(normal)
@@ -278,6 +283,18 @@ class SparseSearch:
             closer = bisect(moved)
             if np.linalg.norm(closer) < radius:
                 point = closer
+
+    def _seed_start(self, bins: np.ndarray, scale: np.ndarray, seed: Flip | None) -> np.ndarray | None:
+        """The quietest flip so far in the subspace's coordinates (None without one)."""
+        if seed is None:
+            return None
+        v = np.zeros(2 * len(bins))
+        where = {int(b): i for i, b in enumerate(bins)}
+        for b, d in zip(seed.bins, seed.delta if seed.delta is not None else self.ladder_delta(seed)):
+            i = where.get(int(b))
+            if i is not None:
+                v[2 * i], v[2 * i + 1] = d.real / scale[i], d.imag / scale[i]
+        return v if np.any(v) else None
 
     def ladder_delta(self, flip: Flip) -> tuple[complex, ...]:
         """A ladder flip as additive changes: δ_k = (m − 1)·X_k."""
