@@ -92,8 +92,12 @@ def start_cluster(nodes: int = 2, cpus: int = 1, pythonpath: str = str(REPO), no
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FREQREX_"))}
     # RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S: the head's Ray Client proxy waits 30 s (Ray's default) for the
     # server it starts per client. The ray:// test failed once with an empty "Initialization failure from server"
-    # on a 2-core machine at a load of 7 (passes alone); a slow server start is the likely cause, not a proven one
-    env.update(auth, PYTHONPATH=pythonpath, RAY_USAGE_STATS_ENABLED="0", RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="120",
+    # on a 2-core machine at a load of 7 (passes alone); a slow server start is the likely cause, not a proven one,
+    # so the proxy waits twice Ray's default. Not longer: when that server dies at its start ("Starting Ray client
+    # server failed"; the proxy logged that gRPC skipped its fork() handlers, the server an epoll error), the
+    # driver's ray.init returns only when the proxy's wait for the dead server's channel (this timeout) has ended:
+    # at 120 s, that xfail took ~160 s (measured: the proxy's "Timeout waiting for channel" 120 s after the failure).
+    env.update(auth, PYTHONPATH=pythonpath, RAY_USAGE_STATS_ENABLED="0", RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="60",
                **(node_env or {}))
     address = f"127.0.0.1:{port}"
     memory = str(80 * 1024 * 1024)

@@ -26,11 +26,14 @@ ray = pytest.importorskip("ray", reason="the [ray] extra is not installed (CI in
 
 from tests.ray_cluster import LocalCluster, shared_cluster, start_cluster, stop_cluster  # noqa: E402
 
-DEADLINE_S = 60
-"""From the session's start: Ray's node check, the model's load and a worker's start take 10–20 s on a quiet
-2-core machine and up to ~55 s on one shared at a load of 15 (measured), so a worker has stopped before."""
+DEADLINES_S = (20, 60)
+"""From the session's start, tried in turn until a worker has stopped before the deadline (the test's premise):
+Ray's node check, the model's load and a worker's start took 3 s (process pool) and 7 s (the Ray cluster, already
+up) on a quiet 2-core machine, 10–20 s earlier and up to ~55 s on one shared at a load of 15 (measured). A run
+whose workers had not stopped by its deadline proves nothing about a stopped worker: the next, longer deadline
+is tried (the last one is the test's old, only deadline), so the first rung only saves the wait when it can."""
 MARGIN_S = 90
-"""After the deadline: cutting, results.json, the report (matplotlib's first import) and leaving Ray (~10 s
+"""After each deadline: cutting, results.json, the report (matplotlib's first import) and leaving Ray (~10 s
 quiet, up to ~45 s at a load of 15); a driver that waited for its stopped workers would never end."""
 
 
@@ -98,25 +101,36 @@ def test_a_model_that_kills_its_workers_is_an_errored_spec_and_the_good_spec_is_
 def test_a_stopped_worker_cannot_hold_the_run_past_the_deadline(request, tmp_path, name):
     """The workers stop themselves (SIGSTOP) on their first model call: the driver still ends the run at
     ``--deadline`` (exit 3, results.json says the deadline hit, both clips interrupted) and kills them."""
-    marker = tmp_path / "stopped"
-    root = project(tmp_path, {"stop.yaml": SPEC % ("cluster_models:crashing", f"{{how: SIGSTOP, marker: '{marker}'}}")})
     args, env = executor_args(request, name)
-    code, out, _, doc = audit(root, "stop.yaml", *args, "--deadline", str(DEADLINE_S), "--no-cache", env=env)
-    ended = time.time()
-    assert code == 3 and "Traceback" not in out, out[-3000:]
-    passed = datetime.strptime(doc["timings"]["started"], "%Y-%m-%dT%H:%M:%S%z").timestamp() + DEADLINE_S
-    assert ended < passed + 1 + MARGIN_S, f"the run ended {ended - passed:.0f} s after its deadline"
-    stopped = {int(p.name): p.stat().st_mtime for p in marker.iterdir()}
+    for seconds in DEADLINES_S:
+        run = tmp_path / f"deadline-{seconds}"
+        marker = run / "stopped"
+        root = project(run, {"stop.yaml": SPEC % ("cluster_models:crashing", f"{{how: SIGSTOP, marker: '{marker}'}}")})
+        code, out, _, doc = audit(root, "stop.yaml", *args, "--deadline", str(seconds), "--no-cache", env=env)
+        ended = time.time()
+        assert code == 3 and "Traceback" not in out, out[-3000:]
+        passed = datetime.strptime(doc["timings"]["started"], "%Y-%m-%dT%H:%M:%S%z").timestamp() + seconds
+        assert ended < passed + 1 + MARGIN_S, f"the run ended {ended - passed:.0f} s after its deadline"
+        stopped = {int(p.name): p.stat().st_mtime for p in marker.iterdir()} if marker.exists() else {}
+        if stopped and min(stopped.values()) < passed:
+            break  # the premise holds: a worker stopped before the deadline, and this run is the one judged
+        _wait_gone(stopped)  # (a worker that stopped after the deadline: still killed, never left behind)
+        assert not any(_running(pid) for pid in stopped), "a stopped worker was left behind"
     assert stopped and min(stopped.values()) < passed, \
-        "no worker stopped before the deadline: the machine is slower than DEADLINE_S assumes"
+        f"no worker stopped before the deadline: the machine is slower than DEADLINES_S {DEADLINES_S} assumes"
     assert doc["run"]["deadline"]["hit"] is True and doc["run"]["verdict"] == "interrupted"
     samples = doc["specs"]["stop"]["samples"]
     assert all(deadline.cut_short(s["reason"]) for s in samples), samples
     assert any("while this clip ran on" in s["reason"] for s in samples), samples
-    end = time.monotonic() + 30
-    while any(_running(pid) for pid in stopped) and time.monotonic() < end:  # Ray kills them asynchronously
-        time.sleep(0.5)
+    _wait_gone(stopped)
     assert not any(_running(pid) for pid in stopped), "a stopped worker was left behind"
+
+
+def _wait_gone(pids, seconds: float = 30) -> None:
+    """Up to ``seconds`` for ``pids`` to end (Ray kills them asynchronously)."""
+    end = time.monotonic() + seconds
+    while any(_running(pid) for pid in pids) and time.monotonic() < end:
+        time.sleep(0.5)
 
 
 def test_ctrl_c_keeps_the_specs_that_finished_and_leaves_no_worker(tmp_path):
