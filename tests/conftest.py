@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.fft  # noqa: F401  (imported once here: pytester's in-process runs cannot load its C module twice)
 import pytest
 
 SR = 8000
