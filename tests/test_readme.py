@@ -73,6 +73,19 @@ def test_readme_tables_are_what_the_command_prints_on_the_committed_demo_run():
         assert block in README, f"README lacks this output of freqrex-audit tables docs/demo-run:\n{block}"
 
 
+def test_readme_peer_table_is_what_the_bench_printed():
+    """Numbers from commands: "Attack strength against the field" pastes `freqrex-audit bench --peers
+    benchmarks/peers/*.yaml --json docs/peers-bench.json`; the table must be what that file formats to."""
+    import json
+
+    from freqrex_audit.bench.peers import format_peer_table, rows_from_json
+
+    doc = json.loads((REPO / "docs" / "peers-bench.json").read_text())
+    assert "freqrex-audit bench --peers benchmarks/peers/*.yaml --json docs/peers-bench.json" in README
+    table = format_peer_table(rows_from_json(doc), doc["snr_db"])
+    assert table in README, f"README lacks this table of docs/peers-bench.json:\n{table}"
+
+
 def test_readme_explainer_tables_are_what_the_bench_printed():
     """Numbers from commands: "Other explainers" pastes `freqrex-audit bench --explainers --latent-paper --clips 20
     --json docs/explainers-bench.json`; each table must be what that file formats to, and the codec's stated

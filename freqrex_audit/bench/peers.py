@@ -123,3 +123,8 @@ def format_peer_table(rows: list[PeerRow], snr_db: float = 20.0) -> str:
 def rows_as_json(rows: list[PeerRow], snr_db: float) -> dict:
     return {"snr_db": snr_db, "hopskipjump": HOPSKIPJUMP, "rows": [asdict(r) for r in rows],
             "summary": summary(rows, snr_db)}
+
+
+def rows_from_json(doc: dict) -> list[PeerRow]:
+    """The rows of a ``--json`` file (what README's table is formatted from)."""
+    return [PeerRow(**row) for row in doc["rows"]]
