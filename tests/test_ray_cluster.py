@@ -256,8 +256,15 @@ def _ray_client_server_broke(out: str, cluster: LocalCluster) -> str | None:
     if "Starting Ray client server failed" not in out:
         return None
     logs = sorted(Path(cluster.temp_dir).rglob("ray_client_server*.err"))
-    tails = [log.read_text(errors="replace")[-600:] for log in logs]
-    return out[-300:] + "\nserver log: " + ("\n".join(tails) or "(none found)")
+    return out[-300:] + "\nserver log: " + ("\n".join(_telling_lines(log) for log in logs) or "(none found)")
+
+
+def _telling_lines(log: Path, keep: int = 8) -> str:
+    """The lines of a Ray log that say what failed (errors, failures, fork), not its tail: the proxy's log ends
+    in "Retrying Logstream" lines that hide why the server died."""
+    lines = log.read_text(errors="replace").splitlines()
+    telling = [line for line in lines if any(w in line.lower() for w in ("error", "fail", "fork", "exception"))]
+    return f"{log.name}: " + " | ".join((telling or lines)[-keep:])[-800:]
 
 
 def test_a_node_that_cannot_load_the_project_is_refused_by_name(tmp_path):
