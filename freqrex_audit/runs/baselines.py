@@ -177,7 +177,9 @@ def regression_verdicts(rules: list[Rule], result: SpecResult, path: Path, name:
     if baseline.get("config_hash") != ours:
         return [Verdict("regression", r.metric, Outcome.NOT_MEASURED,
                         f"{r.metric}: not compared: baseline {name!r} was made with a different config "
-                        f"(hash {baseline.get('config_hash')} vs this run's {ours}); save a new baseline")
+                        f"or freqrex_audit engine (hash {baseline.get('config_hash')} vs this run's {ours}: the "
+                        f"hash holds the spec's settings and the engine's version, so an upgrade that changed "
+                        f"the algorithms changes it too); save a new baseline")
                 for r in rules]
     out = []
     for rule in rules:
