@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from .palette import COLOURS, OKABE_ITO  # noqa: E402
 
 __all__ = ["png_uri", "envelope", "sample_panels", "class_responsibility", "necessary_histogram",
-           "inverse_counts", "composite_psd", "MAX_PLOT_POINTS", "OKABE_ITO"]
+           "inverse_counts", "composite_psd", "tallest_per_column", "fitted_png_uri", "MAX_PLOT_POINTS", "OKABE_ITO"]
 
 MAX_PLOT_POINTS = 2000
 """Waveforms and spectra longer than this are drawn from a min/max envelope of this many points."""
@@ -38,6 +38,42 @@ def png_uri(fig: "plt.Figure") -> str:
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(_palette_png(buffer.getvalue())).decode("ascii")
+
+
+CARD_LAYOUT = {"left": 0.065, "right": 0.985, "bottom": 0.205, "top": 0.874, "wspace": 0.36}
+"""A sample card's fixed margins: the widest ``tight_layout`` chose over a 143-gate demo run's 42 cards (left
+0.055–0.061, right ≥ 0.985, bottom 0.205, top 0.874, wspace 0.29–0.33) plus room. Laying the card out once
+instead of through ``tight_layout`` and ``bbox_inches="tight"`` (two more passes over every tick and label)
+made a card ~1.6× faster; ``fitted_png_uri`` still falls back to ``tight_layout`` when a label would not fit."""
+
+
+def fitted_png_uri(fig: "plt.Figure", gap_px: float = 2.0) -> str:
+    """Like ``png_uri`` for a figure laid out with fixed margins, in one draw: the figure is drawn once, checked
+    (every panel, with its ticks, labels, title and legend, inside the figure and clear of its neighbour; else
+    ``tight_layout`` and a second draw), then cropped to its ink plus ``bbox_inches="tight"``'s 0.1 in pad."""
+    fig.set_dpi(DPI)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = sorted((ax.get_tightbbox(renderer) for ax in fig.axes if ax.get_visible()), key=lambda b: b.x0)
+    width, height = fig.canvas.get_width_height()
+    fits = all(b.x0 >= 0 and b.y0 >= 0 and b.x1 <= width and b.y1 <= height for b in boxes) and all(
+        right.x0 - left.x1 >= gap_px for left, right in zip(boxes, boxes[1:]))
+    if not fits:
+        fig.tight_layout()
+        fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    plt.close(fig)
+    ink = np.any(rgb != 255, axis=2)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if len(rows):
+        pad = round(0.1 * DPI)
+        rgb = rgb[max(rows[0] - pad, 0):rows[-1] + 1 + pad, max(cols[0] - pad, 0):cols[-1] + 1 + pad]
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(rgb)).quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
 def _palette_png(png: bytes, colours: int = 64) -> bytes:
@@ -63,6 +99,23 @@ def envelope(x: np.ndarray, y: np.ndarray, points: int = MAX_PLOT_POINTS) -> tup
     return np.repeat(xs, 2), np.column_stack([lo, hi]).ravel()
 
 
+def tallest_per_column(bins: np.ndarray, heights: np.ndarray, n_bins: int,
+                       columns: int = MAX_PLOT_POINTS // 2) -> np.ndarray:
+    """The bins to draw as vertical lines from 0: of each run of ``n_bins / columns`` adjacent bins, the one
+    with the tallest line. Lines from 0 that are far closer than a pixel cover one another, so the panel looks
+    the same, and drawing thousands of them (a complete set can hold most of a spectrum's 8,001+ bins) is what
+    made a sample card slow."""
+    bins = np.asarray(bins)
+    if len(bins) <= columns:
+        return bins
+    width = -(-max(int(n_bins), 1) // columns)
+    keys = bins // width
+    order = np.lexsort((-np.asarray(heights, dtype=np.float64), keys))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = keys[order][1:] != keys[order][:-1]
+    return bins[order[first]]
+
+
 def _khz(ax: "plt.Axes") -> None:
     ax.set_xlabel("frequency (kHz)")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}"))
@@ -73,7 +126,8 @@ def sample_panels(waveform: np.ndarray, sample_rate: int, hz: np.ndarray, respon
                   sufficient_signal: np.ndarray | None) -> str:
     """The paper's Figure 1: (a) signal, (b) responsibility over frequency, (c) the sufficient /
     necessary / complete bins over the spectrum, (d) the reconstructed sufficient signal."""
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.2), dpi=DPI)
+    fig.subplots_adjust(**CARD_LAYOUT)
     t = np.arange(len(waveform)) / sample_rate
     axes[0].plot(*envelope(t, waveform), lw=0.6, color=COLOURS["signal"])
     axes[0].set(title="(a) clip", xlabel="time (s)", ylabel="amplitude")
@@ -84,7 +138,8 @@ def sample_panels(waveform: np.ndarray, sample_rate: int, hz: np.ndarray, respon
     for kind in ("complete", "necessary", "sufficient"):  # largest first so each smaller set stays visible
         bins = subsets.get(kind)
         if bins is not None and len(bins):
-            axes[2].vlines(hz[bins], 0, magnitude[bins], color=COLOURS[kind], lw=1.0,
+            drawn = tallest_per_column(bins, magnitude[bins], len(hz))
+            axes[2].vlines(hz[drawn], 0, magnitude[drawn], color=COLOURS[kind], lw=1.0,
                            label=f"{kind} ({len(bins):,} bin{'' if len(bins) == 1 else 's'})")
     axes[2].set(title="(c) subsets on the spectrum", ylabel="|X(f)| (linear)")
     _khz(axes[2])
@@ -96,8 +151,7 @@ def sample_panels(waveform: np.ndarray, sample_rate: int, hz: np.ndarray, respon
     else:
         axes[3].text(0.5, 0.5, "no sufficient set found", ha="center", va="center", transform=axes[3].transAxes)
     axes[3].set(title="(d) sufficient signal", xlabel="time (s)", ylabel="amplitude")
-    fig.tight_layout()
-    return png_uri(fig)
+    return fitted_png_uri(fig)
 
 
 def _grid(n: int, cols: int = 4, row_height: float = 2.8):
