@@ -37,7 +37,11 @@ def png_uri(fig: "plt.Figure") -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(_palette_png(buffer.getvalue())).decode("ascii")
+    return _data_uri(_palette_png(buffer.getvalue()))
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 CARD_LAYOUT = {"left": 0.065, "right": 0.985, "bottom": 0.205, "top": 0.874, "wspace": 0.36}
@@ -70,20 +74,24 @@ def fitted_png_uri(fig: "plt.Figure", gap_px: float = 2.0) -> str:
         rgb = rgb[max(rows[0] - pad, 0):rows[-1] + 1 + pad, max(cols[0] - pad, 0):cols[-1] + 1 + pad]
     from PIL import Image
 
-    image = Image.fromarray(np.ascontiguousarray(rgb)).quantize(colors=64, method=Image.Quantize.MEDIANCUT)
-    out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+    return _data_uri(_palette(Image.fromarray(np.ascontiguousarray(rgb))))
 
 
 def _palette_png(png: bytes, colours: int = 64) -> bytes:
     """The PNG with a 64-colour palette: a plot has few colours, and this makes it 2–4× smaller."""
     from PIL import Image
 
-    image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+    small = _palette(Image.open(io.BytesIO(png)).convert("RGB"), colours)
+    return small if len(small) < len(png) else png
+
+
+def _palette(image, colours: int = 64) -> bytes:
+    """An RGB image as an optimised PNG with a ``colours``-colour palette."""
+    from PIL import Image
+
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
-    return out.getvalue() if out.tell() < len(png) else png
+    image.quantize(colors=colours, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 def envelope(x: np.ndarray, y: np.ndarray, points: int = MAX_PLOT_POINTS) -> tuple[np.ndarray, np.ndarray]:
