@@ -128,7 +128,7 @@ def _verify(engine: QueryEngine, search: BudgetedSearch, sparse: SparseSearch, f
     if flip.delta is None:
         wave = search.build([(flip.bins, flip.mutation)])[0]
     else:
-        wave = sparse.waveforms([dict(zip(flip.bins, flip.delta))])[0]
+        wave = sparse.waveforms([(np.asarray(flip.bins, dtype=np.int64), np.asarray(flip.delta))])[0]
     adversarial = wave.cpu().numpy().astype(np.float32)
     q0 = engine.queries
     probs = engine.query(adversarial[None])[0]

@@ -69,35 +69,49 @@ class SparseSearch:
         return {k: v * scale for k, v in delta.items()}
 
     # -- queries -------------------------------------------------------------------------------------
-    def waveforms(self, deltas: Sequence[Delta]) -> torch.Tensor:
-        changes = torch.zeros((len(deltas), self.spectrum.shape[-1]), dtype=torch.complex128)
-        for i, d in enumerate(deltas):
-            if d:
-                changes[i, list(d)] = torch.tensor(list(d.values()), dtype=torch.complex128)
-        waves = torch.fft.irfft(changes, n=self.n).to(torch.float32).to(self.search.x.device) + self.search.x[None]
-        return waves.clamp(-self.search.bound, self.search.bound)
-
     def ask(self, source: str, deltas: Sequence[Delta]) -> list[np.ndarray]:
         """Probabilities for as many of ``deltas`` as the budget allows; flips are recorded on the search."""
+        rows = [(np.fromiter(d.keys(), np.int64, len(d)), np.fromiter(d.values(), np.complex128, len(d)))
+                for d in deltas]
+        return self._ask(source, rows)
+
+    def ask_on(self, source: str, bins: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
+        """As :meth:`ask`, for rows of changes ``values`` [m, len(bins)] on the same ``bins`` (no dicts: the
+        boundary search's 1,000-bin rows cost a dict each was most of its own time per query)."""
+        return self._ask(source, [(bins, row) for row in np.atleast_2d(values)])
+
+    def waveforms(self, rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
+        """The clip with each row's changes (bins, complex values) added, clipped to its range as boosts are."""
+        changes = np.zeros((len(rows), self.spectrum.shape[-1]), dtype=np.complex128)
+        for i, (bins, values) in enumerate(rows):
+            changes[i, bins] = values
+        waves = torch.fft.irfft(torch.from_numpy(changes), n=self.n).to(torch.float32).to(self.search.x.device)
+        return (waves + self.search.x[None]).clamp(-self.search.bound, self.search.bound)
+
+    def _ask(self, source: str, rows: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         s = self.search
-        deltas = list(deltas)[: max(0, s.remaining)]
+        rows = rows[: max(0, s.remaining)]
         answers: list[np.ndarray] = []
-        for start in range(0, len(deltas), s.chunk):
-            rows = deltas[start:start + s.chunk]
-            waves = self.waveforms(rows)
+        for start in range(0, len(rows), s.chunk):
+            chunk = rows[start:start + s.chunk]
+            waves = self.waveforms(chunk)
             q0 = s.engine.queries
             probs = s.engine.query(waves)
-            s.spent += len(rows)
+            s.spent += len(chunk)
             s.queries_by_source[source] = s.queries_by_source.get(source, 0) + s.engine.queries - q0
             energies = torch.linalg.vector_norm(waves - s.x[None], dim=-1, dtype=torch.float64).cpu().numpy() ** 2
-            for d, p, e in zip(rows, probs, energies):
+            for (bins, values), p, e in zip(chunk, probs, energies):
                 s.n_asked += 1
-                if d and s.flipped(p) and len(d) <= s.max_frequencies:
-                    bins = tuple(sorted(d))
-                    s.flips.append(Flip(bins, None, source, int(p.argmax()), float(p.max() - p[s.original]),
+                changed = values != 0
+                count = int(changed.sum())
+                if count and s.flipped(p) and count <= s.max_frequencies:
+                    order = np.argsort(bins[changed], kind="stable")
+                    kept, deltas = bins[changed][order], values[changed][order]
+                    s.flips.append(Flip(tuple(kept.tolist()), None, source, int(p.argmax()),
+                                        float(p.max() - p[s.original]),
                                         float(10 * np.log10(s.power / max(e, 1e-300))), s.n_asked,
-                                        tuple(complex(d[b]) for b in bins)))
-                    s.pool.update(bins)
+                                        tuple(deltas.tolist())))
+                    s.pool.update(kept.tolist())
             answers.extend(probs)
         return answers
 
@@ -212,12 +226,11 @@ class SparseSearch:
             return
         scale = np.sqrt(self.n / self.weight[bins])  # coordinates v with ‖v‖² = energy
 
-        def delta(v: np.ndarray) -> Delta:
-            c = (v[0::2] + 1j * v[1::2]) * scale
-            return {int(b): complex(c[i]) for i, b in enumerate(bins) if c[i] != 0}
+        def values(v: np.ndarray) -> np.ndarray:  # rows of coordinates → complex changes of ``bins``
+            return (v[..., 0::2] + 1j * v[..., 1::2]) * scale
 
         def flipping(v: np.ndarray) -> bool | None:  # None: the budget is spent
-            answer = self.ask("boundary", [delta(v)])
+            answer = self.ask_on("boundary", bins, values(v))
             return self.flips(answer[0]) if answer else None
 
         def bisect(v: np.ndarray) -> np.ndarray:
@@ -258,7 +271,7 @@ class SparseSearch:
             radius = float(np.linalg.norm(point))
             u = self.rng.standard_normal((asked - 1, point.size))
             u /= np.linalg.norm(u, axis=1, keepdims=True)
-            answers = self.ask("boundary", [delta(point)] + [delta(point + probe_radius * radius * e) for e in u])
+            answers = self.ask_on("boundary", bins, values(np.vstack([point, point + probe_radius * radius * u])))
             if len(answers) < asked:
                 return
             scores = np.array([self.score(p) for p in answers])
