@@ -35,6 +35,10 @@ Delta = dict[int, complex]
 STEP_DB = 6.0  # how much louder each step of a line search goes until it flips
 PROBE_RADIUS = 0.005  # the boundary search's probes, as a fraction of the point's distance from the clip
 MAX_PROBE_RADIUS = 0.1  # how far it widens when the model's scores are quantised (int8 models)
+BISECT_GUESS = 0.5
+"""After a step, the bisection back to the boundary first asks this fraction of the last point's distance: the
+boundary rarely comes that much nearer in one step, so the bisection starts from a ~2× bracket instead of searching
+down from the clip (a query or two saved per step; silero-vad 0.7 dB quieter on average, 3 clips × 3 seeds)."""
 
 
 class SparseSearch:
@@ -233,8 +237,15 @@ class SparseSearch:
             answer = self.ask_on("boundary", bins, values(v))
             return self.flips(answer[0]) if answer else None
 
-        def bisect(v: np.ndarray) -> np.ndarray:
+        def bisect(v: np.ndarray, guess: float = 0.0) -> np.ndarray:
+            """The boundary on the segment from the clip to ``v`` (which flips), to ``tol_db``; ``guess``, a
+            fraction of ``v`` thought not to flip, is asked first."""
             lo, hi = 0.0, 1.0  # fractions of v: lo does not flip, hi does
+            if 0.0 < guess < 1.0:
+                answer = flipping(guess * v)
+                if answer is None:
+                    return v
+                lo, hi = (0.0, guess) if answer else (guess, 1.0)
             while self.search.remaining > 0 and (lo == 0.0 or 20 * np.log10(hi / lo) > tol_db):
                 mid = hi / 4 if lo == 0.0 else float(np.sqrt(lo * hi))
                 answer = flipping(mid * v)
@@ -293,7 +304,7 @@ class SparseSearch:
                 step /= 2
             if moved is None:
                 continue
-            closer = bisect(moved)
+            closer = bisect(moved, BISECT_GUESS * radius / np.linalg.norm(moved))
             if np.linalg.norm(closer) < radius:
                 point = closer
 
