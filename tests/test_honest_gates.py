@@ -55,7 +55,7 @@ SPECS = {
                "  stft_attack: {max_success_rate: 1.0, max_rate_256: 1.0, max_rate_512: 1.0,"
                " max_int16_survival_rate: 1.0}\n",
 }
-# One worker runs the whole module under xdist (conftest.py's ONE_WORKER_MODULES), so the module's audit (two full
+# One worker runs the whole module under xdist (pyproject.toml's freqrex_xdist_groups), so the module's audit (two full
 # runs, ~2½ CPU-minutes) is made once rather than once per worker that happens to take one of its tests.
 JUNIT_CLASS = {"passed": "passed", "failed": "failed", "not_measured": "failed", "error": "failed",
                "skipped": "skipped", "xfailed": "xfailed"}

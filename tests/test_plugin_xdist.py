@@ -182,3 +182,18 @@ def test_peers_are_computed_free_ones_first_and_a_busy_one_after_its_worker(tmp_
     compute_peers_first(SimpleNamespace(peers=["A", "B", "C"]), session, claims)
     thread.join()
     assert order == ["A", "C", "B by the other worker", "B"]
+
+
+def test_the_scheduler_keeps_a_spec_and_each_listed_test_file_on_one_worker(pytester):
+    """xdist_group marks no longer group under pytest 9.2: a spec file's items, and the tests of a file listed in
+    ``freqrex_xdist_groups``, are one work unit each; any other test is its own."""
+    from freqrex_audit.plugin.xdist import spec_scheduler
+
+    pytester.makeini("[pytest]\nfreqrex_xdist_groups =\n    tests/test_shared_*.py\n")
+    config = pytester.parseconfig("-n", "2")
+    config.option.tx = ["popen"] * 2  # what xdist's pytest_cmdline_main makes of -n 2
+    scope = spec_scheduler(config, None)._split_scope
+    assert scope("tests/test_shared_audit.py::test_a") == scope("tests/test_shared_audit.py::test_b[x-1]")
+    assert scope("tests/test_shared_audit.py::test_a") != scope("tests/test_shared_other.py::test_a")
+    assert scope("tests/test_alone.py::test_a") != scope("tests/test_alone.py::test_b")
+    assert scope("model_specs/m.yaml::accuracy[aggregate]") == scope("model_specs/m.yaml::model[load]")

@@ -92,6 +92,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   default=".freqrex/baselines")
     parser.addini("freqrex_loadgroup", "switch xdist --dist load to loadgroup (keeps a spec on one worker)",
                   type="bool", default=True)
+    parser.addini("freqrex_xdist_groups", "test files (globs from the rootdir) whose tests run on one xdist worker "
+                  "together, as xdist_group marks no longer group under pytest 9.2", type="linelist", default=[])
 
 
 VALUE_OPTIONS = ("--freqrex-report", "--freqrex-cache", "--freqrex-save", "--freqrex-save-force", "--freqrex-compare",

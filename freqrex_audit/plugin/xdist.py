@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -87,18 +88,24 @@ def use_loadgroup(config: pytest.Config) -> None:
 
 
 def spec_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist's loadgroup scheduler with one group per spec file: all of a spec's items go to one worker.
+    """xdist's loadgroup scheduler with one group per spec file (all of a spec's items go to one worker) and
+    one per test file named by the ``freqrex_xdist_groups`` ini globs.
 
     xdist groups items by an ``@<group>`` suffix its workers append to their node ids from the
     ``xdist_group`` mark; with pytest >= 9.2 (node ids no longer read ``_nodeid``) and with a ``--dist`` that
     a plugin switched (workers parse the command line, which lacks it) that suffix is missing and every
-    item would be its own group. A spec's items are recognised by their file instead."""
+    item would be its own group. Groups are recognised by their file instead."""
     from xdist.scheduler import LoadGroupScheduling
+
+    files = [str(g) for g in config.getini("freqrex_xdist_groups")]
 
     class SpecGroupScheduling(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
             if is_spec_nodeid(nodeid):
-                return "freqrex-spec:" + nodeid.split("::", 1)[0]
+                return "freqrex-spec:" + path
+            if any(fnmatch(path, glob) for glob in files):
+                return "freqrex-file:" + path
             return super()._split_scope(nodeid)
 
     return SpecGroupScheduling(config, log)
