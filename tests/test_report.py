@@ -254,6 +254,9 @@ function __report(audio, partial) {
     gateLinks: document.querySelectorAll("a.evidence-link").length,
     height: document.documentElement.scrollHeight, viewport: window.innerHeight,
     scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
+    gatesWidth: (() => { const t = document.querySelector("table.gates"); if (!t) return null;
+                         const box = t.closest("section, .box, .card") || document.body;
+                         return [t.getBoundingClientRect().width, box.clientWidth]; })(),
     verdict: (document.getElementById("run-verdict") || {textContent: null}).textContent,
     verdictBottom: document.getElementById("run-verdict").getBoundingClientRect().bottom,
     firstRed: (() => { const r = document.querySelector("#gates tr.fail-row");
@@ -323,6 +326,8 @@ def test_report_works_in_a_real_browser(report, results):
     assert verdict["height"] <= PAGE_HEIGHT_BUDGET_PX, verdict["height"]
     # wide tables scroll inside their box: the page itself never scrolls sideways at 1400 px
     assert verdict["scrollWidth"] <= verdict["innerWidth"], (verdict["scrollWidth"], verdict["innerWidth"])
+    # the gates table, the verdict's evidence, fits its box: no column (the evidence links) hidden behind a scroll
+    assert verdict["gatesWidth"] and verdict["gatesWidth"][0] <= verdict["gatesWidth"][1], verdict["gatesWidth"]
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "report.png"
