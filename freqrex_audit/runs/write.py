@@ -169,9 +169,12 @@ def _commit() -> str | None:
 
 
 def run_info(seed: int | None, device: str) -> dict:
+    """The run's facts: seed, device, versions (``engine``: the package version and a hash of the engine's
+    sources, what the cache and baselines key on, so a reader can tell which engine computed the run) and commit."""
     from .._version import __version__
+    from ..audit.cache import engine_version
 
-    versions = {"freqrex_audit": __version__, "python": platform.python_version()}
+    versions = {"freqrex_audit": __version__, "engine": engine_version(), "python": platform.python_version()}
     for module in ("torch", "transformers", "numpy"):
         try:
             versions[module] = __import__(module).__version__
