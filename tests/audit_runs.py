@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -63,6 +64,15 @@ def assert_same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> No
     assert sorted(a) == sorted(b)
     for key in a:
         assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), key
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child a test interrupts with SIGINT (Ctrl-C), so it gets the signal as from a terminal.
+
+    A shell starts background jobs (``cmd &`` without job control) with SIGINT ignored, children inherit that, and
+    Python then installs no KeyboardInterrupt handler: a suite run in the background saw its children ignore the
+    test's Ctrl-C and run to the end (three tests failed that way, though the product was right)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

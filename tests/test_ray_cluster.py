@@ -19,7 +19,8 @@ import pytest
 
 from freqrex_audit.runtime import deadline
 from tests.audit_models import write_robust_dataset
-from tests.audit_runs import assert_same_arrays, cli_command, npz_arrays, stable_text, subprocess_env
+from tests.audit_runs import (assert_same_arrays, cli_command, default_sigint, npz_arrays, stable_text,
+                              subprocess_env)
 from tests.cluster_models import GOOD, SPEC
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed (CI installs it: .ci/run)")
@@ -141,7 +142,7 @@ def test_ctrl_c_keeps_the_specs_that_finished_and_leaves_no_worker(tmp_path):
     child = subprocess.Popen(cli_command("audit", "a_good.yaml", "b_slow.yaml", "--executor", "process", "--workers",
                                          "2", "--no-cache", "--report", "reports", "--device", "cpu", "-q"),
                              cwd=root, env=subprocess_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+                             stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint)
     lines = []
     for line in child.stdout:  # a_good's summary line: b_slow's clips are next, on the workers
         lines.append(line)

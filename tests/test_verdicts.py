@@ -18,7 +18,7 @@ from freqrex_audit.runs.baselines import BaselineRefused, regression_verdicts, p
 from freqrex_audit.cli.main import main
 from freqrex_audit.specs.loader import load_spec
 from tests.audit_models import write_robust_dataset
-from tests.audit_runs import spec_project
+from tests.audit_runs import default_sigint, spec_project
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -200,7 +200,8 @@ def _interrupt(cmd: list[str], cwd: Path, after: str) -> tuple[int, str]:
     """Run ``cmd``, send SIGINT once a line containing ``after`` appears; its exit status and output."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
                HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=default_sigint)
     lines = []
     for line in proc.stdout:
         lines.append(line)
