@@ -80,8 +80,8 @@ class SparseSearch:
         return self._ask(source, rows)
 
     def ask_on(self, source: str, bins: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
-        """As :meth:`ask`, for rows of changes ``values`` [m, len(bins)] on the same ``bins`` (no dicts: the
-        boundary search's 1,000-bin rows cost a dict each was most of its own time per query)."""
+        """As :meth:`ask`, for rows of changes ``values`` [m, len(bins)] on the same ``bins``: no dict per row
+        (building one for each 1,000-bin row was most of the boundary search's own time)."""
         return self._ask(source, [(bins, row) for row in np.atleast_2d(values)])
 
     def waveforms(self, rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
@@ -93,6 +93,7 @@ class SparseSearch:
         return (waves + self.search.x[None]).clamp(-self.search.bound, self.search.bound)
 
     def _ask(self, source: str, rows: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """Ask ``rows`` of (bins, complex changes) in the search's fixed chunks; record each flip with its exact SNR."""
         s = self.search
         rows = rows[: max(0, s.remaining)]
         answers: list[np.ndarray] = []
