@@ -33,9 +33,9 @@ class AttackConfig(Result):
     ``ladder_share`` of the budget, walks the ``walk_flips`` quietest ladder flips to the boundary to
     ``tol_db`` (:mod:`.walk`), then spends the rest on the sparse boundary search (:mod:`.boundary_search`):
     score gradients on ``gradient_pool`` bins probed at ``gradient_probe_db``, and a HopSkipJump-style walk in
-    ``sparse_bins`` bins (capped by ``max_frequencies``; drawn by ``seed``) asking 2·``probes``·√t queries for
-    its t-th estimate of the boundary's normal, seeded by ``seed``. The winner is the quietest verified flip, or one with fewer frequencies within ``tie_db`` of
-    it. ``continuous: false`` is the ladder alone with the whole budget (Alg 2 and #16's sources, the
+    ``sparse_bins`` bins (capped by ``max_frequencies``) asking 2·``probes``·√t queries for its t-th estimate
+    of the boundary's normal; its bins and probes are drawn from ``seed``. The winner is the quietest verified
+    flip, or one with fewer frequencies within ``tie_db`` of it. ``continuous: false`` is the ladder alone with the whole budget (Alg 2 and #16's sources, the
     preference quiet → fewer frequencies → quieter): the mutations it reports are the ladder's own.
     ``noise_draws``: the audit's noise floor asks this many white and pink draws at ``min_snr_db`` first.
     """

@@ -110,8 +110,9 @@ class SparseSearch:
                 changed = values != 0
                 count = int(changed.sum())
                 if count and s.flipped(p) and count <= s.max_frequencies:
-                    order = np.argsort(bins[changed], kind="stable")
-                    kept, deltas = bins[changed][order], values[changed][order]
+                    kept, deltas = bins[changed], values[changed]
+                    order = np.argsort(kept, kind="stable")
+                    kept, deltas = kept[order], deltas[order]
                     s.flips.append(Flip(tuple(kept.tolist()), None, source, int(p.argmax()),
                                         float(p.max() - p[s.original]),
                                         float(10 * np.log10(s.power / max(e, 1e-300))), s.n_asked,
