@@ -107,8 +107,8 @@ class AuditSession:
         return write_doc(doc, arrays, self.run_dir), doc
 
     def render(self, results: Path, report_too: bool = True) -> tuple[Path | None, list[str]]:
-        """The run's report (unless not ``report_too``) and the runs index; matplotlib's own cache goes into the
-        result cache's folder, not the user's home. Returns the report's path and what failed to render."""
+        """The run's report (unless not ``report_too``) and the runs index; matplotlib's own cache and the drawn
+        figures (a rerun's report draws only what changed) go into the result cache's folder, not the user's home. Returns the report's path and what failed to render."""
         from .runtime.isolation import private_matplotlib
 
         try:
@@ -117,4 +117,4 @@ class AuditSession:
             return None, [str(exc)]
         from .report.html import render_run
 
-        return render_run(results, self.report_root, report_too=report_too)
+        return render_run(results, self.report_root, report_too=report_too, figure_cache=self.cache_dir)

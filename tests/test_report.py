@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from freqrex_audit.report import render_index, render_report
+import numpy as np
+
+from freqrex_audit.report import figures, render_index, render_report
+from freqrex_audit.report.figure_cache import figures_cached_in
 from freqrex_audit.report.html import fmt_number
 
 from .report_fixtures import build_results
@@ -35,9 +38,33 @@ def results(results_path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def report(results_path) -> tuple[Path, str]:
-    out = render_report(results_path)
+def figure_cache(tmp_path_factory) -> Path:
+    """The result cache's folder the module's reports keep their figures in (drawn once, by ``report``)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def report(results_path, figure_cache) -> tuple[Path, str]:
+    out = render_report(results_path, figure_cache=figure_cache)
     return out, out.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> list[str]:
+    """Every figure matplotlib starts from now on (each report figure starts with ``plt.subplots``)."""
+    started: list[str] = []
+    subplots = figures.plt.subplots
+
+    def counting(*args, **kwargs):
+        started.append("subplots")
+        return subplots(*args, **kwargs)
+
+    monkeypatch.setattr(figures.plt, "subplots", counting)
+    return started
+
+
+def figure_entries(cache: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted((cache / "figures").rglob("*.fig"))}
 
 
 class Tags(HTMLParser):
@@ -198,10 +225,11 @@ def test_self_contained_and_escaped(report, results_path, tmp_path):
     assert not [t for t, _ in tags(hostile) if t == "script"]
 
 
-def test_size_budget(report, results_path, tmp_path):
+def test_size_budget(report, results_path, figure_cache, tmp_path):
     out, html = report
     assert out.stat().st_size <= 3_000_000
-    small = render_report(results_path, tmp_path / "small.html", max_sample_cards=1, max_audio_bytes=30_000)
+    small = render_report(results_path, tmp_path / "small.html", max_sample_cards=1, max_audio_bytes=30_000,
+                          figure_cache=figure_cache)
     text = small.read_text(encoding="utf-8")
     assert text.count('class="card sample"') == 2  # one per spec
     assert "left out" in text and "at most 1 per spec" in text
@@ -210,8 +238,53 @@ def test_size_budget(report, results_path, tmp_path):
     linked = [a["src"] for t, a in tags(text) if t == "audio" and not a["src"].startswith("data:")]
     assert sorted(linked) == sorted(f"small_files/{f.name}" for f in files)
     bare = render_report(results_path, tmp_path / "bare.html", max_sample_cards=1, max_audio_bytes=30_000,
-                         audio_files=False).read_text(encoding="utf-8")
+                         audio_files=False, figure_cache=figure_cache).read_text(encoding="utf-8")
     assert "audio budget reached" in bare and "player(s) left out" in bare
+
+
+def test_a_rerun_draws_no_figure_and_writes_the_same_page(report, results_path, figure_cache, tmp_path, drawn):
+    """The module's report drew every figure into the cache; the same numbers drawn by the same code are read
+    back: not one figure is started, the page is the same, the entries are untouched."""
+    out, html = report
+    kept = figure_entries(figure_cache)
+    shown = set(re.findall(r'src="(data:image/png;base64,[^"]+)"', html))
+    assert len(kept) >= 6 and len(kept) == len(shown)  # one entry per distinct figure on the page
+    again = render_report(results_path, tmp_path / "again.html", figure_cache=figure_cache).read_text("utf-8")
+    assert not drawn, f"{len(drawn)} figure(s) drawn again from the same numbers"
+    assert again.replace("again_files/", f"{out.stem}_files/") == html
+    assert figure_entries(figure_cache) == kept
+
+
+def test_a_damaged_or_missing_figure_entry_is_drawn_again(report, results_path, figure_cache, tmp_path, drawn):
+    out, html = report
+    cache = tmp_path / "cache"
+    shutil.copytree(figure_cache, cache)
+    kept = figure_entries(cache)
+    damaged, lost = list(kept)[:2]
+    damaged.write_bytes(kept[damaged][:-100])  # a checksum that no longer matches
+    lost.unlink()
+    again = render_report(results_path, tmp_path / "again.html", figure_cache=cache).read_text("utf-8")
+    assert len(drawn) == 2
+    assert again.replace("again_files/", f"{out.stem}_files/") == html
+    assert figure_entries(cache) == kept  # both written again, whole
+
+
+def test_other_numbers_or_another_order_draw_a_new_figure(tmp_path, drawn):
+    hz = np.linspace(0, 4000, 101)
+    series = {"bass": {"hz": hz.tolist(), "value": list(np.linspace(0, 1, 101))},
+              "mid": {"hz": hz.tolist(), "value": list(np.linspace(1, 0, 101))}}
+    with figures_cached_in(tmp_path):
+        one = figures.class_responsibility(series, ["bass", "mid"])
+        assert figures.class_responsibility(series, ["bass", "mid"]) == one and len(drawn) == 1
+        nudged = {**series, "mid": {**series["mid"], "value": [*series["mid"]["value"][:-1], 0.001]}}
+        assert figures.class_responsibility(nudged, ["bass", "mid"]) != one
+        figures.class_responsibility(series, ["mid", "bass"])  # the same panels in another order
+    assert len(drawn) == 3
+
+
+def test_without_a_cache_folder_every_figure_is_drawn_and_none_kept(results_path, tmp_path, drawn):
+    render_report(results_path, tmp_path / "plain.html", max_sample_cards=0)
+    assert drawn and not list(tmp_path.rglob("figures")) and not list(results_path.parent.rglob("figures"))
 
 
 def test_index_lists_runs(report, results_path):

@@ -86,10 +86,12 @@ def make_key(*parts: Any) -> str:
 
 
 class Cache:
-    """``get(key) -> (data, arrays) | None`` and ``put(key, data, arrays)``; ``root=None`` disables it."""
+    """``get(key) -> (data, arrays) | None`` and ``put(key, data, arrays)``; ``root=None`` disables it. Entries end
+    in ``suffix`` (the report's figures use their own, so counting a folder's results never counts figures)."""
 
-    def __init__(self, root: str | Path | None):
+    def __init__(self, root: str | Path | None, suffix: str = ".frx"):
         self.root = Path(root) if root is not None else None
+        self.suffix = suffix
         self.hits = 0
         self.misses = 0
         self.corrupt = 0
@@ -121,7 +123,7 @@ class Cache:
 
     def _path(self, key: str) -> Path:
         assert self.root is not None
-        return self.root / key[:2] / f"{key}.frx"
+        return self.root / key[:2] / f"{key}{self.suffix}"
 
     def get(self, key: str) -> tuple[Any, dict[str, np.ndarray]] | None:
         if self.root is None:

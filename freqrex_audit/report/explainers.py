@@ -13,6 +13,7 @@ import numpy as np
 
 from ..engine.codec import from_jsonable
 from . import figures
+from .figure_cache import cached_figure
 from .clip_figures import stft_db
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ MAX_EXPLAINER_CLIPS = 4
 """Clips whose kept signals the section shows (the table covers every clip the methods ran on)."""
 
 
+@cached_figure
 def _spectrograms(original: np.ndarray, kept: list[tuple[str, np.ndarray | None]], rate: int) -> str:
     """Log-magnitude STFTs of the clip and of each method's kept signal, on one colour scale (80 dB)."""
     plt = figures.plt

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
+from .figure_cache import cached_figure  # noqa: E402
 from .palette import COLOURS, OKABE_ITO  # noqa: E402
 
 __all__ = ["png_uri", "envelope", "sample_panels", "class_responsibility", "necessary_histogram",
@@ -129,6 +130,7 @@ def _khz(ax: "plt.Axes") -> None:
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}"))
 
 
+@cached_figure
 def sample_panels(waveform: np.ndarray, sample_rate: int, hz: np.ndarray, responsibility: np.ndarray,
                   magnitude: np.ndarray, subsets: Mapping[str, np.ndarray | None],
                   sufficient_signal: np.ndarray | None) -> str:
@@ -177,6 +179,7 @@ def _no_data(ax: "plt.Axes", label: str, why: str) -> None:
     ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color="#555")
 
 
+@cached_figure
 def class_responsibility(series: Mapping[str, Mapping[str, Sequence[float]]], classes: Sequence[str]) -> str:
     """Figure 2: average responsibility per class over frequency; one panel per model class."""
     names = list(classes) + [c for c in series if c not in classes]
@@ -197,6 +200,7 @@ def class_responsibility(series: Mapping[str, Mapping[str, Sequence[float]]], cl
     return png_uri(fig)
 
 
+@cached_figure
 def necessary_histogram(series: Mapping[str, Mapping[str, Sequence[float]]], classes: Sequence[str]) -> str:
     """Figure 3: how often each frequency band is in a clip's necessary set, per model class."""
     names = list(classes) + [c for c in series if c not in classes]
@@ -217,6 +221,7 @@ def necessary_histogram(series: Mapping[str, Mapping[str, Sequence[float]]], cla
     return png_uri(fig)
 
 
+@cached_figure
 def inverse_counts(by_class: Mapping[str, Mapping[str, int]], to_labels: Sequence[str]) -> str:
     """Inverse classification: per clip class (x), the labels its clips get once the necessary frequencies
     are removed, stacked; a clip that keeps its own label is not an inversion and is not drawn."""
@@ -236,6 +241,7 @@ def inverse_counts(by_class: Mapping[str, Mapping[str, int]], to_labels: Sequenc
     return png_uri(fig)
 
 
+@cached_figure
 def composite_psd(series: Mapping[str, Mapping[str, Sequence[float] | None]], classes: Sequence[str]) -> str:
     """The transferability paper's §5.1: Welch PSD of each class's composite (log power), one panel a class."""
     names = list(classes) + [c for c in series if c not in classes]

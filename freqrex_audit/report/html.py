@@ -22,6 +22,7 @@ from ..engine.explain import Explanation
 from ..audit.records import NOT_RUN, RED, RUN_SHOWN, run_verdict
 from ..runs.read import ResultsError, load_run
 from . import figures
+from .figure_cache import figures_cached_in
 from .cards import AudioBudget, flipped, pick_cards, sample_card
 from .composites import SidecarLinks, composites_view
 from .decision import NOT_RUN_TEXT, card_backlinks, gate_rows, item_key, not_run, outcome_of, spec_rows
@@ -308,9 +309,10 @@ def gate_counts(rows: Iterable[dict]) -> dict[str, int]:
 
 def render_report(results_json_path: str | Path, out_html: str | Path | None = None,
                   max_sample_cards: int = MAX_SAMPLE_CARDS, max_audio_bytes: int = MAX_AUDIO_BYTES,
-                  audio_files: bool = True) -> Path:
+                  audio_files: bool = True, figure_cache: str | Path | None = None) -> Path:
     """Write the HTML report of a run (default: ``report.html`` beside the JSON). Players past
-    ``max_audio_bytes`` go to ``<name>_files/`` beside it when ``audio_files``, else are left out."""
+    ``max_audio_bytes`` go to ``<name>_files/`` beside it when ``audio_files``, else are left out. Figures are
+    read from and kept in ``<figure_cache>/figures`` when it is given (:mod:`.figure_cache`)."""
     path = Path(results_json_path)
     results, arrays = load_results(path)
     out = Path(out_html) if out_html else path.with_name("report.html")
@@ -319,9 +321,10 @@ def render_report(results_json_path: str | Path, out_html: str | Path | None = N
     if files_dir is not None and files_dir.is_dir():
         for old in files_dir.glob("*.flac"):
             old.unlink()
-    html = _env().get_template("report.html.j2").render(
-        **build_context(results, arrays, max_sample_cards, max_audio_bytes, path.name, files_dir,
-                        run_dir=path.parent, page_dir=out.parent))
+    with figures_cached_in(figure_cache):
+        context = build_context(results, arrays, max_sample_cards, max_audio_bytes, path.name, files_dir,
+                                run_dir=path.parent, page_dir=out.parent)
+    html = _env().get_template("report.html.j2").render(**context)
     out.write_text(html, encoding="utf-8")
     return out
 
@@ -358,14 +361,14 @@ def render_index(reports_dir: str | Path) -> Path:
 
 
 def render_run(results_json_path: str | Path, reports_dir: str | Path,
-               report_too: bool = True) -> tuple[Path | None, list[str]]:
+               report_too: bool = True, figure_cache: str | Path | None = None) -> tuple[Path | None, list[str]]:
     """A finished run's report (unless not ``report_too``) and the runs index, each on its own: a report that
     fails to render still gets its run an index row (and the other way round). Returns the report's path
     (None if none) and what failed, for the caller to print; a report bug never changes the run's verdict
-    or exit status."""
+    or exit status. ``figure_cache``: the result cache's folder, whose figures a rerun reuses."""
     problems, report = [], None
     try:
-        report = render_report(results_json_path) if report_too else None
+        report = render_report(results_json_path, figure_cache=figure_cache) if report_too else None
     except Exception as exc:  # noqa: BLE001 - a report bug must not hide the audit's verdicts
         problems.append(f"report not rendered: {type(exc).__name__}: {exc}")
     try:
