@@ -8,6 +8,7 @@ Only how specs are found and how items are reported differ: the CLI prints, pyte
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ class AuditSession:
         self.started = time.time() if started is None else started
         self.names: dict[str, Path] = {}  # spec name → the file that has it
         self._cache = None
+        self._scratch: tempfile.TemporaryDirectory | None = None  # the --no-cache run's own cache, removed with it
 
     @property
     def run_dir(self) -> Path:
@@ -37,10 +39,18 @@ class AuditSession:
 
     @property
     def cache(self) -> Any:
+        """The result cache; without a cache folder (``--no-cache``) a scratch folder that lasts as long as the
+        session: nothing is reused from or kept for other runs, but what this run computed is never computed twice
+        in it (a spec's transferability peers, later audited as specs of their own, were computed up to four times
+        in the demo without it)."""
         if self._cache is None:
             from .audit.cache import Cache
 
-            self._cache = Cache(self.cache_dir)
+            if self.cache_dir is None:
+                self._scratch = tempfile.TemporaryDirectory(prefix="freqrex-run-")
+                self._cache = Cache(self._scratch.name, lasting=False)
+            else:
+                self._cache = Cache(self.cache_dir)
         return self._cache
 
     def start_deadline(self, seconds: float | None) -> None:

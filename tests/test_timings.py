@@ -65,3 +65,26 @@ def test_a_peer_computed_for_transferability_is_recorded_apart_from_the_asking_s
     html = render_report(out).read_text()
     assert f"peer peer (computed for transferability): {work['queries']:,} queries" in html
 
+
+
+def test_without_a_cache_a_run_computes_a_peer_once_and_keeps_nothing(tmp_path: Path):
+    """``--no-cache``: the peer the asking spec computed for transferability is not computed again when the run
+    audits it as a spec of its own (a scratch cache lasts as long as the run), and the run leaves no folder."""
+    import subprocess
+
+    from tests.audit_runs import cli_command, subprocess_env
+
+    _specs(tmp_path)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = subprocess.run(cli_command("audit", "asker.yaml", "peer.yaml", "--no-cache", "--report", "reports",
+                                      "--device", "cpu", "-q"), cwd=tmp_path, env=subprocess_env(TMPDIR=str(scratch)),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stdout + done.stderr  # 1: flat-earther
+    per_spec = json.loads(next(tmp_path.glob("reports/*/results.json")).read_text())["timings"]["per_spec"]
+    computed = per_spec["asker"]["peers"]["peer"]
+    assert computed["queries"] > 0 and computed["cache"]["misses"] > 0  # computed here, as the asker's peer
+    own = per_spec["peer"]
+    assert own["queries"] == 0 and own["cache"]["misses"] == 0 and own["cache"]["hits"] > 0, own
+    assert not list(scratch.iterdir()), "the run's scratch cache was left behind"
+    assert not (tmp_path / ".freqrex_cache").exists()

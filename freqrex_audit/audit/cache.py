@@ -87,11 +87,13 @@ def make_key(*parts: Any) -> str:
 
 class Cache:
     """``get(key) -> (data, arrays) | None`` and ``put(key, data, arrays)``; ``root=None`` disables it. Entries end
-    in ``suffix`` (the report's figures use their own, so counting a folder's results never counts figures)."""
+    in ``suffix`` (the report's figures use their own, so counting a folder's results never counts figures);
+    ``lasting`` is False for a run's scratch folder, which ends with the run."""
 
-    def __init__(self, root: str | Path | None, suffix: str = ".frx"):
+    def __init__(self, root: str | Path | None, suffix: str = ".frx", lasting: bool = True):
         self.root = Path(root) if root is not None else None
         self.suffix = suffix
+        self.lasting = lasting  # False: a scratch folder that ends with its run (``--no-cache``)
         self.hits = 0
         self.misses = 0
         self.corrupt = 0

@@ -199,7 +199,7 @@ class ExplainerKit:
             data, arrays = _decoder_to_cache(trained)
             self.cache.put(key, data, arrays)
         self.notes.append(f"L-MAC decoder: trained on {len(clips)} clips in {trained.meta['train_seconds']:.0f} s "
-                          f"(now in the result cache)" if self.clf.fingerprint and self.cache.enabled else
+                          f"(now in the result cache)" if self.clf.fingerprint and self.cache.enabled and self.cache.lasting else
                           f"L-MAC decoder: trained on {len(clips)} clips in {trained.meta['train_seconds']:.0f} s")
         return trained
 
