@@ -128,7 +128,7 @@ def test_peer_attack_spec_keys(folder):  # noqa: F811
 
 
 def test_bench_peers_table_counts_quiet_flips_medians_and_noise_defects():
-    from freqrex_audit.bench.peers import PeerRow, format_peer_table, summary
+    from freqrex_audit.bench.peers import PeerRow, format_peer_table, median_with_misses, summary
 
     rows = [PeerRow("m", "a", "x", 1000, 400, 25.0, 1, "walk", 21.0, 1000, 0, 16),
             PeerRow("m", "b", "x", 900, 300, 12.0, 1000, "boundary", 30.0, 900, 3, 16),  # noise flips, we are louder
@@ -136,6 +136,8 @@ def test_bench_peers_table_counts_quiet_flips_medians_and_noise_defects():
     s = summary(rows, 20.0)
     assert (s["quiet_freqrex"], s["quiet_hsj"], s["quiet_noise"]) == (1, 2, 1)
     assert s["median_freqrex"] == 18.5 and s["median_hsj"] == 25.5 and s["both"] == 2
+    assert s["median_all_freqrex"] == 12.0 and s["median_all_hsj"] == 21.0  # the miss (clip c) is the loudest
+    assert median_with_misses([None, None, 5.0]) is None and median_with_misses([None, 5.0, 7.0, 9.0]) == 6.0
     assert (s["freqrex_quieter"], s["hsj_quieter"]) == (1, 1) and s["louder_than_noise"] == ["m b"]
     table = format_peer_table(rows, 20.0)
     assert "| m | a | 1,000 (400 + 600) | 25.0 (1, walk) | 21.0 | 0/16 |" in table
