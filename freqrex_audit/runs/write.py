@@ -161,6 +161,8 @@ def _explainers_section(result: SpecResult) -> dict | None:
 
 
 def _commit() -> str | None:
+    """HEAD of the git repository the run started in (the audited project's commit; the engine is
+    ``versions.engine``), or None outside one."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         return out.stdout.strip() or None if out.returncode == 0 else None
