@@ -294,12 +294,17 @@ def test_index_lists_runs(report, results_path):
     assert "FAIL" in index or "PASS" in index
 
 
-def test_cli_report_rerenders(results_path, tmp_path):
+def test_cli_report_rerenders(report, results_path, figure_cache, tmp_path, drawn):
     from freqrex_audit.cli.main import main
 
     out = tmp_path / "cli.html"
     assert main(["report", str(results_path), "--out", str(out), "--max-cards", "0"]) == 0
-    assert 'id="run-verdict"' in out.read_text(encoding="utf-8")
+    assert 'id="run-verdict"' in out.read_text(encoding="utf-8") and drawn  # no --cache: every figure drawn
+    started = len(drawn)
+    cached = tmp_path / "cached.html"
+    assert main(["report", str(results_path), "--out", str(cached), "--max-cards", "0", "--cache", str(figure_cache)]) == 0
+    assert len(drawn) == started and cached.read_text(encoding="utf-8") == out.read_text(encoding="utf-8").replace(
+        "cli_files/", "cached_files/")  # the audit's cache: its figures are read, not drawn
     assert main(["report", str(tmp_path / "missing.json")]) == 2
 
 

@@ -37,7 +37,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not results.is_file():
         raise FileNotFoundError(f"{results}: no such results file (give a run folder or its results.json)")
     try:  # render_report reads through results_file.load_run: a bad file is a ResultsError naming file and key
-        out = render_report(results, args.out, max_sample_cards=args.max_cards)
+        out = render_report(results, args.out, max_sample_cards=args.max_cards, figure_cache=args.cache)
     except ResultsError:
         raise
     except Exception as exc:  # noqa: BLE001 - a valid-looking file the renderer still chokes on: name it, no traceback
@@ -275,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", help="a run folder, or the results.json an audit wrote in it (its .npz sidecar is read too)")
     report.add_argument("--out", default=None, help="HTML file to write (default: report.html beside the JSON)")
     report.add_argument("--max-cards", type=non_negative_int, default=12, help="most per-sample cards per spec (default 12)")
+    report.add_argument("--cache", default=None, help="a result cache folder whose drawn figures to reuse and add to "
+                                                      "(the audit's --cache: its figures are not drawn again); "
+                                                      "default: draw every figure, keep none")
     report.set_defaults(run=cmd_report)
 
     spectra = commands.add_parser("spectra", help="rebuild spectral entropy / PSD / Mann–Whitney (transferability "
