@@ -49,7 +49,7 @@ def test_a_peer_computed_for_transferability_is_recorded_apart_from_the_asking_s
     assert asker.queries == alone.queries + transfer["asker"]
     assert asker.queries == sum(asker.queries_by_phase.values())
     assert asker.queries_by_phase["transferability"] == transfer["asker"]
-    assert asker.cache_stats["misses"] == alone.cache_stats["misses"]
+    assert asker.cache_stats["misses"] == alone.cache_stats["misses"] + 1  # + the α/β matrix, cached too
     # the peer's work: its clips (what it costs alone) and the α/β queries to its model
     work = asker.peer_work["peer"]
     assert work["queries"] == peer_alone.queries + transfer["peer"]
@@ -64,6 +64,12 @@ def test_a_peer_computed_for_transferability_is_recorded_apart_from_the_asking_s
     assert timing["mean_clips_per_call"] == round((asker.queries - transfer["asker"]) / asker.calls, 2)
     html = render_report(out).read_text()
     assert f"peer peer (computed for transferability): {work['queries']:,} queries" in html
+
+    # a rerun on the same cache: every clip and the α/β matrix are hits, nobody is charged a query
+    again = run_spec(load_spec(asker_path), "cpu", cache)
+    assert again.queries == 0 and again.peer_work["peer"]["queries"] == 0, (again.queries, again.peer_work)
+    assert "transferability" not in {k for k, v in again.queries_by_phase.items() if v}
+    assert again.transferability.to_json() == asker.transferability.to_json()
 
 
 

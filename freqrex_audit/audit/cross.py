@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from ..engine.codec import from_jsonable, to_jsonable
 from ..engine.composition import compose_explanations, composite_spectra, entropy_tests
-from ..engine.transfer import transfer_signals, transferability as transfer_matrix
+from ..engine.transfer import TransferResult, TransferSignal, transfer_signals, transferability as transfer_matrix
 from ..specs.loader import Spec, find_peer, load_spec
 from .cache import Cache, hash_array
 from .pipeline import ClipRunner, load_model
@@ -52,7 +52,8 @@ def composition(result: SpecResult, runner: ClipRunner) -> None:
 def transferability(result: SpecResult, runner: ClipRunner, audit_peer: Callable[[Spec], SpecResult], device: str,
                     cache: Cache) -> None:
     """α/β toward the spec's peers; ``audit_peer`` audits a peer spec as any spec is audited, without cross checks
-    of its own (its results come from the cache when already computed)."""
+    of its own (its results come from the cache when already computed). The matrix itself is cached too, keyed by
+    every model's fingerprint and the signals' bytes: a rerun asks no α/β query (none is charged to anyone)."""
     spec = result.spec
     classifiers = {spec.name: runner.clf}
     signals = {spec.name: transfer_signals([r.explanation for r in analysed(result)])}
@@ -69,9 +70,28 @@ def transferability(result: SpecResult, runner: ClipRunner, audit_peer: Callable
             return
         signals[peer] = transfer_signals([r.explanation for r in analysed(peer_result)])
     q0 = runner.engine.queries
-    result.transferability = transfer_matrix(classifiers, signals, timeout_s=spec.timeout_s)
+    asked: dict[str, int] = {}  # what this run asked: nothing when the matrix came from the cache
+
+    def compute() -> TransferResult:
+        matrix = transfer_matrix(classifiers, signals, timeout_s=spec.timeout_s)
+        asked.update(matrix.queries)
+        return matrix
+
+    fingerprints = [(name, getattr(clf, "fingerprint", None)) for name, clf in classifiers.items()]
+    if all(fp for _, fp in fingerprints):  # every model identifiable: the matrix is a pure function of the key
+        key = ("transferability", fingerprints, [(name, _signal_hashes(signals[name])) for name in classifiers])
+        result.transferability = runner.cached("transferability", key, compute, lambda v, a: v.to_dict(a, "transfer"),
+                                               lambda d, a: TransferResult.from_dict(d, a))
+    else:
+        result.transferability = compute()
     # α/β queries: those to this spec's model are its own work, those to a peer's model that peer's
-    runner.engine.queries = q0 + result.transferability.queries.get(spec.name, 0)
-    runner.queries_by_phase["transferability"] = result.transferability.queries.get(spec.name, 0)
+    runner.engine.queries = q0 + asked.get(spec.name, 0)
+    runner.queries_by_phase["transferability"] = asked.get(spec.name, 0)
     for peer in spec.peers:
-        result.peer_work[peer]["queries"] += result.transferability.queries.get(peer, 0)
+        result.peer_work[peer]["queries"] += asked.get(peer, 0)
+
+
+def _signal_hashes(signals: list[TransferSignal]) -> list:
+    """What a transfer matrix reads of one model's signals: labels, rates and the waveforms' bytes."""
+    return [(s.label, s.sample_rate, None if s.sufficient is None else hash_array(s.sufficient),
+             None if s.complete is None else hash_array(s.complete)) for s in signals]
