@@ -255,18 +255,20 @@ def test_a_rerun_draws_no_figure_and_writes_the_same_page(report, results_path, 
     assert figure_entries(figure_cache) == kept
 
 
-def test_a_damaged_or_missing_figure_entry_is_drawn_again(report, results_path, figure_cache, tmp_path, drawn):
+def test_a_damaged_missing_or_hostile_figure_entry_is_drawn_again(report, results_path, figure_cache, tmp_path, drawn):
     out, html = report
     cache = tmp_path / "cache"
     shutil.copytree(figure_cache, cache)
     kept = figure_entries(cache)
-    damaged, lost = list(kept)[:2]
+    damaged, lost, hostile = list(kept)[:3]
     damaged.write_bytes(kept[damaged][:-100])  # a checksum that no longer matches
     lost.unlink()
+    from freqrex_audit.audit.cache import Cache  # a well-formed entry whose "figure" is markup, not a PNG
+    Cache(cache / "figures", suffix=".fig").put(hostile.stem, {"uri": 'data:image/png;base64,AAAA"><b>x</b>'})
     again = render_report(results_path, tmp_path / "again.html", figure_cache=cache).read_text("utf-8")
-    assert len(drawn) == 2
+    assert len(drawn) == 3
     assert again.replace("again_files/", f"{out.stem}_files/") == html
-    assert figure_entries(cache) == kept  # both written again, whole
+    assert figure_entries(cache) == kept  # all three written again, whole
 
 
 def test_other_numbers_or_another_order_draw_a_new_figure(tmp_path, drawn):
