@@ -118,7 +118,8 @@ class AuditSession:
 
     def render(self, results: Path, report_too: bool = True) -> tuple[Path | None, list[str]]:
         """The run's report (unless not ``report_too``) and the runs index; matplotlib's own cache and the drawn
-        figures (a rerun's report draws only what changed) go into the result cache's folder, not the user's home. Returns the report's path and what failed to render."""
+        figures (a rerun's report draws only what changed) go into the result cache's folder, not the user's home.
+        Returns the report's path and what failed to render."""
         from .runtime.isolation import private_matplotlib
 
         try:

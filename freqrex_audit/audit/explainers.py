@@ -198,9 +198,9 @@ class ExplainerKit:
         if self.clf.fingerprint:
             data, arrays = _decoder_to_cache(trained)
             self.cache.put(key, data, arrays)
-        self.notes.append(f"L-MAC decoder: trained on {len(clips)} clips in {trained.meta['train_seconds']:.0f} s "
-                          f"(now in the result cache)" if self.clf.fingerprint and self.cache.enabled and self.cache.lasting else
-                          f"L-MAC decoder: trained on {len(clips)} clips in {trained.meta['train_seconds']:.0f} s")
+        kept = self.clf.fingerprint and self.cache.enabled and self.cache.lasting
+        self.notes.append(f"L-MAC decoder: trained on {len(clips)} clips in {trained.meta['train_seconds']:.0f} s"
+                          + (" (now in the result cache)" if kept else ""))
         return trained
 
     def _codec(self) -> CodecLatents:

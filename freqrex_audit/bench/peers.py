@@ -120,7 +120,7 @@ def format_peer_table(rows: list[PeerRow], snr_db: float = 20.0) -> str:
     lines += ["", "| models | clips | quiet flips (≥ %g dB): FreqReX / HopSkipJump / noise | median over every clip, "
               "dB, a miss as the loudest: FreqReX / HopSkipJump | median flip, dB: FreqReX / "
               "HopSkipJump (each over its own flips) | median where both flip | both flip: FreqReX quieter / "
-              "HopSkipJump quieter | FreqReX louder than flipping noise |" % snr_db, "|---|---|---|---|---|---|---|---|"]
+              "HopSkipJump quieter | FreqReX louder than flipping noise |" % snr_db, "|" + "---|" * 8]
     groups = {m: [r for r in rows if r.model == m] for m in dict.fromkeys(r.model for r in rows)}
     for name, group in [*groups.items(), ("all", rows)]:
         s = summary(group, snr_db)

@@ -26,7 +26,6 @@ __all__ = ["cached_figure", "figures_cached_in"]
 
 DRAWING_SOURCES = ("figures.py", "palette.py", "explainers.py", "clip_figures.py")
 """The modules (beside this one) whose code decides how a cached figure looks."""
-URI_PREFIX = "data:image/png;base64,"
 PNG_URI = re.compile(r"data:image/png;base64,(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 FIGURE_SUFFIX = ".fig"
 """A figure entry's file ending (results are ``.frx``): ``<cache>/figures/ab/abcdef….fig``."""
@@ -63,14 +62,18 @@ def cached_figure(draw: Draw) -> Draw:
             return draw(*args, **kwargs)
         hit = cache.get(key)
         uri = hit[0].get("uri") if hit is not None and isinstance(hit[0], dict) else None
-        if isinstance(uri, str) and PNG_URI.fullmatch(uri):  # a kept PNG and nothing else goes into the page
+        if _is_png_uri(uri):  # a kept PNG and nothing else goes into the page
             return uri
         uri = draw(*args, **kwargs)
-        if isinstance(uri, str) and uri.startswith(URI_PREFIX):
+        if _is_png_uri(uri):
             cache.put(key, {"uri": uri})
         return uri
 
     return cached  # type: ignore[return-value]
+
+
+def _is_png_uri(value: Any) -> bool:
+    return isinstance(value, str) and PNG_URI.fullmatch(value) is not None
 
 
 @functools.lru_cache(maxsize=1)
