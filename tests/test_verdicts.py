@@ -4,7 +4,6 @@ selection is "not run", a broken spec is ERROR, an interrupt is incomplete, a ho
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -18,9 +17,8 @@ from freqrex_audit.runs.baselines import BaselineRefused, regression_verdicts, p
 from freqrex_audit.cli.main import main
 from freqrex_audit.specs.loader import load_spec
 from tests.audit_models import write_robust_dataset
-from tests.audit_runs import default_sigint, spec_project
+from tests.audit_runs import default_sigint, spec_project, subprocess_env
 
-REPO = Path(__file__).resolve().parents[1]
 
 FRAGILE = """
 name: fragile
@@ -198,10 +196,8 @@ def test_duplicate_spec_names_are_a_collection_error_naming_both_files(project, 
 
 def _interrupt(cmd: list[str], cwd: Path, after: str) -> tuple[int, str]:
     """Run ``cmd``, send SIGINT once a line containing ``after`` appears; its exit status and output."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-               HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=default_sigint)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=subprocess_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint)
     lines = []
     for line in proc.stdout:
         lines.append(line)

@@ -79,7 +79,7 @@ def transferability(result: SpecResult, runner: ClipRunner, audit_peer: Callable
 
     fingerprints = [(name, getattr(clf, "fingerprint", None)) for name, clf in classifiers.items()]
     if all(fp for _, fp in fingerprints):  # every model identifiable: the matrix is a pure function of the key
-        key = ("transferability", fingerprints, [(name, _signal_hashes(signals[name])) for name in classifiers])
+        key = (fingerprints, [(name, _signal_hashes(signals[name])) for name in classifiers])
         result.transferability = runner.cached("transferability", key, compute, lambda v, a: v.to_dict(a, "transfer"),
                                                lambda d, a: TransferResult.from_dict(d, a))
     else:
