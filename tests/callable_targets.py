@@ -43,3 +43,9 @@ class nested:  # noqa: N801 - addressed as "tests.callable_targets:nested.factor
     @staticmethod
     def factory(device: str = "cpu") -> Classifier:
         return make_classifier(device=device)
+
+
+def sets_one_thread(device: str = "cpu") -> Classifier:
+    """A factory that sets torch's thread count for the whole process, as silero-vad's import does."""
+    torch.set_num_threads(1)
+    return make_classifier(device)

@@ -60,3 +60,16 @@ def test_bad_targets_are_classifier_errors_naming_the_target(target, problem):
 def test_missing_module_through_load_classifier():
     with pytest.raises(ClassifierError, match="tests.no_such_module:factory"):
         load_classifier("tests.no_such_module:factory", device="cpu")
+
+
+def test_loading_a_model_that_sets_the_thread_count_leaves_the_process_s_alone():
+    """silero-vad's import sets torch's thread count to 1 for the whole process: every spec audited after it in the
+    same run then ran on one thread, so a spec's numbers depended on which specs came before it. The loader puts
+    the count back (``--threads`` decides it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        clf = load_classifier("tests.callable_targets:sets_one_thread", device="cpu")
+        assert torch.get_num_threads() == 3 and clf.labels == targets.LABELS
+    finally:
+        torch.set_num_threads(before)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from ..models.classifier import Classifier, ClassifierError
 
 __all__ = ["MODEL_TYPES", "load_in_process"]
@@ -31,7 +33,11 @@ def load_in_process(spec: dict[str, Any]) -> Classifier:
         from .callable import load_callable_classifier as loader
     else:
         raise ClassifierError(f"model type {kind!r} is not one of {', '.join(MODEL_TYPES)}")
+    threads = torch.get_num_threads()
     try:
         return loader(**spec)
     except ValueError as exc:  # labels repeated, sample rate 0, unknown output kind…
         raise ClassifierError(str(exc)) from None
+    finally:  # a model's code may set it for the whole process (silero-vad's import sets 1): --threads decides
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)

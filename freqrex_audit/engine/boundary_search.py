@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..audio import spectrum as spec
 from .search import BudgetedSearch, Flip
 
 Delta = dict[int, complex]
@@ -89,7 +90,7 @@ class SparseSearch:
         changes = np.zeros((len(rows), self.spectrum.shape[-1]), dtype=np.complex128)
         for i, (bins, values) in enumerate(rows):
             changes[i, bins] = values
-        waves = torch.fft.irfft(torch.from_numpy(changes), n=self.n).to(torch.float32).to(self.search.x.device)
+        waves = spec.irfft(torch.from_numpy(changes), self.n).to(torch.float32).to(self.search.x.device)
         return (waves + self.search.x[None]).clamp(-self.search.bound, self.search.bound)
 
     def _ask(self, source: str, rows: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
