@@ -32,7 +32,8 @@ class AttackConfig(Result):
     #29, the quietest flip rather than the first: ``continuous`` (default) gives the ladder's sources
     ``ladder_share`` of the budget, walks the ``walk_flips`` quietest ladder flips to the boundary to
     ``tol_db`` (:mod:`.walk`), then spends the rest on the sparse boundary search (:mod:`.boundary_search`):
-    score gradients on ``gradient_pool`` bins probed at ``gradient_probe_db``, and a HopSkipJump-style walk in
+    score gradients probed at ``gradient_probe_db`` on the quietest flip's bins (at most ``gradient_pool``; before any
+    flip, the ranking's and the descent's top ``gradient_pool``), and a HopSkipJump-style walk in
     ``sparse_bins`` bins (capped by ``max_frequencies``) asking 2·``probes``·√t queries for its t-th estimate
     of the boundary's normal; its bins and probes are drawn from ``seed``. The winner is the quietest verified
     flip, or one with fewer frequencies within ``tie_db`` of it. ``continuous: false`` is the ladder alone with the whole budget (Alg 2 and #16's sources, the

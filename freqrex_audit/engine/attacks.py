@@ -175,7 +175,7 @@ def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanat
         needed = search_coverage({}, ranking, pool, steps, descent="not run" if towards else "none",
                                  **cover).queries_needed
         search.budget = min(full, max(1, int(round(config.ladder_share * full)), needed))
-    leaves, descent = _ladder(search, ranking, pool, config, base, towards)
+    leaves, descent = _ladder(search, ranking, pool, config, base, towards, rest=not config.continuous)
     search.budget = full
     sparse = SparseSearch(search, np.random.default_rng(config.seed))
     if config.continuous:
@@ -187,9 +187,11 @@ def fourier_attack(classifier: Classifier | QueryEngine, x: np.ndarray, explanat
 
 
 def _ladder(search: BudgetedSearch, ranking: np.ndarray, pool: np.ndarray, config: AttackConfig, base: np.ndarray,
-            towards: list[int]) -> tuple[list[int], str]:
+            towards: list[int], rest: bool = True) -> tuple[list[int], str]:
     """The ladder's sources (Alg 2 and #16's screens) within ``search.budget``; returns the descent's leaves
-    and how the descent ended (:data:`~.coverage.DESCENT_STATES`)."""
+    and how the descent ended (:data:`~.coverage.DESCENT_STATES`). ``rest``: then screen the rest of the
+    ranking with what is left; the continuous attack hands that to the boundary search instead (more single-bin
+    rungs only found flips 20 dB louder than the walk's and the boundary search's on real clips)."""
     steps, ordered = config.extremes, config.ordered
     leaves: list[int] = []
     descent = "not run" if towards else "none"
@@ -204,9 +206,23 @@ def _ladder(search: BudgetedSearch, ranking: np.ndarray, pool: np.ndarray, confi
             prefix_search(search, pool, steps, ordered)
     if towards and not search.quiet:
         grow_sets(search, steps, ordered, config.max_set, towards)
-    if not search.settled:
+    if rest and not search.settled:
         screen(search, "ranking", ranking[config.screen_bins:], steps, ordered, config.ladder_sets)
     return leaves, descent
+
+
+def _gradient_pool(search: BudgetedSearch, ranking: np.ndarray, leaves: list[int], size: int) -> list[int]:
+    """The bins whose score gradient is probed (at most ``size``): the quietest flip's own bins when there is
+    one, so the gradient re-aims its change within them (a ladder's phase turn becomes the shorter shift of the
+    real part), else the top of the ranking and of the runner-up descent's leaves, to look for a first flip.
+    Probing the ranking's 24 bins on every clip cost ~50 queries that the boundary search used better
+    (six real clips × three seeds: 0.8 dB quieter on average)."""
+    quietest = max(search.flips, key=lambda f: f.snr_db, default=None)
+    if quietest is not None:
+        return list(quietest.bins)[:size]
+    half = size // 2
+    return list(dict.fromkeys([int(b) for b in ranking[:half]] + [int(b) for b in leaves[:half]]
+                              + [int(b) for b in ranking[half:size]]))[:size]
 
 
 def _continuous(search: BudgetedSearch, sparse: SparseSearch, ranking: np.ndarray, leaves: list[int],
@@ -215,9 +231,7 @@ def _continuous(search: BudgetedSearch, sparse: SparseSearch, ranking: np.ndarra
     boundary search (:mod:`.boundary_search`) with what is left of the budget."""
     walk_best(search, config.walk_flips, config.tol_db)
     if config.gradient_pool:
-        half = config.gradient_pool // 2
-        pool = list(dict.fromkeys([int(b) for b in ranking[:half]] + [int(b) for b in leaves[:half]]
-                                  + [int(b) for b in ranking[half: config.gradient_pool]]))[: config.gradient_pool]
+        pool = _gradient_pool(search, ranking, leaves, config.gradient_pool)
         sparse.gradient_lines(pool, (1, 4, 16, config.gradient_pool), config.gradient_probe_db, config.tol_db)
     k = min(config.sparse_bins, config.max_frequencies)
     if k and search.remaining > 0:

@@ -11,7 +11,8 @@ boosts are).
 Two sources spend what the ladder left:
 
 - ``gradient``: the log-odds score toward the other classes, max_c log p(c) − log p(original), is
-  differenced on the real and imaginary part of each pool bin (two queries a bin, at a small level);
+  differenced on the real and imaginary part of each pool bin (two queries a bin, at a small level; the pool is
+  the quietest flip's bins, so the line re-aims that flip's change within them);
   the direction that raises it fastest per unit energy, restricted to the k most sensitive bins
   (k = 1, 4, 16, all), is line-searched: louder by 6 dB until it flips, then bisected in dB;
 - ``boundary``: HopSkipJump's geometry in a subspace of k bins (the quietest flip's bins, their
