@@ -45,7 +45,10 @@ class nested:  # noqa: N801 - addressed as "tests.callable_targets:nested.factor
         return make_classifier(device=device)
 
 
-def sets_one_thread(device: str = "cpu") -> Classifier:
-    """A factory that sets torch's thread count for the whole process, as silero-vad's import does."""
+def changes_process_settings(device: str = "cpu") -> Classifier:
+    """A factory that changes torch's settings for the whole process: one thread, as silero-vad's import does, a
+    float64 default dtype and gradients off."""
     torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    torch.set_grad_enabled(False)
     return make_classifier(device)

@@ -62,14 +62,17 @@ def test_missing_module_through_load_classifier():
         load_classifier("tests.no_such_module:factory", device="cpu")
 
 
-def test_loading_a_model_that_sets_the_thread_count_leaves_the_process_s_alone():
+def test_loading_a_model_that_changes_torch_s_settings_leaves_the_process_s_alone():
     """silero-vad's import sets torch's thread count to 1 for the whole process: every spec audited after it in the
     same run then ran on one thread, so a spec's numbers depended on which specs came before it. The loader puts
-    the count back (``--threads`` decides it)."""
+    the thread count (``--threads`` decides it), the default dtype and the grad mode back."""
     before = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
-        clf = load_classifier("tests.callable_targets:sets_one_thread", device="cpu")
+        clf = load_classifier("tests.callable_targets:changes_process_settings", device="cpu")
         assert torch.get_num_threads() == 3 and clf.labels == targets.LABELS
+        assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
     finally:
         torch.set_num_threads(before)
+        torch.set_default_dtype(torch.float32)
+        torch.set_grad_enabled(True)

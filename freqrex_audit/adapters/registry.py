@@ -3,6 +3,8 @@ sandbox's child both use (so a model loads the same way in and out of isolation)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -33,11 +35,23 @@ def load_in_process(spec: dict[str, Any]) -> Classifier:
         from .callable import load_callable_classifier as loader
     else:
         raise ClassifierError(f"model type {kind!r} is not one of {', '.join(MODEL_TYPES)}")
-    threads = torch.get_num_threads()
     try:
-        return loader(**spec)
+        with _process_settings_kept():
+            return loader(**spec)
     except ValueError as exc:  # labels repeated, sample rate 0, unknown output kind…
         raise ClassifierError(str(exc)) from None
-    finally:  # a model's code may set it for the whole process (silero-vad's import sets 1): --threads decides
+
+
+@contextmanager
+def _process_settings_kept() -> Iterator[None]:
+    """Put back the process-wide torch settings a model's code changed while it loaded (silero-vad's import sets one
+    thread): they are the audit's (``--threads``), and every spec audited after it would inherit them."""
+    threads, dtype, grad = torch.get_num_threads(), torch.get_default_dtype(), torch.is_grad_enabled()
+    try:
+        yield
+    finally:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+        if torch.get_default_dtype() != dtype:
+            torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
