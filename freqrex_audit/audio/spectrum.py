@@ -46,9 +46,10 @@ def rfft(x: torch.Tensor) -> torch.Tensor:
     On the CPU through scipy's pocketfft, as :func:`irfft`: torch's CPU FFT (MKL) splits one long transform over
     its threads, so a 1.5-s clip's spectrum moved by up to 1e-4 between 1 and 2 threads, and a quantising model
     (okay-nabu's int8 TFLite) answered differently: the same clip's explanation took 503 queries at 2 threads and
-    535 at 1. pocketfft gives the same numbers whatever the thread count and the batch.
+    535 at 1. pocketfft gives the same numbers whatever the thread count and the batch. (A tensor that needs
+    gradients keeps torch's transform, which autograd can follow.)
     """
-    if x.device.type == "cpu":
+    if x.device.type == "cpu" and not x.requires_grad:
         import scipy.fft
 
         values = scipy.fft.rfft(x.detach().numpy(), axis=-1, workers=max(1, torch.get_num_threads()))
