@@ -142,3 +142,34 @@ def test_bench_peers_table_counts_quiet_flips_medians_and_noise_defects():
     table = format_peer_table(rows, 20.0)
     assert "| m | a | 1,000 (400 + 600) | 25.0 (1, walk) | 21.0 | 0/16 |" in table
     assert "max_eval 200" in table and "init_eval 25" in table and "init_size 50" in table and "batch_size 64" in table
+
+
+@needs_art
+def test_bench_peers_attack_seed_reaches_both_attacks_and_the_noise(tmp_path, monkeypatch):
+    """``bench --peers --attack-seed N`` replaces each spec's attack seed for FreqReX's attack, HopSkipJump's start and
+    the noise draws alike (how README's second seed is measured); without it the spec's own seed is used."""
+    import freqrex_audit.bench.peers as bench_peers
+
+    write_fragile_dataset(tmp_path / "data", per_class=1)
+    (tmp_path / "spec.yaml").write_text(
+        'model: {target: "tests.audit_models:fragile", batch_size: 64}\n'
+        "dataset: {path: data, limit: 1}\nfreqrex: {seed: 0}\nattack: {query_budget: 200, seed: 5}\n"
+        "checks: {accuracy: {min: 0.5}}\n")
+    seen = []
+
+    def spy(name, seed_of):
+        real = getattr(bench_peers, name)
+
+        def recorded(*args, **kwargs):
+            seen.append((name, seed_of(args)))
+            return real(*args, **kwargs)
+        monkeypatch.setattr(bench_peers, name, recorded)
+
+    spy("fourier_attack", lambda args: args[3].seed)  # (engine, x, explanation, config)
+    spy("peer_attack", lambda args: args[7])  # (engine, x, label, method, budget, margin, snr, seed)
+    spy("noise_floor", lambda args: args[6])  # (engine, x, label, snr, draws, margin, seed)
+    for given, expected in ((None, 5), (7, 7)):
+        seen.clear()
+        rows = bench_peers.peer_rows([str(tmp_path / "spec.yaml")], noise_draws=2, attack_seed=given)
+        assert rows and rows[0].queries == rows[0].explain_queries + 200
+        assert sorted(seen) == [("fourier_attack", expected), ("noise_floor", expected), ("peer_attack", expected)]

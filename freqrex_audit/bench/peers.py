@@ -10,7 +10,7 @@ ahead of the original by the attack's ``min_margin``, re-verified. The table is 
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +43,14 @@ class PeerRow:
 
 
 def peer_rows(spec_paths: list[str], snr_db: float = 20.0, noise_draws: int = 16, device: str = "cpu",
-              log=sys.stderr) -> list[PeerRow]:
-    """Measure every correctly classified clip of each spec (the spec's dataset, limit and configs)."""
+              log=sys.stderr, attack_seed: int | None = None) -> list[PeerRow]:
+    """Measure every correctly classified clip of each spec (the spec's dataset, limit and configs; ``attack_seed``,
+    when given, replaces its attack's seed, which both attacks and the noise draws use)."""
     rows: list[PeerRow] = []
     for path in spec_paths:
         spec = load_spec(Path(path))
+        if attack_seed is not None:
+            spec = replace(spec, attack=replace(spec.attack, seed=attack_seed))
         clf = load_model(spec, device)
         for sample in list_samples(spec.dataset):
             x = read_clip(sample, clf.sample_rate, spec.dataset.clip_seconds).samples  # as the audit reads it

@@ -253,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: count an explanation's queries on the planted single-band model (at each "
                             "--seconds) and the planted 2/4/8-band conjunctions; deterministic, no zoo models")
     bench.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0], help="seeds for --queries")
+    bench.add_argument("--attack-seed", type=non_negative_int, default=None,
+                       help="--peers: both attacks' seed (FreqReX's attack.seed, HopSkipJump's start) instead of "
+                            "each spec's, to see how much one seed says")
     bench.add_argument("--explainers", action="store_true",
                        help="instead: L-MAC vs gradient saliency, random masks and FreqReX's sufficient set, and the "
                             "latent method vs random latents, on the zoo's held-out clips (README's table)")
