@@ -228,3 +228,18 @@ def test_the_quietest_flip_lies_between_two_rungs_and_is_found_within_1_db():
     assert 3.0 < best.mutation.value < 3.4 and best.snr_db > ladder.snr_db + 4
     assert ladder.snr_db < truth - 4  # the rung above is > 4 dB louder than the boundary
     assert best.queries <= 1000 and sum(best.queries_by_source.values()) == best.queries
+
+
+@pytest.mark.parametrize("name", ["runner_up", "x100", "phase", "energy"])
+def test_the_budget_the_coverage_rule_names_covers_it(name):
+    """``queries_needed`` is a budget that always covers the rule on this clip: given exactly that, the screen, the
+    runner-up descent and the first prefixes are all asked, whatever the candidate sources outside the rule (the
+    descent's leaves, screened before the prefixes) would have spent. Every flip is loud here (``min_snr_db``
+    200), so only a complete search makes the answer evidence rather than "not measured"."""
+    clf, x, exp = case(name)
+    for continuous, climbs in ((False, 0), (True, 0), (True, 2)):
+        config = fa.AttackConfig(continuous=continuous, min_snr_db=200.0, ladder_sets=climbs)
+        needed = fa.fourier_attack(clf, x, exp, config).coverage.queries_needed
+        atk = fa.fourier_attack(clf, x, exp, dataclasses.replace(config, query_budget=needed))
+        assert atk.coverage.queries_needed == needed and atk.queries <= needed and not atk.quiet
+        assert atk.coverage.complete, (continuous, atk.coverage.shortfall, atk.queries_by_source)

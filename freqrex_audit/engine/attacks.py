@@ -26,7 +26,7 @@ from ..audio.io import check_same_clip, int16_roundtrip, validate_waveform
 from ..models.classifier import Classifier, QueryEngine
 from .attack_config import ATTACK_POOLS, VERIFY_RESERVE, AttackConfig
 from .codec import Result, timing_field
-from .coverage import SearchCoverage, search_coverage
+from .coverage import SearchCoverage, prefix_rows, search_coverage
 from .explain import Explanation, as_engine
 from .metrics import linf, snr_db
 from .mutations import DEFAULT_PHASES, DEFAULT_SCALES, Mutation, clip_bound, default_mutations
@@ -200,7 +200,12 @@ def _ladder(search: BudgetedSearch, ranking: np.ndarray, pool: np.ndarray, confi
         leaves = runner_up_descent(search, len(ranking), towards, config.nudge, base, branch=config.branch,
                                    beam=config.beam)
         descent = "done" if search.remaining > 0 else "cut"  # it stops early only when the budget ends
+        # the leaves' screen is not part of the coverage rule: it never takes what the rule's prefixes still need
+        pending = sum(r not in search.asked
+                      for r in prefix_rows(pool, steps, config.search_chunk, config.max_frequencies))
+        search.budget -= pending
         screen(search, "runner_up", leaves, steps, ordered, config.ladder_sets)
+        search.budget += pending
     if not search.settled:
         if not search.quiet:
             prefix_search(search, pool, steps, ordered)

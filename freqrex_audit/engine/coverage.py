@@ -33,7 +33,7 @@ import numpy as np
 
 from .codec import Result
 
-__all__ = ["SearchCoverage", "search_coverage", "descent_bound", "DESCENT_STATES"]
+__all__ = ["SearchCoverage", "search_coverage", "descent_bound", "prefix_rows", "DESCENT_STATES"]
 
 DESCENT_STATES = ("done", "cut", "not run", "none")
 """The runner-up descent: ran to its end, cut by the budget, never started, or not needed (no other class)."""
@@ -95,6 +95,14 @@ def descent_bound(n_bins: int, branch: int, beam: int) -> int:
     return queries
 
 
+def prefix_rows(pool: np.ndarray, directions: Sequence, chunk: int, max_frequencies: int) -> list[tuple]:
+    """The rule's prefix candidates: the prefixes of 1 … ``chunk // directions`` bins of ``pool`` with every
+    direction (the first step of the paper's Algorithm 2)."""
+    step = max(1, chunk // max(1, len(directions)))
+    sizes = range(1, min(step, len(pool), max_frequencies) + 1)
+    return [(tuple(int(b) for b in pool[:k]), m) for k in sizes for m in directions]
+
+
 def search_coverage(asked: dict, ranking: np.ndarray, pool: np.ndarray, directions: Sequence, *, screen_bins: int,
                     chunk: int, max_frequencies: int, branch: int, beam: int, descent: str, reserve: int,
                     ladder: Sequence = (), winner: tuple[int, ...] | None = None, budget_left: int = 0,
@@ -110,14 +118,12 @@ def search_coverage(asked: dict, ranking: np.ndarray, pool: np.ndarray, directio
         raise ValueError(f"descent must be one of {DESCENT_STATES}, not {descent!r}")
     top = [int(b) for b in ranking[:screen_bins]]
     screened = sum(all(((b,), m) in asked for m in directions) for b in top)
-    step = max(1, chunk // max(1, len(directions)))
-    sizes = range(1, min(step, len(pool), max_frequencies) + 1)
-    prefix_rows = [(tuple(int(b) for b in pool[:k]), m) for k in sizes for m in directions]
-    new_rows = [r for r in prefix_rows if not (len(r[0]) == 1 and r[0][0] in top)]  # the screen asks those
+    prefixes = prefix_rows(pool, directions, chunk, max_frequencies)
+    new_rows = [r for r in prefixes if not (len(r[0]) == 1 and r[0][0] in top)]  # the screen asks those
     descent_queries = 0 if descent == "none" else descent_bound(len(ranking), branch, beam)
     needed = 1 + len(top) * len(directions) + descent_queries + len(new_rows) + climbs * len(ladder) + reserve
     return SearchCoverage(bins=len(ranking), top_bins=len(top), directions=len(directions), screened=screened,
-                          descent=descent, prefixes=len(prefix_rows),
-                          prefixes_asked=sum(r in asked for r in prefix_rows), queries_needed=needed,
+                          descent=descent, prefixes=len(prefixes),
+                          prefixes_asked=sum(r in asked for r in prefixes), queries_needed=needed,
                           ladder_climbed=None if winner is None else all((winner, m) in asked for m in ladder),
                           budget_left=max(0, int(budget_left)))
