@@ -54,7 +54,7 @@ class AttackConfig(Result):
     beam: int = 2
     nudge: float = 0.01
     max_set: int = 5
-    ladder_sets: int = 6
+    ladder_sets: int = 2
     degenerate_bins: int = 2
     degenerate_share: float = 0.001
     search_chunk: int = 32
