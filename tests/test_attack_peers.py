@@ -144,10 +144,10 @@ def test_bench_peers_table_counts_quiet_flips_medians_and_noise_defects():
     assert "max_eval 200" in table and "init_eval 25" in table and "init_size 50" in table and "batch_size 64" in table
 
 
-@needs_art
 def test_bench_peers_attack_seed_reaches_both_attacks_and_the_noise(tmp_path, monkeypatch):
     """``bench --peers --attack-seed N`` replaces each spec's attack seed for FreqReX's attack, HopSkipJump's start and
-    the noise draws alike (how README's second seed is measured); without it the spec's own seed is used."""
+    the noise draws alike (how README's second seed is measured); without it the spec's own seed is used. (The
+    peer attack is only recorded, not run, so the test needs no [art] extra.)"""
     import freqrex_audit.bench.peers as bench_peers
 
     write_fragile_dataset(tmp_path / "data", per_class=1)
@@ -157,16 +157,17 @@ def test_bench_peers_attack_seed_reaches_both_attacks_and_the_noise(tmp_path, mo
         "checks: {accuracy: {min: 0.5}}\n")
     seen = []
 
-    def spy(name, seed_of):
+    def spy(name, seed_of, answer=None):
         real = getattr(bench_peers, name)
 
         def recorded(*args, **kwargs):
             seen.append((name, seed_of(args)))
-            return real(*args, **kwargs)
+            return answer if answer is not None else real(*args, **kwargs)
         monkeypatch.setattr(bench_peers, name, recorded)
 
     spy("fourier_attack", lambda args: args[3].seed)  # (engine, x, explanation, config)
-    spy("peer_attack", lambda args: args[7])  # (engine, x, label, method, budget, margin, snr, seed)
+    spy("peer_attack", lambda args: args[7],  # (engine, x, label, method, budget, margin, snr, seed)
+        answer=SimpleNamespace(success=False, snr_db=None, queries=0))
     spy("noise_floor", lambda args: args[6])  # (engine, x, label, snr, draws, margin, seed)
     for given, expected in ((None, 5), (7, 7)):
         seen.clear()
