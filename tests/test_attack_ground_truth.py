@@ -238,8 +238,8 @@ def test_the_budget_the_coverage_rule_names_covers_it(name):
     200), so only a complete search makes the answer evidence rather than "not measured"."""
     clf, x, exp = case(name)
     for continuous, climbs in ((False, 0), (True, 0), (True, 2)):
-        config = fa.AttackConfig(continuous=continuous, min_snr_db=200.0, ladder_sets=climbs)
-        needed = fa.fourier_attack(clf, x, exp, config).coverage.queries_needed
+        config = fa.AttackConfig(continuous=continuous, min_snr_db=200.0, ladder_sets=climbs, query_budget=3)
+        needed = fa.fourier_attack(clf, x, exp, config).coverage.queries_needed  # known before the first query
         atk = fa.fourier_attack(clf, x, exp, dataclasses.replace(config, query_budget=needed))
         assert atk.coverage.queries_needed == needed and atk.queries <= needed and not atk.quiet
         assert atk.coverage.complete, (continuous, atk.coverage.shortfall, atk.queries_by_source)
