@@ -52,3 +52,14 @@ def changes_process_settings(device: str = "cpu") -> Classifier:
     torch.set_default_dtype(torch.float64)
     torch.set_grad_enabled(False)
     return make_classifier(device)
+
+
+def changes_settings_when_called(device: str = "cpu") -> Classifier:
+    """A model whose every call changes torch's process-wide settings (one thread, a float64 default dtype)."""
+
+    def logits(waveforms: torch.Tensor) -> torch.Tensor:
+        torch.set_num_threads(1)
+        torch.set_default_dtype(torch.float64)
+        return band_energy_logits(waveforms)
+
+    return Classifier.from_callable(logits, LABELS, SAMPLE_RATE, device=device, outputs="logits", name="unruly")

@@ -8,7 +8,7 @@ import torch
 
 from freqrex_audit.adapters import load_classifier
 from freqrex_audit.adapters.callable import load_callable_classifier
-from freqrex_audit.models.classifier import Classifier, ClassifierError
+from freqrex_audit.models.classifier import Classifier, ClassifierError, QueryEngine
 
 from . import callable_targets as targets
 
@@ -76,3 +76,18 @@ def test_loading_a_model_that_changes_torch_s_settings_leaves_the_process_s_alon
         torch.set_num_threads(before)
         torch.set_default_dtype(torch.float32)
         torch.set_grad_enabled(True)
+
+
+def test_a_model_call_that_changes_torch_s_settings_leaves_the_process_s_alone():
+    """A call that changes the thread count or the default dtype would change the numbers of every query after it
+    (torch's CPU kernels split work by thread count): the engine puts them back after each model call."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        engine = QueryEngine(load_classifier("tests.callable_targets:changes_settings_when_called", device="cpu"))
+        probs = engine.query(torch.randn(2, 800))
+        assert probs.shape == (2, 2) and engine.calls == 1
+        assert torch.get_num_threads() == 3 and torch.get_default_dtype() == torch.float32
+    finally:
+        torch.set_num_threads(before)
+        torch.set_default_dtype(torch.float32)

@@ -3,13 +3,10 @@ sandbox's child both use (so a model loads the same way in and out of isolation)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import torch
-
 from ..models.classifier import Classifier, ClassifierError
+from ..models.process_settings import torch_settings_kept
 
 __all__ = ["MODEL_TYPES", "load_in_process"]
 
@@ -36,22 +33,7 @@ def load_in_process(spec: dict[str, Any]) -> Classifier:
     else:
         raise ClassifierError(f"model type {kind!r} is not one of {', '.join(MODEL_TYPES)}")
     try:
-        with _process_settings_kept():
+        with torch_settings_kept():  # silero-vad's import sets one thread for the process
             return loader(**spec)
     except ValueError as exc:  # labels repeated, sample rate 0, unknown output kind…
         raise ClassifierError(str(exc)) from None
-
-
-@contextmanager
-def _process_settings_kept() -> Iterator[None]:
-    """Put back the process-wide torch settings a model's code changed while it loaded (silero-vad's import sets one
-    thread): they are the audit's (``--threads``), and every spec audited after it would inherit them."""
-    threads, dtype, grad = torch.get_num_threads(), torch.get_default_dtype(), torch.is_grad_enabled()
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-        if torch.get_default_dtype() != dtype:
-            torch.set_default_dtype(dtype)
-        torch.set_grad_enabled(grad)

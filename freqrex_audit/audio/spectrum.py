@@ -32,7 +32,10 @@ def as_tensor(x: np.ndarray | torch.Tensor, device: torch.device | str | None = 
         return x.to(device=device or x.device, dtype=torch.float32)
     from .io import float_samples
 
-    return torch.as_tensor(np.ascontiguousarray(float_samples(x), dtype=np.float32), device=device)
+    samples = np.ascontiguousarray(float_samples(x), dtype=np.float32)
+    if not samples.flags.writeable:  # a read-only buffer (a memory map, an npz array): torch would share it
+        samples = samples.copy()
+    return torch.as_tensor(samples, device=device)
 
 
 def n_bins(n_samples: int) -> int:

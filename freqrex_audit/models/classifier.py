@@ -18,6 +18,7 @@ import torch
 from ..audio import spectrum as spec
 from .fingerprint import NOT_CACHEABLE_HINT, fingerprint_and_reason
 from .origins import NamedError, describe_exception, source_of
+from .process_settings import torch_settings_kept
 from ..runtime import deadline
 from .boundary import check_labels, check_probabilities, check_sample_rate, output_kind, to_probabilities
 
@@ -272,17 +273,20 @@ class QueryEngine:
 
     def _autocast_predict(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """The classifier's predict, under autocast when reduced precision is on (autocast is per thread, so it
-        is entered inside the call, which may run in the timeout worker thread)."""
+        is entered inside the call, which may run in the timeout worker thread), with torch's process-wide
+        settings put back after it: a model's call that changes the thread count (or the default dtype, or the
+        grad mode) would change every later query's numbers."""
         dtype, predict = self.autocast, self.classifier.predict
-        if dtype is None:
-            return predict
         device_type = self.device.type if self.device.type in ("cuda", "cpu") else "cpu"
 
-        def reduced(batch: torch.Tensor) -> torch.Tensor:
-            with torch.autocast(device_type=device_type, dtype=dtype):
-                return predict(batch)
+        def call(batch: torch.Tensor) -> torch.Tensor:
+            with torch_settings_kept():
+                if dtype is None:
+                    return predict(batch)
+                with torch.autocast(device_type=device_type, dtype=dtype):
+                    return predict(batch)
 
-        return reduced
+        return call
 
     def _predict(self, batch: torch.Tensor) -> np.ndarray:
         name = self.classifier.name
