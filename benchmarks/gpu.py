@@ -23,8 +23,8 @@ What it measures, each step written to the JSON the moment it ends (a run cut sh
 It imports only the engine, the QueryEngine, the transformers adapter and ``bench.sizes`` / ``bench.timing``:
 no soundfile, POT, pydantic or matplotlib (``tests/test_gpu_benchmark.py`` runs it with them blocked; its
 imports load without YAML and scipy too).
-Without soundfile the engine's 16-bit round trip is numpy's copy of libsndfile 1.2's, without POT its EMD
-is numpy's (equal to 1e-15). It needs torch, numpy and transformers. Nothing is downloaded.
+Without soundfile the engine's 16-bit round trip is numpy's copy of libsndfile 1.2's (the engine's EMD never
+imports POT: it is POT's numpy code, bit for bit). It needs torch, numpy and transformers. Nothing is downloaded.
 """
 
 from __future__ import annotations

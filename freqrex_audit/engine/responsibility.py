@@ -4,7 +4,7 @@ One iteration splits the bins into ``p`` parts, queries every non-empty proper u
 batch), credits 1/k to each part of a passing k-part mutant, then refines the smallest passing
 mutant by splitting each of its parts into ``p`` children and querying unions of the children while
 the rest of that mutant stays in. Iterations repeat with fresh seeds until the running map settles
-(Earth Mover's Distance, POT).
+(Earth Mover's Distance, computed as POT computes it).
 
 Honest convergence: an iteration reports how many *proper* mutants passed (:class:`IterationMap`); one
 in which none did is no convergence step, whatever credit the "every part is needed" rule gave, and a
@@ -59,18 +59,21 @@ def emd_1d(u: np.ndarray, v: np.ndarray) -> float:
     if total_u <= 0 or total_v <= 0:
         return float("inf")
     positions = np.arange(len(u), dtype=np.float64) / len(u)
-    try:
-        import ot  # POT, imported here: a bench machine (benchmarks/gpu.py) may lack it
-    except ImportError:
-        return _emd_1d_numpy(positions, u / total_u, v / total_v)
-    return float(ot.wasserstein_1d(positions, positions, u / total_u, v / total_v, p=1))
+    return wasserstein_1d_sorted(positions, u / total_u, v / total_v)
 
 
-def _emd_1d_numpy(positions: np.ndarray, u: np.ndarray, v: np.ndarray) -> float:
-    """W1 on a shared sorted grid: the area between the two CDFs. Equal to POT's to ~1e-15, not bit for bit:
-    used only without POT (bench machines), where an EMD within float noise of ε may stop one iteration apart."""
-    gaps = np.diff(positions)
-    return float(np.sum(np.abs(np.cumsum(u) - np.cumsum(v))[:-1] * gaps))
+def wasserstein_1d_sorted(positions: np.ndarray, u: np.ndarray, v: np.ndarray) -> float:
+    """W1 between weights ``u`` and ``v`` on the same sorted ``positions``: POT's ``ot.wasserstein_1d(positions,
+    positions, u, v, p=1)`` with its numpy backend, the same operations in the same order, so bit for bit its
+    value (tests/test_gpu_benchmark.py checks it). Not POT itself: ``import ot`` takes 2–3 s (it imports
+    scikit-learn), paid by every audit process for one cumulative sum."""
+    cu, cv = np.cumsum(u, 0), np.cumsum(v, 0)
+    qs = np.sort(np.concatenate((cu, cv), 0), 0)
+    last = len(positions) - 1
+    u_quantiles = positions[np.clip(np.searchsorted(cu, qs), 0, last)]
+    v_quantiles = positions[np.clip(np.searchsorted(cv, qs), 0, last)]
+    qs = np.pad(qs, [(1, 0)], constant_values=0)
+    return float(np.sum((qs[1:] - qs[:-1]) * np.abs(u_quantiles - v_quantiles), 0))
 
 
 def spread_budget(per_node: list[list], budget: int) -> list:
