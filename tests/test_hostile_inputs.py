@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import numpy as np
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from freqrex_audit.adapters import load_classifier
 from freqrex_audit.models.classifier import ClassifierError
@@ -147,6 +147,7 @@ def test_manifests_accept_a_bom_and_refuse_duplicate_rows_and_huge_fields(tmp_pa
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.text(max_size=30), st.text(max_size=10)), max_size=6))
+@example(rows=[("~0", "")])  # found by this test: an unknown user's home crashed pathlib's expanduser
 def test_fuzzed_manifest_rows_give_samples_or_one_dataset_error(tmp_path, rows):
     clip(tmp_path / "a.wav")
     lines = ["path,label"] + [f'"{p.replace(chr(34), "")}",{lab.replace(",", "")}' for p, lab in rows]
@@ -203,3 +204,23 @@ def test_under_pytest_a_manifest_with_a_1_mib_field_fails_only_its_own_spec(pyte
     assert "huge.csv: line 2: not a readable CSV row (field larger than field limit" in text
     assert "x" * 200 not in text
     assert any(line.startswith("PASSED model_specs/good.yaml::") for line in result.outlines), text[-3000:]
+
+
+def test_a_path_under_an_unknown_user_s_home_is_a_missing_file_not_a_crash(tmp_path):
+    """``~name`` is expanded as the shell expands it: for a user this machine does not have it stays as written, so a
+    manifest row, a model path or a spec's dataset naming one is a missing file with its line and path, never
+    pathlib's bare "Could not determine home directory" (hypothesis found it in a manifest row)."""
+    clip(tmp_path / "a.wav")
+    (tmp_path / "m.csv").write_text("path,label\n~0,low\n~nosuchuser0/a.wav,low\na.wav,low\n")
+    samples = {s.id: s for s in list_samples(dataset_spec(tmp_path, "m.csv"))}
+    assert samples["a.wav"].problem is None
+    for name, line in (("~0", 2), ("~nosuchuser0/a.wav", 3)):
+        assert samples[name].missing and f"m.csv: line {line}: names '{name}', which does not exist" in samples[name].problem
+    for kind, what in (("transformers", "transformers model directory not found"),
+                       ("torchscript", "TorchScript file not found")):
+        with pytest.raises(ClassifierError, match=f"~nosuchuser0/model: {what}"):
+            load_classifier({"type": kind, "path": "~nosuchuser0/model"})
+    spec = project(tmp_path) / "home.yaml"
+    spec.write_text("model: {target: 'tests.callable_targets:make_classifier'}\ndataset: {path: '~nosuchuser0/data'}\n")
+    with pytest.raises(SpecError, match="home.yaml"):
+        load_spec(spec)

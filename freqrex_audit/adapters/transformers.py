@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from ..models.classifier import Classifier, ClassifierError, resolve_device
+from ..runtime.paths import user_path
 from .features import AST_HOP_LENGTH, FeatureFunction, feature_function
 
 __all__ = ["TransformersClassifier", "load_transformers_classifier", "classifier_from_pipeline", "extractor_window",
@@ -146,9 +147,9 @@ def fingerprint_state_dict(model: torch.nn.Module, labels: list[str]) -> str:
 def hub_cache_dir() -> Path:
     """The hub cache as the environment names it now (``HF_HUB_CACHE``, ``HF_HOME``/hub, else HF's default)."""
     if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+        return user_path(os.environ["HF_HUB_CACHE"])
     if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+        return user_path(os.environ["HF_HOME"]) / "hub"
     from huggingface_hub import constants
 
     return Path(constants.HF_HUB_CACHE)
@@ -217,7 +218,7 @@ def load_transformers_classifier(path: str | Path | None = None, device: str | t
         path = resolve_hub_id(id)
     if path is None:
         raise ClassifierError("transformers model: give a 'path' (a model folder) or an 'id' (a cached hub model)")
-    directory = Path(path).expanduser()
+    directory = user_path(path)
     if not directory.is_dir():
         raise ClassifierError(f"{directory}: transformers model directory not found")
     if not (directory / "config.json").is_file():

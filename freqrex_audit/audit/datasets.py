@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.io import AudioClip, link_problem, read_audio
-from ..runtime.paths import outside_roots, shown_name
+from ..runtime.paths import outside_roots, shown_name, user_path
 from ..specs.loader import DatasetSpec
 
 __all__ = ["Sample", "list_samples", "select", "load_clip", "read_clip", "AUDIO_SUFFIXES", "MAX_CLIP_SECONDS",
@@ -114,7 +114,7 @@ def _manifest(path: Path) -> list[Sample]:
     for line, row in rows:
         if not row.get("path"):
             raise DatasetError(f"{shown}: line {line}: empty path")
-        clip = Path(row["path"]).expanduser()
+        clip = user_path(row["path"])
         clip = clip if clip.is_absolute() else path.parent / clip
         same = os.path.normpath(clip)  # 'a.wav', './a.wav' and 'x/../a.wav' are one clip
         first, first_line = seen.get(same, (None, None))

@@ -53,11 +53,11 @@ def sized_classifier(model: str | Path, size: str, device: str = "auto", seed: i
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
     from ..adapters.transformers import TransformersClassifier
-    from ..runtime.paths import resolve_zoo_path
+    from ..runtime.paths import resolve_zoo_path, user_path
 
     if size not in _ENCODER:
         raise ValueError(f"size must be one of {', '.join(_ENCODER)}, got {size!r}")
-    directory = resolve_zoo_path(model) if str(model).startswith("zoo://") else Path(model).expanduser()
+    directory = resolve_zoo_path(model) if str(model).startswith("zoo://") else user_path(model)
     if not (directory / "config.json").is_file() or not (directory / "preprocessor_config.json").is_file():
         raise ValueError(f"{model}: --size {size} rebuilds a transformers model folder (config.json and "
                          f"preprocessor_config.json); this is not one")

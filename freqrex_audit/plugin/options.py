@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from ..runtime import values
+from ..runtime.paths import user_path
 
 MARKERS = {
     "model": "freqrex_model",
@@ -141,7 +142,7 @@ class _State:
             return value if value is not None else config.getini(ini)
 
         def where(value: str) -> Path:
-            path = Path(value).expanduser()
+            path = user_path(value)
             return path if path.is_absolute() else root / path
 
         self.device = str(opt("freqrex_device", "freqrex_device") or "auto")

@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+from .paths import user_path
+
 __all__ = ["ENV", "import_folders", "use_folders", "child_env", "adopt_from_environment", "missing_target",
            "module_file", "searched"]
 
@@ -47,7 +49,7 @@ def import_folders(start: str | Path = ".", rootdir: str | Path | None = None,
     root = Path(rootdir).resolve()
     folders = [root]
     for entry in pythonpath or []:
-        path = Path(str(entry)).expanduser()
+        path = user_path(entry)
         folders.append((path if path.is_absolute() else root / path).resolve())
     return list(dict.fromkeys(folders))
 

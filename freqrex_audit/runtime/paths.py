@@ -14,9 +14,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOTS_ENV", "PROJECT_MARKERS", "allowed_roots", "outside_roots", "project_of", "folder_roots",
+__all__ = ["user_path", "ROOTS_ENV", "PROJECT_MARKERS", "allowed_roots", "outside_roots", "project_of", "folder_roots",
            "unwritable", "shown_name", "ZOO_ROOT", "resolve_zoo_path", "pytest_ini",
            "project_root", "shown_spec"]
+
+
+def user_path(value: object) -> Path:
+    """A path a user wrote, ``~`` and ``~user`` expanded as the shell does: an unknown ``~user`` stays as written
+    (a path that then does not exist, reported as such) where ``Path.expanduser`` raises a bare RuntimeError."""
+    return Path(os.path.expanduser(str(value)))
 
 ROOTS_ENV = "FREQREX_ALLOWED_ROOTS"
 PROJECT_MARKERS = (".git", "pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini")
@@ -64,7 +70,7 @@ def project_of(folder: str | Path) -> Path:
 
 def folder_roots(folder: str | Path) -> tuple[Path, ...]:
     """Allowed roots for something living in ``folder``: its project, the bundled zoo, ``$FREQREX_ALLOWED_ROOTS``."""
-    extra = [Path(p).expanduser().resolve() for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    extra = [user_path(p).resolve() for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p.strip()]
     return tuple(dict.fromkeys([project_of(folder), ZOO_ROOT.resolve(), *extra]))
 
 

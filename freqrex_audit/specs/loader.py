@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from ..engine import AttackConfig, FreqReXConfig, Mutation, STFTAttackConfig
 from ..engine.latent import LatentConfig
 from ..engine.lmac import LMACConfig
-from ..runtime.paths import allowed_roots, outside_roots, shown_spec
+from ..runtime.paths import allowed_roots, outside_roots, shown_spec, user_path
 from .discovery import SPEC_DIRS, SPEC_SUFFIXES, find_peer, find_specs, in_spec_dir, spec_dirs_from_ini
 from .document import (CHECK_MODELS, MAX_ATTACK_SCALE, MODEL_TYPES, OUTPUT_CHOICES, AttackSection, Check,
                        DatasetSection, ExplainersSection, FreqrexSection, ModelSection, SpecDocument,
@@ -299,7 +299,7 @@ class _Loader:
                 return resolve_zoo_path(text)
             except (FileNotFoundError, ValueError) as exc:
                 raise self.fail(key, str(exc)) from None
-        path = Path(text).expanduser()
+        path = user_path(text)
         path = path if path.is_absolute() else (base / path)
         if not path.exists():
             raise self.fail(key, f"{what} not found: {path} (relative paths resolve against the spec's folder)")
