@@ -67,6 +67,16 @@ def test_importing_the_package_imports_nothing_heavy():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_cli_s_help_imports_nothing_heavy():
+    """``freqrex-audit --help`` (and every usage error) answers without torch, matplotlib or transformers: the
+    commands that need them import their modules when they run (it took 3 s, 2.5 of them torch's import)."""
+    code = ("import sys\nfrom freqrex_audit.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n"
+            "    pass\nheavy = [m for m in sys.argv[1:] if m in sys.modules]\nprint('HEAVY', heavy)\n")
+    slow = [m for m in HEAVY if m != "numpy"]  # numpy takes ~0.1 s (audio.io's errors need it)
+    done = subprocess.run([sys.executable, "-c", code, *slow], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and "HEAVY []" in done.stdout and "audit" in done.stdout, done.stdout + done.stderr
+
+
 def test_pytest_in_a_project_without_specs_never_imports_the_audit_stack(tmp_path: Path):
     """A real pytest session (configure, collect, run, finish) in an unrelated project, with a YAML file that is
     no spec: the plugin loads, and no heavy module is imported."""

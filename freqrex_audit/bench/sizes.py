@@ -16,8 +16,6 @@ import torch
 
 from ..models.classifier import Classifier, resolve_device
 
-SIZES = ("zoo", "small", "base")  # zoo: the model as it is; the others are rebuilt by sized_classifier
-
 _ENCODER = {  # hidden, layers, heads, feed-forward width
     "tiny": (32, 2, 2, 64),  # not a published size: benchmarks/gpu.py --dry-run checks the script on a CPU with it
     "small": (256, 4, 4, 1024),

@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .._version import __version__
 from ..audio.io import AudioError
-from ..bench.sizes import SIZES
-from ..models.classifier import ClassifierError
-from .bench import cmd_bench
-from .clip import cmd_attack, cmd_classify, cmd_explain, cmd_train_lmac
+from ..bench import SIZES
+from ..models.origins import ClassifierError
 from .tables import add_tables_command
 from ..runtime.isolation import private_matplotlib
 from .arguments import device_list, non_negative_int, positive_float, positive_int, seed_value
+
+def later(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """The command ``name`` of ``freqrex_audit.cli.<module>``, imported when it runs: those modules import torch
+    (2–6 s), which ``tables``, ``compare``, ``report`` and ``--help`` never need."""
+
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(f"{__package__}.{module}"), name)(args)
+
+    run.__name__ = name
+    return run
+
+
+cmd_bench = later("bench", "cmd_bench")
+cmd_classify, cmd_explain = later("clip", "cmd_classify"), later("clip", "cmd_explain")
+cmd_attack, cmd_train_lmac = later("clip", "cmd_attack"), later("clip", "cmd_train_lmac")
 
 DEADLINE_EXIT = 3
 """``freqrex-audit audit`` exit status when ``--deadline`` passed before the run was done (the run is incomplete)."""

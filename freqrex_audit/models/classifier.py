@@ -17,7 +17,7 @@ import torch
 
 from ..audio import spectrum as spec
 from .fingerprint import NOT_CACHEABLE_HINT, fingerprint_and_reason
-from .origins import NamedError, describe_exception, source_of
+from .origins import ClassifierError, ClassifierTimeout, describe_exception, source_of
 from .process_settings import torch_settings_kept
 from ..runtime import deadline
 from .boundary import check_labels, check_probabilities, check_sample_rate, output_kind, to_probabilities
@@ -37,14 +37,6 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type != "cuda" or x.device.type != "cpu":
         return x.to(device)
     return x.pin_memory().to(device, non_blocking=True)
-
-
-class ClassifierError(NamedError):
-    """The classifier could not be loaded or returned something unusable; the message names the model."""
-
-
-class ClassifierTimeout(ClassifierError):
-    """One model call ran past the engine's ``timeout_s``; the engine refuses further queries to that model."""
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

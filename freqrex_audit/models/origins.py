@@ -12,11 +12,19 @@ import os
 import sysconfig
 from typing import Any
 
-__all__ = ["NamedError", "describe_exception", "user_frame", "shown_source", "source_of"]
+__all__ = ["NamedError", "ClassifierError", "ClassifierTimeout", "describe_exception", "user_frame", "shown_source", "source_of"]
 
 
 class NamedError(RuntimeError):
     """An error whose message already names the model and where its code is (``ClassifierError``)."""
+
+
+class ClassifierError(NamedError):
+    """The classifier could not be loaded or returned something unusable; the message names the model."""
+
+
+class ClassifierTimeout(ClassifierError):
+    """One model call ran past the engine's ``timeout_s``; the engine refuses further queries to that model."""
 
 
 def describe_exception(exc: BaseException, origin: str | None = None) -> str:
