@@ -121,3 +121,59 @@ def test_without_clip_seconds_a_long_clip_is_capped_with_a_note(tmp_path):
     assert len(clip.samples) == int(MAX_CLIP_SECONDS * rate)
     assert clip.notes == (f"longer than {MAX_CLIP_SECONDS:g} s: kept the first {MAX_CLIP_SECONDS:g} s of 65 s "
                           "(the cap when the spec sets no dataset.clip_seconds)",)
+
+
+def test_pruning_deletes_the_least_recently_used_entries_and_nothing_else(tmp_path, capsys):
+    """``freqrex-audit cache``: a hit makes an entry recently used; ``--older-than`` deletes what no run used for
+    that long, ``--max-size`` then the least recently used until the rest fit; ``--dry-run`` deletes nothing; a
+    file that is not an entry (the font cache, a user's file) is never touched."""
+    import os
+    import time
+
+    from freqrex_audit.cli.main import main
+
+    cache = Cache(tmp_path)
+    keys = [make_key("entry", i) for i in range(4)]
+    for key in keys:
+        cache.put(key, {"i": key}, {"x": np.zeros(1000)})
+    figures = Cache(tmp_path / "figures", suffix=".fig")
+    figures.put(keys[0], {"png": "data:"})
+    now = time.time()
+    paths = [tmp_path / k[:2] / f"{k}.frx" for k in keys]
+    for age_days, path in zip((40, 30, 20, 1), paths):
+        os.utime(path, (now - age_days * 86400, now - age_days * 86400))
+    (tmp_path / "matplotlib").mkdir()
+    (tmp_path / "matplotlib" / "fontlist.json").write_text("{}")
+    (tmp_path / paths[0].parent.name / "notes.txt").write_text("mine")
+    assert Cache(tmp_path).get(keys[0]) is not None  # the oldest is used again: now the most recent
+    size = paths[0].stat().st_size + next((tmp_path / "figures").rglob("*.fig")).stat().st_size
+
+    assert main(["cache", str(tmp_path), "--older-than", "10", "--dry-run"]) == 0
+    assert all(p.exists() for p in paths) and "would remove 2 least recently used entries" in capsys.readouterr().out
+    assert main(["cache", str(tmp_path), "--older-than", "10"]) == 0
+    assert [p.exists() for p in paths] == [True, False, False, True]
+    assert "results: 2 entries" in capsys.readouterr().out
+    assert main(["cache", str(tmp_path), "--max-size", str(size)]) == 0  # room for one results entry and the figure
+    out = capsys.readouterr().out
+    assert [p.exists() for p in paths] == [True, False, False, False], out
+    assert "results: 1 entries" in out and "figures: 1 entries" in out
+    assert (tmp_path / "matplotlib" / "fontlist.json").exists() and (paths[0].parent / "notes.txt").exists()
+    assert Cache(tmp_path).get(keys[3]) is None  # a pruned entry is a miss: recomputed when a run needs it
+
+
+def test_a_run_after_its_cache_is_pruned_recomputes_the_same_results(tmp_path):
+    """Pruning costs only time: an audit whose every entry was deleted recomputes them, bit for bit."""
+    from freqrex_audit.cli.main import main
+    from tests.audit_runs import stable_text
+    from tests.cluster_models import GOOD
+
+    write_robust_dataset(tmp_path / "data", per_class=1)
+    (tmp_path / "good.yaml").write_text(GOOD)
+    args = ["audit", str(tmp_path / "good.yaml"), "--cache", str(tmp_path / "cache"), "--report",
+            str(tmp_path / "reports"), "--device", "cpu", "-q"]
+    assert main(args) == 0
+    assert main(["cache", str(tmp_path / "cache"), "--max-size", "0"]) == 0
+    assert not list((tmp_path / "cache").rglob("*.frx")) and not list((tmp_path / "cache").rglob("*.fig"))
+    assert main(args) == 0
+    first, second = sorted((tmp_path / "reports").glob("*/results.json"))
+    assert stable_text(first) == stable_text(second)

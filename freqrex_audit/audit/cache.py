@@ -22,7 +22,10 @@ import functools
 import hashlib
 import io
 import json
+import os
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -30,7 +33,8 @@ import numpy as np
 
 from ..engine.codec import atomic_write_bytes
 
-__all__ = ["Cache", "engine_version", "hash_array", "make_key", "RESULT_SCHEMA_VERSION"]
+__all__ = ["Cache", "CacheEntry", "cache_entries", "prune_cache", "engine_version", "hash_array", "make_key",
+           "RESULT_SCHEMA_VERSION"]
 
 T = TypeVar("T")
 
@@ -150,6 +154,10 @@ class Cache:
             self.misses += 1
             return None
         self.hits += 1
+        try:  # its last use, which `freqrex-audit cache --max-size / --older-than` prunes by
+            os.utime(path)
+        except OSError:  # a read-only cache folder: it is still read
+            pass
         return data, arrays
 
     def load(self, key: str, decode: Callable[[Any, dict[str, np.ndarray]], T]) -> T | None:
@@ -184,3 +192,51 @@ class Cache:
             self.warnings.append(f"cache folder {self.root} is not writable ({exc.strerror or type(exc).__name__}); "
                                  f"results are not cached")
             self.root = None
+
+
+ENTRY_NAME = re.compile(r"^[0-9a-f]{64}\.(frx|fig)$")
+"""What a cache entry's file is called (``ab/abcdef….frx``, figures ``figures/ab/….fig``): pruning deletes nothing
+else, so a folder given by mistake loses nothing."""
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One entry file: where, what kind (``results`` or ``figures``), its size and its last use (mtime, touched on
+    every hit)."""
+
+    path: Path
+    kind: str
+    size: int
+    used: float
+
+
+def cache_entries(root: str | Path) -> list[CacheEntry]:
+    """Every entry under ``root`` (results ``??/*.frx``, figures ``figures/??/*.fig``), least recently used first."""
+    root, found = Path(root), []
+    for kind, pattern in (("results", "??/*.frx"), ("figures", "figures/??/*.fig")):
+        for path in root.glob(pattern):
+            if ENTRY_NAME.match(path.name) and path.name.startswith(path.parent.name):
+                try:
+                    stat = path.stat()
+                except OSError:  # removed by another process meanwhile
+                    continue
+                found.append(CacheEntry(path, kind, stat.st_size, stat.st_mtime))
+    return sorted(found, key=lambda e: (e.used, str(e.path)))
+
+
+def prune_cache(entries: list[CacheEntry], older_than_s: float | None = None, max_bytes: int | None = None,
+                now: float | None = None) -> list[CacheEntry]:
+    """The entries to delete, least recently used first: every one unused for ``older_than_s``, then more until
+    the rest fit in ``max_bytes``. Deleting an entry only costs its recomputation (results are keyed by content)."""
+    now = time.time() if now is None else now
+    doomed = [e for e in entries if older_than_s is not None and now - e.used > older_than_s]
+    if max_bytes is not None:
+        gone = set(doomed)
+        kept = [e for e in entries if e not in gone]
+        total = sum(e.size for e in kept)
+        for entry in kept:  # least recently used first
+            if total <= max_bytes:
+                break
+            doomed.append(entry)
+            total -= entry.size
+    return sorted(doomed, key=lambda e: (e.used, str(e.path)))

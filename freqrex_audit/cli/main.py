@@ -14,6 +14,7 @@ from .._version import __version__
 from ..audio.io import AudioError
 from ..bench import SIZES
 from ..models.origins import ClassifierError
+from .cache import add_cache_command
 from .tables import add_tables_command
 from ..runtime.isolation import private_matplotlib
 from .arguments import device_list, non_negative_int, positive_float, positive_int, seed_value
@@ -316,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(run=cmd_compare)
 
     add_tables_command(commands)
+    add_cache_command(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a model spec (editor autocompletion)")
     schema.add_argument("--results", action="store_true", help="the JSON Schema of results.json instead")
