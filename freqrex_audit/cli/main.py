@@ -19,9 +19,10 @@ from .tables import add_tables_command
 from ..runtime.isolation import private_matplotlib
 from .arguments import device_list, non_negative_int, positive_float, positive_int, seed_value
 
+
 def later(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     """The command ``name`` of ``freqrex_audit.cli.<module>``, imported when it runs: those modules import torch
-    (2–6 s), which ``tables``, ``compare``, ``report`` and ``--help`` never need."""
+    (2–6 s), which ``--help`` and a usage error never need (the other commands still import it on their way)."""
 
     def run(args: argparse.Namespace) -> int:
         return getattr(importlib.import_module(f"{__package__}.{module}"), name)(args)
