@@ -174,3 +174,25 @@ def test_bench_peers_attack_seed_reaches_both_attacks_and_the_noise(tmp_path, mo
         rows = bench_peers.peer_rows([str(tmp_path / "spec.yaml")], noise_draws=2, attack_seed=given)
         assert rows and rows[0].queries == rows[0].explain_queries + 200
         assert sorted(seen) == [("fourier_attack", expected), ("noise_floor", expected), ("peer_attack", expected)]
+
+
+def test_bench_peers_attack_budget_is_freqrex_s_and_hopskipjump_gets_the_same_total(tmp_path, monkeypatch):
+    """``bench --peers --attack-budget N`` sets FreqReX's attack query_budget; HopSkipJump is given the explanation's
+    queries plus the attack's, as at the spec's own budget (the peer attack is recorded, not run)."""
+    import freqrex_audit.bench.peers as bench_peers
+
+    write_fragile_dataset(tmp_path / "data", per_class=1)
+    (tmp_path / "spec.yaml").write_text(
+        'model: {target: "tests.audit_models:fragile", batch_size: 64}\n'
+        "dataset: {path: data, limit: 1}\nfreqrex: {seed: 0}\nattack: {query_budget: 200}\n"
+        "checks: {accuracy: {min: 0.5}}\n")
+    budgets = []
+    monkeypatch.setattr(bench_peers, "peer_attack", lambda *args: budgets.append(args[4]) or SimpleNamespace(
+        success=False, snr_db=None, queries=0))
+    real = bench_peers.fourier_attack
+    configs = []
+    monkeypatch.setattr(bench_peers, "fourier_attack",
+                        lambda engine, x, exp, config: configs.append(config) or real(engine, x, exp, config))
+    rows = bench_peers.peer_rows([str(tmp_path / "spec.yaml")], noise_draws=1, attack_budget=300)
+    assert [c.query_budget for c in configs] == [300]
+    assert rows and budgets == [rows[0].queries] and rows[0].explain_queries < rows[0].queries <= rows[0].explain_queries + 300

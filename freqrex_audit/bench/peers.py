@@ -43,14 +43,17 @@ class PeerRow:
 
 
 def peer_rows(spec_paths: list[str], snr_db: float = 20.0, noise_draws: int = 16, device: str = "cpu",
-              log=sys.stderr, attack_seed: int | None = None) -> list[PeerRow]:
+              log=sys.stderr, attack_seed: int | None = None, attack_budget: int | None = None) -> list[PeerRow]:
     """Measure every correctly classified clip of each spec (the spec's dataset, limit and configs; ``attack_seed``,
-    when given, replaces its attack's seed, which both attacks and the noise draws use)."""
+    when given, replaces its attack's seed, which both attacks and the noise draws use; ``attack_budget`` its
+    attack's ``query_budget``, and HopSkipJump still gets the explanation's and the attack's queries together)."""
     rows: list[PeerRow] = []
     for path in spec_paths:
         spec = load_spec(Path(path))
         if attack_seed is not None:
             spec = replace(spec, attack=replace(spec.attack, seed=attack_seed))
+        if attack_budget is not None:
+            spec = replace(spec, attack=replace(spec.attack, query_budget=attack_budget))
         clf = load_model(spec, device)
         for sample in list_samples(spec.dataset):
             x = read_clip(sample, clf.sample_rate, spec.dataset.clip_seconds).samples  # as the audit reads it

@@ -37,7 +37,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return 2
         device = "cpu" if args.device == "auto" else args.device
         rows = peer_rows(args.models, snr_db=args.snr, noise_draws=args.noise_draws, device=device,
-                         attack_seed=args.attack_seed)
+                         attack_seed=args.attack_seed, attack_budget=args.attack_budget)
         print(format_peer_table(rows, args.snr))
         if args.json:
             Path(args.json).write_text(json.dumps(peer_json(rows, args.snr), indent=1))

@@ -272,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--attack-seed", type=non_negative_int, default=None,
                        help="--peers: both attacks' seed (FreqReX's attack.seed, HopSkipJump's start) instead of "
                             "each spec's, to see how much one seed says")
+    bench.add_argument("--attack-budget", type=positive_int, default=None,
+                       help="--peers: FreqReX's attack query_budget instead of each spec's (HopSkipJump still gets the "
+                            "explanation's and the attack's queries together)")
     bench.add_argument("--explainers", action="store_true",
                        help="instead: L-MAC vs gradient saliency, random masks and FreqReX's sufficient set, and the "
                             "latent method vs random latents, on the zoo's held-out clips (README's table)")
