@@ -14,15 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["user_path", "ROOTS_ENV", "PROJECT_MARKERS", "allowed_roots", "outside_roots", "project_of", "folder_roots",
-           "unwritable", "shown_name", "ZOO_ROOT", "resolve_zoo_path", "pytest_ini",
+__all__ = ["user_path", "ROOTS_ENV", "PROJECT_MARKERS", "allowed_roots", "outside_roots", "project_of",
+           "folder_roots", "unwritable", "shown_name", "ZOO_ROOT", "resolve_zoo_path", "pytest_ini",
            "project_root", "shown_spec"]
-
-
-def user_path(value: object) -> Path:
-    """A path a user wrote, ``~`` and ``~user`` expanded as the shell does: an unknown ``~user`` stays as written
-    (a path that then does not exist, reported as such) where ``Path.expanduser`` raises a bare RuntimeError."""
-    return Path(os.path.expanduser(str(value)))
 
 ROOTS_ENV = "FREQREX_ALLOWED_ROOTS"
 PROJECT_MARKERS = (".git", "pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini")
@@ -31,6 +25,12 @@ PROJECT_MARKERS = (".git", "pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini
 
 ZOO_ROOT = Path(__file__).resolve().parent.parent / "zoo"
 """The bundled demo zoo (``freqrex_audit/zoo``): its recordings and models are data every layer may name."""
+
+
+def user_path(value: object) -> Path:
+    """A path a user wrote, ``~`` and ``~user`` expanded as the shell does: an unknown ``~user`` stays as written
+    (a path that then does not exist, reported as such) where ``Path.expanduser`` raises a bare RuntimeError."""
+    return Path(os.path.expanduser(str(value)))
 
 
 def resolve_zoo_path(uri: str) -> Path:
