@@ -144,17 +144,23 @@ def test_bench_peers_table_counts_quiet_flips_medians_and_noise_defects():
     assert "max_eval 200" in table and "init_eval 25" in table and "init_size 50" in table and "batch_size 64" in table
 
 
+def fragile_bench_spec(root, attack: str) -> str:
+    """A one-clip spec on the fragile planted model for ``bench --peers`` (its ``attack:`` section given)."""
+    write_fragile_dataset(root / "data", per_class=1)
+    (root / "spec.yaml").write_text(
+        'model: {target: "tests.audit_models:fragile", batch_size: 64}\n'
+        f"dataset: {{path: data, limit: 1}}\nfreqrex: {{seed: 0}}\nattack: {attack}\n"
+        "checks: {accuracy: {min: 0.5}}\n")
+    return str(root / "spec.yaml")
+
+
 def test_bench_peers_attack_seed_reaches_both_attacks_and_the_noise(tmp_path, monkeypatch):
     """``bench --peers --attack-seed N`` replaces each spec's attack seed for FreqReX's attack, HopSkipJump's start and
     the noise draws alike (how README's second seed is measured); without it the spec's own seed is used. (The
     peer attack is only recorded, not run, so the test needs no [art] extra.)"""
     import freqrex_audit.bench.peers as bench_peers
 
-    write_fragile_dataset(tmp_path / "data", per_class=1)
-    (tmp_path / "spec.yaml").write_text(
-        'model: {target: "tests.audit_models:fragile", batch_size: 64}\n'
-        "dataset: {path: data, limit: 1}\nfreqrex: {seed: 0}\nattack: {query_budget: 200, seed: 5}\n"
-        "checks: {accuracy: {min: 0.5}}\n")
+    spec = fragile_bench_spec(tmp_path, "{query_budget: 200, seed: 5}")
     seen = []
 
     def spy(name, seed_of, answer=None):
@@ -171,7 +177,7 @@ def test_bench_peers_attack_seed_reaches_both_attacks_and_the_noise(tmp_path, mo
     spy("noise_floor", lambda args: args[6])  # (engine, x, label, snr, draws, margin, seed)
     for given, expected in ((None, 5), (7, 7)):
         seen.clear()
-        rows = bench_peers.peer_rows([str(tmp_path / "spec.yaml")], noise_draws=2, attack_seed=given)
+        rows = bench_peers.peer_rows([spec], noise_draws=2, attack_seed=given)
         assert rows and rows[0].queries == rows[0].explain_queries + 200
         assert sorted(seen) == [("fourier_attack", expected), ("noise_floor", expected), ("peer_attack", expected)]
 
@@ -181,11 +187,7 @@ def test_bench_peers_attack_budget_is_freqrex_s_and_hopskipjump_gets_the_same_to
     queries plus the attack's, as at the spec's own budget (the peer attack is recorded, not run)."""
     import freqrex_audit.bench.peers as bench_peers
 
-    write_fragile_dataset(tmp_path / "data", per_class=1)
-    (tmp_path / "spec.yaml").write_text(
-        'model: {target: "tests.audit_models:fragile", batch_size: 64}\n'
-        "dataset: {path: data, limit: 1}\nfreqrex: {seed: 0}\nattack: {query_budget: 200}\n"
-        "checks: {accuracy: {min: 0.5}}\n")
+    spec = fragile_bench_spec(tmp_path, "{query_budget: 200}")
     budgets = []
     monkeypatch.setattr(bench_peers, "peer_attack", lambda *args: budgets.append(args[4]) or SimpleNamespace(
         success=False, snr_db=None, queries=0))
@@ -193,6 +195,6 @@ def test_bench_peers_attack_budget_is_freqrex_s_and_hopskipjump_gets_the_same_to
     configs = []
     monkeypatch.setattr(bench_peers, "fourier_attack",
                         lambda engine, x, exp, config: configs.append(config) or real(engine, x, exp, config))
-    rows = bench_peers.peer_rows([str(tmp_path / "spec.yaml")], noise_draws=1, attack_budget=300)
+    rows = bench_peers.peer_rows([spec], noise_draws=1, attack_budget=300)
     assert [c.query_budget for c in configs] == [300]
     assert rows and budgets == [rows[0].queries] and rows[0].explain_queries < rows[0].queries <= rows[0].explain_queries + 300
