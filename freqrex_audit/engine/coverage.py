@@ -33,7 +33,7 @@ import numpy as np
 
 from .codec import Result
 
-__all__ = ["SearchCoverage", "search_coverage", "descent_bound", "prefix_rows", "DESCENT_STATES"]
+__all__ = ["SearchCoverage", "search_coverage", "descent_bound", "prefix_rows", "prefix_step", "DESCENT_STATES"]
 
 DESCENT_STATES = ("done", "cut", "not run", "none")
 """The runner-up descent: ran to its end, cut by the budget, never started, or not needed (no other class)."""
@@ -95,11 +95,17 @@ def descent_bound(n_bins: int, branch: int, beam: int) -> int:
     return queries
 
 
-def prefix_rows(pool: np.ndarray, directions: Sequence, chunk: int, max_frequencies: int) -> list[tuple]:
-    """The rule's prefix candidates: the prefixes of 1 … ``chunk // directions`` bins of ``pool`` with every
-    direction (the first step of the paper's Algorithm 2)."""
-    step = max(1, chunk // max(1, len(directions)))
-    sizes = range(1, min(step, len(pool), max_frequencies) + 1)
+def prefix_step(chunk: int, directions: Sequence) -> int:
+    """How many prefix sizes one chunk of the prefix search asks (each with every direction)."""
+    return max(1, chunk // max(1, len(directions)))
+
+
+def prefix_rows(pool: np.ndarray, directions: Sequence, chunk: int, max_frequencies: int, start: int = 1
+                ) -> list[tuple]:
+    """One chunk of the paper's Algorithm 2: the prefixes of ``start`` … ``start + prefix_step − 1`` bins of
+    ``pool`` (at most ``max_frequencies``) with every direction. The first chunk (``start`` 1) is the rule's."""
+    limit = min(len(pool), max_frequencies)
+    sizes = range(start, min(start + prefix_step(chunk, directions), limit + 1))
     return [(tuple(int(b) for b in pool[:k]), m) for k in sizes for m in directions]
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..models.classifier import QueryEngine
+from .coverage import prefix_rows, prefix_step
 from .mutations import Mutation, Nudge, flip_margin, perturbed
 
 Candidate = tuple[tuple[int, ...], Mutation]
@@ -208,12 +209,10 @@ def prefix_search(search: BudgetedSearch, pool: np.ndarray, mutations: Sequence[
                   ladder: Sequence[Mutation]) -> None:
     """Alg 2: the smallest prefix of ``pool`` that flips with some direction's extreme, then the ladder on it."""
     limit = min(len(pool), search.max_frequencies)
-    step = max(1, search.chunk // max(1, len(mutations)))
-    for start in range(1, limit + 1, step):
+    for start in range(1, limit + 1, prefix_step(search.chunk, mutations)):
         if search.remaining <= 0:
             return
-        rows = [(tuple(int(b) for b in pool[:k]), m) for k in range(start, min(start + step, limit + 1))
-                for m in mutations]
+        rows = prefix_rows(pool, mutations, search.chunk, search.max_frequencies, start)
         answers = search.ask("prefix", rows)
         flipped = [r[0] for r, p in zip(rows, answers) if search.flipped(p)]
         if flipped:
