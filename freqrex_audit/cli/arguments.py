@@ -9,7 +9,8 @@ from typing import Any
 
 from ..runtime import values
 
-__all__ = ["positive_int", "non_negative_int", "positive_float", "seed_value", "device_list"]
+__all__ = ["positive_int", "non_negative_int", "positive_float", "non_negative_days", "byte_size", "seed_value",
+           "device_list"]
 
 
 def _argparse_type(check: Callable[[str], Any], name: str) -> Callable[[str], Any]:
@@ -28,6 +29,8 @@ positive_int = _argparse_type(values.positive_int, "positive_int")
 non_negative_int = _argparse_type(values.non_negative_int, "non_negative_int")
 positive_float = _argparse_type(values.positive_seconds, "positive_float")
 seed_value = _argparse_type(values.seed, "seed_value")
+non_negative_days = _argparse_type(values.non_negative_days, "non_negative_days")
+byte_size = _argparse_type(values.byte_size, "byte_size")
 
 
 def _devices(text: str) -> list[str]:

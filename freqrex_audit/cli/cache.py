@@ -7,38 +7,19 @@ old runs no longer read. ``--older-than DAYS`` and ``--max-size SIZE`` delete th
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 
-UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+from .arguments import byte_size, non_negative_days
 
 
-def byte_size(text: str) -> int:
-    """``500M``, ``2G``, ``1.5G``, ``800000`` (bytes) as a byte count (argparse type)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
-    if not match:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500M, 2G or a number of bytes)")
-    return int(float(match.group(1)) * UNITS[match.group(2).upper()])
-
-
-def days(text: str) -> float:
-    """A non-negative number of days (argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (e.g. 30 or 0.5)")
-    return value
-
-
-def shown(n_bytes: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n_bytes < 1024 or unit == "GB":
+def shown(n_bytes: float) -> str:
+    """A byte count as people read it: ``812 B``, ``3.4 KB``, ``87.2 MB``, ``1.5 GB`` (powers of 1,024)."""
+    for unit in ("B", "KB", "MB"):
+        if n_bytes < 1024:
             return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1024  # type: ignore[assignment]
-    return f"{n_bytes} B"  # pragma: no cover
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} GB"
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
@@ -50,8 +31,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{root}: no such cache folder (an audit's --cache, default .freqrex_cache)")
     entries, now = cache_entries(root), time.time()
     pruning = args.older_than is not None or args.max_size is not None
-    doomed = prune_cache(entries, None if args.older_than is None else args.older_than * 86400, args.max_size,
-                         now) if pruning else []
+    doomed = prune_cache(entries, None if args.older_than is None else args.older_than * 86400, args.max_size, now)
     if not args.dry_run:
         for entry in doomed:
             entry.path.unlink(missing_ok=True)  # (another process may have pruned it)
@@ -73,7 +53,7 @@ def add_cache_command(commands) -> None:
                                               "(--older-than DAYS, --max-size SIZE)")
     cache.add_argument("folder", nargs="?", default=".freqrex_cache", metavar="FOLDER",
                        help="the cache folder (an audit's --cache; default .freqrex_cache)")
-    cache.add_argument("--older-than", type=days, default=None, metavar="DAYS",
+    cache.add_argument("--older-than", type=non_negative_days, default=None, metavar="DAYS",
                        help="delete the entries no run has used for DAYS days")
     cache.add_argument("--max-size", type=byte_size, default=None, metavar="SIZE",
                        help="then delete the least recently used entries until the rest fit in SIZE (500M, 2G)")

@@ -263,7 +263,7 @@ class QueryEngine:
                 f"{int(reduced.argmax())} vs {top}, confidence drift {drift:.3g} > {PRECISION_TOLERANCE}); "
                 f"this clip runs in fp32")
 
-    def _autocast_predict(self) -> Callable[[torch.Tensor], torch.Tensor]:
+    def _model_call(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """The classifier's predict, under autocast when reduced precision is on (autocast is per thread, so it
         is entered inside the call, which may run in the timeout worker thread), with torch's process-wide
         settings put back after it: a model's call that changes the thread count (or the default dtype, or the
@@ -289,7 +289,7 @@ class QueryEngine:
         capped = left is not None and (self.timeout_s is None or left < self.timeout_s)  # the deadline comes first
         timeout_s = max(left, 0.001) if capped else self.timeout_s
         began = time.perf_counter()
-        predict = self._autocast_predict()
+        predict = self._model_call()
         if timeout_s is None or getattr(self.classifier, "kills_on_timeout", False):
             own = getattr(self.classifier, "timeout_s", None)
             if capped and hasattr(self.classifier, "timeout_s"):

@@ -12,7 +12,8 @@ import os
 import sysconfig
 from typing import Any
 
-__all__ = ["NamedError", "ClassifierError", "ClassifierTimeout", "describe_exception", "user_frame", "shown_source", "source_of"]
+__all__ = ["NamedError", "ClassifierError", "ClassifierTimeout", "describe_exception", "user_frame", "shown_source",
+           "source_of"]
 
 
 class NamedError(RuntimeError):

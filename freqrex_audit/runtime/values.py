@@ -4,9 +4,11 @@ pytest plugin into a usage error, so ``--samples -3`` and ``--freqrex-samples -3
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
-__all__ = ["int_at_least", "positive_int", "non_negative_int", "positive_seconds", "seed", "optional"]
+__all__ = ["int_at_least", "positive_int", "non_negative_int", "positive_seconds", "non_negative_days", "byte_size",
+           "seed", "optional"]
 
 MAX_SEED = 2 ** 32 - 1
 """What numpy's generators accept."""
@@ -40,6 +42,28 @@ def positive_seconds(value: Any) -> float:
     if not math.isfinite(number) or number <= 0:
         raise ValueError(f"must be a finite number > 0, got {value!r}")
     return number
+
+
+def non_negative_days(value: Any) -> float:
+    """A finite number ≥ 0 (days, an age)."""
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise ValueError(f"must be a finite number of days ≥ 0 (e.g. 30 or 0.5), got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"must be a finite number of days ≥ 0 (e.g. 30 or 0.5), got {value!r}")
+    return number
+
+
+BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def byte_size(value: Any) -> int:
+    """``500M``, ``2G``, ``1.5G``, ``800000`` (bytes; ``K``/``M``/``G``/``T`` are powers of 1,024) as a byte count."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(value), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"must be a size (e.g. 500M, 2G or a number of bytes), got {value!r}")
+    return int(float(match.group(1)) * BYTE_UNITS[match.group(2).upper()])
 
 
 def seed(value: Any) -> int:
