@@ -27,6 +27,23 @@ PAGE_HEIGHT_BUDGET_PX = 16_000
 """Two specs, three cards each, all sections: the fixture page's height in a 1400-px-wide window."""
 
 
+@pytest.fixture(scope="module", autouse=True)
+def render_clock():
+    """Every page of this module is rendered at one fixed time, so pages compare byte for byte."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOURCE_DATE_EPOCH", "1735787045")  # 2025-01-02 03:04 UTC
+        yield
+
+
+def test_source_date_epoch_fixes_the_render_time(monkeypatch):
+    from freqrex_audit.report.html import rendered_at
+
+    assert rendered_at() == "2025-01-02 03:04 UTC"
+    for unusable in ("", "soon", "-5", "99999999999999999999"):
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", unusable)
+        assert rendered_at().endswith(" UTC") and not rendered_at().startswith("2025-01-02")
+
+
 @pytest.fixture(scope="module")
 def results_path(tmp_path_factory) -> Path:
     return build_results(tmp_path_factory.mktemp("run") / "20250102-030405")

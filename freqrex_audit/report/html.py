@@ -12,6 +12,7 @@ files beside the page (``<report>_files/``) and linked, and the page says how ma
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -294,9 +295,22 @@ def build_context(results: dict, arrays: dict, max_sample_cards: int, max_audio_
                   "folder": files_dir.name if files_dir is not None else None},
         "cards_left_out": sum(s["cards_left_out"] for s in specs.values()),
         "schema_version": results.get("schema_version"),
-        "rendered": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "rendered": rendered_at(),
         "fmt_share": fmt_share, "fmt_bins": fmt_bins,
     }
+
+
+def rendered_at() -> str:
+    """The render time the page shows: ``$SOURCE_DATE_EPOCH`` when set (the reproducible-builds convention, so
+    the same results render byte for byte the same page), else now; UTC, to the minute."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    when = _dt.datetime.now(_dt.timezone.utc)
+    if epoch.isdigit():
+        try:
+            when = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):  # past year 9999: not a date, so the clock decides
+            pass
+    return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def gate_counts(rows: Iterable[dict]) -> dict[str, int]:
