@@ -73,17 +73,25 @@ def test_readme_tables_are_what_the_command_prints_on_the_committed_demo_run():
         assert block in README, f"README lacks this output of freqrex-audit tables docs/demo-run:\n{block}"
 
 
-def test_readme_peer_table_is_what_the_bench_printed():
+def test_readme_peer_tables_are_what_the_bench_printed():
     """Numbers from commands: "Attack strength against the field" pastes `freqrex-audit bench --peers
-    benchmarks/peers/*.yaml --json docs/peers-bench.json`; the table must be what that file formats to."""
+    benchmarks/peers/*.yaml --json docs/peers-bench.json` (the default attack) whole, and the summary of the same
+    command at `--attack-budget 1000`; each must be what its file formats to."""
     import json
 
     from freqrex_audit.bench.peers import format_peer_table, rows_from_json
 
-    doc = json.loads((REPO / "docs" / "peers-bench.json").read_text())
-    assert "freqrex-audit bench --peers benchmarks/peers/*.yaml --json docs/peers-bench.json" in README
-    table = format_peer_table(rows_from_json(doc), doc["snr_db"])
-    assert table in README, f"README lacks this table of docs/peers-bench.json:\n{table}"
+    from freqrex_audit.engine.attack_config import AttackConfig
+
+    for command, name, part, budget in (
+            (" --json docs/peers-bench.json", "peers-bench.json", slice(None), AttackConfig().query_budget),
+            (" --attack-budget 1000 --json docs/peers-bench-1000.json", "peers-bench-1000.json", slice(1, 2), 1000)):
+        doc = json.loads((REPO / "docs" / name).read_text())
+        spent = [row["queries"] - row["explain_queries"] for row in doc["rows"]]
+        assert max(spent) == budget, f"docs/{name} was not measured at {budget} attack queries"
+        assert f"freqrex-audit bench --peers benchmarks/peers/*.yaml{command}" in README
+        table = "\n\n".join(format_peer_table(rows_from_json(doc), doc["snr_db"]).split("\n\n")[part])
+        assert table in README, f"README lacks this table of docs/{name}:\n{table}"
 
 
 def test_readme_explainer_tables_are_what_the_bench_printed():

@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--budget", type=positive_int, default=None,
                              help="most frequencies one candidate mutates (default: the spec's attack.max_frequencies, else 1000)")
             sub.add_argument("--query-budget", type=positive_int, default=None,
-                             help="most model queries per clip (default: the spec's attack.query_budget, else 1000)")
+                             help="most model queries per clip (default: the spec's attack.query_budget, else 2000)")
             sub.add_argument("--exhaustive-single", type=non_negative_int, default=0, metavar="N",
                              help="diagnostic: also try every single bin among the top N of the ranking × the "
                                   "whole ladder (no budget) and report the flips that exist")
