@@ -128,7 +128,8 @@ def test_peer_attack_spec_keys(folder):  # noqa: F811
 
 
 def test_bench_peers_table_counts_quiet_flips_medians_and_noise_defects():
-    from freqrex_audit.bench.peers import PeerRow, format_peer_table, median_with_misses, summary
+    from freqrex_audit.bench.peers import (PeerRow, format_peer_table, median_with_misses, rows_as_json, rows_from_json,
+                                           summary)
 
     rows = [PeerRow("m", "a", "x", 1000, 400, 25.0, 1, "walk", 21.0, 1000, 0, 16),
             PeerRow("m", "b", "x", 900, 300, 12.0, 1000, "boundary", 30.0, 900, 3, 16),  # noise flips, we are louder
@@ -142,6 +143,9 @@ def test_bench_peers_table_counts_quiet_flips_medians_and_noise_defects():
     table = format_peer_table(rows, 20.0)
     assert "| m | a | 1,000 (400 + 600) | 25.0 (1, walk) | 21.0 | 0/16 |" in table
     assert "max_eval 200" in table and "init_eval 25" in table and "init_size 50" in table and "batch_size 64" in table
+    doc = rows_as_json(rows, 20.0)  # the --json file says which engine and model runtimes computed it
+    assert rows_from_json(doc) == rows and doc["summary"] == s and doc["versions"]["numpy"] == np.__version__
+    assert doc["versions"]["engine"] and {"onnxruntime", "ai-edge-litert", "silero-vad"} <= set(doc["versions"])
 
 
 def fragile_bench_spec(root, attack: str) -> str:

@@ -9,6 +9,7 @@ ahead of the original by the attack's ``min_margin``, re-verified. The table is 
 
 from __future__ import annotations
 
+import platform
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -141,9 +142,19 @@ def format_peer_table(rows: list[PeerRow], snr_db: float = 20.0) -> str:
     return "\n".join(lines)
 
 
+RUNTIMES = ("torch", "numpy", "scipy", "onnxruntime", "ai-edge-litert", "silero-vad", "openwakeword",
+            "adversarial-robustness-toolbox")
+"""What decides the numbers besides the engine: a model's runtime may round differently in another version."""
+
+
 def rows_as_json(rows: list[PeerRow], snr_db: float) -> dict:
+    """The ``--json`` file: the rows, their summary, HopSkipJump's settings and the versions that computed them."""
+    from ..audit.cache import engine_version
+    from .._version import package_versions
+
     return {"snr_db": snr_db, "hopskipjump": HOPSKIPJUMP, "rows": [asdict(r) for r in rows],
-            "summary": summary(rows, snr_db)}
+            "summary": summary(rows, snr_db),
+            "versions": {"engine": engine_version(), "python": platform.python_version(), **package_versions(*RUNTIMES)}}
 
 
 def rows_from_json(doc: dict) -> list[PeerRow]:

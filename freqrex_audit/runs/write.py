@@ -11,7 +11,6 @@ The same audit twice, cold or from the cache, gives the same file apart from tha
 
 from __future__ import annotations
 
-import importlib.metadata
 import io
 import json
 import platform
@@ -174,15 +173,11 @@ def _commit() -> str | None:
 def run_info(seed: int | None, device: str) -> dict:
     """The run's facts: seed, device, versions (``engine``: the package version and a hash of the engine's
     sources, what the cache and baselines key on, so a reader can tell which engine computed the run) and commit."""
-    from .._version import __version__
+    from .._version import __version__, package_versions
     from ..audit.cache import engine_version
 
-    versions = {"freqrex_audit": __version__, "engine": engine_version(), "python": platform.python_version()}
-    for module in ("torch", "transformers", "numpy"):  # the installed distribution's version: importing
-        try:                                           # transformers only to read it took ~1 s a run
-            versions[module] = importlib.metadata.version(module)
-        except importlib.metadata.PackageNotFoundError:
-            versions[module] = None
+    versions = {"freqrex_audit": __version__, "engine": engine_version(), "python": platform.python_version(),
+                **package_versions("torch", "transformers", "numpy")}
     return {"seed": seed, "device": device, "versions": versions, "commit": _commit()}
 
 
