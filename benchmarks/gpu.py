@@ -18,7 +18,7 @@ What it measures, each step written to the JSON the moment it ends (a run cut sh
 4. Per-query time at 30 s (each model's window of a 30-s clip, as an audit crops it) through the QueryEngine,
    and, while the budget lasts, a 30-s explanation per family.
 5. A paper-scale estimate: 5 models × 100 clips × 30 s on 1 and 8 GPUs, from the measured per-query times and
-   query counts (attack queries are README's CPU measurement: this script runs no attack).
+   query counts (this script runs no attack: the attack spends its whole ``query_budget`` on every clip).
 
 It imports only the engine, the QueryEngine, the transformers adapter and ``bench.sizes`` / ``bench.timing``:
 no soundfile, POT, pydantic or matplotlib (``tests/test_gpu_benchmark.py`` runs it with them blocked; its
@@ -46,6 +46,7 @@ import torch  # noqa: E402
 
 from freqrex_audit.bench.sizes import parameter_count, sized_classifier  # noqa: E402
 from freqrex_audit.bench.timing import _peak_memory_mb, _sync, bench_clip, forward_time, full_batches  # noqa: E402
+from freqrex_audit.engine.attack_config import AttackConfig  # noqa: E402
 from freqrex_audit.engine.explain import FreqReXConfig, explain  # noqa: E402
 from freqrex_audit.models.classifier import Classifier, QueryEngine, resolve_device  # noqa: E402
 from freqrex_audit.models.input_window import crop_to_input_window  # noqa: E402
@@ -53,7 +54,9 @@ from freqrex_audit.models.input_window import crop_to_input_window  # noqa: E402
 FAMILIES = ("ast", "whisper", "wav2vec2", "hubert")
 PAPER = {"models": 5, "clips": 100, "seconds": 30.0}
 VERIFY_QUERIES = 3  # the audit's verification of the three handed-out subsets
-ATTACK_QUERIES_ASSUMED = 270  # README's CPU measurement on the zoo (AST, 1 s); this script runs no attack
+ATTACK_QUERIES = AttackConfig().query_budget
+"""Queries the default attack spends on a clip: since #29 it searches for a quieter flip until its budget is
+spent, so every measured clip costs the whole budget (README's demo attack table). This script runs no attack."""
 
 
 class Recorder:
@@ -206,7 +209,7 @@ def long_row(family: str, clf: Classifier, seconds: float, precision: str, batch
 
 def paper_estimate(doc: dict, dry_run: bool) -> dict:
     """5 models × 100 clips × 30 s from what was measured: per family, queries per clip (the 30-s explanation
-    if it ran, else the 1-s one) + verification + README's attack queries, times the seconds per query (the
+    if it ran, else the 1-s one) + verification + the default attack's budget, times the seconds per query (the
     30-s explanation's if it ran, else the 30-s QueryEngine time × the 1-s explanation's overhead)."""
     per_family = {}
     for family in {row["family"] for row in doc["explain"] + doc["long"]}:
@@ -221,7 +224,7 @@ def paper_estimate(doc: dict, dry_run: bool) -> dict:
             source = "1-s explanation's queries × 30-s per-query time × its overhead"
         else:
             continue
-        clip_queries = queries + VERIFY_QUERIES + ATTACK_QUERIES_ASSUMED
+        clip_queries = queries + VERIFY_QUERIES + ATTACK_QUERIES
         per_family[family] = {"queries_per_clip": clip_queries, "s_per_query": s_per_query,
                               "s_per_clip": clip_queries * s_per_query, "source": source}
     if not per_family:
@@ -230,7 +233,7 @@ def paper_estimate(doc: dict, dry_run: bool) -> dict:
     model_s = [f["s_per_clip"] * PAPER["clips"] for f in per_family.values()]
     model_s += [mean_clip * PAPER["clips"]] * max(0, PAPER["models"] - len(model_s))  # the 5th: the families' mean
     total = sum(model_s[:PAPER["models"]])
-    return {"paper": PAPER, "per_family": per_family, "attack_queries_assumed": ATTACK_QUERIES_ASSUMED,
+    return {"paper": PAPER, "per_family": per_family, "attack_queries": ATTACK_QUERIES,
             "one_gpu_h": total / 3600, "eight_gpus_h": total / 8 / 3600,
             "note": ("DRY RUN: tiny models on the CPU; not an estimate of anything" if dry_run else
                      "4 families measured, the 5th model counted as their mean; windows are the zoo's (AST "
