@@ -1,6 +1,6 @@
 """The attack against planted models whose one-frequency flips are known (tests/attack_models.py).
 
-Each case must come out right within the default budget of 1,000 queries, and on every planted model
+Each case must come out right within the default budget (2,000 queries), and on every planted model
 the budgeted attack must do as well as an exhaustive search of every single bin × the whole ladder.
 The ladder alone (``continuous=False``, Alg 2 and #16's sources) must find the rung that flips; the
 default attack (#29) must find the quietest flip itself: within 1 dB of the true boundary, which the

@@ -27,7 +27,7 @@ from tests.audit_runs import subprocess_env
 from tests.gate_models import write_knife_dataset, write_marker_dataset, write_quiet_bin_dataset
 
 SMALL = "attack: {query_budget: 400}\n"
-"""For the specs whose truth does not need the default 1,000 queries: the search's coverage on these planted clips
+"""For the specs whose truth does not need the default 2,000 queries: the search's coverage on these planted clips
 needs at most 292 (a spec whose budget is short of that is not measured, which the tests would see)."""
 SPECS = {
     "nan-for-b": "model: {target: 'tests.gate_models:nan_for_b'}\ndataset: {path: ../data/marker}\n"
