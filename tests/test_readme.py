@@ -75,8 +75,8 @@ def test_readme_tables_are_what_the_command_prints_on_the_committed_demo_run():
 
 def test_readme_peer_tables_are_what_the_bench_printed():
     """Numbers from commands: "Attack strength against the field" pastes `freqrex-audit bench --peers
-    benchmarks/peers/*.yaml --json docs/peers-bench.json` (the default attack) whole, and the summary of the same
-    command at `--attack-budget 1000`; each must be what its file formats to."""
+    benchmarks/peers/*.yaml --json docs/peers-bench.json` (the default attack) whole, and the summaries of the same
+    command with `--attack-seed 1` and at `--attack-budget 1000`; each must be what its file formats to."""
     import json
 
     from freqrex_audit.bench.peers import format_peer_table, rows_from_json
@@ -85,6 +85,8 @@ def test_readme_peer_tables_are_what_the_bench_printed():
 
     for command, name, part, budget in (
             (" --json docs/peers-bench.json", "peers-bench.json", slice(None), AttackConfig().query_budget),
+            (" --attack-seed 1 --json docs/peers-bench-seed1.json", "peers-bench-seed1.json", slice(1, 2),
+             AttackConfig().query_budget),
             (" --attack-budget 1000 --json docs/peers-bench-1000.json", "peers-bench-1000.json", slice(1, 2), 1000)):
         doc = json.loads((REPO / "docs" / name).read_text())
         spent = [row["queries"] - row["explain_queries"] for row in doc["rows"]]
