@@ -72,6 +72,17 @@ def test_cache_round_trip_and_corrupt_entry_is_a_miss(tmp_path):
     assert make_key("phase", "model", {"seed": 1}) != key
 
 
+def test_another_runtime_version_is_another_key(monkeypatch):
+    """An entry another onnxruntime computed is not what this one computes (README's peer table moved 0.1-1.3 dB with the
+    runtimes' versions): the numeric runtimes' versions are part of every key."""
+    from freqrex_audit.audit import cache
+
+    key = make_key("phase", "model", {"seed": 0})
+    assert dict(cache.runtime_versions())["numpy"] == np.__version__
+    monkeypatch.setattr(cache, "runtime_versions", lambda: (("onnxruntime", "0.0.1"),))
+    assert make_key("phase", "model", {"seed": 0}) != key
+
+
 def test_concurrent_writers_leave_a_complete_entry(tmp_path):
     cache = Cache(tmp_path)
     key = make_key("race")

@@ -2,8 +2,10 @@
 
 A key is the SHA-256 of everything the result depends on: the model's fingerprint (code *and* state,
 see :mod:`freqrex_audit.models.fingerprint`; options and output kind included), the hash of the exact samples
-analysed, the configs as JSON, the phase, the result-schema version and the engine version (the package
-version plus a hash of the engine's source, so changing the algorithms invalidates old entries).
+analysed, the configs as JSON, the phase, the result-schema version, the engine version (the package
+version plus a hash of the engine's source, so changing the algorithms invalidates old entries) and the
+versions of the numeric runtimes (:data:`NUMERIC_RUNTIMES`: a model's runtime rounds differently by version,
+so an entry another version computed is not what this environment computes).
 A model that cannot be fingerprinted is not cached at all.
 
 A checksum only proves an entry is what was written, not that it is a valid result: :meth:`Cache.load`
@@ -83,9 +85,24 @@ def hash_array(x: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+NUMERIC_RUNTIMES = ("torch", "numpy", "scipy", "transformers", "onnxruntime", "ai-edge-litert")
+"""Libraries whose version can move a result's last bits (the models' runtimes, the FFTs, the resampling). Measured:
+the same clips and seeds in a venv with other runtime versions moved 5 of 28 of README's peer-table flips by
+0.1-1.3 dB."""
+
+
+@functools.lru_cache(maxsize=1)
+def runtime_versions() -> tuple[tuple[str, str | None], ...]:
+    """The installed version of each of :data:`NUMERIC_RUNTIMES` (None when absent), read once per process."""
+    from .._version import package_versions
+
+    return tuple(package_versions(*NUMERIC_RUNTIMES).items())
+
+
 def make_key(*parts: Any) -> str:
-    """Hash of the JSON of ``parts`` and the engine version."""
-    text = json.dumps([engine_version(), RESULT_SCHEMA_VERSION, *parts], sort_keys=True, default=str)
+    """Hash of the JSON of ``parts``, the engine version and the numeric runtimes' versions."""
+    text = json.dumps([engine_version(), RESULT_SCHEMA_VERSION, runtime_versions(), *parts], sort_keys=True,
+                      default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
