@@ -73,8 +73,8 @@ def test_cache_round_trip_and_corrupt_entry_is_a_miss(tmp_path):
 
 
 def test_another_runtime_version_is_another_key(monkeypatch):
-    """An entry another onnxruntime computed is not what this one computes (README's peer table moved 0.1-1.3 dB with the
-    runtimes' versions): the numeric runtimes' versions are part of every key."""
+    """An entry another onnxruntime computed need not be what this one computes: the numeric runtimes' versions are
+    part of every key."""
     from freqrex_audit.audit import cache
 
     key = make_key("phase", "model", {"seed": 0})

@@ -86,9 +86,9 @@ def hash_array(x: np.ndarray) -> str:
 
 
 NUMERIC_RUNTIMES = ("torch", "numpy", "scipy", "transformers", "onnxruntime", "ai-edge-litert")
-"""Libraries whose version can move a result's last bits (the models' runtimes, the FFTs, the resampling). Measured:
-the same clips and seeds in a venv with other runtime versions moved 5 of 28 of README's peer-table flips by
-0.1-1.3 dB."""
+"""Libraries whose version can move a result's last bits (the models' runtimes, the FFTs, the resampling), and
+through the search's path its discrete outcomes: an entry another version computed is not what this environment
+computes. (The CPU's instruction set does the same and is not in the key: a cache is a machine's own.)"""
 
 
 @functools.lru_cache(maxsize=1)
