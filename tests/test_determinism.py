@@ -42,6 +42,9 @@ def test_two_cold_runs_and_a_cached_run_give_the_same_results(project):
     from freqrex_audit.audit.cache import engine_version
 
     assert docs[0]["run"]["versions"]["engine"] == engine_version()  # which engine computed the run, as the cache keys it
+    from freqrex_audit.runtime.devices import cpu_description
+
+    assert docs[0]["run"]["cpu"] == cpu_description()  # and on which CPU: kernels round by instruction set
 
     text = stable_text(first)
     assert stable_text(second) == text
@@ -71,3 +74,18 @@ def test_seed_decides_the_randomised_parts(project):
     assert maps and any(not np.array_equal(a[k], b[k]) for k in maps)
     seeds = {s["explanation"]["config"]["seed"] for s in load(other)["specs"]["spec"]["samples"]}
     assert seeds == {1} and json.loads(stable_text(other))["run"]["seed"] == 1
+
+
+def test_the_cpu_is_named_with_its_widest_simd_level(tmp_path):
+    """results.json's ``run.cpu``: two machines' last digits differ by instruction set (README, the demo), so a
+    reader comparing runs can tell a CPU from a regression; an unreadable or foreign cpuinfo never fails a run."""
+    from freqrex_audit.runtime.devices import cpu_description
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU @ 2.0GHz\nflags\t\t: fpu sse4_2 avx avx2 fma\n\n"
+                    "processor\t: 1\nmodel name\t: Some CPU @ 2.0GHz\nflags\t\t: fpu avx512f\n")
+    assert cpu_description(info) == "Some CPU @ 2.0GHz (avx2)"  # the first processor's entry
+    info.write_text("model name: Plain\nflags: fpu\n")
+    assert cpu_description(info) == "Plain"
+    info.write_bytes(b"\xff\xfe garbage without fields")
+    assert cpu_description(info) and cpu_description(tmp_path / "missing")  # platform's answer, never an error

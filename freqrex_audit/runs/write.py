@@ -23,6 +23,7 @@ import numpy as np
 
 from ..audit.records import GREEN, RED, Outcome, SpecResult, Verdict, run_verdict
 from ..engine.codec import atomic_write_bytes, to_jsonable
+from ..runtime.devices import cpu_description
 from ..runtime.paths import shown_spec
 from .baselines import config_hash
 from .schema import SCHEMA_VERSION
@@ -171,14 +172,14 @@ def _commit() -> str | None:
 
 
 def run_info(seed: int | None, device: str) -> dict:
-    """The run's facts: seed, device, versions (``engine``: the package version and a hash of the engine's
+    """The run's facts: seed, device, the CPU (kernels round by instruction set), versions (``engine``: the package version and a hash of the engine's
     sources, what the cache and baselines key on, so a reader can tell which engine computed the run) and commit."""
     from .._version import __version__, package_versions
     from ..audit.cache import engine_version
 
     versions = {"freqrex_audit": __version__, "engine": engine_version(), "python": platform.python_version(),
                 **package_versions("torch", "transformers", "numpy")}
-    return {"seed": seed, "device": device, "versions": versions, "commit": _commit()}
+    return {"seed": seed, "device": device, "cpu": cpu_description(), "versions": versions, "commit": _commit()}
 
 
 def assemble(parts: list[dict], run: dict, started: float, seconds: float) -> dict:

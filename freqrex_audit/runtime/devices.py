@@ -7,10 +7,13 @@ a list, every visible CUDA device when there is one, else the process's own devi
 
 from __future__ import annotations
 
+import platform
 import re
+from pathlib import Path
 from typing import Callable
 
-__all__ = ["DeviceError", "parse_devices", "default_devices", "device_for", "worker_index", "cuda_device_count"]
+__all__ = ["DeviceError", "parse_devices", "default_devices", "device_for", "worker_index", "cuda_device_count",
+           "cpu_description"]
 
 _DEVICE = re.compile(r"^(cpu|mps|cuda)(?::(\d+))?$")
 
@@ -87,3 +90,24 @@ def device_for(devices: list[str], index: int) -> str:
     if not devices:
         raise DeviceError("an empty device list has no device to hand out")
     return devices[index % len(devices)]
+
+
+SIMD_LEVELS = ("avx512f", "avx2", "avx", "sse4_2")
+"""The widest of these the CPU has is recorded with its name: float kernels are chosen by instruction set, so two
+CPUs can round the same computation differently (README: the demo on an AVX-512 machine)."""
+
+
+def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU a run computed on, as results.json records it (``run.cpu``): its model name and widest SIMD level,
+    e.g. ``AMD EPYC (avx512f)``; without ``/proc/cpuinfo``, what :mod:`platform` says."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as handle:
+            text = handle.read(1 << 16)
+    except OSError:
+        text = ""
+    first = text.split("\n\n", 1)[0]  # the first processor's entry: the others repeat it
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    name = fields.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
+    flags = set(fields.get("flags", "").split())
+    level = next((simd for simd in SIMD_LEVELS if simd in flags), None)
+    return f"{name} ({level})" if level else name
