@@ -8,7 +8,7 @@ import json
 import pytest
 
 from freqrex_audit.cli.main import main
-from freqrex_audit.runs.compare import delta_rows, format_table
+from freqrex_audit.runs.compare import delta_rows, format_differences, format_table, setting_differences
 from tests.test_plugin_e2e import ROBUST, project, shared_cache  # noqa: F401  (fixtures)
 
 
@@ -48,3 +48,17 @@ def test_delta_table_handles_missing_and_unmeasured_metrics():
                     ("n", "a.x", None, 1.0, None)]
     text = format_table(rows, "A", "B", changed_only=True)
     assert "-0.25" in text and "a.y" in text and len(text.splitlines()) == 2 + 4
+
+
+def test_compare_names_another_cpu_or_version_above_the_deltas():
+    """Kernels round by instruction set and by release (README: the demo on another CPU): compare says when A and B
+    ran on other CPUs or software, and says nothing when they did not."""
+    a = {"cpu": "AMD EPYC (avx512f)", "device": "cpu", "versions": {"torch": "2.13.0", "engine": "0.1.0+x"}}
+    assert setting_differences(a, dict(a)) == [] and format_differences([]) == ""
+    b = {**a, "cpu": "Intel Xeon (avx2)", "versions": {"torch": "2.14.0", "engine": "0.1.0+x", "onnxruntime": "1.32"}}
+    differences = setting_differences(a, b)
+    assert differences == [("cpu", "AMD EPYC (avx512f)", "Intel Xeon (avx2)"),
+                           ("versions.onnxruntime", "not recorded", "1.32"), ("versions.torch", "2.13.0", "2.14.0")]
+    text = format_differences(differences)
+    assert "other machines or software" in text and "  cpu: AMD EPYC (avx512f) → Intel Xeon (avx2)" in text
+    assert setting_differences({}, {"versions": "garbage"}) == []  # a run written before run.cpu, or hand-edited

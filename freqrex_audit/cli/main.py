@@ -113,11 +113,15 @@ def cmd_waveforms(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Print the metric deltas between two runs / baselines (B − A)."""
-    from ..runs.compare import delta_rows, format_table, metrics_of
+    from ..runs.compare import (delta_rows, document_of, format_differences, format_table, metrics_in,
+                                setting_differences)
 
     where = Path(args.baseline_dir)
-    rows = delta_rows(metrics_of(args.a, where), metrics_of(args.b, where))
-    print(format_table(rows, args.a, args.b, changed_only=args.changed))
+    a, b = document_of(args.a, where), document_of(args.b, where)
+    differences = format_differences(setting_differences(a.get("run") or {}, b.get("run") or {}))
+    if differences:
+        print(differences + "\n")
+    print(format_table(delta_rows(metrics_in(a), metrics_in(b)), args.a, args.b, changed_only=args.changed))
     return 0
 
 

@@ -2,6 +2,8 @@
 
 Each side is a ``results.json`` path, a run folder holding one, or a baseline name (``<dir>/<NAME>.json``
 under the baseline folder, default ``.freqrex/baselines``). Metrics are the flat ``check.metric`` figures.
+Above the table it names the run facts that differ (the CPU, the device, each version): any of them can move
+numbers in their last digits, so a reader can tell another machine from another model.
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ from .baselines import load_baseline
 from .read import read_json, validate_results
 
 
-def metrics_of(source: str, baseline_dir: Path) -> dict[str, dict[str, float | None]]:
-    """spec name → {check.metric: value} from a results.json, a run folder or a baseline name; every file is
-    read by the one validating loader (:mod:`freqrex_audit.runs.read`), so a bad one is a ResultsError."""
+def metrics_in(doc: dict) -> dict[str, dict[str, float | None]]:
+    """spec name → {check.metric: value} of a document :func:`document_of` read."""
+    return {n: dict(s.get("metrics") or {}) for n, s in doc["specs"].items()}
+
+
+def document_of(source: str, baseline_dir: Path) -> dict:
+    """A results.json, a run folder's or a baseline's document; every file is read by the one validating loader
+    (:mod:`freqrex_audit.runs.read`), so a bad one is a ResultsError."""
     path = Path(source)
     if path.is_dir():
         path = path / "results.json"
@@ -29,7 +36,28 @@ def metrics_of(source: str, baseline_dir: Path) -> dict[str, dict[str, float | N
         validate_results(doc, path)
     else:  # a baseline file (--freqrex-save NAME)
         load_baseline(path)
-    return {n: dict(s.get("metrics") or {}) for n, s in doc["specs"].items()}
+    return doc
+
+
+def setting_differences(run_a: dict, run_b: dict) -> list[tuple[str, str, str]]:
+    """(fact, A, B) for each run fact that differs between two runs' ``run`` sections: the CPU, the device and
+    each version. Any of them can move numbers in their last digits (kernels round by instruction set and by
+    release), so a delta beside them is not by itself a change of the model."""
+    def facts(run: dict) -> dict[str, object]:
+        versions = run.get("versions") if isinstance(run.get("versions"), dict) else {}
+        return {"cpu": run.get("cpu"), "device": run.get("device"), **{f"versions.{k}": v for k, v in versions.items()}}
+
+    a, b = facts(run_a if isinstance(run_a, dict) else {}), facts(run_b if isinstance(run_b, dict) else {})
+    shown = lambda v: "not recorded" if v is None else str(v)  # noqa: E731
+    return [(k, shown(a.get(k)), shown(b.get(k))) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def format_differences(differences: list[tuple[str, str, str]]) -> str:
+    """The lines ``compare`` prints above its table when the two runs ran on other CPUs or software."""
+    if not differences:
+        return ""
+    lines = ["A and B ran on other machines or software; numbers may move in their last digits for that alone:"]
+    return "\n".join(lines + [f"  {fact}: {a} → {b}" for fact, a, b in differences])
 
 
 def delta_rows(a: dict, b: dict) -> list[tuple[str, str, float | None, float | None, float | None]]:
