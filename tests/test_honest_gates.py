@@ -326,6 +326,11 @@ def test_a_baseline_without_the_spec_decides_nothing_and_another_engine_is_not_c
     baselines.save_baseline(path, doc, "b")
     rules = [baselines.parse_rule("accuracy.accuracy:-0.05")]
     assert [v.outcome for v in baselines.regression_verdicts(rules, result, path, "b")] == ["passed"]
+    assert "another CPU" not in baselines.regression_verdicts(rules, result, path, "b")[0].message
+    elsewhere = tmp_path / "elsewhere.json"  # the same numbers, saved on another machine
+    baselines.save_baseline(elsewhere, {**doc, "run": {**doc["run"], "cpu": "Some CPU (sse4_2)"}}, "elsewhere")
+    other_cpu = baselines.regression_verdicts(rules, result, elsewhere, "elsewhere")[0]
+    assert other_cpu.outcome == "passed" and "the baseline ran on another CPU, Some CPU (sse4_2)" in other_cpu.message
     renamed = dataclasses.replace(result, spec=dataclasses.replace(result.spec, name="s-renamed"))
     missing = baselines.regression_verdicts(rules, renamed, path, "b")[0]
     assert missing.outcome == "not_measured" and "is not in baseline 'b'" in missing.message

@@ -29,6 +29,7 @@ from typing import Any
 from ..audit.cache import engine_version
 from ..audit.records import Outcome, SpecResult, Verdict
 from ..engine.codec import atomic_write_bytes, to_jsonable
+from ..runtime.devices import cpu_description
 from .read import ResultsError, read_json, validate_baseline
 from .schema import MEANINGS_VERSION
 from ..specs.loader import Spec
@@ -166,9 +167,10 @@ def regression_verdicts(rules: list[Rule], result: SpecResult, path: Path, name:
         return [Verdict("regression", r.metric, Outcome.FAILED,
                         f"no baseline {name!r} at {path}; save one with --freqrex-save {name}") for r in rules]
     try:
-        baseline = load_baseline(path).get("specs", {}).get(result.name)
+        saved = load_baseline(path)
     except BaselineError as exc:  # a hand-edited or truncated file fails the items, naming file and key
         return [Verdict("regression", r.metric, Outcome.ERROR, str(exc)) for r in rules]
+    baseline = saved.get("specs", {}).get(result.name)
     if baseline is None:  # e.g. the spec was renamed: nothing to compare with, so nothing was decided
         return [Verdict("regression", r.metric, Outcome.NOT_MEASURED,
                         f"{r.metric}: not measured: spec {result.name!r} is not in baseline {name!r} (renamed, or "
@@ -191,6 +193,9 @@ def regression_verdicts(rules: list[Rule], result: SpecResult, path: Path, name:
         note = ""
         if baseline.get("fingerprint") != result.model_info.get("fingerprint"):
             note = " (the model changed since the baseline)"
+        then_cpu = (saved.get("run") or {}).get("cpu") if isinstance(saved.get("run"), dict) else None
+        if isinstance(then_cpu, str) and then_cpu != cpu_description():
+            note += f" (the baseline ran on another CPU, {then_cpu}: last digits may differ for that alone)"
         out.append(Verdict(
             "regression", rule.metric, Outcome.PASSED if gate["passed"] else Outcome.FAILED,
             f"{rule.metric} = {gate['value']:.4g} vs baseline {name!r} {gate['baseline']:.4g} "
