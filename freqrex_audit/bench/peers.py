@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audit.cache import NUMERIC_RUNTIMES, engine_version
 from ..audit.datasets import list_samples, read_clip
 from ..audit.pipeline import load_model
 from ..engine import explain, fourier_attack
@@ -142,14 +143,12 @@ def format_peer_table(rows: list[PeerRow], snr_db: float = 20.0) -> str:
     return "\n".join(lines)
 
 
-RUNTIMES = ("torch", "numpy", "scipy", "onnxruntime", "ai-edge-litert", "silero-vad", "openwakeword",
-            "adversarial-robustness-toolbox")
-"""What decides the numbers besides the engine: a model's runtime may round differently in another version."""
+RUNTIMES = (*NUMERIC_RUNTIMES, "silero-vad", "openwakeword", "adversarial-robustness-toolbox")
+"""What decides the numbers besides the engine: the cache's numeric runtimes, the peer models' wheels and ART."""
 
 
 def rows_as_json(rows: list[PeerRow], snr_db: float) -> dict:
     """The ``--json`` file: the rows, their summary, HopSkipJump's settings and the versions that computed them."""
-    from ..audit.cache import engine_version
     from .._version import package_versions
 
     return {"snr_db": snr_db, "hopskipjump": HOPSKIPJUMP, "rows": [asdict(r) for r in rows],

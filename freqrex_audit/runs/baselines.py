@@ -183,6 +183,13 @@ def regression_verdicts(rules: list[Rule], result: SpecResult, path: Path, name:
                         f"hash holds the spec's settings and the engine's version, so an upgrade that changed "
                         f"the algorithms changes it too); save a new baseline")
                 for r in rules]
+    note = ""  # what a reader weighs a delta against: the same for every rule
+    if baseline.get("fingerprint") != result.model_info.get("fingerprint"):
+        note = " (the model changed since the baseline)"
+    run = saved.get("run")
+    then_cpu = run.get("cpu") if isinstance(run, dict) else None
+    if isinstance(then_cpu, str) and then_cpu != cpu_description():
+        note += f" (the baseline ran on another CPU, {then_cpu}: last digits may differ for that alone)"
     out = []
     for rule in rules:
         gate = compare(rule, result.metrics.get(rule.metric), baseline.get("metrics", {}).get(rule.metric))
@@ -190,12 +197,6 @@ def regression_verdicts(rules: list[Rule], result: SpecResult, path: Path, name:
             out.append(Verdict("regression", rule.metric, Outcome.NOT_MEASURED,
                                f"{rule.metric}: not measured in this run or in baseline {name!r}", [gate]))
             continue
-        note = ""
-        if baseline.get("fingerprint") != result.model_info.get("fingerprint"):
-            note = " (the model changed since the baseline)"
-        then_cpu = (saved.get("run") or {}).get("cpu") if isinstance(saved.get("run"), dict) else None
-        if isinstance(then_cpu, str) and then_cpu != cpu_description():
-            note += f" (the baseline ran on another CPU, {then_cpu}: last digits may differ for that alone)"
         out.append(Verdict(
             "regression", rule.metric, Outcome.PASSED if gate["passed"] else Outcome.FAILED,
             f"{rule.metric} = {gate['value']:.4g} vs baseline {name!r} {gate['baseline']:.4g} "
