@@ -68,16 +68,42 @@ def report(results_path, figure_cache) -> tuple[Path, str]:
 
 @pytest.fixture
 def drawn(monkeypatch) -> list[str]:
-    """Every figure matplotlib starts from now on (each report figure starts with ``plt.subplots``)."""
+    """Every figure drawn from now on (each report figure starts with ``plt.subplots``, a sample card by emptying
+    the card's reused figure)."""
     started: list[str] = []
-    subplots = figures.plt.subplots
+    for name, owner in (("subplots", figures.plt), ("_blank_card", figures)):
+        def counting(*args, _start=getattr(owner, name), _name=name, **kwargs):
+            started.append(_name)
+            return _start(*args, **kwargs)
 
-    def counting(*args, **kwargs):
-        started.append("subplots")
-        return subplots(*args, **kwargs)
-
-    monkeypatch.setattr(figures.plt, "subplots", counting)
+        monkeypatch.setattr(owner, name, counting)
     return started
+
+
+def test_a_reused_sample_card_draws_what_a_new_figure_draws(monkeypatch):
+    """The sample card reuses one figure: after any card (one whose labels did not fit the fixed margins, one
+    without a sufficient signal), the next card's PNG is byte for byte the one a new figure gives."""
+    sr, n = 8000, 2000
+    x = np.sin(np.arange(n) / 5).astype(np.float32)
+    hz = np.fft.rfftfreq(n, 1 / sr)
+    magnitude = np.abs(np.fft.rfft(x))
+
+    def card(scale: float, subsets: dict, with_signal: bool) -> str:
+        return figures.sample_panels.__wrapped__(x * scale, sr, hz, np.linspace(0, 1, len(hz)) * scale,
+                                                 magnitude * scale, subsets, x * scale / 2 if with_signal else None)
+
+    cards = [(1.0, {"sufficient": np.array([3]), "necessary": np.arange(2, 40), "complete": np.arange(400)}, True),
+             (-3.2e5, {"sufficient": np.array([3])}, False),  # long tick labels: tight_layout moves the margins
+             (2.0, {"necessary": np.arange(5, 9)}, False), (1.0, {"sufficient": np.array([3])}, True)]
+    tight = []
+    layout = figures.matplotlib.figure.Figure.tight_layout
+    monkeypatch.setattr(figures.matplotlib.figure.Figure, "tight_layout",
+                        lambda fig, *a, **k: tight.append(1) or layout(fig, *a, **k))
+    reused = [card(*args) for args in cards * 2]
+    assert tight == [1, 1], "the second card was meant to overflow the fixed margins"
+    for args, drawn_after_others in zip(cards * 2, reused):
+        monkeypatch.setattr(figures, "_CARD", [])  # a new figure for this one
+        assert card(*args) == drawn_after_others
 
 
 def figure_entries(cache: Path) -> dict[Path, bytes]:
