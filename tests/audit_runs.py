@@ -27,15 +27,16 @@ checks:
 """
 
 
-def audit(project: Path, *args: str, report: str = "reports", cache: str | None = "cache") -> Path:
-    """Run the CLI audit in this process with ``project`` as the working directory; the run's results.json.
+def audit(project: Path, *args: str, report: str = "reports", cache: str | None = "cache", page: bool = False) -> Path:
+    """Run the CLI audit in this process with ``project`` as the working directory; the run's results.json
+    (and, with ``page``, its report.html: drawing it is most of a tiny audit, and most callers read the JSON only).
 
     The caller must have ``monkeypatch.chdir(project)``-ed (relative spec paths and ``spec_file`` depend on it).
     """
     assert Path.cwd().resolve() == project.resolve()
     before = set((project / report).glob("*/results.json"))
     cache_args = ["--cache", cache] if cache else ["--no-cache"]
-    main(["audit", *args, "--report", report, *cache_args, "--device", "cpu"])
+    main(["audit", *args, "--report", report, *cache_args, "--device", "cpu", *(() if page else ("--no-report",))])
     new = set((project / report).glob("*/results.json")) - before
     assert len(new) == 1, f"expected one new run in {report}, found {sorted(new)}"
     return new.pop()

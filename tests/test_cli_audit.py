@@ -56,6 +56,27 @@ def test_a_report_that_fails_to_render_changes_no_exit_status_and_keeps_the_inde
     assert run in index and ">PASS<" in index
 
 
+def test_no_report_writes_results_only_and_keeps_an_existing_index_current(tmp_path, capsys):
+    """``--no-report``: results.json and the exit status as ever, no page drawn; the first run starts no index, but
+    once a run made one, a run without a report is listed in it (linking its results.json), as under pytest."""
+    write_fragile_dataset(tmp_path / "data", per_class=1)
+    (tmp_path / "strict.yaml").write_text(SPEC % "0.25")
+    reports = tmp_path / "reports"
+    args = [str(tmp_path / "strict.yaml"), "--report", str(reports), "--cache", str(tmp_path / "cache"),
+            "--device", "cpu"]
+    assert main(["audit", *args, "--no-report"]) == 1  # the verdict's exit status, drawn or not
+    out = capsys.readouterr().out
+    first = next(reports.glob("*/results.json"))
+    assert "FAIL strict::fourier_attack[aggregate]" in out and f"results: {first}" in out and "report:" not in out
+    assert not list(reports.rglob("*.html"))
+    assert main(["audit", *args]) == 1
+    assert main(["audit", *args, "--no-report"]) == 1
+    runs = sorted(reports.glob("*/results.json"), key=lambda p: p.stat().st_mtime)
+    assert [r.with_name("report.html").exists() for r in runs] == [False, True, False]
+    index = (reports / "index.html").read_text()
+    assert f'{runs[2].parent.name}/results.json' in index and f'{runs[2].parent.name}/report.html' not in index
+
+
 def test_explain_and_attack_write_their_files(tmp_path, capsys):
     write_fragile_dataset(tmp_path / "data", per_class=1)
     clip = str(tmp_path / "data" / "loud" / "000.wav")

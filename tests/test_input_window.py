@@ -52,7 +52,7 @@ def audit_half_second_clips(tmp_path, monkeypatch, dataset: str = "{path: data}"
         f'model: {{target: "tests.scale_models:windowed"}}\ndataset: {dataset}\nfreqrex: {{seed: 0}}\n'
         "attack: {budget: 5, pool: ranking}\nchecks:\n  accuracy: {min: 0.5}\n  sufficiency: {max_fraction: 0.5}\n")
     monkeypatch.chdir(tmp_path)
-    return audit(tmp_path, "spec.yaml")
+    return audit(tmp_path, "spec.yaml", page=True)
 
 
 def test_cropped_clip_note_reaches_results_and_report(tmp_path, monkeypatch):

@@ -177,7 +177,7 @@ def test_the_aggregate_message_names_the_flips_the_gate_counted(tmp_path, monkey
     write_fragile_dataset(tmp_path / "data")
     (tmp_path / "spec.yaml").write_text(ATTACKED)
     monkeypatch.chdir(tmp_path)
-    doc = load(audit(tmp_path, "spec.yaml", cache=None))
+    doc = load(audit(tmp_path, "spec.yaml", cache=None, page=True))
     spec = doc["specs"]["spec"]
     rate = spec["rates"]["fourier_attack.success_rate"]
     flips = {s["id"]: s["fourier_attack"] for s in spec["samples"] if (s["fourier_attack"] or {}).get("success")}

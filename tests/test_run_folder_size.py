@@ -42,7 +42,7 @@ def test_a_run_folder_grows_by_at_most_one_and_a_half_times_the_audio_of_each_cl
     for per_class in (2, 4):
         write_robust_dataset(tmp_path / "data", per_class=per_class, seconds=2.0)  # adds clips, keeps the first
         clips.append(sorted((tmp_path / "data").rglob("*.wav")))
-        runs.append(audit(tmp_path, "spec.yaml", "-q", "--threads", "1"))
+        runs.append(audit(tmp_path, "spec.yaml", "-q", "--threads", "1", page=True))
     first, second = runs
     samples = [s for s in load(second)["specs"]["spec"]["samples"] if s["explanation"]]
     assert len(samples) == 8 and sum(bool((s["fourier_attack"] or {}).get("adversarial")) for s in samples) >= 2

@@ -236,7 +236,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     deadline.clear()
     print(f"run: {RUN_SHOWN[run['verdict']]}: {run['summary']}" + (f"; {stopped['message']}" if hit else ""))
     print(f"results: {out}")
-    report, problems = session.render(out)
+    report, problems = None, []
+    if not args.no_report or (session.report_root / "index.html").exists():  # an index never goes stale
+        report, problems = session.render(out, report_too=not args.no_report)
     if report is not None:
         print(f"report: {report}")
     for problem in problems:  # the run's verdict and exit status stand: results.json has them
@@ -342,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     audit.add_argument("--cache", default=".freqrex_cache", help="result cache folder (default .freqrex_cache/)")
     audit.add_argument("--no-cache", action="store_true", help="compute everything afresh")
+    audit.add_argument("--no-report", action="store_true",
+                       help="write results.json only, not the HTML report (the runs index is still updated)")
     audit.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
     audit.add_argument("-q", "--quiet", action="store_true", help="no live progress line (it shows only on a TTY)")
     audit.add_argument("--deadline", type=positive_float, default=None, metavar="SECONDS",
