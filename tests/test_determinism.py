@@ -39,9 +39,11 @@ def test_two_cold_runs_and_a_cached_run_give_the_same_results(project):
     assert per_spec[0]["queries"] > 0 and per_spec[1]["queries"] == per_spec[0]["queries"]
     assert per_spec[2]["queries"] == 0 and per_spec[2]["cache"]["misses"] == 0 and per_spec[2]["cache"]["hits"] > 0
     assert docs[0]["specs"]["spec"]["samples"][0]["explanation"] is not None  # the runs analysed clips
-    from freqrex_audit.audit.cache import engine_version
+    from freqrex_audit.audit.cache import NUMERIC_RUNTIMES, engine_version, runtime_versions
 
     assert docs[0]["run"]["versions"]["engine"] == engine_version()  # which engine computed the run, as the cache keys it
+    runtimes = {name: docs[0]["run"]["versions"][name] for name in NUMERIC_RUNTIMES}  # and with which runtimes,
+    assert runtimes == dict(runtime_versions()) and runtimes["numpy"] == np.__version__  # as the cache keys them
     from freqrex_audit.runtime.devices import cpu_description
 
     assert docs[0]["run"]["cpu"] == cpu_description()  # and on which CPU: kernels round by instruction set

@@ -173,12 +173,14 @@ def _commit() -> str | None:
 
 def run_info(seed: int | None, device: str) -> dict:
     """The run's facts: seed, device, the CPU (kernels round by instruction set), versions (``engine``: the package version and a hash of the engine's
-    sources, what the cache and baselines key on, so a reader can tell which engine computed the run) and commit."""
-    from .._version import __version__, package_versions
-    from ..audit.cache import engine_version
+    sources, what the cache and baselines key on, so a reader can tell which engine computed the run; and each of
+    the numeric runtimes the cache keys on, None when absent, so ``compare`` names an onnxruntime or scipy change
+    as it names a torch one) and commit."""
+    from .._version import __version__
+    from ..audit.cache import engine_version, runtime_versions
 
     versions = {"freqrex_audit": __version__, "engine": engine_version(), "python": platform.python_version(),
-                **package_versions("torch", "transformers", "numpy")}
+                **dict(runtime_versions())}
     return {"seed": seed, "device": device, "cpu": cpu_description(), "versions": versions, "commit": _commit()}
 
 
