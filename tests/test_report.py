@@ -104,6 +104,11 @@ def test_a_reused_sample_card_draws_what_a_new_figure_draws(monkeypatch):
     for args, drawn_after_others in zip(cards[1:], reused[1:]):
         monkeypatch.setattr(figures, "_CARD", [])  # a new figure for this one
         assert card(*args) == drawn_after_others
+    with figures.matplotlib.rc_context({"axes.linewidth": 3.0}):  # a caller's style: drawn as a new figure would
+        styled = card(*cards[0])
+        monkeypatch.setattr(figures, "_CARD", [])
+        assert styled == card(*cards[0]) != reused[0]
+    assert card(*cards[0]) == reused[0]  # and after it, the report's own style again
 
 
 def figure_entries(cache: Path) -> dict[Path, bytes]:

@@ -3,7 +3,7 @@
 A report figure is a pure function of its arguments and of the code that draws it; its key hashes both (the
 arguments' arrays byte for byte, the drawing modules' sources, matplotlib's, Pillow's and numpy's versions). On a
 warm cache a rerun's report costs its HTML, not its plots: drawing was most of such a rerun (matplotlib lays out
-every tick of every panel; a sample card takes ~0.4 s). Entries live in ``<cache>/figures/`` through the result
+every tick of every panel; a sample card takes ~0.2 s). Entries live in ``<cache>/figures/`` through the result
 cache's own :class:`~freqrex_audit.audit.cache.Cache` (atomic writes, checksums: a damaged entry is drawn again).
 """
 

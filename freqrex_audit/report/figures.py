@@ -145,11 +145,12 @@ def _blank_card() -> "tuple[plt.Figure, np.ndarray]":
     """The sample card's figure and its 4 axes, emptied: a card reuses one figure because making 4 axes and their
     ticks was ~30 % of drawing one (a report draws up to 12 cards per spec). The fixed margins are set again (a
     ``tight_layout`` fallback moves them); ``tests/test_report.py`` holds each card to a new figure's bytes."""
-    if not _CARD:
+    style = dict(matplotlib.rcParams)
+    if not _CARD or _CARD[0][2] != style:  # a style changed since (a caller's rc_context): axes and ticks keep the old
         fig = matplotlib.figure.Figure(figsize=(16, 3.2), dpi=DPI)  # not pyplot's: nothing else shows or closes it
         FigureCanvasAgg(fig)
-        _CARD.append((fig, fig.subplots(1, 4)))
-    fig, axes = _CARD[0]
+        _CARD[:] = [(fig, fig.subplots(1, 4), style)]
+    fig, axes, _ = _CARD[0]
     for ax in axes:  # as a new figure's axes are: no artists, no legend, null data limits, the unit view, autoscaled
         for artist in [*ax.lines, *ax.collections, *ax.texts]:
             artist.remove()
