@@ -106,9 +106,10 @@ class AuditSession:
         """Assemble the specs' parts into the run document, settle what ran (:func:`~freqrex_audit.runs.write.
         finalize`), record the deadline and write the run folder; returns results.json's path and the document.
         ``before_write`` sees the finished document first (pytest puts the verdict into JUnit there)."""
+        from .audit.executors import node_cpus
         from .runs.write import assemble, finalize, run_info, write_doc
 
-        doc = assemble(parts, run_info(self.seed, self.device), self.started, time.time() - self.started)
+        doc = assemble(parts, run_info(self.seed, self.device, node_cpus()), self.started, time.time() - self.started)
         stopped = deadline.facts(doc)  # workers' cuts included: the deadline interrupts like Ctrl-C
         finalize(doc, ran, total, interrupted or bool(stopped and stopped["hit"]), errors, filtered, planned, selected)
         doc["run"]["deadline"] = stopped

@@ -185,6 +185,33 @@ def test_a_node_that_differs_from_the_driver_is_refused_by_name(monkeypatch):
     assert list(executor.nodes) == ["aaaa".ljust(56, "0")]  # the matching node is kept
 
 
+def test_a_node_on_another_cpu_is_used_named_and_recorded(monkeypatch):
+    """A node whose CPU is not the driver's runs clips (the same code and versions) but is named on stderr and in
+    results.json's ``run.node_cpus``; a cluster of this machine's CPU records nothing (results.json stays the
+    serial run's)."""
+    pytest.importorskip("ray")
+    from freqrex_audit.audit import executors, ray_executor
+    from freqrex_audit.runs.write import run_info
+    from freqrex_audit.runtime.devices import cpu_description
+
+    here = cpu_description()
+    mine = {**fanout.node_versions(), "cpu": here}
+    said: list[str] = []
+    executor = ray_executor.RayExecutor("head:6379", announce=said.append)
+    executor.ray = FakeRay({"aaaa": dict(mine), "bbbb": {**mine, "cpu": "Intel Xeon (avx2)"}})
+    executor._check_nodes(refuse=True)
+    assert len(executor.nodes) == 2 and said == [
+        f"node host (10.0.0.9, bbbb0000) runs on another CPU, Intel Xeon (avx2) (here {here}): its clips may differ "
+        "from this machine's in their last digits (kernels round by instruction set); results.json names each "
+        "node's CPU (run.node_cpus)"]
+    monkeypatch.setattr(executors, "_CONFIGURED", [executor])
+    cpus = {"node host (10.0.0.9, aaaa0000)": here, "node host (10.0.0.9, bbbb0000)": "Intel Xeon (avx2)"}
+    assert executors.node_cpus() == cpus and run_info(0, "cpu", executors.node_cpus())["node_cpus"] == cpus
+    executor.ray = FakeRay({"cccc": dict(mine)})  # the cluster now: one node, this machine's CPU
+    executor._check_nodes(refuse=True)
+    assert executors.node_cpus() is None and "node_cpus" not in run_info(0, "cpu", executors.node_cpus())
+
+
 def test_a_clip_whose_node_died_is_retried_on_another_node_and_the_node_is_dropped():
     """Found on the two-node cluster: a node's raylet SIGKILLed mid-clip; Ray still listed the node as alive
     when the clip's task failed, so its retry was pinned to the same node (TaskUnschedulableError) and the

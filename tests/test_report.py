@@ -265,10 +265,14 @@ def test_self_contained_and_escaped(report, results_path, tmp_path):
     run = tmp_path / "xss"
     run.mkdir()
     text = results_path.read_text().replace('"treble"', json.dumps(XSS)).replace('"tones-b"', json.dumps(XSS))
-    (run / "results.json").write_text(text)
+    doc = json.loads(text)
+    doc["run"]["node_cpus"] = {XSS: "Intel Xeon (avx2)"}  # a Ray node's name and CPU, shown in the run facts
+    (run / "results.json").write_text(json.dumps(doc))
     shutil.copy(results_path.with_suffix(".npz"), run / "results.npz")
     hostile = render_report(run / "results.json", max_sample_cards=1).read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in hostile
+    assert re.search(r"<td>cpu of [^<]*&lt;script&gt;alert\(1\)&lt;/script&gt;[^<]*</td><td class=\"text\">Intel Xeon "
+                     r"\(avx2\)</td>", hostile)
     assert "<script" not in hostile.lower()
     assert not [t for t, _ in tags(hostile) if t == "script"]
 

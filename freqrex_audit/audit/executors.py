@@ -231,6 +231,19 @@ def start_executor() -> ClipExecutor | None:
     return executor
 
 
+def node_cpus() -> dict[str, str | None] | None:
+    """Each node's CPU when the configured executor ran clips on nodes whose CPU is not this machine's (a Ray
+    cluster of mixed machines), for results.json's ``run.node_cpus``; None otherwise (serial, the process pool, a
+    cluster of this machine's CPU: then a run's results.json stays the serial run's, byte for byte)."""
+    cpus = getattr(_CONFIGURED[0] if _CONFIGURED else None, "node_cpus", None)
+    if not callable(cpus):
+        return None
+    from ..runtime.devices import cpu_description
+
+    found = cpus()
+    return found if any(cpu != cpu_description() for cpu in found.values()) else None
+
+
 def current_executor() -> ClipExecutor | None:
     """The configured executor, else the one ``FREQREX_EXECUTOR`` (+ ``_RAY_ADDRESS``, ``WORKERS``,
     ``RETRIES``, ``DEVICES``) names, else None (serial)."""

@@ -12,7 +12,7 @@ An address where nothing answers a TCP connection within :data:`CONNECT_TIMEOUT_
 would retry it for ever). Joining a cluster is said on stderr, with its nodes and resources. Before the first clip the driver checks
 every node that would run clips (:func:`~freqrex_audit.audit.fanout.node_versions`: the engine's version
 and source hash, torch, numpy, scipy, Python) and refuses a node that differs or cannot import the project,
-by name. Each clip's task is pinned to a node (so a failure names the node it happened on) with one CPU (or
+by name; a node on another CPU is used, and named on stderr and in results.json (``run.node_cpus``). Each clip's task is pinned to a node (so a failure names the node it happened on) with one CPU (or
 one GPU when the device is CUDA: Ray sets ``CUDA_VISIBLE_DEVICES``, so the task sees "its" GPU), at most as
 many at a time as the nodes have (and ``workers``, when given); Ray's own retries are off: the driver tries a
 clip whose worker or node died again on any node (``retries``), then records it as an error.
@@ -29,6 +29,7 @@ from typing import Any
 
 from .fanout import (DEFAULT_RETRIES, TRAVELLING_ENV, BackendLost, ExecutorError, Failure, Settings, absolute,
                      node_versions, run_task, stream_clips)
+from ..runtime.devices import cpu_description
 from .pipeline import ClipOutcome
 
 __all__ = ["RayExecutor", "parse_address", "unreachable", "describe_node", "PROBE_TIMEOUT_S", "CONNECT_TIMEOUT_S"]
@@ -99,8 +100,9 @@ def _probe_function() -> Callable[[], dict]:
         try:
             import freqrex_audit
             from freqrex_audit.audit.fanout import node_versions
+            from freqrex_audit.runtime.devices import cpu_description
 
-            info.update(node_versions(), file=freqrex_audit.__file__)
+            info.update(node_versions(), file=freqrex_audit.__file__, cpu=cpu_description())
         except BaseException as exc:  # noqa: BLE001 - whatever stops the project from loading is the answer
             info["error"] = f"{type(exc).__name__}: {exc}"
         return info
@@ -227,7 +229,8 @@ class RayExecutor:
 
             for node in new:
                 self.nodes[node["NodeID"]] = node
-                self.probes[node["NodeID"]] = {**node_versions(), "file": freqrex_audit.__file__}
+                self.probes[node["NodeID"]] = {**node_versions(), "file": freqrex_audit.__file__,
+                                               "cpu": cpu_description()}
             return
         probe = self.ray.remote(_probe_function())
         refs = {probe.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
@@ -253,6 +256,11 @@ class RayExecutor:
                     self.probes[node["NodeID"]] = info
             if problem is None:
                 self.nodes[node["NodeID"]] = node
+                if info.get("cpu") != cpu_description():  # accepted: the same code, but other float kernels
+                    self.announce(f"{describe_node(node)} runs on another CPU, {info.get('cpu') or 'unknown'} "
+                                  f"(here {cpu_description() or 'unknown'}): its clips may differ from this "
+                                  f"machine's in their last digits (kernels round by instruction set); "
+                                  f"results.json names each node's CPU (run.node_cpus)")
             else:
                 self._refused.add(node["NodeID"])
                 problems.append(f"{describe_node(node)} {problem}")
@@ -262,6 +270,11 @@ class RayExecutor:
                                 "paths):\n  " + "\n  ".join(problems))
         for problem in problems:
             self.announce(f"not using {problem}")
+
+    def node_cpus(self) -> dict[str, str | None]:
+        """Each checked node's CPU as its version check named it (``describe_node`` → ``cpu_description``): a run's
+        clips round by the instruction set of the node they ran on, and the driver's ``run.cpu`` is only its own."""
+        return {describe_node(node): self.probes.get(node_id, {}).get("cpu") for node_id, node in self.nodes.items()}
 
     # --- running ---------------------------------------------------------------------------------------
     def run_clips(self, spec: Any, device: str, cache_root: Any, samples: list,

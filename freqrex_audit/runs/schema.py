@@ -168,6 +168,7 @@ _SPEC = {"type": "object", "required": ["verdicts"],
                             "methods": {"type": "array", "items": _STR}}}}}
 _RUN = {"type": "object",
         "properties": {"seed": _INT_OR_NULL, "device": _STR_OR_NULL, "cpu": _STR_OR_NULL, "commit": _STR_OR_NULL,
+                       "node_cpus": {"type": "object", "additionalProperties": _STR_OR_NULL},
                        "verdict": {"enum": list(EXIT_CODES)},  # the run verdicts
                        "complete": {"type": "boolean"}, "interrupted": {"type": "boolean"},
                        "filtered": {"type": "boolean"}, "summary": _STR,

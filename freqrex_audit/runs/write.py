@@ -171,17 +171,18 @@ def _commit() -> str | None:
         return None
 
 
-def run_info(seed: int | None, device: str) -> dict:
+def run_info(seed: int | None, device: str, node_cpus: dict[str, str | None] | None = None) -> dict:
     """The run's facts: seed, device, the CPU (kernels round by instruction set), versions (``engine``: the package version and a hash of the engine's
     sources, what the cache and baselines key on, so a reader can tell which engine computed the run; and each of
     the numeric runtimes the cache keys on, None when absent, so ``compare`` names an onnxruntime or scipy change
-    as it names a torch one) and commit."""
+    as it names a torch one), commit, and ``node_cpus`` (each node's CPU) when clips ran on nodes with another CPU."""
     from .._version import __version__
     from ..audit.cache import engine_version, runtime_versions
 
     versions = {"freqrex_audit": __version__, "engine": engine_version(), "python": platform.python_version(),
                 **dict(runtime_versions())}
-    return {"seed": seed, "device": device, "cpu": cpu_description(), "versions": versions, "commit": _commit()}
+    info = {"seed": seed, "device": device, "cpu": cpu_description(), "versions": versions, "commit": _commit()}
+    return {**info, "node_cpus": dict(node_cpus)} if node_cpus else info
 
 
 def assemble(parts: list[dict], run: dict, started: float, seconds: float) -> dict:
