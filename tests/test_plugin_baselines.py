@@ -62,3 +62,5 @@ def test_compare_names_another_cpu_or_version_above_the_deltas():
     text = format_differences(differences)
     assert "other machines or software" in text and "  cpu: AMD EPYC (avx512f) → Intel Xeon (avx2)" in text
     assert setting_differences({}, {"versions": "garbage"}) == []  # a run written before run.cpu, or hand-edited
+    mixed = {**a, "node_cpus": {"node n1 (10.0.0.1, aa)": "AMD EPYC (avx512f)", "node n2 (10.0.0.2, bb)": "Intel Xeon (avx2)"}}
+    assert setting_differences(a, mixed) == [("node_cpus", "not recorded", "AMD EPYC (avx512f), Intel Xeon (avx2)")]

@@ -40,12 +40,15 @@ def document_of(source: str, baseline_dir: Path) -> dict:
 
 
 def setting_differences(run_a: dict, run_b: dict) -> list[tuple[str, str, str]]:
-    """(fact, A, B) for each run fact that differs between two runs' ``run`` sections: the CPU, the device and
-    each version. Any of them can move numbers in their last digits (kernels round by instruction set and by
-    release), so a delta beside them is not by itself a change of the model."""
+    """(fact, A, B) for each run fact that differs between two runs' ``run`` sections: the CPU (and a Ray
+    cluster's other nodes' CPUs), the device and each version. Any of them can move numbers in their last digits
+    (kernels round by instruction set and by release), so a delta beside them is not by itself a change of the
+    model."""
     def facts(run: dict) -> dict[str, object]:
         versions = run.get("versions") if isinstance(run.get("versions"), dict) else {}
-        return {"cpu": run.get("cpu"), "device": run.get("device"), **{f"versions.{k}": v for k, v in versions.items()}}
+        nodes = run.get("node_cpus") if isinstance(run.get("node_cpus"), dict) else {}
+        return {"cpu": run.get("cpu"), "device": run.get("device"), **{f"versions.{k}": v for k, v in versions.items()},
+                "node_cpus": ", ".join(sorted({str(cpu) for cpu in nodes.values()})) or None}
 
     a, b = facts(run_a if isinstance(run_a, dict) else {}), facts(run_b if isinstance(run_b, dict) else {})
     shown = lambda v: "not recorded" if v is None else str(v)  # noqa: E731
