@@ -12,8 +12,9 @@ An address where nothing answers a TCP connection within :data:`CONNECT_TIMEOUT_
 would retry it for ever). Joining a cluster is said on stderr, with its nodes and resources. Before the first clip the driver checks
 every node that would run clips (:func:`~freqrex_audit.audit.fanout.node_versions`: the engine's version
 and source hash, torch, numpy, scipy, Python) and refuses a node that differs or cannot import the project,
-by name; a node on another CPU is used, and named on stderr and in results.json (``run.node_cpus``). Each clip's task is pinned to a node (so a failure names the node it happened on) with one CPU (or
-one GPU when the device is CUDA: Ray sets ``CUDA_VISIBLE_DEVICES``, so the task sees "its" GPU), at most as
+by name; a node on another CPU is used, and named on stderr and in results.json (``run.node_cpus``). Each
+clip's task is pinned to a node (so a failure names the node it happened on) with one CPU (or one GPU when the
+device is CUDA: Ray sets ``CUDA_VISIBLE_DEVICES``, so the task sees "its" GPU), at most as
 many at a time as the nodes have (and ``workers``, when given); Ray's own retries are off: the driver tries a
 clip whose worker or node died again on any node (``retries``), then records it as an error.
 """
@@ -27,9 +28,9 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..runtime.devices import cpu_description
 from .fanout import (DEFAULT_RETRIES, TRAVELLING_ENV, BackendLost, ExecutorError, Failure, Settings, absolute,
                      node_versions, run_task, stream_clips)
-from ..runtime.devices import cpu_description
 from .pipeline import ClipOutcome
 
 __all__ = ["RayExecutor", "parse_address", "unreachable", "describe_node", "PROBE_TIMEOUT_S", "CONNECT_TIMEOUT_S"]
