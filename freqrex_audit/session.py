@@ -120,7 +120,10 @@ class AuditSession:
     def render(self, results: Path, report_too: bool = True) -> tuple[Path | None, list[str]]:
         """The run's report (unless not ``report_too``) and the runs index; matplotlib's own cache and the drawn
         figures (a rerun's report draws only what changed) go into the result cache's folder, not the user's home.
+        Without the report and without an index yet, nothing is written (an index that exists never goes stale).
         Returns the report's path and what failed to render."""
+        if not report_too and not (self.report_root / "index.html").exists():
+            return None, []
         from .runtime.isolation import private_matplotlib
 
         try:

@@ -240,8 +240,8 @@ def node_cpus() -> dict[str, str | None] | None:
         return None
     from ..runtime.devices import cpu_description
 
-    found = cpus()
-    return found if any(cpu != cpu_description() for cpu in found.values()) else None
+    found, here = cpus(), cpu_description()
+    return found if any(cpu != here for cpu in found.values()) else None
 
 
 def current_executor() -> ClipExecutor | None:

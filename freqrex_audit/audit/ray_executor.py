@@ -237,7 +237,7 @@ class RayExecutor:
         refs = {probe.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
             n["NodeID"], soft=False)).remote(): n for n in new}
         ready, _ = self.ray.wait(list(refs), num_returns=len(refs), timeout=PROBE_TIMEOUT_S)
-        mine, problems = node_versions(), []
+        mine, here, problems = node_versions(), cpu_description(), []
         for ref, node in refs.items():
             problem = None
             if ref not in ready:
@@ -257,9 +257,9 @@ class RayExecutor:
                     self.probes[node["NodeID"]] = info
             if problem is None:
                 self.nodes[node["NodeID"]] = node
-                if info.get("cpu") != cpu_description():  # accepted: the same code, but other float kernels
+                if info.get("cpu") != here:  # accepted: the same code, but other float kernels
                     self.announce(f"{describe_node(node)} runs on another CPU, {info.get('cpu') or 'unknown'} "
-                                  f"(here {cpu_description() or 'unknown'}): its clips may differ from this "
+                                  f"(here {here or 'unknown'}): its clips may differ from this "
                                   f"machine's in their last digits (kernels round by instruction set); "
                                   f"results.json names each node's CPU (run.node_cpus)")
             else:

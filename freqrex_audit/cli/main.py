@@ -236,9 +236,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     deadline.clear()
     print(f"run: {RUN_SHOWN[run['verdict']]}: {run['summary']}" + (f"; {stopped['message']}" if hit else ""))
     print(f"results: {out}")
-    report, problems = None, []
-    if not args.no_report or (session.report_root / "index.html").exists():  # an index never goes stale
-        report, problems = session.render(out, report_too=not args.no_report)
+    report, problems = session.render(out, report_too=not args.no_report)
     if report is not None:
         print(f"report: {report}")
     for problem in problems:  # the run's verdict and exit status stand: results.json has them

@@ -349,10 +349,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from ..runs.folders import prune_runs
 
     state.pruned = prune_runs(state.report_root, state.keep, state.run_dir)
-    if not state.no_report or (state.run_dir.parent / "index.html").exists():  # an index never goes stale
-        report, problems = state.session.render(state.results_path, report_too=not state.no_report)
-        state.report_path = report or state.results_path
-        state.report_error = "; ".join(problems) or None
+    report, problems = state.session.render(state.results_path, report_too=not state.no_report)
+    state.report_path = report or state.results_path
+    state.report_error = "; ".join(problems) or None
     if state.save:
         from ..runs.baselines import BaselineRefused, save_baseline
 
