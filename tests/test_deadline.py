@@ -103,14 +103,16 @@ def test_pytest_deadline_interrupts_the_session_in_every_view(pytester, monkeypa
 
 def test_measured_clips_keep_their_verdicts_and_the_rest_is_interrupted(tmp_path, monkeypatch):
     """Deterministic: the model advances a fake clock 0.01 s per call, so a 2-s deadline falls after call 200,
-    inside the clips (which one depends on the engine's calls per clip, the same on every machine)."""
+    inside the clips (which one depends on the engine's calls per clip, the same on every machine). One clip at a
+    time (``clips_at_once: 1``), so the clips before the cut are whole; clips in lockstep: tests/test_lockstep.py."""
     from types import SimpleNamespace
 
     from freqrex_audit.audit.run import run_spec
     from freqrex_audit.specs.loader import load_spec
 
     project(tmp_path)
-    (tmp_path / "slow.yaml").write_text(SPEC.replace("slow\"", "ticking\"").replace("sleep_s: 0.05", "tick_s: 0.01"))
+    (tmp_path / "slow.yaml").write_text(SPEC.replace("slow\"", "ticking\"").replace("sleep_s: 0.05", "tick_s: 0.01")
+                                        .replace("sample_rate: 8000,", "sample_rate: 8000, clips_at_once: 1,"))
     monkeypatch.setattr(hm, "CLOCK", [0.0])
     monkeypatch.setattr(deadline, "time", SimpleNamespace(time=lambda: hm.CLOCK[0]))
     deadline.start(2.0, started=0.0)

@@ -91,8 +91,8 @@ def test_clips_cut_in_workers_are_interrupted_and_measured_ones_keep_their_verdi
     """Deterministic (the model advances a fake clock 0.01 s per call): the worker-side deadline cuts the same
     clips the serial run cuts, and every clip a worker measured keeps its verdict, even those gathered after
     the first cut clip."""
-    path = project(tmp_path, SPEC.replace("slow\"", "ticking\"").replace("sleep_s: 0.05", "tick_s: 0.01"),
-                   per_class=4)
+    path = project(tmp_path, SPEC.replace("slow\"", "ticking\"").replace("sleep_s: 0.05", "tick_s: 0.01")
+                   .replace("sample_rate: 8000,", "sample_rate: 8000, clips_at_once: 1,"), per_class=4)  # one by one
     monkeypatch.setattr(deadline, "time", SimpleNamespace(time=lambda: hm.CLOCK[0]))
 
     def run(executor):

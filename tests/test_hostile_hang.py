@@ -61,4 +61,4 @@ def test_a_spec_with_isolation_subprocess_fails_its_spec_when_the_model_hangs(tm
         "dataset: {path: data, clip_seconds: 0.25}\nchecks: {accuracy: {min: 0.5}}\n")
     result = run_spec(load_spec(tmp_path / "s.yaml"), "cpu")
     assert "model hung" in result.error and "process was killed" in result.error
-    assert [r.status for r in result.samples] == ["error", "skipped"]
+    assert sorted(r.status for r in result.samples) == ["error", "skipped"]  # the clip whose call hung, the other

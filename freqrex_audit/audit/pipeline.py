@@ -9,10 +9,13 @@ cost.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,6 +28,7 @@ from ..engine.peers import PeerAttack, peer_attack
 from ..models.classifier import (Classifier, ClassifierTimeout, QueryEngine, cached_probabilities,
                                  describe_exception)
 from ..models.input_window import cut_window
+from ..models.origins import AlreadyHung
 from ..runtime import deadline
 from ..specs.loader import Spec
 from .cache import Cache, hash_array, make_key
@@ -87,6 +91,9 @@ class ClipRunner:
         self.partial: SampleRecord | None = None
         self.stage = "predicting"
         self.kit = None  # the other explainers (audit/explainers.py), when the spec asks for them
+        self.apart = contextlib.nullcontext  # stages with process-wide state run inside it (alone, in lockstep)
+        self.lockstep = None  # the spec's clips' Lockstep, when they ran side by side (audit/in_step.py)
+        self._cache_lock = threading.Lock()  # clips in lockstep share the cache and its counts
         self.explained_ids: frozenset[str] | None = None  # explainers.clips: the clips they run on
         if spec.explainers is not None and "explainers" in stages:
             from .explainers import ExplainerKit, explained_clip_ids
@@ -94,15 +101,27 @@ class ClipRunner:
             self.kit = ExplainerKit(spec.explainers, clf, self.cache)
             self.explained_ids = explained_clip_ids(spec)
 
+    def fork(self, engine: QueryEngine, apart: Callable[[], Any]) -> "ClipRunner":
+        """A runner for one clip thread in lockstep: its own engine (``engine``, a lockstep view), per-clip state
+        and phase counts, running stages with process-wide state inside ``apart()``; the rest is shared."""
+        twin = copy.copy(self)
+        twin.engine, twin.apart = engine, apart
+        twin.queries_by_phase = {p: 0 for p in PHASES}
+        twin.partial, twin.stage = None, "predicting"
+        return twin
+
     def cached(self, phase: str, parts: tuple, compute, encode, decode):
         """``compute()``'s value for ``(phase, model, *parts)``, from the cache when it holds it."""
         key = make_key(phase, self.fp, *parts)
-        hit = self.cache.load(key, decode)  # a bad entry is counted (cache_stats.invalid) and recomputed
+        with self._cache_lock:
+            hit = self.cache.load(key, decode)  # a bad entry is counted (cache_stats.invalid) and recomputed
         if hit is not None:
             return hit
         value = compute()
         arrays: dict[str, np.ndarray] = {}
-        self.cache.put(key, encode(value, arrays), arrays)
+        encoded = encode(value, arrays)
+        with self._cache_lock:
+            self.cache.put(key, encoded, arrays)
         return value
 
     def predict(self, audio: str, x: np.ndarray) -> np.ndarray:
@@ -158,8 +177,10 @@ class ClipRunner:
         if self.kit is not None and (self.explained_ids is None or sample.id in self.explained_ids):
             q0 = self.engine.queries
             self.stage = "in the other explainers"
-            record.methods = self.cached("explainers", (audio, cfg, self.kit.identity()),
-                                         lambda: self.kit.explain(self.engine, x, exp), _encode_methods, _decode_methods)
+            with self.apart():  # gradients through the model's own module, L-MAC's decoder: one clip at a time
+                record.methods = self.cached("explainers", (audio, cfg, self.kit.identity()),
+                                             lambda: self.kit.explain(self.engine, x, exp), _encode_methods,
+                                             _decode_methods)
             self.queries_by_phase["explainers"] += self.engine.queries - q0
         if not self.stages & {"fourier", "stft"}:
             return record
@@ -185,11 +206,12 @@ class ClipRunner:
             budget = exp.queries + record.fourier.queries
             method, snr = peer.get("method", "hopskipjump"), peer.get("min_snr_db", self.spec.attack.min_snr_db)
             q0 = self.engine.queries
-            record.peer = self.cached(
-                "peer", (audio, cfg, attack_cfg, method, budget, snr),
-                lambda: peer_attack(self.engine, x, exp.target, method, budget, self.spec.attack.min_margin, snr,
-                                    self.spec.attack.seed),
-                lambda f, a: f.to_dict(a), lambda d, a: PeerAttack.from_dict(d, a))
+            with self.apart():  # ART's module is seeded for the attack's duration: one clip at a time
+                record.peer = self.cached(
+                    "peer", (audio, cfg, attack_cfg, method, budget, snr),
+                    lambda: peer_attack(self.engine, x, exp.target, method, budget, self.spec.attack.min_margin, snr,
+                                        self.spec.attack.seed),
+                    lambda f, a: f.to_dict(a), lambda d, a: PeerAttack.from_dict(d, a))
             self.queries_by_phase["peer_attack"] += self.engine.queries - q0
         if self.spec.needs_stft and "stft" in self.stages:
             smallest = min(self.spec.stft_attack.frame_sizes)
@@ -258,6 +280,8 @@ def audit_clip(runner: ClipRunner, sample: Sample, rate: int) -> ClipOutcome:
         return ClipOutcome(runner.run(sample, x, list(clip.notes)))
     except deadline.DeadlineReached as exc:  # no new model work; what this clip did is dropped, not half-used
         return ClipOutcome(SampleRecord(sample, "skipped", str(exc), notes=list(clip.notes)))
+    except AlreadyHung:  # the model hung on another clip's call (clips in lockstep): this one was not analysed
+        return ClipOutcome(SampleRecord(sample, "skipped", f"not analysed: {runner.engine.hung}"))
     except ClassifierTimeout as exc:  # the model hangs: fail the spec, keep what was done
         return ClipOutcome(_errored(runner, sample, str(exc), clip.notes), f"model hung: {exc}")
     except Exception as exc:  # noqa: BLE001 - one clip never kills the audit

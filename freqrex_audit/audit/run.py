@@ -25,11 +25,12 @@ from .cache import Cache
 from .datasets import MAX_CLIP_SECONDS, list_samples
 from .executors import current_executor
 from .gates import evaluate
+from .in_step import clips_in_step, lockstep_facts
 from .pipeline import ClipRunner, WorkCounts, audit_clip, load_model
 from .records import Outcome, SampleRecord, SpecResult, Verdict
 from .stages import NEEDS, STAGES
 
-__all__ = ["run_spec", "deadline_verdicts", "model_failure"]
+__all__ = ["run_spec", "deadline_verdicts", "model_failure", "in_step"]
 
 
 def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, samples_limit: int | None = None,
@@ -71,9 +72,12 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
             runner.kit.prepare()
         rate = spec.dataset.sample_rate or clf.sample_rate
         executor = current_executor()
-        outcomes = (executor.run_clips(spec, device, cache.root, samples, stages=stages)
-                    if executor and len(samples) > 1
-                    else (audit_clip(runner, sample, rate) for sample in samples))
+        if executor and len(samples) > 1:
+            outcomes = executor.run_clips(spec, device, cache.root, samples, stages=stages)
+        elif in_step(spec, runner, samples):
+            outcomes = clips_in_step(runner, samples, rate, spec.clips_at_once)
+        else:
+            outcomes = (audit_clip(runner, sample, rate) for sample in samples)
         if progress is not None:
             progress(0, len(samples), runner.engine.queries)
             tick = getattr(progress, "tick", None)
@@ -92,6 +96,8 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
                 remote.add(outcome.counts)
             if progress is not None:
                 progress(done, len(samples), runner.engine.queries + remote.queries)
+        if runner.lockstep is not None:
+            outcomes.close()  # a loop cut by the deadline stops the clip threads now, not when collected
         error = error or model_failure(clf, records)
         runner.engine.on_batch = None
         close = getattr(progress, "close", None)
@@ -131,10 +137,20 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     result.seconds = time.perf_counter() - began - sum(p["seconds"] for p in peers)
     result.queries = own.queries
     result.calls = own.calls
+    result.batching = lockstep_facts(runner)
     result.queries_by_phase = {k: v for k, v in own.queries_by_phase.items() if v}
     result.cache_stats = {k: v - sum(p["cache"].get(k, 0) for p in peers) for k, v in own.cache.items()}
     result.model_info = model_info(clf, cache)  # again: warnings raised during the run (cache not writable)
     return result
+
+
+def in_step(spec: Spec, runner: ClipRunner, samples: list) -> bool:
+    """Whether the spec's clips run side by side in lockstep (:mod:`.in_step`): more than one clip, asked for
+    (``model.clips_at_once`` > 1), more than predictions to compute (one question a clip leaves little to merge
+    and the probe would cost as much again), at fp32 (reduced precision is checked per clip against fp32, on
+    the clip's own engine), and calls big enough to hold two questions of two rows."""
+    return (spec.clips_at_once > 1 and len(samples) > 1 and bool(runner.stages - {"predict"})
+            and runner.engine.autocast is None and runner.engine.batch_size >= 4)
 
 
 def _audit_peer(peer: Spec, of: str, device: str, cache: Cache, samples_limit: int | None, seed: int | None,

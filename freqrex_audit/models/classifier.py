@@ -17,7 +17,7 @@ import torch
 
 from ..audio import spectrum as spec
 from .fingerprint import NOT_CACHEABLE_HINT, fingerprint_and_reason
-from .origins import ClassifierError, ClassifierTimeout, describe_exception, source_of
+from .origins import AlreadyHung, ClassifierError, ClassifierTimeout, describe_exception, source_of
 from .process_settings import torch_settings_kept
 from ..runtime import deadline
 from .boundary import check_labels, check_probabilities, check_sample_rate, output_kind, to_probabilities
@@ -224,7 +224,7 @@ class QueryEngine:
             while start < count:
                 stop = min(start + self.batch_size, count)
                 try:
-                    probs = self._predict(build(slice(start, stop)))
+                    probs = self._ask(build(slice(start, stop)))
                 except torch.OutOfMemoryError:
                     if self.batch_size == 1:
                         raise
@@ -233,15 +233,20 @@ class QueryEngine:
                         torch.cuda.empty_cache()
                     continue
                 outputs.append(probs)
-                self.queries += stop - start
-                self.calls += 1
-                self.call_sizes.append(stop - start)
                 start = stop
-                if self.on_batch is not None:
-                    self.on_batch(self.queries)
         if not outputs:
             return np.zeros((0, len(self.classifier.labels)))
         return np.concatenate(outputs)
+
+    def _ask(self, batch: torch.Tensor) -> np.ndarray:
+        """One model call, counted (queries, calls, its size; ``on_batch`` told)."""
+        probs = self._predict(batch)
+        self.queries += batch.shape[0]
+        self.calls += 1
+        self.call_sizes.append(batch.shape[0])
+        if self.on_batch is not None:
+            self.on_batch(self.queries)
+        return probs
 
     def check_precision(self, x: np.ndarray | torch.Tensor) -> str | None:
         """Trust reduced precision for clip ``x`` only if its top label matches fp32's and the confidence is
@@ -283,7 +288,7 @@ class QueryEngine:
     def _predict(self, batch: torch.Tensor) -> np.ndarray:
         name = self.classifier.name
         if self.hung:
-            raise ClassifierTimeout(self.hung)
+            raise AlreadyHung(self.hung)
         deadline.check(f"a call with {batch.shape[0]} queries")  # the session deadline: no new model work
         left = deadline.remaining()
         capped = left is not None and (self.timeout_s is None or left < self.timeout_s)  # the deadline comes first

@@ -12,7 +12,7 @@ import os
 import sysconfig
 from typing import Any
 
-__all__ = ["NamedError", "ClassifierError", "ClassifierTimeout", "describe_exception", "user_frame", "shown_source",
+__all__ = ["NamedError", "ClassifierError", "ClassifierTimeout", "AlreadyHung", "describe_exception", "user_frame", "shown_source",
            "source_of"]
 
 
@@ -26,6 +26,11 @@ class ClassifierError(NamedError):
 
 class ClassifierTimeout(ClassifierError):
     """One model call ran past the engine's ``timeout_s``; the engine refuses further queries to that model."""
+
+
+class AlreadyHung(ClassifierTimeout):
+    """A call refused, never made, because the model hung on an earlier call (or on another clip's rows in the
+    same call): the clip asking was not analysed, the model's hang is another clip's error."""
 
 
 def describe_exception(exc: BaseException, origin: str | None = None) -> str:

@@ -145,7 +145,8 @@ def spec_part(result: SpecResult, prefix: str | None = None, arrays: dict | None
                    "samples": {r.sample.id: t for r in result.samples if (t := _sample_timing(r))},
                    "peers": {peer: {**work, "seconds": round(work["seconds"], 3)}
                              for peer, work in sorted(result.peer_work.items())},
-                   **({"explainers": list(result.explainer_notes)} if result.explainer_notes else {})},
+                   **({"explainers": list(result.explainer_notes)} if result.explainer_notes else {}),
+                   **({"batching": result.batching} if result.batching else {})},
         "trust_remote_code": result.spec.trust_remote_code,
     }
 
