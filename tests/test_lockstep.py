@@ -180,3 +180,23 @@ def test_the_deadline_stops_clips_in_lockstep_between_calls(tmp_path, monkeypatc
     assert all(outcomes[("sufficiency", c)] == Outcome.INTERRUPTED for c in cut)
     assert outcomes[("accuracy", "aggregate")] == Outcome.INTERRUPTED
     assert not [t for t in threading.enumerate() if t.name == "freqrex-clip"]
+
+
+def test_a_model_that_hangs_on_the_probe_fails_the_first_clip_of_the_call():
+    """The probe's merged call is a model call like any other: a hang there is a clip's error (so the spec fails
+    "model hung"), never a round of clips quietly not analysed."""
+    from freqrex_audit.models.classifier import ClassifierTimeout
+
+    release = threading.Event()
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > 2:
+            release.wait(30)
+        return torch.softmax(torch.stack([x[:, 1], -x[:, 1]], dim=-1), dim=-1)
+
+    engine = QueryEngine(Classifier.from_callable(model, ["a", "b"], 8000), batch_size=64, timeout_s=0.5)
+    got = _ask_in_step(Lockstep(engine), {0: [_rows(1), _rows(2)], 1: [_rows(3), _rows(4)]})
+    release.set()
+    assert isinstance(got[0][0], ClassifierTimeout) and "did not return within the 0.5 s" in str(got[0][0])
+    assert np.array_equal(got[1][0], _engine(model).query(_rows(3)))  # its answer, asked alone, stands
+    assert all(type(g).__name__ == "AlreadyHung" for g in (got[0][1], got[1][1]))

@@ -95,6 +95,9 @@ def lockstep_facts(runner: Any) -> dict | None:
     lockstep: Lockstep | None = getattr(runner, "lockstep", None)
     if lockstep is None:
         return None
+    why_not = "; ".join(lockstep.shapes.why_not) or None
+    if not lockstep.shapes.merges:
+        why_not = "no round held two questions of one kind (the cache answered, or clips asked one at a time)"
     return {"clips_at_once": lockstep.width, "merged_calls": lockstep.merged_calls,
             "probe_queries": lockstep.probe_queries, "merges": any(lockstep.shapes.merges.values()),
-            "why_not": lockstep.shapes.why_not}
+            "why_not": why_not}

@@ -46,10 +46,17 @@ class _Ask:
 
 @dataclass
 class _Shapes:
-    """What the probe found per input shape: True (merging keeps every bit), False (ask alone)."""
+    """What the probe found per kind of question (:func:`_kind`): True (merging keeps every bit), False (asked
+    alone), and why not, once per reason."""
 
     merges: dict = field(default_factory=dict)
-    why_not: str | None = None
+    why_not: list[str] = field(default_factory=list)
+
+    def refuse(self, kind: tuple, why: str) -> None:
+        self.merges[kind] = False
+        what = "one-row questions" if kind[1] else "questions of several rows"
+        if f"{what}: {why}" not in self.why_not:
+            self.why_not.append(f"{what}: {why}")
 
 
 class Lockstep:
@@ -214,14 +221,17 @@ class Lockstep:
         before = self.engine.queries
         try:
             together = self._merged(group)
+        except ClassifierTimeout as exc:  # the model hung on the probe: the first clip's error, as on a merged call
+            group[0].result, group[0].error = None, exc
+        except deadline.DeadlineReached:  # time is up: the answers stand, the next questions are refused
+            pass
         except Exception as exc:  # noqa: BLE001 - the model refuses bigger calls: ask alone, say why
-            self.shapes.merges[kind] = False
-            self.shapes.why_not = f"a merged call raised {type(exc).__name__}"
+            self.shapes.refuse(kind, f"a merged call raised {type(exc).__name__}")
         else:
-            same = all(np.array_equal(a.result, t) for a, t in zip(group, together))
-            self.shapes.merges[kind] = same
-            if not same:
-                self.shapes.why_not = "a row's scores change with the other rows in its call"
+            if all(np.array_equal(a.result, t) for a, t in zip(group, together)):
+                self.shapes.merges[kind] = True
+            else:
+                self.shapes.refuse(kind, "a row's scores change with the other rows in its call")
         finally:
             self.probe_queries += self.engine.queries - before
 
