@@ -105,13 +105,15 @@ class Lockstep:
     def apart(self, view: LockstepEngine) -> Iterator[None]:
         """Run the block alone: out of step, holding the model, its questions asked one by one as if serial."""
         self.leave()
-        with self.model:
-            view.apart = True
-            try:
-                yield
-            finally:
-                view.apart = False
-        self.join()
+        try:
+            with self.model:
+                view.apart = True
+                try:
+                    yield
+                finally:
+                    view.apart = False
+        finally:
+            self.join()  # back in step even when the block raised: the clip's thread asks (or leaves) again
 
     def ask(self, view: LockstepEngine, batch: torch.Tensor) -> np.ndarray:
         """The scores for ``batch``, asked in the next round (or at once, when the asker is apart)."""
@@ -148,9 +150,9 @@ class Lockstep:
         try:
             with self.model, torch.inference_mode():
                 self._answer(round_)
-        except BaseException as exc:  # noqa: BLE001 - every asker hears it; none waits forever
+        except BaseException as exc:  # noqa: BLE001 - every asker still unanswered hears it; none waits forever
             for ask in round_:
-                if not ask.done:
+                if ask.result is None and ask.error is None:
                     ask.error = exc
         finally:
             with self._cond:
