@@ -47,7 +47,7 @@ import torch  # noqa: E402
 from freqrex_audit.bench.sizes import parameter_count, sized_classifier  # noqa: E402
 from freqrex_audit.bench.timing import _peak_memory_mb, _sync, bench_clip, forward_time, full_batches  # noqa: E402
 from freqrex_audit.engine.attack_config import AttackConfig  # noqa: E402
-from freqrex_audit.engine.explain import FreqReXConfig, explain  # noqa: E402
+from freqrex_audit.engine.explanation import FreqReXConfig, explain  # noqa: E402
 from freqrex_audit.models.classifier import Classifier, QueryEngine, resolve_device  # noqa: E402
 from freqrex_audit.models.input_window import crop_to_input_window  # noqa: E402
 

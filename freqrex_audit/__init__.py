@@ -23,8 +23,8 @@ _PUBLIC = {  # name -> the module that defines it
     "AudioError": "audio.io", "load_audio": "audio.io", "save_audio": "audio.io",
     "Classifier": "models.classifier", "ClassifierError": "models.classifier",
     "ClassifierTimeout": "models.classifier", "QueryEngine": "models.classifier",
-    "explain_with": "audit.explainers", "MethodExplanation": "engine.methods", "LMACConfig": "engine.lmac",
-    "LatentConfig": "engine.latent",
+    "explain_with": "audit.explainers", "MethodExplanation": "engine.methods", "LMACConfig": "engine.configs",
+    "LatentConfig": "engine.configs",
     **{name: "engine" for name in (
         "AttackConfig", "CompositionResult", "Explanation", "FourierAttack", "FreqReXConfig", "Mutation",
         "STFTAttack", "STFTAttackConfig", "TransferResult", "compose", "compose_explanations", "explain",
@@ -56,6 +56,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run
                          fourier_attack, stft_attack, summarize_attacks, transfer_signals, transferability)
     from .models.classifier import Classifier, ClassifierError, ClassifierTimeout, QueryEngine
     from .audit.explainers import explain_with
-    from .engine.latent import LatentConfig
-    from .engine.lmac import LMACConfig
+    from .engine.configs import LatentConfig, LMACConfig
     from .engine.methods import MethodExplanation

@@ -77,6 +77,22 @@ def test_the_cli_s_help_imports_nothing_heavy():
     assert done.returncode == 0 and "HEAVY []" in done.stdout and "audit" in done.stdout, done.stdout + done.stderr
 
 
+def test_reading_a_run_and_the_spec_schema_import_no_torch():
+    """``freqrex-audit tables``, ``compare`` and ``schema`` read results and settings, never a model: the settings
+    live in ``engine.configs``, ``engine/__init__`` is lazy, and the run's records name the results' types for
+    annotations only (each command paid ~2.5 s of torch's import before)."""
+    run = str(ROOT / "docs" / "demo-run")
+    code = ("import sys, io, contextlib\nfrom freqrex_audit.cli.main import main\n"
+            "for argv in (['tables', sys.argv[1]], ['compare', sys.argv[1], sys.argv[1]], ['schema']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "        try:\n            main(argv)\n        except SystemExit as exc:\n"
+            "            assert not exc.code, (argv, exc.code)\n"
+            "    assert len(out.getvalue()) > 1000, argv\n"
+            "print('HEAVY', [m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules])\n")
+    done = subprocess.run([sys.executable, "-c", code, run], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and "HEAVY []" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+
+
 def test_pytest_in_a_project_without_specs_never_imports_the_audit_stack(tmp_path: Path):
     """A real pytest session (configure, collect, run, finish) in an unrelated project, with a YAML file that is
     no spec: the plugin loads, and no heavy module is imported."""
@@ -103,7 +119,7 @@ def test_the_cache_key_hashes_the_moved_engine_sources_and_never_skips_one(tmp_p
     from freqrex_audit.audit.cache import engine_sources
 
     names = {p.relative_to(PACKAGE).as_posix() for p in engine_sources(PACKAGE)}
-    assert {"engine/explain.py", "engine/attacks.py", "audio/spectrum.py", "models/classifier.py"} <= names
+    assert {"engine/explanation.py", "engine/attacks.py", "audio/spectrum.py", "models/classifier.py"} <= names
     (tmp_path / "engine").mkdir()
     (tmp_path / "engine" / "explain.py").write_text("")
     with pytest.raises(RuntimeError, match="audio/spectrum.py"):

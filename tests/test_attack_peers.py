@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import freqrex_audit as fa
-from freqrex_audit.engine.noise_floor import noise, noise_floor, robustness
+from freqrex_audit.engine.noise_floor import noise, noise_floor
+from freqrex_audit.engine.summaries import robustness
 from freqrex_audit.engine.peers import HOPSKIPJUMP, art_available, check_method, peer_attack
 from freqrex_audit.specs.loader import SpecError, load_spec
 

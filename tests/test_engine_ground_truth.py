@@ -153,7 +153,7 @@ def test_a_magnitude_only_ranking_fails_the_ground_truth_checks(check, monkeypat
 
     from freqrex_audit.engine.responsibility import ResponsibilityRun
 
-    explain_module = importlib.import_module("freqrex_audit.engine.explain")
+    explain_module = importlib.import_module("freqrex_audit.engine.explanation")
 
     monkeypatch.setattr(explain_module, "compute_responsibility",
                         lambda engine, spectrum, *a, **k: ResponsibilityRun(np.zeros(spectrum.shape[-1]), (), 1))

@@ -238,7 +238,7 @@ def test_numbers_for_people():
 
 
 def test_inverse_classification_excludes_the_clips_own_label(results_path, results):
-    from freqrex_audit.engine.explain import Explanation
+    from freqrex_audit.engine.explanation import Explanation
     from freqrex_audit.report.html import inverse_table, load_results
 
     _, arrays = load_results(results_path)

@@ -17,7 +17,7 @@ from freqrex_audit.runs.write import write_results
 from freqrex_audit.audit.cache import Cache
 from freqrex_audit.models.classifier import QueryEngine
 from freqrex_audit.cli.main import main
-from freqrex_audit.engine.explain import Explanation
+from freqrex_audit.engine.explanation import Explanation
 from freqrex_audit.report import render_report
 from freqrex_audit.specs.loader import load_spec
 from freqrex_audit.runs.spectra import compare_spectra, rebuild_spectra, recorded_spectra
@@ -218,7 +218,7 @@ def test_a_rebuild_that_differs_from_the_audited_signal_says_so_and_is_never_han
     step off. The rebuilt bytes then miss the recorded sha256, and every reader says so instead of using them."""
     import importlib
 
-    explain_module = importlib.import_module("freqrex_audit.engine.explain")  # the module, not engine.explain()
+    explain_module = importlib.import_module("freqrex_audit.engine.explanation")  # the module, not engine.explain()
 
     cold, _ = runs
     folder = tmp_path / "run"

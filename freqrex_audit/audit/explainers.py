@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..engine.explain import Explanation
+from ..engine.explanation import Explanation
 from ..engine.latent import CodecLatents, explain_latent, load_codec
 from ..engine.lmac import (DECODER_FACTS, MaskDecoder, TrainedDecoder, clips_digest, explain_lmac, load_decoder,
                            train_lmac)
@@ -264,7 +264,7 @@ def explain_with(classifier: Classifier | QueryEngine, x: np.ndarray, method: st
     ``available=False`` with the reason.
     """
     from ..engine import FreqReXConfig
-    from ..engine.explain import as_engine, explain
+    from ..engine.explanation import as_engine, explain
     from ..engine.latent import LatentConfig
     from ..engine.lmac import LMACConfig
     from ..engine.methods import METHODS

@@ -10,15 +10,17 @@ run's verdict from the outcomes, the same way pytest derives its exit status.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .datasets import Sample
-from ..engine import Explanation, FourierAttack, STFTAttack
-from ..engine.methods import MethodExplanation
-from ..engine.metrics import wilson  # one Wilson interval for gates, rates and explainer summaries
-from ..engine.noise_floor import NoiseFloor, robustness
-from ..engine.peers import PeerAttack
+from ..engine.summaries import robustness, wilson  # one Wilson interval for gates, rates and explainer summaries
 from ..specs.loader import Spec
+
+if TYPE_CHECKING:  # the results' types, for annotations only: reading a run folder needs no torch
+    from ..engine import Explanation, FourierAttack, STFTAttack
+    from ..engine.methods import MethodExplanation
+    from ..engine.noise_floor import NoiseFloor
+    from ..engine.peers import PeerAttack
 
 __all__ = ["Outcome", "OUTCOMES", "GREEN", "RED", "NOT_RUN", "Verdict", "SampleRecord", "SpecResult",
            "run_verdict", "wilson", "EXIT_CODES", "SHOWN", "RUN_SHOWN", "partial"]

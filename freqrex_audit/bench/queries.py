@@ -17,7 +17,7 @@ import numpy as np
 from . import planted
 from ..models.classifier import QueryEngine
 from ..engine import FreqReXConfig, explain
-from ..engine.explain import Explanation
+from ..engine.explanation import Explanation
 
 
 @dataclass

@@ -27,13 +27,13 @@ from ..models.classifier import Classifier, QueryEngine
 from .attack_config import ATTACK_POOLS, VERIFY_RESERVE, AttackConfig
 from .codec import Result, timing_field
 from .coverage import SearchCoverage, prefix_rows, search_coverage
-from .explain import Explanation, as_engine
+from .explanation import Explanation, as_engine
 from .metrics import linf, snr_db
 from .mutations import DEFAULT_PHASES, DEFAULT_SCALES, Mutation, clip_bound, default_mutations
 from .boundary_search import SparseSearch
 from .search import BudgetedSearch, Flip, grow_sets, prefix_search, runner_up_descent, screen
 from .walk import walk_best
-from .stft_attack import STFTAttack, STFTAttackConfig, stft_attack
+from .stft import STFTAttack, STFTAttackConfig, stft_attack
 from .summaries import summarize_attacks
 from .exhaustive import ExhaustiveSingle, exhaustive_single, exhaustive_single_report  # noqa: F401  (re-exported)
 

@@ -30,7 +30,7 @@ import numpy as np
 from ..audio.io import resample
 from ..models.classifier import Classifier, QueryEngine
 from .codec import Result
-from .explain import Explanation, as_engine
+from .explanation import Explanation, as_engine
 
 __all__ = ["CompositionResult", "class_spectra", "common_length", "compose", "compose_explanations",
            "composite_spectra", "entropy_tests"]

@@ -14,7 +14,7 @@ from ..audio.io import validate_waveform
 from ..models.classifier import Classifier, QueryEngine
 from .attack_config import AttackConfig
 from .codec import Result
-from .explain import Explanation, as_engine
+from .explanation import Explanation, as_engine
 from .mutations import Mutation, clip_bound
 from .search import BudgetedSearch
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ import torch
 
 from ..models.classifier import QueryEngine
 from ..models.whitebox import WhiteBox
-from .codec import Result
+from .configs import LatentConfig
 from .methods import ExplainerUnavailable, MethodExplanation, energy_share, judge
 from .metrics import snr_db
 
@@ -44,22 +43,6 @@ __all__ = ["LatentConfig", "CodecLatents", "LatentHeadClassifier", "load_codec",
 
 LATENT_STATS = "latent_stats.json"
 """Written next to a codec's weights: per-channel mean and std of its latents over its training clips."""
-
-
-@dataclass(frozen=True)
-class LatentConfig(Result):
-    """Latent-space explanation settings.
-
-    codec: a local EncodecModel folder, ``zoo://…`` or ``hf://org/name`` from the local cache (None: the
-        caller's default, the zoo codec). keep: share of latent features kept. ig_steps: Integrated Gradients
-        steps (one gradient call each, batched by ``ig_batch``); baseline: the all-zero latent. seed: the noise.
-    """
-
-    codec: str | None = None
-    keep: float = 0.2
-    ig_steps: int = 32
-    ig_batch: int = 32
-    seed: int = 0
 
 
 class CodecLatents:

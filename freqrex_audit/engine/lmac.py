@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..audio import spectrum as spec
 from ..models.classifier import QueryEngine
 from ..models.whitebox import WhiteBox
-from .codec import Result
+from .configs import LMACConfig
 from .methods import MethodExplanation, energy_share, judge
 
 __all__ = ["LMACConfig", "MaskDecoder", "TrainedDecoder", "train_lmac", "explain_lmac", "stft_masked_pair",
@@ -44,33 +44,6 @@ __all__ = ["LMACConfig", "MaskDecoder", "TrainedDecoder", "train_lmac", "explain
 DECODER_FILE = "decoder.safetensors"
 DECODER_FACTS = "lmac.json"
 """A saved decoder is a folder with its weights and its facts: config, shapes, and what it was trained for."""
-
-
-@dataclass(frozen=True)
-class LMACConfig(Result):
-    """Every knob of L-MAC's decoder and its training.
-
-    frame_size: STFT frame (hop = frame/4, Hann; 512 at 16 kHz = 32 ms frames, 31 Hz bins).
-    width / bands: decoder channels, and mask rows before interpolation to the frame's frequency bins.
-    steps / batch / lr: Adam steps on random training clips with random gain (×0.6–1.4).
-    l1: λ, weight of the mask's mean (smaller masks); out_weight: β, weight of the masked-out term.
-    guidance_steps / guidance: extra steps of the guidance stage and its weight γ (0 steps: no guidance).
-    threshold: the binary mask keeps the cells whose sigmoid output exceeds this.
-    seed: decoder initialisation and the training batches' order and gains.
-    """
-
-    frame_size: int = 512
-    width: int = 64
-    bands: int = 64
-    steps: int = 600
-    batch: int = 16
-    lr: float = 1e-3
-    l1: float = 1.0
-    out_weight: float = 1.0
-    guidance_steps: int = 0
-    guidance: float = 1.0
-    threshold: float = 0.5
-    seed: int = 0
 
 
 class MaskDecoder(torch.nn.Module):

@@ -22,14 +22,11 @@ import numpy as np
 
 from ..models.classifier import QueryEngine
 from .codec import Result, timing_field
+from .configs import METHODS
 from .metrics import faithfulness, wilson
 
 __all__ = ["METHODS", "MethodExplanation", "ExplainerUnavailable", "judge", "unavailable", "summarize",
            "energy_share", "freqrex_method"]
-
-METHODS = ("freqrex", "lmac", "latent")
-"""The explainers ``freqrex-audit explain --method`` and a spec's ``explainers:`` may name."""
-
 
 class ExplainerUnavailable(RuntimeError):
     """A method cannot run on this model or clip; the message says why in the user's words."""

@@ -26,7 +26,6 @@ Conventions (one place, so reports and tests agree):
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
@@ -37,7 +36,8 @@ import torch
 from ..audio import spectrum as spec
 from ..models.classifier import Classifier, QueryEngine
 from .codec import Result
-from .explain import Explanation, as_engine
+from .summaries import wilson  # noqa: F401  (re-exported: one Wilson interval everywhere)
+from .explanation import Explanation, as_engine
 
 __all__ = [
     "ClassResponsibility", "Faithfulness", "FrequencyHistogram", "InsertionDeletion", "InverseHistogram",
@@ -148,21 +148,6 @@ def mann_whitney(a: Sequence[float], b: Sequence[float]) -> MannWhitney:
 
 
 # --------------------------------------------------------------------------- faithfulness
-
-def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
-    """Wilson score interval of k successes in n trials (None when n == 0)."""
-    if n <= 0:
-        return None
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 
 @dataclass(frozen=True)
 class Faithfulness(Result):

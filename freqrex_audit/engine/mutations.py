@@ -13,12 +13,14 @@ import cmath
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from ..audio import spectrum as spec
 from .codec import Result
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_SCALES = (0.75, 0.5, 0.25, 0.0, 1.5, 2.0, 3.0, 5.0, 10.0, 100.0, 1000.0)
 DEFAULT_PHASES = (90.0, 180.0)
@@ -98,36 +100,9 @@ def extremes(ordered: Sequence[Mutation]) -> tuple[Mutation, ...]:
     return tuple(m for m in ordered if m in chosen) or tuple(ordered[-1:])
 
 
-def clip_bound(x: torch.Tensor) -> float:
+def clip_bound(x: "torch.Tensor") -> float:
     """Boosted clips are clipped to ±max(1, peak of the original)."""
     return max(1.0, float(x.abs().max()))
-
-
-def perturbed(spectrum: torch.Tensor, n: int, rows: Sequence[tuple[Sequence[int], Mutation | Nudge]],
-              bound: float) -> torch.Tensor:
-    """Waveforms [B, n]: row i multiplies the bins ``rows[i][0]`` by ``rows[i][1]`` (boosts clipped)."""
-    factors = torch.ones((len(rows), spectrum.shape[-1]), dtype=spectrum.dtype, device=spectrum.device)
-    if all(len(bins) == 1 and isinstance(m, Mutation) for bins, m in rows):  # the screens: one scatter
-        index = torch.as_tensor([bins[0] for bins, _ in rows], dtype=torch.long, device=spectrum.device)
-        values = torch.tensor([m.multiplier for _, m in rows], dtype=spectrum.dtype, device=spectrum.device)
-        factors[torch.arange(len(rows), device=spectrum.device), index] = values
-        rows_left: Sequence = ()
-    else:
-        rows_left = rows
-    for i, (bins, mutation) in enumerate(rows_left):
-        index = torch.as_tensor(np.asarray(bins, dtype=np.int64), device=spectrum.device)
-        if isinstance(mutation, Nudge):
-            size = spectrum[index].abs()
-            factors[i, index] = torch.where(size > 0, (size + mutation.amount).clamp_min(0) / size.clamp_min(1e-30),
-                                            torch.ones_like(size)).to(spectrum.dtype)
-        else:
-            factors[i, index] = mutation.multiplier
-    waves = spec.mutated_waveforms(spectrum, factors, n)
-    boosted = [m.boost for _, m in rows]
-    if not any(boosted):
-        return waves
-    mask = torch.tensor(boosted, device=spectrum.device)
-    return torch.where(mask[:, None], waves.clamp(-bound, bound), waves)
 
 
 def flip_margin(probs: np.ndarray, original: int) -> float:

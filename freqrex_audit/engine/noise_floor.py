@@ -17,7 +17,7 @@ import numpy as np
 from ..audio.io import validate_waveform
 from ..models.classifier import Classifier, QueryEngine
 from .codec import Result, timing_field
-from .explain import as_engine
+from .explanation import as_engine
 from .mutations import flip_margin
 
 NOISE_KINDS = ("white", "pink")
@@ -91,27 +91,3 @@ def noise_floor(classifier: Classifier | QueryEngine, x: np.ndarray, original: i
     return NoiseFloor(snr_db=float(snr_db), draws=draws, flips=flips, labels=labels, original_label=int(original),
                       min_margin=min_margin, queries=engine.queries - q0, seed=seed,
                       seconds=time.perf_counter() - began)
-
-
-def robustness(fourier, peer=None, noise: NoiseFloor | None = None) -> dict | None:
-    """One figure per clip (#29, point 5): the quietest flip found by any method, with the method.
-
-    ``fourier`` is the FreqReX attack, ``peer`` a :class:`~.peers.PeerAttack`, ``noise`` the floor (noise
-    that flips counts at its SNR). ``defect`` names an attack louder than noise that flips the clip.
-    None when nothing flipped the clip."""
-    found = []
-    if fourier is not None and fourier.success:
-        found.append((float(fourier.snr_db), "freqrex"))
-    if peer is not None and peer.success:
-        found.append((float(peer.snr_db), peer.method))
-    if noise is not None and noise.fragile:
-        found.append((float(noise.snr_db), f"{'+'.join(noise.kinds_that_flip)} noise"))
-    if not found:
-        return None
-    snr, method = max(found)
-    defect = None
-    if noise is not None and noise.fragile and (fourier is None or not fourier.success or fourier.snr_db < noise.snr_db):
-        heard = f"{fourier.snr_db:.1f} dB" if fourier is not None and fourier.success else "no flip"
-        defect = (f"the frequency attack ({heard}) is louder than plain noise that flips the clip "
-                  f"({noise.snr_db:g} dB SNR)")
-    return {"snr_db": snr, "method": method, "defect": defect}

@@ -31,7 +31,7 @@ import numpy as np
 from ..audio.io import validate_waveform
 from ..models.classifier import Classifier, QueryEngine
 from .codec import Result, timing_field
-from .explain import as_engine
+from .explanation import as_engine
 from .metrics import snr_db
 from .mutations import flip_margin
 

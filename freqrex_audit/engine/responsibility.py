@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..models.classifier import QueryEngine
+from .configs import CONVERGENCE_RULES
 
 
 @dataclass(frozen=True)
@@ -234,9 +235,6 @@ def iteration_steps(spectrum: torch.Tensor, target: int, rng: np.random.Generato
 def n_asked_all(asked: int, children: int) -> bool:
     """Whether ``asked`` unions are every proper union of ``children`` parts."""
     return asked >= len(proper_unions(children))
-
-
-CONVERGENCE_RULES = ("running", "literal")
 
 
 STOP_REASONS = {"epsilon": "converged: a convergence step moved the map by at most ε (EMD)",

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..audio import spectrum as spec
 from ..models.classifier import QueryEngine
 from .coverage import prefix_rows, prefix_step
-from .mutations import Mutation, Nudge, flip_margin, perturbed
+from .mutations import Mutation, Nudge, flip_margin
 
 Candidate = tuple[tuple[int, ...], Mutation]
 
@@ -234,3 +235,30 @@ def grow_sets(search: BudgetedSearch, mutations: Sequence[Mutation], ladder: Seq
         climb(search, "sets", flipped[:1], ladder, 1)
         if search.settled:
             return
+
+
+def perturbed(spectrum: torch.Tensor, n: int, rows: Sequence[tuple[Sequence[int], Mutation | Nudge]],
+              bound: float) -> torch.Tensor:
+    """Waveforms [B, n]: row i multiplies the bins ``rows[i][0]`` by ``rows[i][1]`` (boosts clipped)."""
+    factors = torch.ones((len(rows), spectrum.shape[-1]), dtype=spectrum.dtype, device=spectrum.device)
+    if all(len(bins) == 1 and isinstance(m, Mutation) for bins, m in rows):  # the screens: one scatter
+        index = torch.as_tensor([bins[0] for bins, _ in rows], dtype=torch.long, device=spectrum.device)
+        values = torch.tensor([m.multiplier for _, m in rows], dtype=spectrum.dtype, device=spectrum.device)
+        factors[torch.arange(len(rows), device=spectrum.device), index] = values
+        rows_left: Sequence = ()
+    else:
+        rows_left = rows
+    for i, (bins, mutation) in enumerate(rows_left):
+        index = torch.as_tensor(np.asarray(bins, dtype=np.int64), device=spectrum.device)
+        if isinstance(mutation, Nudge):
+            size = spectrum[index].abs()
+            factors[i, index] = torch.where(size > 0, (size + mutation.amount).clamp_min(0) / size.clamp_min(1e-30),
+                                            torch.ones_like(size)).to(spectrum.dtype)
+        else:
+            factors[i, index] = mutation.multiplier
+    waves = spec.mutated_waveforms(spectrum, factors, n)
+    boosted = [m.boost for _, m in rows]
+    if not any(boosted):
+        return waves
+    mask = torch.tensor(boosted, device=spectrum.device)
+    return torch.where(mask[:, None], waves.clamp(-bound, bound), waves)

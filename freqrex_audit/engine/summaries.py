@@ -15,11 +15,12 @@ count over the clips they are given.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["METRICS", "DENOMINATORS", "metric_definition", "attack_counts", "summarize_attacks"]
+__all__ = ["METRICS", "DENOMINATORS", "metric_definition", "attack_counts", "summarize_attacks", "wilson", "robustness"]
 
 DENOMINATORS = {
     "answered clips": "clips the model gave a prediction for (clips that errored are counted apart)",
@@ -193,3 +194,41 @@ def summarize_attacks(fourier: list, stft: list | None = None, frame_sizes: tupl
             "denominators": {k.split(".", 1)[1]: metric_definition(k)[1] for k in stft_names},
         }
     return summary
+
+
+def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval of k successes in n trials (None when n == 0)."""
+    if n <= 0:
+        return None
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def robustness(fourier, peer=None, noise=None) -> dict | None:
+    """One figure per clip (#29, point 5): the quietest flip found by any method, with the method.
+
+    ``fourier`` is the FreqReX attack, ``peer`` a :class:`~.peers.PeerAttack`, ``noise`` the floor (noise
+    that flips counts at its SNR). ``defect`` names an attack louder than noise that flips the clip.
+    None when nothing flipped the clip."""
+    found = []
+    if fourier is not None and fourier.success:
+        found.append((float(fourier.snr_db), "freqrex"))
+    if peer is not None and peer.success:
+        found.append((float(peer.snr_db), peer.method))
+    if noise is not None and noise.fragile:
+        found.append((float(noise.snr_db), f"{'+'.join(noise.kinds_that_flip)} noise"))
+    if not found:
+        return None
+    snr, method = max(found)
+    defect = None
+    if noise is not None and noise.fragile and (fourier is None or not fourier.success or fourier.snr_db < noise.snr_db):
+        heard = f"{fourier.snr_db:.1f} dB" if fourier is not None and fourier.success else "no flip"
+        defect = (f"the frequency attack ({heard}) is louder than plain noise that flips the clip "
+                  f"({noise.snr_db:g} dB SNR)")
+    return {"snr_db": snr, "method": method, "defect": defect}

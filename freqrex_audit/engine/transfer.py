@@ -43,7 +43,7 @@ import numpy as np
 from ..audio.io import resample
 from ..models.classifier import Classifier, QueryEngine
 from .codec import Result
-from .explain import Explanation
+from .explanation import Explanation
 
 __all__ = ["TransferMatrix", "TransferResult", "TransferSignal", "flat_earthers", "flat_earther_undecided",
            "transfer_signals", "transferability"]

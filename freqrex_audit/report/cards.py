@@ -17,7 +17,7 @@ from ..audio import spectrum as spec
 from ..audio.io import encode_audio
 from ..audit.messages import change_text
 from ..engine.attacks import FourierAttack, STFTAttack
-from ..engine.explain import Explanation
+from ..engine.explanation import Explanation
 from ..engine.metrics import snr_db
 from . import figures
 from .format import fmt_bins, fmt_snr

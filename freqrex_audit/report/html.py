@@ -19,7 +19,7 @@ from typing import Iterable
 import jinja2
 import numpy as np
 
-from ..engine.explain import Explanation
+from ..engine.explanation import Explanation
 from ..audit.records import NOT_RUN, RED, RUN_SHOWN, run_verdict
 from ..runs.read import ResultsError, load_run
 from . import figures

@@ -87,7 +87,7 @@ def _sample_files(index: int, sample: dict, arrays: dict, folder: str) -> Iterat
     """(kind, the clip's facts, the file's index entry, its bytes) for one analysed clip's found subsets and
     other explainers' kept signals. ``confidence`` is the recorded score of the clip's target class on exactly
     that signal. The one synthesis of these files: the audit's index and every later rebuild come from here."""
-    from ..engine.explain import Explanation
+    from ..engine.explanation import Explanation
 
     exp = Explanation.from_dict(sample["explanation"], arrays)
     stem = _safe(re.sub(r"\.[A-Za-z0-9]{1,5}$", "", str(sample["id"])), "clip")  # loud/000.wav -> loud_000

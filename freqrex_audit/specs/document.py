@@ -17,13 +17,9 @@ from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import ConfigDict, Field, model_validator
 
-from ..engine import AttackConfig, FreqReXConfig, STFTAttackConfig
-from ..engine.attacks import ATTACK_POOLS
-from ..engine.explain import MAX_PARTS
-from ..engine.latent import LatentConfig
-from ..engine.lmac import LMACConfig
-from ..engine.methods import METHODS
-from ..engine.responsibility import CONVERGENCE_RULES
+from ..engine.attack_config import ATTACK_POOLS, AttackConfig
+from ..engine.configs import (CONVERGENCE_RULES, MAX_PARTS, METHODS, FreqReXConfig, LatentConfig, LMACConfig,
+                              STFTAttackConfig)
 from .fields import (Check, FrameSize, Integer, Labels, Margin, Positive, Range, Rate, Rule, SampleRate, Section,
                      SpecName, Target, Text, _repeated, _setting, problem)
 

@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..engine import AttackConfig, FreqReXConfig, Mutation, STFTAttackConfig
-from ..engine.latent import LatentConfig
-from ..engine.lmac import LMACConfig
+from ..engine.attack_config import AttackConfig
+from ..engine.configs import FreqReXConfig, LatentConfig, LMACConfig, STFTAttackConfig
+from ..engine.mutations import Mutation
 from ..runtime.paths import allowed_roots, outside_roots, shown_spec, user_path
 from .discovery import SPEC_DIRS, SPEC_SUFFIXES, find_peer, find_specs, in_spec_dir, spec_dirs_from_ini
 from .document import (CHECK_MODELS, MAX_ATTACK_SCALE, MODEL_TYPES, OUTPUT_CHOICES, AttackSection, Check,

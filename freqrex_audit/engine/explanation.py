@@ -13,100 +13,12 @@ from ..audio import spectrum as spec
 from ..audio.io import int16_roundtrip, validate_waveform
 from ..models.classifier import Classifier, QueryEngine
 from .codec import Result, timing_field
-from .responsibility import CONVERGENCE_RULES, compute_responsibility
+from .configs import FreqReXConfig
+from .responsibility import compute_responsibility
 from .subsets import TIE_MARGIN, PrefixOracle, find_subsets, is_complete, margin, prune, rank_bins
 
 SIGNAL_KINDS = ("original", "sufficient", "minimal", "necessary", "complete", "inverse", "inverse_complete")
 SUBSET_KINDS = ("sufficient", "minimal", "necessary", "complete")
-
-
-MAX_PARTS = 12
-"""Most parts per partition: a split queries 2^p − 2 unions (4,094 at p = 12; p = 64 would never finish)."""
-
-
-@dataclass(frozen=True)
-class FreqReXConfig(Result):
-    """Every knob of Algorithm 1, with the defaults this project measured and chose.
-
-    seed: base seed; iteration i uses the generator seeded with (seed, i).
-    parts: p, parts per partition (2^p − 2 mutants per split: 14 for p = 4).
-    refine_parts: parts per split below the first level (None: ``parts``). Opt-in; with smallest-first
-        querying (below) p = 4 costs as few queries as binary splits on a single band (README).
-    partition: "contiguous" random bands, or "interleaved" random non-contiguous parts.
-    iterations: most responsibility iterations; min_iterations: fewest before stopping early.
-    epsilon: stop once the EMD between successive running maps is ≤ this. Measured on the ratio, AND,
-        OR and parity models of tests/known_models.py (3 seeds each): ε = 0.005 stopped after 3–15
-        iterations (median 6) with 21–74% of a full 20-iteration run's queries; sufficient sets had the
-        same size as the full run's on ratio, OR and parity, and 3–7 vs 2–5 bins on AND (all precision
-        1.0). ε = 0.01 stopped at 3–8 but once kept 13 bins for AND's 2; ε = 0.002 cost 2–3× more.
-    convergence: "running" (default) compares successive running maps; "literal" is the paper's test,
-        this iteration's map R_i against the running map R_g. Under both, an iteration with no passing
-        mutant is not a convergence step and does not count towards min_iterations (README: measurements).
-    max_depth / min_part_size / iteration_budget / refine_top: refinement limits per iteration
-        (levels, smallest part split further in bins, queries, passing mutants refined per node and level).
-        refine_top = 1 measured best on the planted conjunctions and single band (README table).
-    smallest_first: ask each node's unions of children size by size and stop at the first size that
-        passes (Def. 2 credits only smallest sufficient sets): p queries per level on a single band instead
-        of 2^p − 2. Cut the single-band explanation from 379 to 128 queries at 1 s and 464 to 216 at 30 s
-        (README). False: every proper union asked and every passing one credited (the earlier reading).
-    min_confidence: δ, the sufficient prefix keeps the target with conf ≥ δ·conf(x).
-    chain_length: L, prefixes in a row (bins, as the paper counts them) that must all be sufficient.
-    grid_points: size of the geometric grid of prefix sizes (48: with the bin-level chain and pruning, 64
-        found the same sufficient prefixes on the known models at ~12 more queries); refine_points:
-        linear sub-grid size.
-    decimals: completeness matches the original confidence to this many decimals.
-    search_chunk: candidates asked together in the necessary/complete search; fixed (not the batch
-        size) so that results and query counts never depend on the hardware's batch size.
-    prune / prune_budget: after the paper's prefix search, remove in batches the bins of the sufficient
-        prefix that the label does not need (``minimal``; ``sufficient`` stays the paper's prefix set), at
-        most ``prune_budget`` queries.
-    fragility_check: re-query every found subset's handed-out signal with 1e-6 relative noise and after a
-        16-bit PCM round trip (2 queries per subset, one batch) and record which it does not survive.
-    batch_size: queries per model call (None: the QueryEngine's).
-    """
-
-    seed: int = 0
-    parts: int = 4
-    refine_parts: int | None = None
-    partition: str = "contiguous"
-    iterations: int = 20
-    min_iterations: int = 3
-    epsilon: float = 0.005
-    convergence: str = "running"
-    max_depth: int = 8
-    min_part_size: int = 4
-    iteration_budget: int = 200
-    refine_top: int = 1
-    smallest_first: bool = True
-    min_confidence: float = 0.5
-    chain_length: int = 5
-    grid_points: int = 48
-    refine_points: int = 16
-    decimals: int = 2
-    search_chunk: int = 8
-    prune: bool = True
-    prune_budget: int = 64
-    fragility_check: bool = True
-    batch_size: int | None = None
-    speculate: int = 0  # opt-in: 2 measured +1.4 % queries for 12 % fewer calls (README, #33)
-
-    def __post_init__(self) -> None:
-        checks = {
-            "parts": 2 <= self.parts <= MAX_PARTS,
-            "refine_parts": self.refine_parts is None or 2 <= self.refine_parts <= MAX_PARTS,
-            "iterations": self.iterations >= 1,
-            "min_iterations": 1 <= self.min_iterations, "epsilon": self.epsilon >= 0,
-            "max_depth": self.max_depth >= 1, "min_part_size": self.min_part_size >= 1,
-            "iteration_budget": self.iteration_budget >= 1, "refine_top": self.refine_top >= 1,
-            "min_confidence": 0 <= self.min_confidence <= 1, "chain_length": self.chain_length >= 1,
-            "grid_points": self.grid_points >= 2, "refine_points": self.refine_points >= 1,
-            "decimals": self.decimals >= 0, "search_chunk": self.search_chunk >= 1, "speculate": self.speculate >= 0, "prune_budget": self.prune_budget >= 1, "batch_size": self.batch_size is None or self.batch_size >= 1,
-            "partition": self.partition in ("contiguous", "interleaved"),
-            "convergence": self.convergence in CONVERGENCE_RULES,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"FreqReXConfig: invalid {', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}")
 
 
 @dataclass(frozen=True)

@@ -19,38 +19,10 @@ from ..audio import spectrum as spec
 from ..audio.io import int16_roundtrip, validate_waveform
 from ..models.classifier import Classifier, QueryEngine
 from .codec import Result, timing_field
-from .explain import as_engine
+from .configs import STFTAttackConfig
+from .explanation import as_engine
 from .metrics import linf, snr_db
 from .mutations import Mutation, clip_bound, flip_margin
-
-
-@dataclass(frozen=True)
-class STFTAttackConfig(Result):
-    """Algorithm 3's knobs: frame sizes tried in order, and the most frames changed per size.
-
-    ``neighbours``: STFT bins on each side of the nearest one that are mutated too. A Hann-windowed
-    sinusoid spreads over the nearest bin and one on each side, so mutating the nearest bin alone
-    leaves much of the frequency's energy untouched (0 reproduces the paper's nearest-bin rule).
-    ``min_margin`` / ``min_snr_db``: as in the Fourier attack (a flip needs the margin; quiet ≥ SNR).
-    """
-
-    frame_sizes: tuple[int, ...] = (256, 512, 1024)
-    frame_budget: int | None = None
-    neighbours: int = 1
-    min_margin: float = 0.05
-    min_snr_db: float = 10.0
-    search_chunk: int = 32
-    batch_size: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.frame_sizes or any(w < 4 or w % 4 for w in self.frame_sizes):
-            raise ValueError(f"STFTAttackConfig: frame sizes must be multiples of 4, got {self.frame_sizes}")
-        if self.neighbours < 0:
-            raise ValueError(f"STFTAttackConfig: neighbours must be ≥ 0, got {self.neighbours}")
-        if self.frame_budget is not None and self.frame_budget < 1:
-            raise ValueError(f"STFTAttackConfig: frame_budget must be ≥ 1, got {self.frame_budget}")
-        if not 0 <= self.min_margin < 1:
-            raise ValueError(f"STFTAttackConfig: min_margin must be in [0, 1), got {self.min_margin}")
 
 
 @dataclass(frozen=True)
