@@ -200,3 +200,16 @@ def test_a_model_that_hangs_on_the_probe_fails_the_first_clip_of_the_call():
     assert isinstance(got[0][0], ClassifierTimeout) and "did not return within the 0.5 s" in str(got[0][0])
     assert np.array_equal(got[1][0], _engine(model).query(_rows(3)))  # its answer, asked alone, stands
     assert all(type(g).__name__ == "AlreadyHung" for g in (got[0][1], got[1][1]))
+
+
+def test_the_progress_line_counts_clips_done_in_any_order(project):
+    """Outcomes come in clip order; the progress line counts clips as they finish, never going back."""
+    from freqrex_audit.audit.run import run_spec
+    from freqrex_audit.specs.loader import load_spec
+
+    (project / "spec.yaml").write_text(FRAGILE_SPEC % "tests.audit_models:fragile")
+    seen: list[tuple[int, int]] = []
+    result = run_spec(load_spec(project / "spec.yaml"), "cpu", progress=lambda d, t, q: seen.append((d, q)))
+    done = [d for d, _ in seen]
+    assert result.batching["merges"] and done == sorted(done) and done[0] == 0 and done[-1] == 6
+    assert [q for _, q in seen] == sorted(q for _, q in seen) and seen[-1][1] == result.queries

@@ -11,7 +11,7 @@ Ctrl-C) stops the rounds and waits briefly for the threads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..models.classifier import describe_exception
@@ -25,8 +25,12 @@ _STOP_WAIT_S = 10.0
 """How long a stopped run waits for its clip threads (a model call in flight) before leaving them behind."""
 
 
-def clips_in_step(runner: ClipRunner, samples: list, rate: int, width: int) -> Iterator[ClipOutcome]:
+def clips_in_step(runner: ClipRunner, samples: list, rate: int, width: int,
+                  on_done: Callable[[int], None] | None = None) -> Iterator[ClipOutcome]:
     """Each sample's outcome, in order, computed ``width`` clips at a time in lockstep on ``runner``'s engine.
+
+    ``on_done(n)`` is told, from the caller's thread, how many clips are done in any order (outcomes come in
+    clip order, so a progress line counting them alone would stand still while later clips finish).
 
     When the generator is done, ``runner.queries_by_phase`` holds every clip's phases (and ``batching_probe``,
     the queries spent testing whether merging keeps every bit), and ``runner.lockstep`` the lockstep's facts.
@@ -34,6 +38,7 @@ def clips_in_step(runner: ClipRunner, samples: list, rate: int, width: int) -> I
     lockstep = Lockstep(runner.engine)
     runner.lockstep = lockstep
     outcomes: dict[int, ClipOutcome] = {}
+    done = [0]  # clips finished, in any order
     pending = iter(range(len(samples)))
     ready = threading.Condition()
     forks: list[ClipRunner] = []
@@ -52,6 +57,7 @@ def clips_in_step(runner: ClipRunner, samples: list, rate: int, width: int) -> I
                     outcome = ClipOutcome(SampleRecord(samples[i], "error", describe_exception(exc)))
                 with ready:
                     outcomes[i] = outcome
+                    done[0] += 1
                     ready.notify_all()
         finally:
             lockstep.leave()
@@ -67,13 +73,19 @@ def clips_in_step(runner: ClipRunner, samples: list, rate: int, width: int) -> I
     for fork in forks:
         threads.append(threading.Thread(target=work, args=(fork,), name="freqrex-clip", daemon=True))
         threads[-1].start()
-    finished = False
+    finished, told = False, 0
     try:
         for i, sample in enumerate(samples):
-            with ready:
-                while i not in outcomes and any(t.is_alive() for t in threads):
+            while True:
+                with ready:
+                    if i in outcomes or not any(t.is_alive() for t in threads):
+                        outcome = outcomes.pop(i, None)
+                        break
                     ready.wait(1.0)
-                outcome = outcomes.pop(i, None)
+                    count = done[0]
+                if on_done is not None and count > told:
+                    told = count
+                    on_done(count)
             yield outcome or ClipOutcome(SampleRecord(sample, "error", "its clip thread ended without a result"))
         finished = True
     finally:

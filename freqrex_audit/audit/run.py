@@ -72,10 +72,17 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
             runner.kit.prepare()
         rate = spec.dataset.sample_rate or clf.sample_rate
         executor = current_executor()
+        finished = [0]  # clips done in any order (clips in lockstep finish out of order)
+
+        def count_done(n: int) -> None:
+            finished[0] = n
+            if progress is not None:
+                progress(n, len(samples), runner.engine.queries + remote.queries)
+
         if executor and len(samples) > 1:
             outcomes = executor.run_clips(spec, device, cache.root, samples, stages=stages)
         elif in_step(spec, runner, samples):
-            outcomes = clips_in_step(runner, samples, rate, spec.clips_at_once)
+            outcomes = clips_in_step(runner, samples, rate, spec.clips_at_once, on_done=count_done)
         else:
             outcomes = (audit_clip(runner, sample, rate) for sample in samples)
         if progress is not None:
@@ -95,7 +102,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
             if outcome.remote:
                 remote.add(outcome.counts)
             if progress is not None:
-                progress(done, len(samples), runner.engine.queries + remote.queries)
+                progress(max(done, finished[0]), len(samples), runner.engine.queries + remote.queries)
         if runner.lockstep is not None:
             outcomes.close()  # a loop cut by the deadline stops the clip threads now, not when collected
         error = error or model_failure(clf, records)
