@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import re
 import time
 from dataclasses import dataclass
@@ -97,6 +98,16 @@ def runtime_versions() -> tuple[tuple[str, str | None], ...]:
     from .._version import package_versions
 
     return tuple(package_versions(*NUMERIC_RUNTIMES).items())
+
+
+def computed_by(*distributions: str) -> dict[str, str | None]:
+    """Which code computed a result, as results.json's ``run.versions`` and ``bench --peers --json`` record it: this
+    package, its engine (as the cache keys it), Python, every one of :data:`NUMERIC_RUNTIMES`, and the other
+    installed ``distributions`` named (None when absent)."""
+    from .._version import __version__, package_versions
+
+    return {"freqrex_audit": __version__, "engine": engine_version(), "python": platform.python_version(),
+            **dict(runtime_versions()), **package_versions(*distributions)}
 
 
 def make_key(*parts: Any) -> str:

@@ -9,14 +9,13 @@ ahead of the original by the attack's ``min_margin``, re-verified. The table is 
 
 from __future__ import annotations
 
-import platform
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..audit.cache import NUMERIC_RUNTIMES, engine_version
+from ..audit.cache import computed_by
 from ..audit.datasets import list_samples, read_clip
 from ..audit.pipeline import load_model
 from ..engine import explain, fourier_attack
@@ -143,17 +142,14 @@ def format_peer_table(rows: list[PeerRow], snr_db: float = 20.0) -> str:
     return "\n".join(lines)
 
 
-RUNTIMES = (*NUMERIC_RUNTIMES, "silero-vad", "openwakeword", "adversarial-robustness-toolbox")
-"""What decides the numbers besides the engine: the cache's numeric runtimes, the peer models' wheels and ART."""
+PEER_WHEELS = ("silero-vad", "openwakeword", "adversarial-robustness-toolbox")
+"""What decides the numbers besides the engine and the numeric runtimes: the peer models' wheels and ART."""
 
 
 def rows_as_json(rows: list[PeerRow], snr_db: float) -> dict:
     """The ``--json`` file: the rows, their summary, HopSkipJump's settings and the versions that computed them."""
-    from .._version import package_versions
-
     return {"snr_db": snr_db, "hopskipjump": HOPSKIPJUMP, "rows": [asdict(r) for r in rows],
-            "summary": summary(rows, snr_db),
-            "versions": {"engine": engine_version(), "python": platform.python_version(), **package_versions(*RUNTIMES)}}
+            "summary": summary(rows, snr_db), "versions": computed_by(*PEER_WHEELS)}
 
 
 def rows_from_json(doc: dict) -> list[PeerRow]:

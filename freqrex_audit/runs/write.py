@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import platform
 import subprocess
 import time
 from pathlib import Path
@@ -177,12 +176,9 @@ def run_info(seed: int | None, device: str, node_cpus: dict[str, str | None] | N
     sources, what the cache and baselines key on, so a reader can tell which engine computed the run; and each of
     the numeric runtimes the cache keys on, None when absent, so ``compare`` names an onnxruntime or scipy change
     as it names a torch one), commit, and ``node_cpus`` (each node's CPU) when clips ran on nodes with another CPU."""
-    from .._version import __version__
-    from ..audit.cache import engine_version, runtime_versions
+    from ..audit.cache import computed_by
 
-    versions = {"freqrex_audit": __version__, "engine": engine_version(), "python": platform.python_version(),
-                **dict(runtime_versions())}
-    info = {"seed": seed, "device": device, "cpu": cpu_description(), "versions": versions, "commit": _commit()}
+    info = {"seed": seed, "device": device, "cpu": cpu_description(), "versions": computed_by(), "commit": _commit()}
     return {**info, "node_cpus": dict(node_cpus)} if node_cpus else info
 
 
