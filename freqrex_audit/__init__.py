@@ -13,9 +13,9 @@ which lives inside the package) costs no torch, transformers, scipy or matplotli
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from ._version import __version__
 
 _PUBLIC = {  # name -> the module that defines it
@@ -34,18 +34,7 @@ _PUBLIC = {  # name -> the module that defines it
 __all__ = [*sorted(_PUBLIC), "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module when the name is first read (then cache it on the package)."""
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_PUBLIC})
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run time

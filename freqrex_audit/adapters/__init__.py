@@ -9,14 +9,9 @@ for ``bench.sizes`` on a bench machine) does not load the loader and its YAML.
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 __all__ = ["load_classifier", "MODEL_TYPES", "MODEL_DESCRIPTOR"]
 
-_HOMES = {"load_classifier": "loader", "MODEL_DESCRIPTOR": "loader", "MODEL_TYPES": "registry"}
-
-
-def __getattr__(name: str):
-    if name in _HOMES:
-        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(
+    __name__, {"load_classifier": "loader", "MODEL_DESCRIPTOR": "loader", "MODEL_TYPES": "registry"}, globals())

@@ -8,8 +8,9 @@ the module would otherwise shadow the function on the package.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 _NAMES = {  # name -> the module that defines it
     **{name: "attack_config" for name in ("AttackConfig",)},
@@ -33,18 +34,7 @@ _NAMES = {  # name -> the module that defines it
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name: str) -> Any:
-    """Import a name's module when the name is first read (then keep it on the package)."""
-    module = _NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_NAMES})
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES, globals())
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run time
