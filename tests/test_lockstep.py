@@ -48,6 +48,11 @@ def test_clips_side_by_side_give_the_one_at_a_time_results_in_fuller_calls(proje
     assert side["queries"] == alone["queries"] + batching["probe_queries"]  # the probe is the only extra question
     assert side["calls"] < alone["calls"] / 3 and batching["merged_calls"] > 0
     assert side["mean_clips_per_call"] > 3 * alone["mean_clips_per_call"]
+    from freqrex_audit.report.tables import work_table  # `freqrex-audit tables RUN` prints what the run spent
+
+    row = work_table({"timings": {"per_spec": {"spec": side}}}).splitlines()[2].split(" | ")
+    assert row[1:7] == [f"{side['queries']:,}", f"{side['calls']:,}", f"{side['mean_clips_per_call']:,.1f}", "6",
+                        f"{batching['merged_calls']:,}", f"{batching['probe_queries']:,}"]
 
 
 def test_a_model_in_its_own_process_gives_the_same_results_side_by_side(project):

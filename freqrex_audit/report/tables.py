@@ -15,7 +15,7 @@ import numpy as np
 
 from ..engine.summaries import METRICS, metric_definition
 
-__all__ = ["TABLE3", "metric_columns", "markdown_tables", "as_array"]
+__all__ = ["TABLE3", "metric_columns", "markdown_tables", "work_table", "as_array"]
 
 TABLE3 = ("success_rate", "raw_success_rate", "single_rate", "five_rate", "int16_survival_rate", "single_share",
           "five_share", "int16_survival_share")
@@ -157,6 +157,22 @@ def alpha_matrix(doc: dict, arrays: dict | None = None) -> str:
     return _table(["α (source → target)", *models, "outgoing α", "÷ others' mean"], rows)
 
 
+def work_table(doc: dict) -> str:
+    """What each spec's audit asked of its model (``timings.per_spec``): queries, model calls, clips per call, and
+    how its clips shared calls side by side (clips at once, merged calls, the probe's queries, why a kind of
+    question was not merged); a spec whose clips ran one at a time shows "—" there."""
+    header = ["spec", "queries", "calls", "clips/call", "clips side by side", "merged calls", "probe queries",
+              "why not merged"]
+    rows = []
+    for name, work in sorted(((doc.get("timings") or {}).get("per_spec") or {}).items()):
+        batching = work.get("batching") or {}
+        rows.append([name, _num(work.get("queries")), _num(work.get("calls")),
+                     _num(work.get("mean_clips_per_call")), _num(batching.get("clips_at_once")),
+                     _num(batching.get("merged_calls")), _num(batching.get("probe_queries")),
+                     (batching.get("why_not") or "—").replace("|", "/")])
+    return _table(header, rows)
+
+
 def markdown_tables(doc: dict, arrays: dict | None = None, source: str = "RUN") -> str:
     """Every table as README-ready markdown, each under a heading with the command that made it."""
     parts = [f"<!-- freqrex-audit tables {source} (results schema {doc.get('schema_version')}) -->"]
@@ -164,7 +180,8 @@ def markdown_tables(doc: dict, arrays: dict | None = None, source: str = "RUN") 
                         ("Table 2 · composition ratio per class", table2(doc)),
                         ("Table 3 · Fourier attack (the attack table)", table3(doc)),
                         ("Table 4 · STFT attack", table4(doc)),
-                        ("α matrix · sufficient signals (⚑ flat-earther)", alpha_matrix(doc, arrays))):
+                        ("α matrix · sufficient signals (⚑ flat-earther)", alpha_matrix(doc, arrays)),
+                        ("Work · queries and model calls per spec (this run's, not a gate)", work_table(doc))):
         parts += [f"### {title}", "", body, ""]
     parts.append("Rates are k / n: " + "; ".join(
         f"`{name}`: {counts} / {over}" for name, (counts, over) in METRICS.items()
