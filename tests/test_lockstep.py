@@ -77,6 +77,25 @@ def test_a_model_whose_rows_depend_on_their_call_is_never_merged(project):
     assert side["queries"] == alone["queries"] + batching["probe_queries"]
 
 
+def test_padded_calls_let_a_model_whose_rows_move_with_the_call_size_merge(project):
+    """``pad_calls``: every call holds ``batch_size`` rows, so a model whose rows move with the call's row count (as
+    kernels chosen by shape do on a GPU) gives each clip the same bits alone and side by side, and now merges."""
+    alone, side, alone_text, side_text = _runs(project, "tests.lockstep_models:batch_dependent", ", pad_calls: true")
+    assert side_text == alone_text
+    assert side["batching"]["merges"] is True and side["calls"] < alone["calls"] / 3
+    assert side["queries"] == alone["queries"] + side["batching"]["probe_queries"]  # padding rows are not queries
+
+
+def test_a_padded_call_answers_its_rows_as_a_full_call_does():
+    def model(x: torch.Tensor) -> torch.Tensor:  # rows move with the call's row count
+        return torch.softmax(torch.stack([x[:, 1], -x[:, 1] + 1e-4 * x.shape[0]], dim=-1), dim=-1)
+
+    padded = QueryEngine(Classifier.from_callable(model, ["a", "b"], 8000), batch_size=8, pad_calls=True)
+    rows = np.concatenate([_rows(1, 3), _rows(2, 5)])
+    assert np.array_equal(padded.query(rows[:3]), _engine(model, 8).query(rows)[:3])  # 3 rows asked in a call of 8
+    assert padded.queries == 3 and padded.call_sizes == [3]
+
+
 def _engine(fn, batch_size: int = 64) -> QueryEngine:
     return QueryEngine(Classifier.from_callable(fn, ["a", "b"], 8000), batch_size=batch_size)
 

@@ -84,7 +84,7 @@ class ClipRunner:
         self.stages = stages
         self.clf = clf
         self.engine = QueryEngine(clf, batch_size=spec.batch_size, timeout_s=spec.timeout_s,
-                                  precision=spec.model.get("precision", "fp32"))
+                                  precision=spec.model.get("precision", "fp32"), pad_calls=spec.pad_calls)
         self.cache = cache if clf.fingerprint else Cache(None)
         self.fp = clf.fingerprint
         self.queries_by_phase: dict[str, int] = {p: 0 for p in PHASES}
@@ -143,6 +143,8 @@ class ClipRunner:
             notes.append(fallback)
         if self.engine.autocast is not None:  # results at reduced precision are cached apart from fp32 ones
             audio = f"{audio}-{self.engine.precision}"
+        if self.spec.pad_calls:  # so are results from calls padded to one shape (its row count is the batch size)
+            audio = f"{audio}-pad{self.spec.batch_size}"
         probs = self.predict(audio, x)
         self.queries_by_phase["predict"] += self.engine.queries - q0
         top = int(np.argmax(probs))

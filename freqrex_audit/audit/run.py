@@ -72,11 +72,12 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
             runner.kit.prepare()
         rate = spec.dataset.sample_rate or clf.sample_rate
         executor = current_executor()
-        finished = [0]  # clips done in any order (clips in lockstep finish out of order)
+        shown = [0]  # clips done, as the progress line last said (clips in lockstep finish out of order)
 
         def count_done(n: int) -> None:
-            finished[0] = n
-            if progress is not None:
+            """Tell the progress line when more clips are done (never the same count twice: "done" once)."""
+            if progress is not None and n > shown[0]:
+                shown[0] = n
                 progress(n, len(samples), runner.engine.queries + remote.queries)
 
         if executor and len(samples) > 1:
@@ -101,8 +102,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
             error = outcome.hung or error
             if outcome.remote:
                 remote.add(outcome.counts)
-            if progress is not None:
-                progress(max(done, finished[0]), len(samples), runner.engine.queries + remote.queries)
+            count_done(done)
         if runner.lockstep is not None:
             outcomes.close()  # a loop cut by the deadline stops the clip threads now, not when collected
         error = error or model_failure(clf, records)

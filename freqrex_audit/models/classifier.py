@@ -155,7 +155,7 @@ class QueryEngine:
     """
 
     def __init__(self, classifier: Classifier, batch_size: int = 64, timeout_s: float | None = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", pad_calls: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
         if precision not in PRECISIONS:
@@ -169,6 +169,7 @@ class QueryEngine:
         self.classifier = classifier
         self.labels = tuple(classifier.labels)  # frozen: a model that changes its labels mid-run is refused
         self.batch_size = int(batch_size)
+        self.pad_calls = bool(pad_calls)  # every call padded to batch_size rows (copies of its first): one shape
         self.timeout_s = timeout_s
         self.hung: str | None = None  # the timeout message once a call has hung
         self.queries = 0
@@ -239,11 +240,19 @@ class QueryEngine:
         return np.concatenate(outputs)
 
     def _ask(self, batch: torch.Tensor) -> np.ndarray:
-        """One model call, counted (queries, calls, its size; ``on_batch`` told)."""
-        probs = self._predict(batch)
-        self.queries += batch.shape[0]
+        """One model call, counted (queries, calls, its size; ``on_batch`` told). With ``pad_calls`` the call holds
+        ``batch_size`` rows, the missing ones copies of its first (never counted, their scores dropped): every call
+        has one shape, so a row's bits cannot depend on how many rows share its call (kernels chosen by shape)."""
+        rows = batch.shape[0]
+        if self.pad_calls and rows < self.batch_size:
+            batch = torch.cat([batch, batch[:1].expand(self.batch_size - rows, *batch.shape[1:])])
+            return self._counted(self._predict(batch)[:rows], rows)
+        return self._counted(self._predict(batch), rows)
+
+    def _counted(self, probs: np.ndarray, rows: int) -> np.ndarray:
+        self.queries += rows
         self.calls += 1
-        self.call_sizes.append(batch.shape[0])
+        self.call_sizes.append(rows)
         if self.on_batch is not None:
             self.on_batch(self.queries)
         return probs

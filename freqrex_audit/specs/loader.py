@@ -106,6 +106,7 @@ class Spec:
     trust_remote_code: bool = False
     timeout_s: float = 600.0  # seconds one model call (one batch of queries) may take; then the model is hung
     clips_at_once: int = 8  # clips audited side by side in lockstep (audit/in_step.py); 1: one at a time
+    pad_calls: bool = False  # every model call padded to batch_size rows (models.classifier.QueryEngine._ask)
     explainers: ExplainerSettings | None = None  # L-MAC / latent / FreqReX-as-a-method, judged by faithfulness
 
     @property
@@ -216,7 +217,8 @@ class _Loader:
             attack=self._attack(doc.attack, checks.get("fourier_attack", {}).get("budget")),
             stft_attack=self._config("stft_attack", STFTAttackConfig, _tuples(doc.stft_attack.model_dump(exclude_unset=True))),
             checks=checks, peers=tuple(doc.peers or ()), trust_remote_code=doc.model.trust_remote_code,
-            timeout_s=doc.model.timeout_s, clips_at_once=doc.model.clips_at_once, explainers=self._explainers(doc.explainers, checks.get("faithfulness"), base),
+            timeout_s=doc.model.timeout_s, clips_at_once=doc.model.clips_at_once,
+            pad_calls=doc.model.pad_calls, explainers=self._explainers(doc.explainers, checks.get("faithfulness"), base),
         )
 
     def _explainers(self, section: ExplainersSection | None, gate: dict | None, base: Path) -> ExplainerSettings | None:
@@ -237,7 +239,7 @@ class _Loader:
 
     def _model(self, model: ModelSection, base: Path) -> dict:
         """The loader's dict: the keys given (``path`` resolved), ``window`` complete, ``timeout_s`` always."""
-        given = model.model_dump(exclude_unset=True, exclude={"batch_size", "clips_at_once", "trust_remote_code",
+        given = model.model_dump(exclude_unset=True, exclude={"batch_size", "clips_at_once", "pad_calls", "trust_remote_code",
                                                                          "timeout_s"})
         if "target" in given:  # found by the import rule's finders alone: none of the user's code runs here
             from ..runtime.imports import missing_target
