@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from ..models.classifier import describe_exception
 from ..models.lockstep import Lockstep
 from .pipeline import ClipOutcome, ClipRunner, audit_clip
 from .records import SampleRecord
 
-__all__ = ["clips_in_step", "lockstep_facts"]
+__all__ = ["clips_in_step"]
 
 _STOP_WAIT_S = 10.0
 """How long a stopped run waits for its clip threads (a model call in flight) before leaving them behind."""
@@ -99,17 +98,3 @@ def clips_in_step(runner: ClipRunner, samples: list, rate: int, width: int,
         if lockstep.probe_queries:
             runner.queries_by_phase["batching_probe"] = (runner.queries_by_phase.get("batching_probe", 0)
                                                          + lockstep.probe_queries)
-
-
-def lockstep_facts(runner: Any) -> dict | None:
-    """What ``timings.per_spec.<spec>.batching`` records: clips at once, merged calls, probe queries, and the
-    probe's finding (None when the spec's clips ran one at a time)."""
-    lockstep: Lockstep | None = getattr(runner, "lockstep", None)
-    if lockstep is None:
-        return None
-    why_not = "; ".join(lockstep.shapes.why_not) or None
-    if not lockstep.shapes.merges:
-        why_not = "no round held two questions of one kind (the cache answered, or clips asked one at a time)"
-    return {"clips_at_once": lockstep.width, "merged_calls": lockstep.merged_calls,
-            "probe_queries": lockstep.probe_queries, "merges": any(lockstep.shapes.merges.values()),
-            "why_not": why_not}

@@ -156,7 +156,7 @@ class SpecResult:
     peer_work: dict = field(default_factory=dict)  # peer -> {"seconds", "queries", "cache"} spent on it for this spec
     explainer_notes: list[str] = field(default_factory=list)  # where the L-MAC decoder / codec came from
     calls: int = 0  # model calls through the spec's QueryEngine (transferability's α/β engines are apart)
-    batching: dict | None = None  # how the clips ran side by side (audit/in_step.py: lockstep_facts), if they did
+    batching: dict | None = None  # how the clips ran side by side (models/lockstep.py: Lockstep.facts), if they did
 
     @property
     def name(self) -> str:

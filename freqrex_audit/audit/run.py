@@ -25,7 +25,7 @@ from .cache import Cache
 from .datasets import MAX_CLIP_SECONDS, list_samples
 from .executors import current_executor
 from .gates import evaluate
-from .in_step import clips_in_step, lockstep_facts
+from .in_step import clips_in_step
 from .pipeline import ClipRunner, WorkCounts, audit_clip, load_model
 from .records import Outcome, SampleRecord, SpecResult, Verdict
 from .stages import NEEDS, STAGES
@@ -144,7 +144,7 @@ def run_spec(spec: Spec, device: str = "auto", cache: Cache | None = None, sampl
     result.seconds = time.perf_counter() - began - sum(p["seconds"] for p in peers)
     result.queries = own.queries
     result.calls = own.calls
-    result.batching = lockstep_facts(runner)
+    result.batching = runner.lockstep.facts() if runner is not None and runner.lockstep is not None else None
     result.queries_by_phase = {k: v for k, v in own.queries_by_phase.items() if v}
     result.cache_stats = {k: v - sum(p["cache"].get(k, 0) for p in peers) for k, v in own.cache.items()}
     result.model_info = model_info(clf, cache)  # again: warnings raised during the run (cache not writable)

@@ -246,10 +246,7 @@ class QueryEngine:
         rows = batch.shape[0]
         if self.pad_calls and rows < self.batch_size:
             batch = torch.cat([batch, batch[:1].expand(self.batch_size - rows, *batch.shape[1:])])
-            return self._counted(self._predict(batch)[:rows], rows)
-        return self._counted(self._predict(batch), rows)
-
-    def _counted(self, probs: np.ndarray, rows: int) -> np.ndarray:
+        probs = self._predict(batch)[:rows]
         self.queries += rows
         self.calls += 1
         self.call_sizes.append(rows)

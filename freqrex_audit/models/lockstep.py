@@ -79,6 +79,15 @@ class Lockstep:
         self._asks: list[_Ask] = []
         self._stopped: str | None = None
 
+    def facts(self) -> dict:
+        """What ``timings.per_spec.<spec>.batching`` records: clips side by side, merged calls, probe queries, and
+        the probe's finding."""
+        why_not = "; ".join(self.shapes.why_not) or None
+        if not self.shapes.merges:
+            why_not = "no round held two questions of one kind (the cache answered, or clips asked one at a time)"
+        return {"clips_at_once": self.width, "merged_calls": self.merged_calls, "probe_queries": self.probe_queries,
+                "merges": any(self.shapes.merges.values()), "why_not": why_not}
+
     def view(self, order: int = 0) -> LockstepEngine:
         """A QueryEngine for one clip's thread: counts that clip's queries and calls as if it ran alone."""
         return LockstepEngine(self, order)
@@ -203,10 +212,11 @@ class Lockstep:
         return np.split(scores, cuts)
 
     def _answer_merged(self, group: list[_Ask]) -> None:
+        calls = self.engine.calls
         try:
             for ask, scores in zip(group, self._merged(group)):
                 ask.result = scores
-            self.merged_calls += -(-sum(a.batch.shape[0] for a in group) // self.engine.batch_size)
+            self.merged_calls += self.engine.calls - calls
         except ClassifierTimeout as exc:  # the first clip's call hung, as alone; the others were not analysed
             for i, ask in enumerate(group):
                 ask.error = exc if i == 0 else AlreadyHung(str(exc))
