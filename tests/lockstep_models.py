@@ -34,3 +34,15 @@ def refuses_offset(device: str = "cpu") -> Classifier:
         return torch.softmax(_fragile_logits(x), dim=-1)
 
     return Classifier.from_callable(fn, ["quiet", "loud"], SR, device=device, name="refuses_offset")
+
+
+def one_row_differs(device: str = "cpu") -> Classifier:
+    """The fragile model whose one-row calls take another path (as a CPU's BLAS does for one row): a lone row's
+    scores are nudged by 1e-6, a row in any bigger call is not. One-row questions merge only when padded."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        logits = _fragile_logits(x)
+        if x.shape[0] == 1:
+            logits[:, 1] += 1e-6
+        return torch.softmax(logits, dim=-1)
+
+    return Classifier.from_callable(fn, ["quiet", "loud"], SR, device=device, name="one_row_differs")

@@ -22,6 +22,7 @@ from freqrex_audit.cli.main import DEADLINE_EXIT, main
 from freqrex_audit.audit.datasets import list_samples
 from freqrex_audit.audit.executors import configure, run_clip
 from freqrex_audit.audit.records import Outcome
+from freqrex_audit.models.self_check import SELF_CHECK_CALLS
 from freqrex_audit.specs.loader import load_spec
 from tests import hostile_models as hm
 from tests.audit_models import write_robust_dataset
@@ -29,7 +30,7 @@ from tests.test_deadline import SPEC
 
 CALL_S = 30.0
 """Each model call after the load's self-check sleeps this long: a clip is far longer than any deadline here."""
-SLEEPY = SPEC.replace("options: {sleep_s: 0.05}", f"options: {{sleep_s: {CALL_S:g}, after_calls: 3}}")
+SLEEPY = SPEC.replace("options: {sleep_s: 0.05}", f"options: {{sleep_s: {CALL_S:g}, after_calls: {SELF_CHECK_CALLS}}}")
 XDIST_DEADLINE_S = 15
 """Counted from the controller's start: xdist's two workers start in ~3 s on a quiet machine (the fast spec
 needs ~3 s more), in up to ~25 s on a loaded one (then the fast spec's clips are cut too, and checked as such)."""
@@ -69,7 +70,7 @@ def test_a_worker_arms_the_deadline_it_is_given_and_cuts_its_clip(tmp_path):
     assert "session deadline of 2 s passed" in outcome.record.reason
 
     executors._RUNNERS.clear()  # a fresh worker: the model is not loaded yet
-    slow_load = load_spec(project(tmp_path, SLEEPY.replace("after_calls: 3", f"load_s: {CALL_S:g}"), "load"))
+    slow_load = load_spec(project(tmp_path, SLEEPY.replace(f"after_calls: {SELF_CHECK_CALLS}", f"load_s: {CALL_S:g}"), "load"))
     began = time.monotonic()
     outcome = run_clip(slow_load, "cpu", None, sample, (2.0, time.time() - 1.0))
     assert time.monotonic() - began < CALL_S and not executors._RUNNERS  # no load was started
@@ -111,7 +112,7 @@ def test_clips_cut_in_workers_are_interrupted_and_measured_ones_keep_their_verdi
         assert all(verdicts[("sufficiency", c)] == Outcome.INTERRUPTED for c in cut)
         assert verdicts[("accuracy", "aggregate")] == Outcome.INTERRUPTED
         assert deadline.facts()["hit"] is True
-    # the worker loads its own model (3 self-check calls on the clock), so it may cut at most one clip earlier
+    # the worker loads its own model (the self-check's calls on the clock), so it may cut at most one clip earlier
     assert 0 <= sum(r.analysed for r in serial.samples) - sum(r.analysed for r in pooled.samples) <= 1
 
 
@@ -144,7 +145,7 @@ def test_the_cli_deadline_cuts_clips_running_in_real_workers(tmp_path, monkeypat
 # --- 2. model loading ---------------------------------------------------------------------------------------
 
 def test_no_model_load_starts_after_the_deadline(tmp_path):
-    path = project(tmp_path, SLEEPY.replace("after_calls: 3", f"load_s: {CALL_S:g}"))
+    path = project(tmp_path, SLEEPY.replace(f"after_calls: {SELF_CHECK_CALLS}", f"load_s: {CALL_S:g}"))
     deadline.start(1.0, started=time.time() - 2.0)
     began = time.monotonic()
     result = run_spec(load_spec(path), "cpu")
@@ -155,7 +156,7 @@ def test_no_model_load_starts_after_the_deadline(tmp_path):
 
 
 def test_a_load_that_ends_after_the_deadline_is_reported_and_measures_nothing(tmp_path):
-    path = project(tmp_path, SLEEPY.replace("sleep_s: 30", "sleep_s: 0").replace("after_calls: 3", "load_s: 1.5"))
+    path = project(tmp_path, SLEEPY.replace("sleep_s: 30", "sleep_s: 0").replace(f"after_calls: {SELF_CHECK_CALLS}", "load_s: 1.5"))
     deadline.start(0.5)
     result = run_spec(load_spec(path), "cpu")
     assert deadline.cut_short(result.error) and "the session deadline of 0.5 s passed" in result.error
@@ -167,7 +168,7 @@ def test_a_load_that_ends_after_the_deadline_is_reported_and_measures_nothing(tm
 
 
 def test_a_subprocess_load_is_killed_at_the_deadline(tmp_path):
-    spec_text = SLEEPY.replace("after_calls: 3", f"load_s: {CALL_S:g}").replace(
+    spec_text = SLEEPY.replace(f"after_calls: {SELF_CHECK_CALLS}", f"load_s: {CALL_S:g}").replace(
         "sample_rate: 8000,", "sample_rate: 8000, isolation: subprocess,")
     path = project(tmp_path, spec_text)
     deadline.start(2.0)

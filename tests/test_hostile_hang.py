@@ -11,6 +11,7 @@ import pytest
 from freqrex_audit import ClassifierTimeout, QueryEngine
 from freqrex_audit.adapters import load_classifier
 from freqrex_audit.models.classifier import ClassifierError
+from freqrex_audit.models.self_check import SELF_CHECK_CALLS
 from tests import hostile_models as hm
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="select() on pipes is POSIX")
@@ -25,7 +26,7 @@ def isolated(after_calls: int, timeout_s: float = 1.0, self_check: bool = True):
 
 
 def test_a_model_holding_the_gil_in_c_is_killed_and_the_engine_fails_fast():
-    clf = isolated(after_calls=4)  # 3 calls of self-check (in the child), then one good call
+    clf = isolated(after_calls=SELF_CHECK_CALLS + 1)  # the self-check's calls (in the child), then one good call
     engine = QueryEngine(clf, timeout_s=1.0)
     good = engine.query(X)
     assert good.shape == (1, 2) and np.isclose(good.sum(), 1)
@@ -57,7 +58,7 @@ def test_a_spec_with_isolation_subprocess_fails_its_spec_when_the_model_hangs(tm
     write_robust_dataset(tmp_path / "data", per_class=1)
     (tmp_path / "s.yaml").write_text(
         "model: {target: 'tests.hostile_models:gil_hog', labels: [low, high], sample_rate: 8000,\n"
-        "        options: {after_calls: 4}, isolation: subprocess, timeout_s: 1}\n"
+        f"        options: {{after_calls: {SELF_CHECK_CALLS + 1}}}, isolation: subprocess, timeout_s: 1}}\n"
         "dataset: {path: data, clip_seconds: 0.25}\nchecks: {accuracy: {min: 0.5}}\n")
     result = run_spec(load_spec(tmp_path / "s.yaml"), "cpu")
     assert "model hung" in result.error and "process was killed" in result.error

@@ -13,6 +13,7 @@ import torch
 from freqrex_audit import Classifier, ClassifierError, QueryEngine
 from freqrex_audit.adapters import load_classifier
 from freqrex_audit.cli.main import main
+from freqrex_audit.models.self_check import SELF_CHECK_CALLS
 from tests import hostile_models as hm
 from tests.audit_models import write_fragile_dataset
 
@@ -86,7 +87,8 @@ checks: {{accuracy: {{min: 0.0}}, sufficiency: {{}}}}
 
 def test_a_model_exiting_mid_audit_fails_one_clip_and_the_audit_goes_on(tmp_path, capsys):
     write_fragile_dataset(tmp_path / "data", per_class=2)
-    (tmp_path / "exits.yaml").write_text(SPEC.format(target="exits_on_call", options="{call: 5}"))
+    call = SELF_CHECK_CALLS + 2  # the self-check's calls, one clip's prediction, then a call mid-audit
+    (tmp_path / "exits.yaml").write_text(SPEC.format(target="exits_on_call", options=f"{{call: {call}}}"))
     (tmp_path / "gone.yaml").write_text(SPEC.format(target="factory_exits", options="{}"))
     status = main(["audit", str(tmp_path / "exits.yaml"), str(tmp_path / "gone.yaml"), "--report",
                    str(tmp_path / "reports"), "--no-cache", "--device", "cpu"])
@@ -94,7 +96,7 @@ def test_a_model_exiting_mid_audit_fails_one_clip_and_the_audit_goes_on(tmp_path
     doc = json.loads(next((tmp_path / "reports").glob("*/results.json")).read_text())
     samples = {s["id"]: s for s in doc["specs"]["exits"]["samples"]}
     errors = [s for s in samples.values() if s["status"] == "error"]
-    assert len(errors) == 1 and "exits-on-call-5: predict raised SystemExit: 3" in errors[0]["reason"]
+    assert len(errors) == 1 and f"exits-on-call-{call}: predict raised SystemExit: 3" in errors[0]["reason"]
     assert sum(s["status"] in ("ok", "misclassified") for s in samples.values()) == 3  # the others kept theirs
     assert "the factory raised SystemExit: 1" in doc["specs"]["gone"]["error"]
 
@@ -270,11 +272,12 @@ def test_a_spec_naming_itself_as_a_peer_is_a_spec_error_at_load(tmp_path):
 
 
 def test_in_a_subprocess_a_model_that_exits_or_returns_complex_scores_fails_that_call_only():
-    clf = load_classifier({"target": "tests.hostile_models:exits_on_call", "options": {"call": 4},
-                           "isolation": "subprocess", "timeout_s": 60}, device="cpu")  # calls 1-3: the self-check
+    call = SELF_CHECK_CALLS + 1  # the calls before it: the self-check's
+    clf = load_classifier({"target": "tests.hostile_models:exits_on_call", "options": {"call": call},
+                           "isolation": "subprocess", "timeout_s": 60}, device="cpu")
     try:
         engine = QueryEngine(clf)
-        with pytest.raises(ClassifierError, match=r"exits-on-call-4: predict raised SystemExit: 3 "
+        with pytest.raises(ClassifierError, match=rf"exits-on-call-{call}: predict raised SystemExit: 3 "
                                                   r"\((?:tests/)?hostile_models.py:\d+\)"):
             engine.query(X)
         assert engine.query(X).shape == (1, 2)  # the child process lives on

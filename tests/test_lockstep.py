@@ -86,6 +86,50 @@ def test_padded_calls_let_a_model_whose_rows_move_with_the_call_size_merge(proje
     assert side["queries"] == alone["queries"] + side["batching"]["probe_queries"]  # padding rows are not queries
 
 
+def test_one_row_questions_sent_as_pairs_merge_where_a_lone_row_takes_another_path(project):
+    """``pad_calls: pairs`` sends a one-row call as two rows, so a model whose lone rows round otherwise (a CPU's
+    BLAS: the zoo transformers) merges its one-row questions too; the default ``auto`` chooses it for such a model
+    (the load-time self-check saw it); ``off`` keeps them alone and says why."""
+    alone, side, alone_text, side_text = _runs(project, "tests.lockstep_models:one_row_differs")
+    assert side_text == alone_text and side["batching"]["merges"] is True and side["batching"]["why_not"] is None
+    assert side["batching"]["padding"] == "pairs"  # auto: the self-check saw a lone row round otherwise
+    assert side["queries"] == alone["queries"] + side["batching"]["probe_queries"]  # the copies are not queries
+    _, off, _, _ = _runs(project, "tests.lockstep_models:one_row_differs", ", pad_calls: 'off'")
+    assert off["batching"]["why_not"].startswith("one-row questions:") and side["calls"] < off["calls"]
+    assert off["queries"] - off["batching"]["probe_queries"] == alone["queries"] - alone["queries_by_phase"].get(
+        "batching_probe", 0)  # padding changes no question: the same search, asked in other calls
+
+
+def test_auto_padding_is_pairs_only_for_a_model_whose_lone_row_rounds_otherwise():
+    from freqrex_audit.models.self_check import self_check
+    from tests import audit_models, lockstep_models
+
+    found = {name: self_check(factory())["padding"] for name, factory in (
+        ("one_row_differs", lockstep_models.one_row_differs), ("fragile", audit_models.fragile),
+        ("batch_dependent", lockstep_models.batch_dependent))}
+    assert found == {"one_row_differs": "pairs", "fragile": "off", "batch_dependent": "off"}  # pairs would not help
+    clf = lockstep_models.one_row_differs()
+    assert QueryEngine(clf, pad_calls="auto").pad_calls == "off"  # no self-check ran: nothing to go on
+    clf.self_check = {"padding": "pairs"}
+    assert QueryEngine(clf, pad_calls="auto").pad_calls == "pairs" and QueryEngine(clf).pad_calls == "off"
+    assert QueryEngine(clf, pad_calls=True).pad_calls == "full" and QueryEngine(clf, pad_calls=False).pad_calls == "off"
+
+
+def test_pairs_pad_only_a_lone_row_and_never_past_the_batch_size():
+    def model(x: torch.Tensor) -> torch.Tensor:  # a lone row rounds otherwise
+        return torch.softmax(torch.stack([x[:, 1], -x[:, 1] + 1e-4 * (x.shape[0] == 1)], dim=-1), dim=-1)
+
+    rows = np.concatenate([_rows(1, 1), _rows(2, 1)])
+    pairs = QueryEngine(Classifier.from_callable(model, ["a", "b"], 8000), batch_size=8, pad_calls="pairs")
+    assert np.array_equal(pairs.query(rows[:1]), _engine(model).query(rows)[:1])  # asked as two rows
+    assert not np.array_equal(_engine(model).query(rows[:1]), _engine(model).query(rows)[:1])  # the premise
+    assert pairs.queries == 1 and pairs.call_sizes == [1]
+    single = QueryEngine(Classifier.from_callable(model, ["a", "b"], 8000), batch_size=1, pad_calls="pairs")
+    assert np.array_equal(single.query(rows[:1]), _engine(model).query(rows[:1]))  # batch_size 1: one row a call
+    with pytest.raises(ValueError, match="pad_calls must be one of auto, off, pairs, full"):
+        QueryEngine(Classifier.from_callable(model, ["a", "b"], 8000), pad_calls="sideways")
+
+
 def test_a_padded_call_answers_its_rows_as_a_full_call_does():
     def model(x: torch.Tensor) -> torch.Tensor:  # rows move with the call's row count
         return torch.softmax(torch.stack([x[:, 1], -x[:, 1] + 1e-4 * x.shape[0]], dim=-1), dim=-1)

@@ -143,8 +143,9 @@ class ClipRunner:
             notes.append(fallback)
         if self.engine.autocast is not None:  # results at reduced precision are cached apart from fp32 ones
             audio = f"{audio}-{self.engine.precision}"
-        if self.spec.pad_calls:  # so are results from calls padded to one shape (its row count is the batch size)
-            audio = f"{audio}-pad{self.spec.batch_size}"
+        pad = self.engine.pad_calls
+        if pad != "off":  # so are results from padded calls (the rows a call computes)
+            audio = f"{audio}-{'pairs' if pad == 'pairs' else f'pad{self.spec.batch_size}'}"
         probs = self.predict(audio, x)
         self.queries_by_phase["predict"] += self.engine.queries - q0
         top = int(np.argmax(probs))

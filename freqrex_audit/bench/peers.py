@@ -56,20 +56,23 @@ def peer_rows(spec_paths: list[str], snr_db: float = 20.0, noise_draws: int = 16
         if attack_budget is not None:
             spec = replace(spec, attack=replace(spec.attack, query_budget=attack_budget))
         clf = load_model(spec, device)
+
+        def engine() -> QueryEngine:  # as the audit builds the spec's (batch size and padding)
+            return QueryEngine(clf, batch_size=spec.batch_size, pad_calls=spec.pad_calls)
+
         for sample in list_samples(spec.dataset):
             x = read_clip(sample, clf.sample_rate, spec.dataset.clip_seconds).samples  # as the audit reads it
-            engine = QueryEngine(clf, batch_size=spec.batch_size)
-            top = int(engine.query(x[None])[0].argmax())
+            top = int(engine().query(x[None])[0].argmax())
             if clf.labels[top] != sample.label:
                 print(f"{spec.name} {sample.id}: misclassified as {clf.labels[top]}, left out", file=log)
                 continue
-            engine = QueryEngine(clf, batch_size=spec.batch_size)
-            exp = explain(engine, x, spec.freqrex)
-            atk = fourier_attack(engine, x, exp, spec.attack)
+            asked = engine()
+            exp = explain(asked, x, spec.freqrex)
+            atk = fourier_attack(asked, x, exp, spec.attack)
             budget = exp.queries + atk.queries
-            peer = peer_attack(QueryEngine(clf, batch_size=spec.batch_size), x, exp.target, "hopskipjump", budget,
+            peer = peer_attack(engine(), x, exp.target, "hopskipjump", budget,
                                spec.attack.min_margin, snr_db, spec.attack.seed)
-            floor = noise_floor(QueryEngine(clf, batch_size=spec.batch_size), x, exp.target, snr_db, noise_draws,
+            floor = noise_floor(engine(), x, exp.target, snr_db, noise_draws,
                                 spec.attack.min_margin, spec.attack.seed, kinds=("white",))
             row = PeerRow(spec.name, sample.id, sample.label, budget, exp.queries,
                           atk.snr_db if atk.success else None, atk.n_frequencies, atk.source,

@@ -67,7 +67,9 @@ def _clip(args: argparse.Namespace):
     x, cropped = crop_to_input_window(x, clf)  # explain what the model hears
     if cropped:
         print(f"{args.audio}: {cropped}", file=sys.stderr)
-    return clf, QueryEngine(clf, batch_size=spec.batch_size if spec else 64), x, spec
+    if spec is None:
+        return clf, QueryEngine(clf), x, spec
+    return clf, QueryEngine(clf, batch_size=spec.batch_size, pad_calls=spec.pad_calls), x, spec  # as the audit asks
 
 
 def _freqrex_config(args: argparse.Namespace, spec):

@@ -18,6 +18,7 @@ import torch
 from ..audio import spectrum as spec
 from .fingerprint import NOT_CACHEABLE_HINT, fingerprint_and_reason
 from .origins import AlreadyHung, ClassifierError, ClassifierTimeout, describe_exception, source_of
+from .padding import pad_mode, padded_rows, resolved
 from .process_settings import torch_settings_kept
 from ..runtime import deadline
 from .boundary import check_labels, check_probabilities, check_sample_rate, output_kind, to_probabilities
@@ -155,7 +156,7 @@ class QueryEngine:
     """
 
     def __init__(self, classifier: Classifier, batch_size: int = 64, timeout_s: float | None = None,
-                 precision: str = "fp32", pad_calls: bool = False):
+                 precision: str = "fp32", pad_calls: str | bool = "off"):  # "auto": as the model's self-check found
         if batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
         if precision not in PRECISIONS:
@@ -169,7 +170,9 @@ class QueryEngine:
         self.classifier = classifier
         self.labels = tuple(classifier.labels)  # frozen: a model that changes its labels mid-run is refused
         self.batch_size = int(batch_size)
-        self.pad_calls = bool(pad_calls)  # every call padded to batch_size rows (copies of its first): one shape
+        # "pairs": a one-row call goes as two rows; "full": as batch_size rows; "auto": pairs where the self-check saw
+        # a lone row round otherwise (models.padding)
+        self.pad_calls = resolved(pad_mode(pad_calls), getattr(classifier, "self_check", None))
         self.timeout_s = timeout_s
         self.hung: str | None = None  # the timeout message once a call has hung
         self.queries = 0
@@ -240,12 +243,12 @@ class QueryEngine:
         return np.concatenate(outputs)
 
     def _ask(self, batch: torch.Tensor) -> np.ndarray:
-        """One model call, counted (queries, calls, its size; ``on_batch`` told). With ``pad_calls`` the call holds
-        ``batch_size`` rows, the missing ones copies of its first (never counted, their scores dropped): every call
-        has one shape, so a row's bits cannot depend on how many rows share its call (kernels chosen by shape)."""
+        """One model call, counted (queries, calls, its size; ``on_batch`` told), padded as ``pad_calls`` says with
+        copies of its first row (never counted, their scores dropped): see :func:`pad_mode`."""
         rows = batch.shape[0]
-        if self.pad_calls and rows < self.batch_size:
-            batch = torch.cat([batch, batch[:1].expand(self.batch_size - rows, *batch.shape[1:])])
+        width = padded_rows(rows, self.pad_calls, self.batch_size)
+        if width > rows:
+            batch = torch.cat([batch, batch[:1].expand(width - rows, *batch.shape[1:])])
         probs = self._predict(batch)[:rows]
         self.queries += rows
         self.calls += 1

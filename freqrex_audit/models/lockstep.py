@@ -80,13 +80,13 @@ class Lockstep:
         self._stopped: str | None = None
 
     def facts(self) -> dict:
-        """What ``timings.per_spec.<spec>.batching`` records: clips side by side, merged calls, probe queries, and
-        the probe's finding."""
+        """What ``timings.per_spec.<spec>.batching`` records: clips side by side, merged calls, probe queries, the
+        probe's finding, and how the spec's calls were padded (models.padding)."""
         why_not = "; ".join(self.shapes.why_not) or None
         if not self.shapes.merges:
             why_not = "no round held two questions of one kind (the cache answered, or clips asked one at a time)"
         return {"clips_at_once": self.width, "merged_calls": self.merged_calls, "probe_queries": self.probe_queries,
-                "merges": any(self.shapes.merges.values()), "why_not": why_not}
+                "merges": any(self.shapes.merges.values()), "why_not": why_not, "padding": self.engine.pad_calls}
 
     def view(self, order: int = 0) -> LockstepEngine:
         """A QueryEngine for one clip's thread: counts that clip's queries and calls as if it ran alone."""
@@ -261,7 +261,7 @@ class LockstepEngine(QueryEngine):
     def __init__(self, lockstep: Lockstep, order: int):
         real = lockstep.engine
         super().__init__(real.classifier, batch_size=real.batch_size, timeout_s=real.timeout_s,
-                         precision=real.precision)
+                         precision=real.precision)  # never padded itself: the spec's engine pads the real calls
         self.lockstep = lockstep
         self.order = order  # this clip's place in every round (the clip's index in the spec)
         self.apart = False

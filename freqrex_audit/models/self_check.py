@@ -11,10 +11,16 @@ import numpy as np
 from ..runtime.deadline import DeadlineReached
 from .classifier import ClassifierError, ClassifierTimeout, QueryEngine
 
-__all__ = ["self_check", "probe_clips", "SELF_CHECK_ERROR", "SELF_CHECK_WARN"]
+__all__ = ["self_check", "probe_clips", "SELF_CHECK_CALLS", "SELF_CHECK_ERROR", "SELF_CHECK_WARN", "WIDE_CALL"]
 
 SELF_CHECK_ERROR = 0.05
 """A probability that moves this much between the same clip alone, in a batch and reordered: an error."""
+WIDE_CALL = 32
+"""The biggest call the self-check asks (the demo's batch size): a lone row is sent as a pair only where calls up to
+this size keep a row's bits (a merged call of clips side by side holds up to ``batch_size`` rows)."""
+SELF_CHECK_CALLS = 5
+"""Model calls the self-check makes (batch, alone, reordered, a pair, a wide call): tests of models that misbehave
+from their n-th call count from here."""
 SELF_CHECK_WARN = 1e-3
 """Smaller differences than SELF_CHECK_ERROR but above this are reported as a warning (float noise is below)."""
 
@@ -35,14 +41,21 @@ def self_check(classifier: object, timeout_s: float | None = None) -> dict:
     A model whose row for a clip depends on its batch neighbours, its position or chance (random
     outputs, dropout left on, rows returned in another order) would be audited on noise. Differences
     above :data:`SELF_CHECK_ERROR` raise ClassifierError; above :data:`SELF_CHECK_WARN` they are returned
-    as a warning (``warnings``) that the audit carries into every view. Costs 3 calls, 7 clip-queries.
+    as a warning (``warnings``) that the audit carries into every view. ``padding`` says whether a spec's
+    ``pad_calls: auto`` sends one-row calls as pairs: when a lone row's scores differ in their bits from the same
+    row's in a call of three while calls of two, three and :data:`WIDE_CALL` agree (a CPU's BLAS takes another
+    path for one row), pairs let clips side by side share their one-row questions; where bigger calls move a
+    row's bits too (silero-vad's from 4 or 32 rows on), pairs would be paid for and never merge. Costs 5 calls,
+    9 + WIDE_CALL clip-queries.
     """
-    engine = QueryEngine(classifier, batch_size=8, timeout_s=timeout_s)  # type: ignore[arg-type]
+    engine = QueryEngine(classifier, batch_size=WIDE_CALL, timeout_s=timeout_s)  # type: ignore[arg-type]
     clips = probe_clips(int(classifier.sample_rate))  # type: ignore[attr-defined]
     try:
         batched = engine.query(clips)
         alone = engine.query(clips[:1])
         reordered = engine.query(clips[::-1])[::-1]
+        pair = engine.query(clips[:2])
+        wide = engine.query(np.resize(clips, (WIDE_CALL, clips.shape[1])))  # the three clips over and over
     except (ClassifierTimeout, DeadlineReached):  # a hang, or the session deadline: not a bad output
         raise
     except Exception as exc:  # noqa: BLE001 - bad outputs fail every clip of the run, with the precise error
@@ -51,7 +64,10 @@ def self_check(classifier: object, timeout_s: float | None = None) -> dict:
     order_gap = float(np.max(np.abs(batched - reordered)))
     worst = max(batch_gap, order_gap)
     name = getattr(classifier, "name", "classifier")
-    report = {"queries": engine.queries, "batch_difference": batch_gap, "order_difference": order_gap, "warnings": []}
+    one_row_apart = (not np.array_equal(alone[0], batched[0]) and np.array_equal(pair, batched[:2])
+                     and np.array_equal(wide[:3], batched))
+    report = {"queries": engine.queries, "batch_difference": batch_gap, "order_difference": order_gap,
+              "padding": "pairs" if one_row_apart else "off", "warnings": []}
     what = (f"the same clip gets different probabilities alone and in a batch (up to {batch_gap:.3g}) or in "
             f"another batch order (up to {order_gap:.3g})")
     if worst > SELF_CHECK_ERROR:

@@ -160,16 +160,16 @@ def alpha_matrix(doc: dict, arrays: dict | None = None) -> str:
 def work_table(doc: dict) -> str:
     """What each spec's audit asked of its model (``timings.per_spec``): queries, model calls, clips per call, and
     how its clips shared calls side by side (clips at once, merged calls, the probe's queries, why a kind of
-    question was not merged); a spec whose clips ran one at a time shows "—" there."""
+    question was not merged, how calls were padded); a spec whose clips ran one at a time shows "—" there."""
     header = ["spec", "queries", "calls", "clips/call", "clips side by side", "merged calls", "probe queries",
-              "why not merged"]
+              "padding", "why not merged"]
     rows = []
     for name, work in sorted(((doc.get("timings") or {}).get("per_spec") or {}).items()):
         batching = work.get("batching") or {}
         rows.append([name, _num(work.get("queries")), _num(work.get("calls")),
                      _num(work.get("mean_clips_per_call")), _num(batching.get("clips_at_once")),
                      _num(batching.get("merged_calls")), _num(batching.get("probe_queries")),
-                     (batching.get("why_not") or "—").replace("|", "/")])
+                     batching.get("padding") or "—", (batching.get("why_not") or "—").replace("|", "/")])
     return _table(header, rows)
 
 

@@ -188,9 +188,10 @@ _SPEC_TIMING = {"type": "object", "required": ["seconds", "queries"], "propertie
     "cache": _OBJ, "samples": _OBJ, "explainers": {"type": "array", "items": _STR},
     "batching": {"type": "object", "required": ["clips_at_once", "merged_calls", "probe_queries", "merges"],
                  "properties": {"clips_at_once": _INT, "merged_calls": _INT, "probe_queries": _INT, "merges": {"type": "boolean"},
-                                "why_not": _STR_OR_NULL},
+                                "why_not": _STR_OR_NULL, "padding": {"enum": ["off", "pairs", "full"]}},
                  "description": "clips audited side by side in lockstep: model calls that merged several clips' "
-                                "rows, queries spent testing that merging changes no bit, and whether it did"},
+                                "rows, queries spent testing that merging changes no bit, whether it did, and how "
+                                "calls were padded (model.pad_calls, auto resolved)"},
     "peers": {"type": "object", "additionalProperties": _WORK,
               "description": "work done for transferability on peers computed inside this spec's run: never "
                              "part of this spec's own seconds / queries / cache"}}}

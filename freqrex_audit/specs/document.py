@@ -63,9 +63,12 @@ class ModelSection(Section):
     options: dict[str, Any] = Field(None, description="passed to the adapter as is")
     trust_remote_code: bool = Field(False, description="let transformers run the model folder's code")
     batch_size: Integer(1) = Field(64, description="waveforms per model call")
-    pad_calls: bool = Field(False, description="pad every model call to batch_size rows: one input shape, so a "
-                            "row's scores never depend on how many rows share its call (kernels chosen by shape: a "
-                            "GPU's); near free on a GPU, costly on a CPU")
+    pad_calls: Literal["auto", "off", "pairs", "full"] | bool = Field(
+        "auto", description="how model calls are padded (copies of a row, never counted) so that a row's scores do "
+        "not depend on how many rows share its call: pairs sends a one-row call as two (lets clips side by side "
+        "share one-row questions where a CPU's BLAS rounds a lone row otherwise); full pads every call to "
+        "batch_size rows (one shape: a GPU's); off sends exactly the rows asked; auto (default) is pairs where the "
+        "model's load-time self-check found them useful, else off. true/false mean full/off")
     clips_at_once: Integer(1) = Field(8, description="clips audited side by side, their questions merged into "
                                       "full calls where that changes no score's bit (1: one clip at a time)")
     timeout_s: Positive = Field(600.0, description="seconds one model call may take; then the model is hung")

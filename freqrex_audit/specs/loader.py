@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from ..engine.attack_config import AttackConfig
 from ..engine.configs import FreqReXConfig, LatentConfig, LMACConfig, STFTAttackConfig
 from ..engine.mutations import Mutation
+from ..models.padding import pad_mode
 from ..runtime.paths import allowed_roots, outside_roots, shown_spec, user_path
 from .discovery import SPEC_DIRS, SPEC_SUFFIXES, find_peer, find_specs, in_spec_dir, spec_dirs_from_ini
 from .document import (CHECK_MODELS, MAX_ATTACK_SCALE, MODEL_TYPES, OUTPUT_CHOICES, AttackSection, Check,
@@ -106,7 +107,7 @@ class Spec:
     trust_remote_code: bool = False
     timeout_s: float = 600.0  # seconds one model call (one batch of queries) may take; then the model is hung
     clips_at_once: int = 8  # clips audited side by side in lockstep (audit/in_step.py); 1: one at a time
-    pad_calls: bool = False  # every model call padded to batch_size rows (models.classifier.QueryEngine._ask)
+    pad_calls: str = "auto"  # how model calls are padded: auto, off, pairs, full (models.padding.pad_mode)
     explainers: ExplainerSettings | None = None  # L-MAC / latent / FreqReX-as-a-method, judged by faithfulness
 
     @property
@@ -218,7 +219,7 @@ class _Loader:
             stft_attack=self._config("stft_attack", STFTAttackConfig, _tuples(doc.stft_attack.model_dump(exclude_unset=True))),
             checks=checks, peers=tuple(doc.peers or ()), trust_remote_code=doc.model.trust_remote_code,
             timeout_s=doc.model.timeout_s, clips_at_once=doc.model.clips_at_once,
-            pad_calls=doc.model.pad_calls, explainers=self._explainers(doc.explainers, checks.get("faithfulness"), base),
+            pad_calls=pad_mode(doc.model.pad_calls), explainers=self._explainers(doc.explainers, checks.get("faithfulness"), base),
         )
 
     def _explainers(self, section: ExplainersSection | None, gate: dict | None, base: Path) -> ExplainerSettings | None:
