@@ -108,6 +108,13 @@ def test_auto_padding_is_pairs_only_for_a_model_whose_lone_row_rounds_otherwise(
         ("one_row_differs", lockstep_models.one_row_differs), ("fragile", audit_models.fragile),
         ("batch_dependent", lockstep_models.batch_dependent))}
     assert found == {"one_row_differs": "pairs", "fragile": "off", "batch_dependent": "off"}  # pairs would not help
+    def capped(x: torch.Tensor) -> torch.Tensor:  # a lone row rounds otherwise, and no call may hold over 8 rows
+        if x.shape[0] > 8:
+            raise ValueError("at most 8 rows a call")
+        return lockstep_models.one_row_differs().predict(x)
+
+    report = self_check(Classifier.from_callable(capped, ["quiet", "loud"], 8000))
+    assert report["padding"] == "off" and report["batch_difference"] < 1e-5  # the batch checks stand
     clf = lockstep_models.one_row_differs()
     assert QueryEngine(clf, pad_calls="auto").pad_calls == "off"  # no self-check ran: nothing to go on
     clf.self_check = {"padding": "pairs"}
