@@ -122,6 +122,23 @@ def test_auto_padding_is_pairs_only_for_a_model_whose_lone_row_rounds_otherwise(
     assert QueryEngine(clf, pad_calls=True).pad_calls == "full" and QueryEngine(clf, pad_calls=False).pad_calls == "off"
 
 
+def test_a_spec_names_its_padding_and_a_wrong_one_is_refused_by_key_and_line(project):
+    from freqrex_audit.specs.loader import load_spec
+    from freqrex_audit.specs.safe_yaml import SpecError
+
+    found = {}
+    for value in ("true", "false", "'off'", "pairs", "auto", "sideways"):
+        (project / "spec.yaml").write_text((FRAGILE_SPEC % "tests.audit_models:fragile").replace(
+            "batch_size: 64", f"batch_size: 64, pad_calls: {value}"))
+        try:
+            found[value] = load_spec(project / "spec.yaml").pad_calls
+        except SpecError as exc:
+            found[value] = str(exc)
+    assert found == {"true": "full", "false": "off", "'off'": "off", "pairs": "pairs", "auto": "auto",
+                     "sideways": "spec.yaml: model.pad_calls: must be one of auto, off, pairs, full, got 'sideways' "
+                                 "(line 2)"}
+
+
 def test_pairs_pad_only_a_lone_row_and_never_past_the_batch_size():
     def model(x: torch.Tensor) -> torch.Tensor:  # a lone row rounds otherwise
         return torch.softmax(torch.stack([x[:, 1], -x[:, 1] + 1e-4 * (x.shape[0] == 1)], dim=-1), dim=-1)

@@ -63,7 +63,7 @@ class ModelSection(Section):
     options: dict[str, Any] = Field(None, description="passed to the adapter as is")
     trust_remote_code: bool = Field(False, description="let transformers run the model folder's code")
     batch_size: Integer(1) = Field(64, description="waveforms per model call")
-    pad_calls: Literal["auto", "off", "pairs", "full"] | bool = Field(
+    pad_calls: Literal["auto", "off", "pairs", "full", True, False] = Field(
         "auto", description="how model calls are padded (copies of a row, never counted) so that a row's scores do "
         "not depend on how many rows share its call: pairs sends a one-row call as two (lets clips side by side "
         "share one-row questions where a CPU's BLAS rounds a lone row otherwise); full pads every call to "
