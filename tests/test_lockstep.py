@@ -135,8 +135,8 @@ def test_a_spec_names_its_padding_and_a_wrong_one_is_refused_by_key_and_line(pro
         except SpecError as exc:
             found[value] = str(exc)
     assert found == {"true": "full", "false": "off", "'off'": "off", "pairs": "pairs", "auto": "auto",
-                     "sideways": "spec.yaml: model.pad_calls: must be one of auto, off, pairs, full, got 'sideways' "
-                                 "(line 2)"}
+                     "sideways": "spec.yaml: model.pad_calls: must be one of auto, off, pairs, full, true or false, got "
+                                 "'sideways' (line 2)"}
 
 
 def test_pairs_pad_only_a_lone_row_and_never_past_the_batch_size():

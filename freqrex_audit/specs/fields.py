@@ -40,6 +40,23 @@ class Rule:
         return value
 
 
+class Choice:
+    """One of ``values`` or a real true/false, checked before the type, so that a wrong value is told every choice
+    (a ``Literal | bool`` union would answer from one branch, and lets 0 pass as false)."""
+
+    def __init__(self, *values: str):
+        self.values = values
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(self._check, handler(source))
+
+    def _check(self, value: Any) -> Any:
+        if type(value) is bool or (isinstance(value, str) and value in self.values):
+            return value
+        got = repr(value) if isinstance(value, str) else kind(value)
+        raise problem(f"must be one of {', '.join(self.values)}, true or false, got {got}")
+
+
 def _g(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
