@@ -119,7 +119,8 @@ def test_the_cache_key_hashes_the_moved_engine_sources_and_never_skips_one(tmp_p
     from freqrex_audit.audit.cache import engine_sources
 
     names = {p.relative_to(PACKAGE).as_posix() for p in engine_sources(PACKAGE)}
-    assert {"engine/explanation.py", "engine/attacks.py", "audio/spectrum.py", "models/classifier.py"} <= names
+    assert {"engine/explanation.py", "engine/attacks.py", "audio/spectrum.py", "models/classifier.py",
+            "models/padding.py"} <= names
     (tmp_path / "engine").mkdir()
     (tmp_path / "engine" / "explain.py").write_text("")
     with pytest.raises(RuntimeError, match="audio/spectrum.py"):

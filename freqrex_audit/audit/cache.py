@@ -61,7 +61,7 @@ def engine_version() -> str:
     return f"{__version__}+{digest.hexdigest()[:12]}"
 
 
-ENGINE_SOURCES = ("engine/*.py", "audio/spectrum.py", "models/classifier.py", "models/boundary.py")
+ENGINE_SOURCES = ("engine/*.py", "audio/spectrum.py", "models/classifier.py", "models/boundary.py", "models/padding.py")
 """The sources a cached result depends on (beyond the model's own fingerprint), relative to the package."""
 
 
