@@ -20,8 +20,9 @@ from pydantic import ConfigDict, Field, model_validator
 from ..engine.attack_config import ATTACK_POOLS, AttackConfig
 from ..engine.configs import (CONVERGENCE_RULES, MAX_PARTS, METHODS, FreqReXConfig, LatentConfig, LMACConfig,
                               STFTAttackConfig)
-from .fields import (Check, Choice, FrameSize, Integer, Labels, Margin, Positive, Range, Rate, Rule, SampleRate, Section,
-                     SpecName, Target, Text, _repeated, _setting, problem)
+from ..models.padding import PAD_MODES
+from .fields import (Check, Choice, FrameSize, Integer, Labels, Margin, Positive, Range, Rate, Rule, SampleRate,
+                     Section, SpecName, Target, Text, _repeated, _setting, problem)
 
 MODEL_TYPES = ("transformers", "torchscript", "onnx", "tflite", "callable")
 OUTPUT_CHOICES = ("probabilities", "logits", "log_probabilities", "probs")
@@ -63,7 +64,7 @@ class ModelSection(Section):
     options: dict[str, Any] = Field(None, description="passed to the adapter as is")
     trust_remote_code: bool = Field(False, description="let transformers run the model folder's code")
     batch_size: Integer(1) = Field(64, description="waveforms per model call")
-    pad_calls: Annotated[Literal["auto", "off", "pairs", "full"] | bool, Choice("auto", "off", "pairs", "full")] = Field(
+    pad_calls: Annotated[Literal[PAD_MODES] | bool, Choice(*PAD_MODES)] = Field(
         "auto", description="how model calls are padded (copies of a row, never counted) so that a row's scores do "
         "not depend on how many rows share its call: pairs sends a one-row call as two (lets clips side by side "
         "share one-row questions where a CPU's BLAS rounds a lone row otherwise); full pads every call to "
